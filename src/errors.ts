@@ -1,0 +1,82 @@
+/**
+ * The catalogue of Meridian's error classes. Every error has a stable code (`MERIDIAN_E_…`) that is
+ * never reused for something else; the CLI and the server map them to exit codes and HTTP statuses.
+ */
+
+/** Where in the fleet description something is. */
+export interface SourceLocation {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+}
+
+/** Formats `file:line:col`, or the empty string when the location is unknown. */
+export function formatLocation(loc: SourceLocation | undefined): string {
+  return loc ? `${loc.file}:${loc.line}:${loc.col}` : '';
+}
+
+/** Base class of every error Meridian raises on purpose. */
+export class MeridianError extends Error {
+  readonly code: string;
+  /** A user error is the user's to fix: the CLI prints the message without a stack. */
+  readonly user: boolean;
+  /** How to fix it, when we know. */
+  readonly hint: string | undefined;
+
+  constructor(code: string, message: string, opts: { cause?: unknown; user?: boolean; hint?: string } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.user = opts.user ?? true;
+    this.hint = opts.hint;
+  }
+}
+
+/** A problem found in input: reported as a list of findings, exit code 2. */
+export class InputError extends MeridianError {
+  readonly findings: readonly import('./validate/finding.js').Finding[];
+  constructor(message: string, findings: readonly import('./validate/finding.js').Finding[]) {
+    super('MERIDIAN_E_INPUT', message);
+    this.findings = findings;
+  }
+}
+
+/** A file or directory the user named does not exist or cannot be read. */
+export class FleetNotFoundError extends MeridianError {
+  constructor(path: string, cause?: unknown) {
+    super('MERIDIAN_E_FLEET_NOT_FOUND', `no fleet at ${path}`, {
+      cause,
+      hint: 'pass a directory (or a .yaml file) whose files start with `apiVersion: meridian/v1`, e.g. `meridian validate examples/shop`',
+    });
+  }
+}
+
+/** The state store refused or failed an operation. */
+export class StoreError extends MeridianError {
+  constructor(code: `MERIDIAN_E_STORE_${string}`, message: string, opts: { cause?: unknown; hint?: string } = {}) {
+    super(code, message, opts);
+  }
+}
+
+/** The audit log failed verification. */
+export class AuditChainError extends MeridianError {
+  constructor(message: string, readonly seq: number) {
+    super('MERIDIAN_E_AUDIT_CHAIN_BROKEN', message, {
+      hint: 'restore the store from a backup; the entry named above and everything after it cannot be trusted',
+    });
+  }
+}
+
+/** A saved plan does not match its own hash or the fleet it claims to plan. */
+export class PlanError extends MeridianError {
+  constructor(code: `MERIDIAN_E_PLAN_${string}`, message: string, hint?: string) {
+    super(code, message, hint === undefined ? {} : { hint });
+  }
+}
+
+/** A request to the CLI that cannot be carried out as given (bad flag, unknown cluster…). */
+export class UsageError extends MeridianError {
+  constructor(message: string, hint?: string) {
+    super('MERIDIAN_E_USAGE', message, hint === undefined ? {} : { hint });
+  }
+}

@@ -1,0 +1,33 @@
+/** Canonical JSON (sorted keys, no whitespace) and content hashes over it: the basis of revision ids. */
+import { createHash } from 'node:crypto';
+
+/** Serialises a value with object keys in sorted order, so equal content gives equal bytes. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  const keys = Object.keys(value).sort();
+  const parts: string[] = [];
+  for (const k of keys) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v === undefined) continue;
+    parts.push(`${JSON.stringify(k)}:${canonicalJson(v)}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/** sha256 of the canonical JSON, as hex. */
+export function contentHash(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/** Returns a deep copy with every object's keys in sorted order (for byte-stable YAML and JSON output). */
+export function sortKeys<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => sortKeys(v)) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value).sort()) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = sortKeys(v);
+  }
+  return out as T;
+}

@@ -1,0 +1,254 @@
+/**
+ * Loads a fleet: reads every `*.yaml` file of a directory that starts with `apiVersion: meridian/v1`,
+ * merges them by their top-level maps, checks the schema and the references between names, and
+ * returns either the fleet or every problem at once, each at its file:line:col.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { isMap, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { FleetNotFoundError, InputError } from '../errors.js';
+import { type Finding, compareFindings, formatPath } from '../validate/finding.js';
+import { checkReferences } from './references.js';
+import { Fleet } from './schema.js';
+import { closest, keysAt } from './schema-walk.js';
+import { SourceMap, type Origins, type SourceFile } from './source-map.js';
+
+/** Top-level keys whose value is a map of named entries, merged across files by name. */
+const NAMED = new Set(['regions', 'clusters', 'services', 'routing', 'flags']);
+/** Top-level keys whose value is a single object, merged across files by its keys. */
+const SECTIONS = new Set(['rollout', 'policies']);
+
+/** A loaded, schema-checked fleet with where every value came from. */
+export interface LoadedFleet {
+  readonly fleet: Fleet;
+  /** The fleet's directory: relative paths in it (secrets, local commands) are resolved from here. */
+  readonly dir: string;
+  readonly sources: SourceMap;
+}
+
+function display(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
+function listFiles(path: string): { dir: string; files: string[] } {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    throw new FleetNotFoundError(path, err);
+  }
+  if (st.isFile()) return { dir: dirname(resolve(path)), files: [resolve(path)] };
+  const dir = resolve(path);
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .sort()
+    .map((f) => join(dir, f));
+  return { dir, files };
+}
+
+/** Loads and checks a fleet; throws an {@link InputError} listing every problem when it is unusable. */
+export function loadFleet(path: string): LoadedFleet {
+  const result = tryLoadFleet(path);
+  if ('findings' in result) {
+    throw new InputError(`the fleet at ${display(resolve(path))} has ${result.findings.length} problem(s)`, result.findings);
+  }
+  return result;
+}
+
+/** Like {@link loadFleet}, but returns the findings instead of throwing. */
+export function tryLoadFleet(path: string): LoadedFleet | { findings: Finding[]; sources?: SourceMap } {
+  const { dir, files } = listFiles(path);
+  const findings: Finding[] = [];
+  const sources: SourceFile[] = [];
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, merge: false });
+    const shown = display(file);
+    const first = isMap(doc.contents) ? doc.contents.items[0] : undefined;
+    const firstKey = first && isPair(first) && isScalar(first.key) ? String(first.key.value) : undefined;
+    if (doc.errors.length === 0 && firstKey !== 'apiVersion') continue; // not a fleet file
+    for (const e of doc.errors) {
+      const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
+      const dup = e.code === 'DUPLICATE_KEY';
+      findings.push({
+        code: dup ? 'MERIDIAN_E_DUPLICATE_KEY' : 'MERIDIAN_E_YAML_SYNTAX',
+        severity: 'error',
+        message: dup ? 'a key appears twice in the same map' : `YAML syntax error: ${e.message.split('\n')[0]}`,
+        location: { file: shown, line: pos.line, col: pos.col },
+        fix: dup ? 'keep one of the two entries; names are unique within a map' : 'fix the YAML syntax at this position',
+      });
+    }
+    if (doc.errors.length === 0) sources.push({ display: shown, doc, lines });
+  }
+  if (sources.length === 0 && findings.length === 0) {
+    throw new FleetNotFoundError(path);
+  }
+  const origins: Origins = new Map();
+  const merged: Record<string, unknown> = {};
+  const map = new SourceMap(sources, origins);
+  sources.forEach((src, fileIndex) => {
+    const value: unknown = src.doc.toJS({ maxAliasCount: 100 });
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+      const prev = origins.get(key);
+      if (!prev) {
+        origins.set(key, { file: fileIndex, children: new Map() });
+        merged[key] = NAMED.has(key) || SECTIONS.has(key) ? { ...(v as object) } : v;
+        const o = origins.get(key);
+        if (o && v && typeof v === 'object' && !Array.isArray(v)) for (const name of Object.keys(v)) o.children.set(name, fileIndex);
+        continue;
+      }
+      if (NAMED.has(key) || SECTIONS.has(key)) {
+        if (!v || typeof v !== 'object' || Array.isArray(v)) continue; // the schema reports the wrong type
+        const target = merged[key] as Record<string, unknown>;
+        for (const [name, entry] of Object.entries(v as Record<string, unknown>)) {
+          const firstFile = prev.children.get(name);
+          if (firstFile !== undefined) {
+            const here = new SourceMap(sources, new Map([[key, { file: fileIndex, children: new Map([[name, fileIndex]]) }]]));
+            const there = map.locate([key, name], { key: true });
+            findings.push({
+              code: 'MERIDIAN_E_DUPLICATE_NAME',
+              severity: 'error',
+              message: `${key}.${name} is defined twice: here and at ${there ? `${there.file}:${there.line}:${there.col}` : 'another file'}`,
+              path: formatPath([key, name]),
+              ...withLocation(here.locate([key, name], { key: true })),
+              fix: `keep one definition of ${key}.${name}, or rename one of them`,
+            });
+            continue;
+          }
+          prev.children.set(name, fileIndex);
+          target[name] = entry;
+        }
+      } else if (key === 'apiVersion' || key === 'fleet') {
+        if (merged[key] !== v) {
+          const here = new SourceMap(sources, new Map([[key, { file: fileIndex, children: new Map() }]]));
+          findings.push({
+            code: 'MERIDIAN_E_FLEET_MISMATCH',
+            severity: 'error',
+            message: `${key} is ${JSON.stringify(v)} here but ${JSON.stringify(merged[key])} in ${sources[prev.file]?.display ?? 'another file'}`,
+            path: key,
+            ...withLocation(here.locate([key])),
+            fix: `every file of one fleet must have the same ${key}`,
+          });
+        }
+      } else {
+        findings.push({
+          code: 'MERIDIAN_E_DUPLICATE_NAME',
+          severity: 'error',
+          message: `the top-level key ${key} is defined in two files`,
+          path: key,
+          ...withLocation(map.locate([key], { key: true })),
+          fix: `define ${key} in one file only`,
+        });
+      }
+    }
+  });
+  if (findings.length > 0) return { findings: findings.sort(compareFindings), sources: map };
+
+  const parsed = Fleet.safeParse(merged);
+  if (!parsed.success) {
+    const schemaFindings = parsed.error.issues.flatMap((issue) => issueToFindings(issue, merged, map));
+    return { findings: dedupe(schemaFindings).sort(compareFindings), sources: map };
+  }
+  const refFindings = checkReferences(parsed.data, map);
+  if (refFindings.length > 0) return { findings: refFindings.sort(compareFindings), sources: map };
+  return { fleet: parsed.data, dir, sources: map };
+}
+
+function withLocation(loc: Finding['location']): { location?: NonNullable<Finding['location']> } {
+  return loc ? { location: loc } : {};
+}
+
+function dedupe(findings: Finding[]): Finding[] {
+  const seen = new Set<string>();
+  return findings.filter((f) => {
+    const k = `${f.code}|${f.path ?? ''}|${f.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[String(seg)];
+  }
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function issueToFindings(issue: z.core.$ZodIssue, input: unknown, map: SourceMap): Finding[] {
+  const path = issue.path as PropertyKey[];
+  if (issue.code === 'unrecognized_keys') {
+    const allowed = keysAt(Fleet, path) ?? [];
+    return issue.keys.map((key) => {
+      const suggestion = closest(key, allowed);
+      const full = [...path, key];
+      return {
+        code: 'MERIDIAN_E_UNKNOWN_KEY',
+        severity: 'error',
+        message: `unknown key ${JSON.stringify(key)}${path.length ? ` in ${formatPath(path)}` : ' at the top level'}`,
+        path: formatPath(full),
+        ...withLocation(map.locate(full, { key: true })),
+        fix: suggestion
+          ? `did you mean ${JSON.stringify(suggestion)}? Allowed keys: ${allowed.join(', ')}`
+          : `remove it; allowed keys here: ${allowed.join(', ') || '(none)'}`,
+      } satisfies Finding;
+    });
+  }
+  const actual = valueAt(input, path);
+  const missing = actual === undefined;
+  let message: string;
+  let fix: string;
+  if (issue.code === 'invalid_type' && missing) {
+    message = `${formatPath(path)} is required`;
+    fix = `add ${String(path[path.length - 1])}: ${issue.expected === 'object' ? '{ … }' : `<${issue.expected}>`}`;
+  } else if (issue.code === 'invalid_value') {
+    const values = issue.values.map((v) => JSON.stringify(v)).join(', ');
+    message = `${formatPath(path)} is ${describe(actual)}; expected one of ${values}`;
+    const guess = typeof actual === 'string' ? closest(actual, issue.values.map(String)) : undefined;
+    fix = guess ? `did you mean ${JSON.stringify(guess)}?` : `use one of ${values}`;
+  } else if (issue.code === 'invalid_type') {
+    message = `${formatPath(path) || 'the fleet'} is ${describe(actual)}; expected ${article(issue.expected)}`;
+    fix = `change it to ${article(issue.expected)}`;
+  } else {
+    const custom = !/^(Invalid|Too (small|big)|Expected)/.test(issue.message);
+    const want = custom ? issue.message : issue.message.replace(/^Invalid input: expected /, '').replace(/^Too (small|big): expected /, '');
+    message = `${formatPath(path) || 'the fleet'} is ${describe(actual)}; expected ${want}`;
+    fix = custom ? `write ${want}` : `change it so that it is ${want}`;
+  }
+  return [
+    {
+      code: missing ? 'MERIDIAN_E_MISSING_KEY' : 'MERIDIAN_E_SCHEMA',
+      severity: 'error',
+      message,
+      path: formatPath(path),
+      ...withLocation(map.locate(path)),
+      fix,
+    },
+  ];
+}
+
+function article(type: string): string {
+  if (type === 'object') return 'a map';
+  if (type === 'array') return 'a list';
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** The fleet's name for messages when nothing else is known: the directory's name. */
+export function fleetLabel(path: string): string {
+  return basename(resolve(path));
+}
