@@ -11,6 +11,7 @@ import { type Finding, formatPath } from '../validate/finding.js';
 import { canonicalJson, contentHash } from './canonical.js';
 import { interpolate, type Vars } from './interpolate.js';
 import { type ClusterFacts, matches, placed } from './selector.js';
+import { closest } from '../spec/schema-walk.js';
 
 /** One service as it should run on one cluster. */
 export interface RenderedService {
@@ -246,7 +247,7 @@ function finish(
         message: `\${${name}} does not resolve (first seen rendering ${svcName} for cluster ${cluster})`,
         path: formatPath(p),
         ...(location ? { location } : {}),
-        fix: 'use one of ${region.name}, ${region.jurisdiction}, ${region.params.X}, ${cluster.name}, ${cluster.labels.X}, ${cluster.params.X}, ${service.name}, ${service.version}, and define the parameter X for every region or cluster that runs the service',
+        fix: suggestion(name, vars) ?? 'use one of ${region.name}, ${region.jurisdiction}, ${region.params.X}, ${cluster.name}, ${cluster.labels.X}, ${cluster.params.X}, ${service.name}, ${service.version}, and define the parameter X for every region or cluster that runs the service',
         target: { service: svcName, cluster },
       });
     }
@@ -284,6 +285,11 @@ function finish(
       ? { command: localIn.command.map((c) => str('local', c)), ...(localIn.cwd !== undefined ? { cwd: localIn.cwd } : {}) }
       : null,
   };
+}
+
+function suggestion(name: string, vars: Vars): string | undefined {
+  const guess = closest(name, [...vars.keys()]);
+  return guess ? `did you mean \${${guess}}? (it is ${JSON.stringify(vars.get(guess))} here)` : undefined;
 }
 
 /** The rendered revision as canonical JSON (what the id hashes, and what the store keeps). */

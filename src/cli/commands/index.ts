@@ -1,0 +1,15 @@
+/** Registers every command. One file per command; each is thin. */
+import type { Command } from 'commander';
+import type { Io } from '../io.js';
+import { registerRender } from './render.js';
+import { registerSchema } from './schema.js';
+
+/** Where a command leaves its exit code. */
+export interface Result {
+  code: number;
+}
+
+export function registerCommands(program: Command, io: Io, result: Result): void {
+  registerSchema(program, io, result);
+  registerRender(program, io, result);
+}
