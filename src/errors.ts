@@ -3,6 +3,8 @@
  * never reused for something else; the CLI and the server map them to exit codes and HTTP statuses.
  */
 
+import type { Finding } from './validate/finding.js';
+
 /** Where in the fleet description something is. */
 export interface SourceLocation {
   readonly file: string;
@@ -34,8 +36,8 @@ export class MeridianError extends Error {
 
 /** A problem found in input: reported as a list of findings, exit code 2. */
 export class InputError extends MeridianError {
-  readonly findings: readonly import('./validate/finding.js').Finding[];
-  constructor(message: string, findings: readonly import('./validate/finding.js').Finding[]) {
+  readonly findings: readonly Finding[];
+  constructor(message: string, findings: readonly Finding[]) {
     super('MERIDIAN_E_INPUT', message);
     this.findings = findings;
   }
@@ -60,7 +62,10 @@ export class StoreError extends MeridianError {
 
 /** The audit log failed verification. */
 export class AuditChainError extends MeridianError {
-  constructor(message: string, readonly seq: number) {
+  constructor(
+    message: string,
+    readonly seq: number,
+  ) {
     super('MERIDIAN_E_AUDIT_CHAIN_BROKEN', message, {
       hint: 'restore the store from a backup; the entry named above and everything after it cannot be trusted',
     });

@@ -23,7 +23,11 @@ describe('render', () => {
     expect(findings).toEqual([]);
     const us = revision.clusters['us-east-1'];
     const eu = revision.clusters['eu-west-1'];
-    expect(us?.services['web']).toMatchObject({ replicas: 4, env: { LOG_LEVEL: 'info', ZONE: 'a' }, ingress: { host: 'web.us.mini.example' } });
+    expect(us?.services['web']).toMatchObject({
+      replicas: 4,
+      env: { LOG_LEVEL: 'info', ZONE: 'a' },
+      ingress: { host: 'web.us.mini.example' },
+    });
     expect(eu?.services['web']?.env).toEqual({ GDPR_MODE: 'strict', LOG_LEVEL: 'info', ZONE: 'b' });
     expect(eu?.services['web']?.digest).toBe(`sha256:${'1'.repeat(64)}`);
     expect(Object.keys(us?.services ?? {})).toEqual(['web']); // api excluded from us-east
@@ -46,6 +50,7 @@ describe('render', () => {
     });
     expect(r.explain('eu-west-1', 'web.replicas')).toMatchObject({ source: 'service', location: { line: 8, col: 15 } });
     expect(r.explain('eu-west-1', 'web.env.LOG_LEVEL')?.path).toBe('services.web.env.LOG_LEVEL');
-    expect(r.explain('us-east-1', 'api.replicas')).toBeUndefined();
+    expect(r.explain('us-east-1', 'api.replicas')).toBeUndefined(); // api does not run there
+    expect(r.explain('eu-west-1', 'api.replicas')?.source).toBe('default');
   });
 });

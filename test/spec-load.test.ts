@@ -24,7 +24,10 @@ describe('loading a fleet directory', () => {
   });
 
   it('names both places when a name is defined twice across files', () => {
-    const dir = withExtraFile('20-dup.yaml', 'apiVersion: meridian/v1\nfleet: mini\nservices:\n  web:\n    image: x\n    version: 1.0.0\n    port: 1\n');
+    const dir = withExtraFile(
+      '20-dup.yaml',
+      'apiVersion: meridian/v1\nfleet: mini\nservices:\n  web:\n    image: x\n    version: 1.0.0\n    port: 1\n',
+    );
     const r = tryLoadFleet(dir);
     expect('findings' in r).toBe(true);
     if (!('findings' in r)) return;
@@ -64,7 +67,10 @@ describe('loading a fleet directory', () => {
   });
 
   it('rejects a duplicate YAML key at its position', () => {
-    const dir = withExtraFile('40-dupkey.yaml', 'apiVersion: meridian/v1\nfleet: mini\nflags:\n  a: { default: true }\n  a: { default: false }\n');
+    const dir = withExtraFile(
+      '40-dupkey.yaml',
+      'apiVersion: meridian/v1\nfleet: mini\nflags:\n  a: { default: true }\n  a: { default: false }\n',
+    );
     const r = tryLoadFleet(dir);
     if (!('findings' in r)) throw new Error('expected findings');
     expect(r.findings.map((f) => [f.code, f.location?.line])).toEqual([['MERIDIAN_E_DUPLICATE_KEY', 5]]);
@@ -78,7 +84,11 @@ describe('loading a fleet directory', () => {
     const r = tryLoadFleet(dir);
     if (!('findings' in r)) throw new Error('expected findings');
     expect(r.findings).toHaveLength(1);
-    expect(r.findings[0]).toMatchObject({ code: 'MERIDIAN_E_UNKNOWN_REFERENCE', path: 'clusters.eu-west-2.region', location: { line: 5, col: 13 } });
+    expect(r.findings[0]).toMatchObject({
+      code: 'MERIDIAN_E_UNKNOWN_REFERENCE',
+      path: 'clusters.eu-west-2.region',
+      location: { line: 5, col: 13 },
+    });
     expect(r.findings[0]?.fix).toMatch(/did you mean "eu-west"/);
   });
 

@@ -41,7 +41,8 @@ async function report(err: unknown, io: Io, argv: readonly string[]): Promise<nu
   const s = io.errStyle;
   if (err instanceof InputError) {
     const asJson = argv.includes('json') && (argv.includes('--output') || argv.includes('-o'));
-    if (asJson) await write(io.out, `${JSON.stringify({ ok: false, error: err.code, message: err.message, findings: err.findings }, null, 2)}\n`);
+    if (asJson)
+      await write(io.out, `${JSON.stringify({ ok: false, error: err.code, message: err.message, findings: err.findings }, null, 2)}\n`);
     else await printFindings(io, err.findings, `${s.red('error')}: ${err.message}`);
     return EXIT.input;
   }
@@ -52,7 +53,10 @@ async function report(err: unknown, io: Io, argv: readonly string[]): Promise<nu
     return exitCodeFor(err);
   }
   const stack = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  await write(io.err, `${s.red('internal error')}: ${stack}\n\nThis is a bug in Meridian. Please report it with the command you ran and the output above.\n`);
+  await write(
+    io.err,
+    `${s.red('internal error')}: ${stack}\n\nThis is a bug in Meridian. Please report it with the command you ran and the output above.\n`,
+  );
   return EXIT.internal;
 }
 

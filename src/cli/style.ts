@@ -16,7 +16,8 @@ function wrap(on: boolean, open: number, close: number): (s: string) => string {
 
 /** A style for a stream: coloured when it is a TTY, unless NO_COLOR is set or FORCE_COLOR says otherwise. */
 export function styleFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env, force?: boolean): Style {
-  const color = force ?? (env['FORCE_COLOR'] !== undefined && env['FORCE_COLOR'] !== '0' ? true : !env['NO_COLOR'] && stream.isTTY === true);
+  const color =
+    force ?? (env['FORCE_COLOR'] !== undefined && env['FORCE_COLOR'] !== '0' ? true : !env['NO_COLOR'] && stream.isTTY === true);
   return {
     color,
     red: wrap(color, 31, 39),

@@ -213,11 +213,10 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
         }
       }
       if (src === undefined) {
-        const svc = fleet.services[svcName];
-        if (svc && leaf === 'replicas') return { source: 'default', path: 'replicas defaults to 1' };
         return undefined;
       }
       const p = sourcePath(svcName, src, leafKey);
+      if (src < 0 && !map.exists(p)) return { source: 'default', path: `${formatPath(p)} (not set; the schema's default applies)` };
       const location = map.locate(p);
       return { source: src < 0 ? 'service' : `override[${src}]`, path: formatPath(p), ...(location ? { location } : {}) };
     },
@@ -247,7 +246,9 @@ function finish(
         message: `\${${name}} does not resolve (first seen rendering ${svcName} for cluster ${cluster})`,
         path: formatPath(p),
         ...(location ? { location } : {}),
-        fix: suggestion(name, vars) ?? 'use one of ${region.name}, ${region.jurisdiction}, ${region.params.X}, ${cluster.name}, ${cluster.labels.X}, ${cluster.params.X}, ${service.name}, ${service.version}, and define the parameter X for every region or cluster that runs the service',
+        fix:
+          suggestion(name, vars) ??
+          'use one of ${region.name}, ${region.jurisdiction}, ${region.params.X}, ${cluster.name}, ${cluster.labels.X}, ${cluster.params.X}, ${service.name}, ${service.version}, and define the parameter X for every region or cluster that runs the service',
         target: { service: svcName, cluster },
       });
     }
@@ -272,14 +273,21 @@ function finish(
     version: String(params['version']),
     port: Number(params['port']),
     replicas: Number(params['replicas'] ?? 1),
-    resources: { ...(resources.cpu !== undefined ? { cpu: resources.cpu } : {}), ...(resources.memory !== undefined ? { memory: resources.memory } : {}) },
+    resources: {
+      ...(resources.cpu !== undefined ? { cpu: resources.cpu } : {}),
+      ...(resources.memory !== undefined ? { memory: resources.memory } : {}),
+    },
     health: (params['health'] as RenderedService['health'] | undefined) ?? null,
     requires: strMap('requires'),
     env: strMap('env'),
     config: strMap('config'),
     secrets,
     ingress: ingressIn
-      ? { host: str('ingress.host', ingressIn.host), tls: ingressIn.tls ?? false, ...(ingressIn.path !== undefined ? { path: ingressIn.path } : {}) }
+      ? {
+          host: str('ingress.host', ingressIn.host),
+          tls: ingressIn.tls ?? false,
+          ...(ingressIn.path !== undefined ? { path: ingressIn.path } : {}),
+        }
       : null,
     local: localIn
       ? { command: localIn.command.map((c) => str('local', c)), ...(localIn.cwd !== undefined ? { cwd: localIn.cwd } : {}) }

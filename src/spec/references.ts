@@ -22,7 +22,9 @@ export function checkReferences(fleet: Fleet, map: SourceMap): Finding[] {
       message: `${formatPath(path)} names the ${kind} ${JSON.stringify(name)}, which the fleet does not define`,
       path: formatPath(path),
       ...loc(map, path),
-      fix: guess ? `did you mean ${JSON.stringify(guess)}?` : `define ${kind} ${name}, or use one of: ${known.join(', ') || '(none defined)'}`,
+      fix: guess
+        ? `did you mean ${JSON.stringify(guess)}?`
+        : `define ${kind} ${name}, or use one of: ${known.join(', ') || '(none defined)'}`,
     });
   };
   const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -42,7 +44,8 @@ export function checkReferences(fleet: Fleet, map: SourceMap): Finding[] {
     selector(['services', name, 'placement', 'exclude'], s.placement?.exclude);
     s.overrides?.forEach((o, i) => {
       selector(['services', name, 'overrides', i, 'match'], o.match);
-      for (const dep of Object.keys(o.set.requires ?? {})) ref(['services', name, 'overrides', i, 'set', 'requires', dep], 'service', dep, services);
+      for (const dep of Object.keys(o.set.requires ?? {}))
+        ref(['services', name, 'overrides', i, 'set', 'requires', dep], 'service', dep, services);
     });
   }
   for (const [name, r] of Object.entries(fleet.routing)) {

@@ -1,5 +1,6 @@
 /** Maps a path in the merged fleet back to file:line:col in the YAML it came from. */
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+import type { LineCounter} from 'yaml';
+import { isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { SourceLocation } from '../errors.js';
 
 /** One parsed YAML file of a fleet. */
@@ -28,6 +29,12 @@ export class SourceMap {
       if (child !== undefined) return child;
     }
     return top.file;
+  }
+
+  /** Whether the path was written in the YAML (rather than filled in by a schema default). */
+  exists(path: readonly PropertyKey[]): boolean {
+    const file = this.files[this.fileOf(path)];
+    return file ? file.doc.hasIn(path.map((p) => (typeof p === 'number' ? p : String(p)))) : false;
   }
 
   /**

@@ -37,7 +37,11 @@ export function registerRender(program: Command, io: Io, result: Result): void {
         throw new UsageError(`no cluster named ${opts.cluster} in the fleet`, `use one of: ${Object.keys(rev.clusters).join(', ')}`);
       }
       if (opts.explain !== undefined) {
-        if (opts.cluster === undefined) throw new UsageError('--explain needs --cluster', `e.g. meridian render ${dir} --explain ${opts.explain} --cluster ${Object.keys(rev.clusters)[0] ?? 'NAME'}`);
+        if (opts.cluster === undefined)
+          throw new UsageError(
+            '--explain needs --cluster',
+            `e.g. meridian render ${dir} --explain ${opts.explain} --cluster ${Object.keys(rev.clusters)[0] ?? 'NAME'}`,
+          );
         const p = rendered.explain(opts.cluster, opts.explain);
         if (!p) {
           const svc = opts.explain.split('.')[0] ?? '';
@@ -49,7 +53,10 @@ export function registerRender(program: Command, io: Io, result: Result): void {
         }
         const value = valueAt(rev.clusters[opts.cluster]?.services, opts.explain.split('.'));
         if (opts.output === 'json') {
-          await write(io.out, `${JSON.stringify({ cluster: opts.cluster, value: opts.explain, is: value, source: p.source, setAt: p.path, location: p.location ?? null }, null, 2)}\n`);
+          await write(
+            io.out,
+            `${JSON.stringify({ cluster: opts.cluster, value: opts.explain, is: value, source: p.source, setAt: p.path, location: p.location ?? null }, null, 2)}\n`,
+          );
         } else {
           const where = formatLocation(p.location);
           await write(
