@@ -1,0 +1,725 @@
+/**
+ * The local driver: every cluster becomes a group of processes on loopback. Each service track runs its
+ * `local.command` as N supervised replicas with the rendered env, config and resolved secrets, on ports
+ * the driver assigns; health is checked over HTTP; crashes restart with backoff; changes roll.
+ */
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { contentHash } from '../../render/canonical.js';
+import type { RenderedCluster, RenderedService } from '../../render/render.js';
+import { TargetError } from '../errors.js';
+import type {
+  ApplyRequest,
+  ClusterStatus,
+  Endpoint,
+  RemoveRequest,
+  ReplicaStatus,
+  Target,
+  TargetEvent,
+  TargetEventListener,
+  TargetEventType,
+  Track,
+  TrackStatus,
+} from '../target.js';
+import { checkOnce, HealthCounter } from './health-checker.js';
+import { LOOPBACK, PortAllocator } from './port-allocator.js';
+import {
+  type Clock,
+  type ProcessEvents,
+  ProcessSupervisor,
+  type ProcessSpec,
+  type SupervisedProcess,
+  systemClock,
+} from './process-supervisor.js';
+import type { BackoffPolicy } from './restart-backoff.js';
+import { SecretResolver } from './secret-resolver.js';
+
+/** How local replicas are health-checked. */
+export interface LocalHealthOptions {
+  /** Between checks of a ready replica (default 1000 ms). */
+  readonly intervalMs: number;
+  /** Between checks while a replica is not ready yet, so that it is seen ready soon (default 200 ms). */
+  readonly startupIntervalMs: number;
+  /** A check without an answer within this fails (default 1000 ms). */
+  readonly timeoutMs: number;
+  /** Consecutive passes that make a replica ready (default 1). */
+  readonly healthyThreshold: number;
+  /** Consecutive failures that make a ready replica unhealthy (default 3). */
+  readonly unhealthyThreshold: number;
+  /**
+   * For this long after it starts, a replica that is not listening yet is "starting", not failing: refused
+   * connections are not counted (default 10000 ms). A replica that answers with an error status is failing at once.
+   */
+  readonly startupGraceMs: number;
+}
+
+export const DEFAULT_LOCAL_HEALTH: LocalHealthOptions = {
+  intervalMs: 1000,
+  startupIntervalMs: 200,
+  timeoutMs: 1000,
+  healthyThreshold: 1,
+  unhealthyThreshold: 3,
+  startupGraceMs: 10_000,
+};
+
+/** Variables passed through from the driver's environment to every replica by default. */
+export const DEFAULT_INHERITED_ENV = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'TMPDIR',
+  'TMP',
+  'TEMP',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+] as const;
+
+/** One line a replica wrote. */
+export interface OutputLine {
+  readonly cluster: string;
+  readonly service: string;
+  readonly track: Track;
+  /** The replica's slot, as in `MERIDIAN_REPLICA`. */
+  readonly replica: number;
+  readonly stream: 'stdout' | 'stderr';
+  /** The line, with resolved secret values replaced by `[secret]`. */
+  readonly line: string;
+}
+
+export interface LocalTargetOptions {
+  /** The fleet's directory: the replicas' working directory, and the base of `file:` secret paths. */
+  readonly fleetDir: string;
+  /** At most this many replicas per service track, whatever the fleet asks for (default 2). */
+  readonly maxReplicasPerService?: number;
+  readonly health?: Partial<LocalHealthOptions>;
+  /** Between SIGTERM and SIGKILL when stopping a replica (default 5000 ms). */
+  readonly graceMs?: number;
+  /** Restart backoff (default 250 ms doubling to 30 s, ±20 %, reset after 30 s up). */
+  readonly backoff?: Partial<BackoffPolicy>;
+  readonly clock?: Clock;
+  /** Where `env:` secrets and inherited variables come from (default `process.env`). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Variables of `env` every replica inherits (default {@link DEFAULT_INHERITED_ENV}). */
+  readonly inheritEnv?: readonly string[];
+  /** Replaces a command's first word `node` (default `process.execPath`, the Node that runs Meridian). */
+  readonly nodePath?: string;
+  /** Receives every line the replicas write; without it, output is dropped (the last stderr line shows in errors). */
+  readonly onOutput?: (line: OutputLine) => void;
+}
+
+/** A local replica's status: the portable fields plus its pid and port. */
+export interface LocalReplicaStatus extends ReplicaStatus {
+  /** The pid of the replica's process group leader (its watchdog), while it runs. */
+  readonly pid: number | null;
+  readonly port: number;
+  readonly slot: number;
+}
+
+interface Desired {
+  readonly revisionId: string;
+  readonly version: string;
+  readonly specHash: string;
+  readonly replicas: number;
+  readonly healthPath: string | null;
+  readonly command: readonly string[];
+  readonly cwd: string;
+  /** Without PORT and MERIDIAN_REPLICA, which are per replica. Holds resolved secret values: never log it. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly redact: readonly string[];
+}
+
+interface Replica {
+  readonly serial: number;
+  readonly slot: number;
+  readonly specHash: string;
+  readonly version: string;
+  readonly healthPath: string | null;
+  revisionId: string;
+  port: number;
+  readonly proc: SupervisedProcess;
+  readonly health: HealthCounter;
+  stopping: boolean;
+  readyThisRun: boolean;
+  spawnedAt: number;
+  lastError: string | null;
+}
+
+interface TrackState {
+  readonly cluster: string;
+  readonly service: string;
+  readonly track: Track;
+  desired: Desired;
+  readonly replicas: Replica[];
+  consecutive: number;
+  healthy: boolean;
+  lastError: string | null;
+  timer: unknown;
+  timerDue: number;
+  roundRunning: boolean;
+  removed: boolean;
+}
+
+const RESERVED = /^(PORT|MERIDIAN_.*)$/;
+
+/** Why a rendered service cannot run locally, or null. */
+function notRunnable(service: string, spec: RenderedService, cluster: string): TargetError | null {
+  if (!spec.local || spec.local.command.length === 0) {
+    return new TargetError(
+      'MERIDIAN_E_TARGET_NO_LOCAL_COMMAND',
+      `service ${service} has no local.command, so it cannot run on the local driver (cluster ${cluster})`,
+      {
+        hint: `add \`local: { command: [node, services/${service}.mjs] }\` to services.${service}`,
+      },
+    );
+  }
+  return null;
+}
+
+/** The local driver. */
+export class LocalTarget implements Target {
+  readonly kind = 'local' as const;
+  readonly #opts: LocalTargetOptions;
+  readonly #health: LocalHealthOptions;
+  readonly #cap: number;
+  readonly #clock: Clock;
+  readonly #supervisor: ProcessSupervisor;
+  readonly #ports: PortAllocator;
+  /** cluster → `service/track` → state */
+  readonly #clusters = new Map<string, Map<string, TrackState>>();
+  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #listeners = new Set<TargetEventListener>();
+  readonly #stopping = new Set<Promise<void>>();
+  #serial = 0;
+  #closed: Promise<void> | undefined;
+
+  constructor(opts: LocalTargetOptions) {
+    this.#opts = opts;
+    this.#health = { ...DEFAULT_LOCAL_HEALTH, ...opts.health };
+    this.#cap = opts.maxReplicasPerService ?? 2;
+    this.#clock = opts.clock ?? systemClock;
+    this.#supervisor = new ProcessSupervisor({
+      clock: this.#clock,
+      ...(opts.graceMs !== undefined ? { graceMs: opts.graceMs } : {}),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    });
+    this.#ports = new PortAllocator(LOOPBACK);
+  }
+
+  subscribe(listener: TargetEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async apply(req: ApplyRequest): Promise<void> {
+    this.#assertOpen();
+    await this.#serially(req.cluster, () => this.#apply(req));
+  }
+
+  async remove(req: RemoveRequest): Promise<void> {
+    this.#assertOpen();
+    await this.#serially(req.cluster, () => this.#remove(req));
+  }
+
+  status(cluster: string): Promise<ClusterStatus> {
+    const services: Record<string, Partial<Record<Track, TrackStatus>>> = {};
+    for (const t of this.#tracks(cluster)) {
+      (services[t.service] ??= {})[t.track] = this.#trackStatus(t);
+    }
+    const sorted = Object.fromEntries(
+      Object.keys(services)
+        .sort()
+        .map((k) => [k, services[k] ?? {}]),
+    );
+    return Promise.resolve({ cluster, services: sorted });
+  }
+
+  endpoints(cluster: string): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const t of this.#tracks(cluster)) {
+      for (const r of t.replicas) {
+        if (r.stopping || r.proc.state !== 'running') continue;
+        out.push({
+          cluster,
+          service: t.service,
+          track: t.track,
+          version: r.version,
+          revisionId: r.revisionId,
+          host: LOOPBACK,
+          port: r.port,
+          healthy: r.health.ready,
+          replica: replicaId(r),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Pids of every live replica process group leader, across all clusters. */
+  pids(): number[] {
+    return this.#supervisor.pids();
+  }
+
+  /** Clusters that have something applied. */
+  clusters(): string[] {
+    return [...this.#clusters.keys()].filter((c) => (this.#clusters.get(c)?.size ?? 0) > 0).sort();
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  /**
+   * Sends SIGTERM to every replica's process group at once, synchronously: for `process.on('exit')`,
+   * where {@link close} cannot run. The watchdogs escalate to SIGKILL after the grace period.
+   */
+  terminateSync(): void {
+    this.#supervisor.signalAllSync('SIGTERM');
+  }
+
+  async #close(): Promise<void> {
+    await Promise.allSettled([...this.#queues.values()]);
+    const all = [...this.#clusters.keys()].map((cluster) => this.#remove({ cluster }));
+    await Promise.allSettled(all);
+    await Promise.allSettled([...this.#stopping]);
+    await this.#supervisor.stopAll();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new TargetError('MERIDIAN_E_TARGET_CLOSED', 'the local driver is closed', { user: false });
+  }
+
+  #serially<T>(cluster: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#queues.get(cluster) ?? Promise.resolve();
+    const next = prev.then(
+      () => fn(),
+      () => fn(),
+    );
+    const settled = next.catch(() => undefined);
+    this.#queues.set(cluster, settled);
+    void settled.then(() => {
+      if (this.#queues.get(cluster) === settled) this.#queues.delete(cluster);
+    });
+    return next;
+  }
+
+  #tracks(cluster: string): TrackState[] {
+    return [...(this.#clusters.get(cluster)?.values() ?? [])].sort(
+      (a, b) => a.service.localeCompare(b.service) || a.track.localeCompare(b.track),
+    );
+  }
+
+  // ---- apply ------------------------------------------------------------------------------------
+
+  async #apply(req: ApplyRequest): Promise<void> {
+    this.#assertOpen();
+    const { cluster, state, track, revisionId } = req;
+    const names = req.services ?? Object.keys(state.services).sort();
+    const tracks = this.#clusters.get(cluster) ?? new Map<string, TrackState>();
+    const resolver = new SecretResolver({ fleetDir: this.#opts.fleetDir, ...(this.#opts.env ? { env: this.#opts.env } : {}) });
+
+    // Everything is checked (commands, working directories, secrets) before anything changes.
+    const plans: { service: string; desired: Desired }[] = [];
+    for (const service of names) {
+      const spec = state.services[service];
+      if (!spec) {
+        throw new TargetError(
+          'MERIDIAN_E_TARGET_UNKNOWN_SERVICE',
+          `service ${service} is not in the rendered state of cluster ${cluster}`,
+          {
+            hint: `apply one of: ${Object.keys(state.services).join(', ') || '(none)'}`,
+          },
+        );
+      }
+      const problem = notRunnable(service, spec, cluster);
+      if (problem) throw problem;
+      const specHash = this.#specHash(cluster, state, spec);
+      const existing = tracks.get(`${service}/${track}`);
+      const replicas = Math.min(spec.replicas, this.#cap);
+      if (existing && existing.desired.specHash === specHash) {
+        plans.push({ service, desired: { ...existing.desired, revisionId, replicas } });
+      } else {
+        plans.push({ service, desired: this.#desired(cluster, state, service, spec, track, revisionId, specHash, replicas, resolver) });
+      }
+    }
+
+    if (!tracks.size) this.#clusters.set(cluster, tracks);
+    for (const { service, desired } of plans) {
+      const key = `${service}/${track}`;
+      let t = tracks.get(key);
+      if (!t) {
+        t = {
+          cluster,
+          service,
+          track,
+          desired,
+          replicas: [],
+          consecutive: 0,
+          healthy: false,
+          lastError: null,
+          timer: undefined,
+          timerDue: Infinity,
+          roundRunning: false,
+          removed: false,
+        };
+        tracks.set(key, t);
+      } else if (t.desired.specHash === desired.specHash) {
+        if (t.desired.revisionId === desired.revisionId && t.desired.replicas === desired.replicas) continue; // nothing to do
+        if (t.desired.revisionId !== desired.revisionId) {
+          // same rendered spec under a new revision: keep the processes, but the new revision earns its own checks
+          t.consecutive = 0;
+          for (const r of t.replicas) if (r.specHash === desired.specHash) r.revisionId = desired.revisionId;
+        }
+        t.desired = desired;
+      } else {
+        t.desired = desired;
+        t.consecutive = 0;
+        t.lastError = null;
+        this.#aggregate(t, false, `revision ${desired.revisionId} applied`);
+      }
+      await this.#scaleUp(t);
+      this.#prune(t);
+      this.#aggregate(t, false);
+      this.#schedule(t, 0);
+    }
+
+    if (req.services === undefined) {
+      const gone = [...tracks.values()].filter((t) => t.track === track && !(t.service in state.services));
+      await Promise.all(gone.map((t) => this.#removeTrack(t)));
+    }
+  }
+
+  #specHash(cluster: string, state: RenderedCluster, spec: RenderedService): string {
+    // replicas is left out: a change of count scales, it does not replace
+    const { replicas: _replicas, ...rest } = spec;
+    return contentHash({ cluster, region: state.region, spec: rest });
+  }
+
+  #desired(
+    cluster: string,
+    state: RenderedCluster,
+    service: string,
+    spec: RenderedService,
+    track: Track,
+    revisionId: string,
+    specHash: string,
+    replicas: number,
+    resolver: SecretResolver,
+  ): Desired {
+    const local = spec.local as NonNullable<RenderedService['local']>;
+    const cwd = local.cwd !== undefined ? resolve(this.#opts.fleetDir, local.cwd) : resolve(this.#opts.fleetDir);
+    let isDir = false;
+    try {
+      isDir = statSync(cwd).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) {
+      throw new TargetError('MERIDIAN_E_TARGET_NO_CWD', `the working directory of service ${service} does not exist: ${cwd}`, {
+        hint: 'local.cwd is relative to the fleet directory',
+      });
+    }
+    const secrets = resolver.resolveAll(spec.secrets, { cluster, service });
+    const source = this.#opts.env ?? process.env;
+    const env: Record<string, string> = {};
+    for (const name of this.#opts.inheritEnv ?? DEFAULT_INHERITED_ENV) {
+      const v = source[name];
+      if (v !== undefined) env[name] = v;
+    }
+    env['MERIDIAN_SERVICE'] = service;
+    env['MERIDIAN_VERSION'] = spec.version;
+    env['MERIDIAN_CLUSTER'] = cluster;
+    env['MERIDIAN_REGION'] = state.region;
+    env['MERIDIAN_TRACK'] = track;
+    const put = (k: string, v: string): void => {
+      if (!RESERVED.test(k)) env[k] = v;
+    };
+    for (const [k, v] of Object.entries(spec.env)) put(k, v);
+    for (const [k, v] of Object.entries(spec.config)) put(k, v);
+    const redact: string[] = [];
+    for (const [k, v] of secrets) {
+      put(k, v.reveal());
+      redact.push(v.reveal());
+    }
+    const [first, ...rest] = local.command;
+    const command = first === 'node' ? [this.#opts.nodePath ?? process.execPath, ...rest] : [...local.command];
+    return {
+      revisionId,
+      version: spec.version,
+      specHash,
+      replicas,
+      healthPath: spec.health?.path ?? null,
+      command,
+      cwd,
+      env,
+      redact,
+    };
+  }
+
+  async #scaleUp(t: TrackState): Promise<void> {
+    const d = t.desired;
+    const current = (): Replica[] => t.replicas.filter((r) => !r.stopping && r.specHash === d.specHash);
+    while (current().length < d.replicas) {
+      const used = new Set(current().map((r) => r.slot));
+      let slot = 0;
+      while (used.has(slot)) slot += 1;
+      const port = await this.#ports.allocate();
+      this.#startReplica(t, d, slot, port);
+    }
+  }
+
+  #startReplica(t: TrackState, d: Desired, slot: number, port: number): void {
+    const spec: ProcessSpec = {
+      command: d.command,
+      cwd: d.cwd,
+      env: { ...d.env, PORT: String(port), MERIDIAN_REPLICA: String(slot) },
+      redact: d.redact,
+    };
+    const onOutput = this.#opts.onOutput;
+    const events: ProcessEvents = {
+      spawned: () => {
+        r.health.reset();
+        r.readyThisRun = false;
+        r.spawnedAt = this.#clock.now();
+        this.#emit('replica-started', t, r, {});
+        this.#schedule(t, this.#health.startupIntervalMs);
+      },
+      exited: (info) => {
+        if (info.expected) return;
+        r.health.reset();
+        r.lastError = info.reason;
+        if (r.specHash === t.desired.specHash) t.lastError = `replica ${r.slot}: ${info.reason}`;
+        this.#emit('replica-exited', t, r, { reason: info.reason });
+        this.#aggregate(t, false, info.reason);
+      },
+      restarting: ({ attempt, delayMs }) => this.#emit('replica-restarting', t, r, { attempt, delayMs }),
+      ...(onOutput
+        ? { output: (stream, line) => onOutput({ cluster: t.cluster, service: t.service, track: t.track, replica: slot, stream, line }) }
+        : {}),
+    };
+    const r: Replica = {
+      serial: ++this.#serial,
+      slot,
+      specHash: d.specHash,
+      version: d.version,
+      healthPath: d.healthPath,
+      revisionId: d.revisionId,
+      port,
+      proc: this.#supervisor.supervise(spec, events, {
+        prepareRestart: async (prev) => {
+          if (r.readyThisRun) return prev;
+          // it never came up on this port: perhaps something else took it; try another
+          const next = await this.#ports.allocate();
+          this.#ports.release(r.port);
+          r.port = next;
+          return { ...prev, env: { ...prev.env, PORT: String(next) } };
+        },
+      }),
+      health: new HealthCounter(this.#health),
+      stopping: false,
+      readyThisRun: false,
+      spawnedAt: this.#clock.now(),
+      lastError: null,
+    };
+    t.replicas.push(r);
+    r.proc.start();
+  }
+
+  /** Stops replicas that are no longer needed: surplus current ones, and old ones once enough current ones are ready. */
+  #prune(t: TrackState): void {
+    const d = t.desired;
+    const live = t.replicas.filter((r) => !r.stopping);
+    const current = live.filter((r) => r.specHash === d.specHash);
+    const old = live.filter((r) => r.specHash !== d.specHash);
+    const worstFirst = (a: Replica, b: Replica): number => Number(isReady(a)) - Number(isReady(b)) || b.serial - a.serial;
+    if (current.length > d.replicas) {
+      const surplus = [...current].sort(worstFirst).slice(0, current.length - d.replicas);
+      for (const r of surplus) this.#stopReplica(t, r);
+    }
+    const readyCurrent = t.replicas.filter((r) => !r.stopping && r.specHash === d.specHash && isReady(r)).length;
+    const keepOld = Math.max(0, d.replicas - readyCurrent);
+    if (old.length > keepOld) {
+      const surplus = [...old].sort(worstFirst).slice(0, old.length - keepOld);
+      for (const r of surplus) this.#stopReplica(t, r);
+    }
+  }
+
+  #stopReplica(t: TrackState, r: Replica): Promise<void> {
+    r.stopping = true;
+    const p = r.proc.stop().then(() => {
+      const i = t.replicas.indexOf(r);
+      if (i >= 0) t.replicas.splice(i, 1);
+      this.#ports.release(r.port);
+      this.#emit('replica-stopped', t, r, {});
+    });
+    this.#stopping.add(p);
+    void p.finally(() => this.#stopping.delete(p));
+    return p;
+  }
+
+  // ---- remove -----------------------------------------------------------------------------------
+
+  async #remove(req: RemoveRequest): Promise<void> {
+    const tracks = this.#clusters.get(req.cluster);
+    if (!tracks) return;
+    const chosen = [...tracks.values()].filter(
+      (t) => (req.track === undefined || t.track === req.track) && (req.services === undefined || req.services.includes(t.service)),
+    );
+    await Promise.all(chosen.map((t) => this.#removeTrack(t)));
+    if (tracks.size === 0) this.#clusters.delete(req.cluster);
+  }
+
+  async #removeTrack(t: TrackState): Promise<void> {
+    t.removed = true;
+    if (t.timer !== undefined) this.#clock.clearTimeout(t.timer);
+    t.timer = undefined;
+    this.#clusters.get(t.cluster)?.delete(`${t.service}/${t.track}`);
+    await Promise.all(t.replicas.map((r) => (r.stopping ? r.proc.stop() : this.#stopReplica(t, r))));
+    this.#emit('track-removed', t, undefined, {});
+  }
+
+  // ---- health -----------------------------------------------------------------------------------
+
+  #schedule(t: TrackState, delayMs: number): void {
+    if (t.removed || t.roundRunning) return;
+    const due = this.#clock.now() + delayMs;
+    if (t.timer !== undefined) {
+      if (t.timerDue <= due) return;
+      this.#clock.clearTimeout(t.timer);
+    }
+    t.timerDue = due;
+    t.timer = this.#clock.setTimeout(() => void this.#round(t), delayMs);
+  }
+
+  async #round(t: TrackState): Promise<void> {
+    t.timer = undefined;
+    t.timerDue = Infinity;
+    if (t.removed) return;
+    t.roundRunning = true;
+    try {
+      const checked = t.replicas.filter((r) => !r.stopping && r.proc.state === 'running');
+      await Promise.all(checked.map((r) => this.#check(t, r)));
+    } finally {
+      t.roundRunning = false;
+    }
+    if (t.removed) return;
+    this.#prune(t);
+    this.#aggregate(t, true);
+    const starting = t.replicas.some((r) => !r.stopping && !isReady(r));
+    this.#schedule(t, starting ? this.#health.startupIntervalMs : this.#health.intervalMs);
+  }
+
+  async #check(t: TrackState, r: Replica): Promise<void> {
+    const run = r.proc.run;
+    const result = await checkOnce({ host: LOOPBACK, port: r.port, path: r.healthPath, timeoutMs: this.#health.timeoutMs });
+    if (r.stopping || t.removed || r.proc.run !== run || r.proc.state !== 'running') return; // a stale answer
+    const starting = !r.readyThisRun && result.reached === false && this.#clock.now() - r.spawnedAt < this.#health.startupGraceMs;
+    if (starting) return; // not listening yet: not a failure
+    const flip = r.health.record(result);
+    if (!result.ok && (r.health.ready || r.health.consecutiveFailures >= this.#health.unhealthyThreshold)) {
+      r.lastError = `health check failed: ${result.reason ?? 'unknown'}`;
+      if (r.specHash === t.desired.specHash) t.lastError = `replica ${r.slot}: ${r.lastError}`;
+    }
+    if (flip === 'ready') {
+      r.readyThisRun = true;
+      this.#emit('replica-ready', t, r, {});
+    } else if (flip === 'unhealthy') {
+      this.#emit('replica-unhealthy', t, r, { reason: r.lastError ?? 'health check failed' });
+    }
+  }
+
+  /** Recomputes the track's health; a round counts towards consecutive checks, anything else only resets. */
+  #aggregate(t: TrackState, round: boolean, reason?: string): void {
+    if (t.removed) return;
+    const { ready } = this.#counts(t);
+    const healthy = ready >= t.desired.replicas;
+    if (round) t.consecutive = healthy ? t.consecutive + 1 : 0;
+    else if (!healthy) t.consecutive = 0;
+    if (healthy !== t.healthy) {
+      t.healthy = healthy;
+      this.#emit(
+        healthy ? 'track-healthy' : 'track-unhealthy',
+        t,
+        undefined,
+        healthy ? {} : { reason: reason ?? t.lastError ?? 'not enough ready replicas' },
+      );
+    }
+  }
+
+  #counts(t: TrackState): { current: Replica[]; ready: number } {
+    const current = t.replicas.filter((r) => !r.stopping && r.specHash === t.desired.specHash);
+    return { current, ready: current.filter(isReady).length };
+  }
+
+  // ---- status and events ------------------------------------------------------------------------
+
+  #trackStatus(t: TrackState): TrackStatus {
+    const { current, ready } = this.#counts(t);
+    const healthy = ready >= t.desired.replicas;
+    const replicas: LocalReplicaStatus[] = t.replicas.map((r) => ({
+      id: replicaId(r),
+      revisionId: r.revisionId,
+      version: r.version,
+      current: r.specHash === t.desired.specHash && !r.stopping,
+      state: this.#replicaState(r),
+      restarts: r.proc.restarts,
+      lastError: r.lastError,
+      pid: r.proc.pid ?? null,
+      port: r.port,
+      slot: r.slot,
+    }));
+    return {
+      service: t.service,
+      track: t.track,
+      revisionId: t.desired.revisionId,
+      version: t.desired.version,
+      desiredReplicas: t.desired.replicas,
+      readyReplicas: ready,
+      healthy,
+      consecutiveHealthyChecks: healthy ? t.consecutive : 0,
+      restarts: current.reduce((n, r) => n + r.proc.restarts, 0),
+      lastError: t.lastError,
+      replicas,
+    };
+  }
+
+  #replicaState(r: Replica): ReplicaStatus['state'] {
+    if (r.stopping) return 'stopping';
+    if (r.proc.state === 'backoff') return 'restarting';
+    if (r.proc.state !== 'running') return 'starting';
+    if (r.health.ready) return 'ready';
+    return r.health.consecutiveFailures >= this.#health.unhealthyThreshold ? 'unhealthy' : 'starting';
+  }
+
+  #emit(type: TargetEventType, t: TrackState, r: Replica | undefined, extra: Pick<TargetEvent, 'reason' | 'delayMs' | 'attempt'>): void {
+    const event: TargetEvent = {
+      type,
+      cluster: t.cluster,
+      service: t.service,
+      track: t.track,
+      revisionId: r ? r.revisionId : t.desired.revisionId,
+      version: r ? r.version : t.desired.version,
+      at: this.#clock.now(),
+      ...(r ? { replica: replicaId(r) } : {}),
+      ...extra,
+    };
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a listener's failure must not break supervision
+      }
+    }
+  }
+}
+
+function isReady(r: Replica): boolean {
+  return !r.stopping && r.proc.state === 'running' && r.health.ready;
+}
+
+function replicaId(r: Replica): string {
+  return `${r.serial}.${r.proc.run}`;
+}
