@@ -18,6 +18,13 @@ export interface Finding {
   readonly rule?: string;
   /** What it is about, for waivers and reports. */
   readonly target?: { readonly service?: string; readonly cluster?: string; readonly region?: string };
+  /**
+   * Every cluster the problem shows up on, sorted, when it concerns clusters. A problem in a service
+   * definition that shows on 300 clusters is one finding with 300 names here, not 300 findings.
+   */
+  readonly clusters?: readonly string[];
+  /** The preflight check that produced it (`digests`, `versions`, …); absent for load and render findings. */
+  readonly check?: string;
   /** Set when a waiver covers it: the finding is reported but does not fail the run. */
   readonly waivedBy?: { readonly reason: string; readonly approvedBy: string; readonly expires: string };
 }

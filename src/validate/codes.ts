@@ -1,0 +1,51 @@
+/** The catalogue of finding codes (docs/findings.md explains each). A code is never reused for something else. */
+
+/** Codes of the loader and the renderer: the input is unusable (exit 2), or a value does not resolve. */
+export const INPUT_CODES = [
+  'MERIDIAN_E_YAML_SYNTAX',
+  'MERIDIAN_E_DUPLICATE_KEY',
+  'MERIDIAN_E_DUPLICATE_NAME',
+  'MERIDIAN_E_FLEET_MISMATCH',
+  'MERIDIAN_E_UNKNOWN_KEY',
+  'MERIDIAN_E_SCHEMA',
+  'MERIDIAN_E_MISSING_KEY',
+  'MERIDIAN_E_UNKNOWN_REFERENCE',
+  'MERIDIAN_E_UNRESOLVED_PLACEHOLDER',
+] as const;
+
+/** Codes of the preflight checks (a waiver may name any of them). */
+export const PREFLIGHT_CODES = [
+  'MERIDIAN_E_IMAGE_UNPINNED',
+  'MERIDIAN_E_DIGEST_MISMATCH',
+  'MERIDIAN_E_VERSION_INVALID',
+  'MERIDIAN_E_REQUIRES_RANGE_INVALID',
+  'MERIDIAN_E_REQUIRES_UNSATISFIED',
+  'MERIDIAN_E_REQUIRES_UNREACHABLE',
+  'MERIDIAN_E_VERSION_SKEW',
+  'MERIDIAN_E_SECRET_MISSING',
+  'MERIDIAN_E_SECRET_STORE_UNAVAILABLE',
+  'MERIDIAN_E_SECRET_REF_INVALID',
+  'MERIDIAN_E_QUOTA_EXCEEDED',
+  'MERIDIAN_E_QUOTA_SURGE',
+  'MERIDIAN_E_RESIDENCY_UNCOVERED',
+  'MERIDIAN_W_RESIDENCY_PREFERENCE_UNMET',
+  'MERIDIAN_E_CAPACITY_SHORT',
+  'MERIDIAN_E_FAILOVER_CAPACITY',
+  'MERIDIAN_W_SERVICE_UNPLACED',
+  'MERIDIAN_E_LITERAL_SECRET',
+  'MERIDIAN_E_RESOURCES_MISSING',
+  'MERIDIAN_E_REPLICAS_BELOW_MIN',
+  'MERIDIAN_E_INGRESS_NO_TLS',
+  'MERIDIAN_E_POLICY_INVALID',
+  'MERIDIAN_E_POLICY_VIOLATION',
+  'MERIDIAN_W_POLICY_VIOLATION',
+  'MERIDIAN_E_POLICY_ERROR',
+] as const;
+
+/** Codes about waivers themselves (not waivable). */
+export const WAIVER_CODES = ['MERIDIAN_E_WAIVER_EXPIRED', 'MERIDIAN_E_WAIVER_INVALID', 'MERIDIAN_W_WAIVER_UNUSED'] as const;
+
+export type FindingCode = (typeof INPUT_CODES)[number] | (typeof PREFLIGHT_CODES)[number] | (typeof WAIVER_CODES)[number];
+
+/** Every finding code. */
+export const FINDING_CODES: readonly FindingCode[] = [...INPUT_CODES, ...PREFLIGHT_CODES, ...WAIVER_CODES];
