@@ -98,4 +98,12 @@ describe('loading a fleet directory', () => {
     if (!('findings' in r)) throw new Error('expected findings');
     expect(r.findings[0]).toMatchObject({ code: 'MERIDIAN_E_FLEET_MISMATCH', location: { line: 2, col: 8 } });
   });
+
+  it('never prints a secret pasted where a reference belongs', () => {
+    const r = tryLoadFleet(join(import.meta.dirname, '..', 'testdata', 'literal-secret-in-secrets'));
+    if (!('findings' in r)) throw new Error('expected findings');
+    expect(r.findings[0]?.code).toBe('MERIDIAN_E_LITERAL_SECRET');
+    expect(JSON.stringify(r.findings)).not.toContain('hunter2');
+    expect(r.findings[0]?.fix).toMatch(/ref: "file:secrets/);
+  });
 });

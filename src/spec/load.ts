@@ -9,6 +9,7 @@ import { isMap, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { FleetNotFoundError, InputError } from '../errors.js';
 import { type Finding, compareFindings, formatPath } from '../validate/finding.js';
+import { maskSecret, looksLikeSecret } from '../validate/secret-scan.js';
 import { checkReferences } from './references.js';
 import { Fleet } from './schema.js';
 import { closest, keysAt } from './schema-walk.js';
@@ -181,8 +182,11 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-function describe(v: unknown): string {
+function describe(v: unknown, path: readonly PropertyKey[] = []): string {
   if (v === undefined) return 'nothing';
+  if (typeof v === 'string' && (path.includes('secrets') || looksLikeSecret(String(path[path.length - 1] ?? ''), v))) {
+    return `a string (${maskSecret(v)})`;
+  }
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a map';
@@ -211,6 +215,21 @@ function issueToFindings(issue: z.core.$ZodIssue, input: unknown, map: SourceMap
   }
   const actual = valueAt(input, path);
   const missing = actual === undefined;
+  const secretSlot = path.length >= 2 && path[path.length - 2] === 'secrets';
+  if (secretSlot && typeof actual === 'string') {
+    const name = String(path[path.length - 1]);
+    return [
+      {
+        code: 'MERIDIAN_E_LITERAL_SECRET',
+        severity: 'error',
+        message: `${formatPath(path)} is a literal value (${maskSecret(actual)}); a secret is only ever a reference`,
+        path: formatPath(path),
+        ...withLocation(map.locate(path)),
+        fix: `put the value in a secret store and reference it, e.g. ${name}: { ref: "file:secrets/\${cluster.name}.env#${name}" }; rotate it, since it was written down here`,
+        rule: 'no-literal-secrets',
+      },
+    ];
+  }
   let message: string;
   let fix: string;
   if (issue.code === 'invalid_type' && missing) {
@@ -218,16 +237,16 @@ function issueToFindings(issue: z.core.$ZodIssue, input: unknown, map: SourceMap
     fix = `add ${String(path[path.length - 1])}: ${issue.expected === 'object' ? '{ … }' : `<${issue.expected}>`}`;
   } else if (issue.code === 'invalid_value') {
     const values = issue.values.map((v) => JSON.stringify(v)).join(', ');
-    message = `${formatPath(path)} is ${describe(actual)}; expected one of ${values}`;
+    message = `${formatPath(path)} is ${describe(actual, path)}; expected one of ${values}`;
     const guess = typeof actual === 'string' ? closest(actual, issue.values.map(String)) : undefined;
     fix = guess ? `did you mean ${JSON.stringify(guess)}?` : `use one of ${values}`;
   } else if (issue.code === 'invalid_type') {
-    message = `${formatPath(path) || 'the fleet'} is ${describe(actual)}; expected ${article(issue.expected)}`;
+    message = `${formatPath(path) || 'the fleet'} is ${describe(actual, path)}; expected ${article(issue.expected)}`;
     fix = `change it to ${article(issue.expected)}`;
   } else {
     const custom = !/^(Invalid|Too (small|big)|Expected)/.test(issue.message);
     const want = custom ? issue.message : issue.message.replace(/^Invalid input: expected /, '').replace(/^Too (small|big): expected /, '');
-    message = `${formatPath(path) || 'the fleet'} is ${describe(actual)}; expected ${want}`;
+    message = `${formatPath(path) || 'the fleet'} is ${describe(actual, path)}; expected ${want}`;
     fix = custom ? `write ${want}` : `change it so that it is ${want}`;
   }
   return [
