@@ -49,7 +49,15 @@ export function assignWaves(fleet: Pick<Fleet, 'rollout' | 'clusters' | 'regions
     bake: w.bake ?? null,
   }));
   if (rest.length > 0) {
-    out.push({ name: IMPLICIT_WAVE, index: -1, clusters: rest, steps: DEFAULT_STEPS, approvals: null, maxParallel: rest.length, bake: null });
+    out.push({
+      name: IMPLICIT_WAVE,
+      index: -1,
+      clusters: rest,
+      steps: DEFAULT_STEPS,
+      approvals: null,
+      maxParallel: rest.length,
+      bake: null,
+    });
   }
   return out;
 }

@@ -1,0 +1,136 @@
+/**
+ * Schema migrations of the state store: one ordered list for both backends. A migration is never edited
+ * once released; a change is a new entry at the end. Each is applied in the same transaction as its row
+ * in `schema_migrations`, so a failed migration leaves the schema as it was.
+ */
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** One step of the schema. `sql` is either the same for both backends or given per backend. */
+export interface Migration {
+  /** 1, 2, 3, … without gaps. */
+  readonly version: number;
+  /** Short kebab-case name; checked on open so that a store and a binary that disagree are caught. */
+  readonly name: string;
+  readonly sql: readonly string[] | Readonly<Record<Dialect, readonly string[]>>;
+}
+
+const GENESIS = '0'.repeat(64);
+
+/** Every migration, in order. Add new ones at the end (rollouts, events, approvals, flags, locks…). */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'revisions-cluster-states-audit',
+    sql: {
+      sqlite: [
+        `CREATE TABLE revisions (
+          id TEXT PRIMARY KEY,
+          fleet TEXT NOT NULL,
+          content TEXT NOT NULL,
+          created_at TEXT NOT NULL,
+          created_by TEXT NOT NULL,
+          reason TEXT
+        )`,
+        `CREATE TABLE cluster_states (
+          cluster TEXT PRIMARY KEY,
+          revision_id TEXT NOT NULL REFERENCES revisions(id),
+          cluster_hash TEXT NOT NULL,
+          state TEXT NOT NULL,
+          status TEXT NOT NULL,
+          updated_at TEXT NOT NULL,
+          updated_by TEXT NOT NULL
+        )`,
+        `CREATE TABLE audit_log (
+          seq INTEGER PRIMARY KEY,
+          at TEXT NOT NULL,
+          actor TEXT NOT NULL,
+          actor_via TEXT,
+          action TEXT NOT NULL,
+          subject TEXT NOT NULL,
+          reason TEXT,
+          data TEXT NOT NULL,
+          prev_hash TEXT NOT NULL,
+          hash TEXT NOT NULL
+        )`,
+        `CREATE TABLE audit_head (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          count INTEGER NOT NULL,
+          hash TEXT NOT NULL
+        )`,
+        `INSERT INTO audit_head (id, count, hash) VALUES (1, 0, '${GENESIS}')`,
+      ],
+      postgres: [
+        `CREATE TABLE revisions (
+          id TEXT PRIMARY KEY,
+          fleet TEXT NOT NULL,
+          content TEXT NOT NULL,
+          created_at TEXT NOT NULL,
+          created_by TEXT NOT NULL,
+          reason TEXT
+        )`,
+        `CREATE TABLE cluster_states (
+          cluster TEXT PRIMARY KEY,
+          revision_id TEXT NOT NULL REFERENCES revisions(id),
+          cluster_hash TEXT NOT NULL,
+          state TEXT NOT NULL,
+          status TEXT NOT NULL,
+          updated_at TEXT NOT NULL,
+          updated_by TEXT NOT NULL
+        )`,
+        `CREATE TABLE audit_log (
+          seq BIGINT PRIMARY KEY,
+          at TEXT NOT NULL,
+          actor TEXT NOT NULL,
+          actor_via TEXT,
+          action TEXT NOT NULL,
+          subject TEXT NOT NULL,
+          reason TEXT,
+          data TEXT NOT NULL,
+          prev_hash TEXT NOT NULL,
+          hash TEXT NOT NULL
+        )`,
+        `CREATE TABLE audit_head (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          count BIGINT NOT NULL,
+          hash TEXT NOT NULL
+        )`,
+        `INSERT INTO audit_head (id, count, hash) VALUES (1, 0, '${GENESIS}')`,
+      ],
+    },
+  },
+  {
+    // Refuses UPDATE and DELETE on the audit log, so that no mistake or stray script rewrites it. Someone
+    // with write access can drop these; the hash chain is what catches that (docs/state.md).
+    version: 2,
+    name: 'audit-append-only',
+    sql: {
+      sqlite: [
+        `CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+        `CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+      ],
+      postgres: [
+        `CREATE FUNCTION meridian_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$`,
+        `CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+          FOR EACH ROW EXECUTE FUNCTION meridian_audit_append_only()`,
+        `CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+          FOR EACH STATEMENT EXECUTE FUNCTION meridian_audit_append_only()`,
+      ],
+    },
+  },
+];
+
+/** The statements of a migration for one backend. */
+export function statementsFor(m: Migration, dialect: Dialect): readonly string[] {
+  return isPerDialect(m.sql) ? m.sql[dialect] : m.sql;
+}
+
+function isPerDialect(sql: Migration['sql']): sql is Readonly<Record<Dialect, readonly string[]>> {
+  return !Array.isArray(sql);
+}
+
+/** The newest schema version this binary knows. */
+export const LATEST_VERSION = MIGRATIONS.reduce((n, m) => Math.max(n, m.version), 0);

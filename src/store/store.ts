@@ -1,0 +1,146 @@
+/**
+ * The state store's interface: revisions, what each cluster runs, and the hash-chained audit log. Both
+ * backends (SQLite, PostgreSQL) implement it and pass one contract suite (test/store.contract.ts).
+ */
+import type { RenderedCluster, Revision } from '../render/render.js';
+import type { Actor } from './actor.js';
+
+export type { Actor } from './actor.js';
+export { resolveActor } from './actor.js';
+
+/** A JSON value, as kept in an audit entry's `data`. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A revision as listed, without its content. */
+export interface RevisionSummary {
+  readonly id: string;
+  readonly fleet: string;
+  /** ISO time the revision was first recorded. */
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly reason: string | null;
+}
+
+/** What one cluster runs, as last recorded. */
+export interface ClusterRecord {
+  readonly cluster: string;
+  readonly revisionId: string;
+  /** `state.hash`: the hash of the cluster's rendered content. */
+  readonly clusterHash: string;
+  readonly state: RenderedCluster;
+  /** Free-form status set by whoever records it (`planned`, `deploying`, `healthy`, `failed`, …). */
+  readonly status: string;
+  readonly updatedAt: string;
+  readonly updatedBy: string;
+}
+
+/** What to append to the audit log. */
+export interface AuditInput {
+  readonly actor: Actor;
+  /** What happened, as `noun.verb`: `revision.create`, `cluster.state`, `rollout.start`. */
+  readonly action: string;
+  /** What it happened to: a revision id, a cluster name, a rollout id. */
+  readonly subject: string;
+  readonly reason?: string | undefined;
+  /** Details, as JSON. Hashed in canonical form, so key order does not matter. */
+  readonly data?: JsonValue | undefined;
+}
+
+/** One entry of the audit log. `hash` = sha256(prevHash + canonicalJson(the other fields)). */
+export interface AuditEntry {
+  readonly seq: number;
+  /** ISO time, from the store's clock. */
+  readonly at: string;
+  readonly actor: Actor;
+  readonly action: string;
+  readonly subject: string;
+  readonly reason: string | null;
+  readonly data: JsonValue;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** What is wrong with the audit log, at the first bad entry. */
+export type AuditProblem =
+  /** The entry's content no longer matches its own hash. */
+  | 'edited'
+  /** The entry does not follow the one before it (its prevHash differs): inserted, reordered, or the one before was rewritten and rehashed. */
+  | 'inserted'
+  /** An entry is missing: a gap in the sequence, or the newest entries were removed (the head anchor counts more). */
+  | 'deleted'
+  /** The head anchor is missing or disagrees with the newest entry in a way none of the above explains. */
+  | 'anchor';
+
+/** The result of walking the audit chain from the first entry to the head anchor. */
+export type AuditVerification =
+  | { readonly ok: true; readonly count: number; readonly headHash: string }
+  | {
+      readonly ok: false;
+      /** Entries read before the problem was found. */
+      readonly count: number;
+      /** The hash of the last good entry (the genesis hash when there is none). */
+      readonly headHash: string;
+      /** The sequence number of the first bad (or missing) entry. */
+      readonly seq: number;
+      readonly problem: AuditProblem;
+      readonly message: string;
+    };
+
+/** Options of {@link StoreOps.listAudit}. */
+export interface ListAuditOptions {
+  /** At most this many entries. */
+  readonly limit?: number | undefined;
+  /** Only entries with a larger sequence number. */
+  readonly afterSeq?: number | undefined;
+  /** Newest first (with `limit`: the newest N). Default oldest first. */
+  readonly newestFirst?: boolean | undefined;
+}
+
+/** The operations that read and change state; inside {@link Store.withTransaction} they join its transaction. */
+export interface StoreOps {
+  /**
+   * Records a revision. Idempotent by id: the same content is the same revision, and recording it again
+   * changes nothing and writes no audit entry. Throws MERIDIAN_E_STORE_REVISION_CONFLICT when the id is
+   * already recorded with different content.
+   */
+  putRevision(rev: Revision, by: Actor, reason?: string): Promise<{ created: boolean }>;
+  getRevision(id: string): Promise<Revision | undefined>;
+  /** Every recorded revision, oldest first. */
+  listRevisions(): Promise<RevisionSummary[]>;
+  /** What each cluster runs, by cluster name. */
+  clusterStates(): Promise<Record<string, ClusterRecord>>;
+  /** Records what a cluster runs (the revision must be recorded first), with an audit entry `cluster.state`. */
+  recordClusterState(
+    cluster: string,
+    revisionId: string,
+    state: RenderedCluster,
+    status: string,
+    by: Actor,
+    reason?: string,
+  ): Promise<void>;
+  /** Appends an entry to the audit log and moves the head anchor, atomically. */
+  appendAudit(input: AuditInput): Promise<AuditEntry>;
+  listAudit(opts?: ListAuditOptions): Promise<AuditEntry[]>;
+}
+
+/** Operations available inside a transaction. */
+export type StoreTx = StoreOps;
+
+/** A state store. Every method is atomic: a change and its audit entry land together or not at all. */
+export interface Store extends StoreOps {
+  readonly backend: 'sqlite' | 'postgres';
+  /** Where the state is, for messages (a path, or a URL without its password). */
+  readonly location: string;
+  /**
+   * Runs `fn` in one write transaction: everything it does through `tx` lands together, or nothing does
+   * when it throws. Write transactions are exclusive (one writer at a time, across processes and machines).
+   * Do not call the store itself inside `fn`; use `tx`.
+   */
+  withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Walks the audit chain from the genesis to the head anchor; never throws for a broken chain. */
+  verifyAudit(): Promise<AuditVerification>;
+  close(): Promise<void>;
+}
+
+/** A clock, injectable so that tests and the audit log agree on time. */
+export type Clock = () => Date;

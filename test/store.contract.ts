@@ -1,0 +1,481 @@
+/**
+ * The store contract: one suite that every backend runs (test/store-sqlite.test.ts,
+ * test/store-postgres.test.ts). Tampering is done the way an intruder would: with SQL on the database.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MeridianError } from '../src/errors.js';
+import type { Revision } from '../src/render/render.js';
+import { entryHash, GENESIS_HASH } from '../src/store/audit-chain.js';
+import type { AuditEntry, Clock, Store } from '../src/store/store.js';
+import { build, shopInput, shopNext, steppingClock } from './plan-fixtures.js';
+
+/** One empty database (a file, a schema) that stores can be opened on, and raw access to it. */
+export interface StoreHarness {
+  /** Opens a store on this database; several may be open at once. */
+  open(opts?: { clock?: Clock }): Promise<Store>;
+  /** Runs SQL directly on the database, bypassing the store. */
+  exec(sql: string): Promise<void>;
+  query(sql: string): Promise<Record<string, unknown>[]>;
+  /** Drops the append-only triggers, as an intruder with write access would. */
+  dropAuditGuards(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+const alice = { id: 'alice', via: 'flag' } as const;
+const ci = { id: 'ci-bot', via: 'github-actions' } as const;
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<MeridianError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${code}`).toBeInstanceOf(MeridianError);
+  expect((err as MeridianError).code).toBe(code);
+  return err as MeridianError;
+}
+
+function q(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** Registers the contract suite for one backend. */
+export function storeContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`store contract: ${name}`, () => {
+    let h: StoreHarness;
+    let store: Store;
+    const opened: Store[] = [];
+    let rev1: Revision;
+    let rev2: Revision;
+
+    const open = async (clock: Clock = steppingClock()): Promise<Store> => {
+      const s = await h.open({ clock });
+      opened.push(s);
+      return s;
+    };
+
+    beforeEach(async () => {
+      h = await makeHarness();
+      store = await open();
+      rev1 = build(shopInput()).revision;
+      rev2 = build(shopNext()).revision;
+    });
+
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close().catch(() => undefined);
+      await h.dispose();
+    });
+
+    /** Five audit entries with varied content. */
+    async function seed(): Promise<AuditEntry[]> {
+      const out: AuditEntry[] = [];
+      for (let i = 1; i <= 5; i++) {
+        out.push(
+          await store.appendAudit({
+            actor: i % 2 ? alice : ci,
+            action: 'test.step',
+            subject: `s${i}`,
+            reason: `step ${i}`,
+            data: { i, tags: ['a', 'b'] },
+          }),
+        );
+      }
+      return out;
+    }
+
+    describe('revisions', () => {
+      it('records a revision once: the same content is the same revision, and only the first write is audited', async () => {
+        expect(await store.putRevision(rev1, alice, 'first plan')).toEqual({ created: true });
+        expect(await store.putRevision(rev1, ci, 'again')).toEqual({ created: false });
+        expect(await store.putRevision(build(shopInput()).revision, ci)).toEqual({ created: false });
+        expect(await store.getRevision(rev1.id)).toEqual(rev1);
+        const list = await store.listRevisions();
+        expect(list).toEqual([
+          { id: rev1.id, fleet: 'shop', createdAt: '2026-01-01T00:00:01.000Z', createdBy: 'alice', reason: 'first plan' },
+        ]);
+        const audit = await store.listAudit();
+        expect(audit.map((e) => [e.action, e.subject, e.actor.id, e.reason])).toEqual([
+          ['revision.create', rev1.id, 'alice', 'first plan'],
+        ]);
+        expect(audit[0]?.data).toEqual({ fleet: 'shop', clusters: 4 });
+      });
+
+      it('keeps several revisions in the order they were recorded, and returns undefined for an unknown id', async () => {
+        await store.putRevision(rev1, alice);
+        await store.putRevision(rev2, alice);
+        expect((await store.listRevisions()).map((r) => r.id)).toEqual([rev1.id, rev2.id]);
+        expect(await store.getRevision(rev2.id)).toEqual(rev2);
+        expect(await store.getRevision('0000000000000000')).toBeUndefined();
+      });
+
+      it('refuses a revision whose id is already recorded with other content', async () => {
+        await store.putRevision(rev1, alice);
+        const forged = { ...rev2, id: rev1.id };
+        await expectCode(store.putRevision(forged, alice), 'MERIDIAN_E_STORE_REVISION_CONFLICT');
+        expect(await store.listAudit()).toHaveLength(1);
+      });
+    });
+
+    describe('cluster states', () => {
+      it('records what each cluster runs, replaces it on update, and audits both with what it was before', async () => {
+        await store.putRevision(rev1, alice);
+        await store.putRevision(rev2, alice);
+        const s1 = rev1.clusters['eu-west-1'];
+        const s2 = rev2.clusters['eu-west-1'];
+        if (!s1 || !s2) throw new Error('fixture');
+        await store.recordClusterState('eu-west-1', rev1.id, s1, 'healthy', ci, 'deployed');
+        await store.recordClusterState('us-east-1', rev1.id, rev1.clusters['us-east-1'] ?? s1, 'healthy', ci);
+        await store.recordClusterState('eu-west-1', rev2.id, s2, 'deploying', ci, 'wave canary');
+        const states = await store.clusterStates();
+        expect(Object.keys(states)).toEqual(['eu-west-1', 'us-east-1']);
+        expect(states['eu-west-1']).toMatchObject({
+          cluster: 'eu-west-1',
+          revisionId: rev2.id,
+          clusterHash: s2.hash,
+          status: 'deploying',
+          updatedBy: 'ci-bot',
+        });
+        expect(states['eu-west-1']?.state).toEqual(s2);
+        expect(states['us-east-1']?.revisionId).toBe(rev1.id);
+        const audit = (await store.listAudit()).filter((e) => e.action === 'cluster.state');
+        expect(audit.map((e) => e.subject)).toEqual(['eu-west-1', 'us-east-1', 'eu-west-1']);
+        expect(audit[2]?.data).toEqual({
+          revision: rev2.id,
+          clusterHash: s2.hash,
+          status: 'deploying',
+          from: { revision: rev1.id, status: 'healthy' },
+        });
+        expect(audit[2]?.reason).toBe('wave canary');
+      });
+
+      it('refuses a state for a revision that is not recorded, and writes nothing', async () => {
+        const s = rev1.clusters['eu-west-1'];
+        if (!s) throw new Error('fixture');
+        await expectCode(store.recordClusterState('eu-west-1', rev1.id, s, 'healthy', ci), 'MERIDIAN_E_STORE_UNKNOWN_REVISION');
+        expect(await store.clusterStates()).toEqual({});
+        expect(await store.listAudit()).toEqual([]);
+      });
+    });
+
+    describe('audit log', () => {
+      it('appends entries that chain by hash, with time from the clock and who did it', async () => {
+        const entries = await seed();
+        expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+        expect(entries[0]?.prevHash).toBe(GENESIS_HASH);
+        for (let i = 1; i < entries.length; i++) expect(entries[i]?.prevHash).toBe(entries[i - 1]?.hash);
+        expect(entries[0]).toMatchObject({ at: '2026-01-01T00:00:01.000Z', actor: { id: 'alice', via: 'flag' }, reason: 'step 1' });
+        const e = entries[1];
+        if (!e) throw new Error('seed');
+        expect(e.hash).toBe(entryHash(e.prevHash, e));
+        expect(await store.listAudit()).toEqual(entries);
+      });
+
+      it('lists with limit, after a sequence number, and newest first', async () => {
+        await seed();
+        expect((await store.listAudit({ limit: 2 })).map((e) => e.seq)).toEqual([1, 2]);
+        expect((await store.listAudit({ afterSeq: 3 })).map((e) => e.seq)).toEqual([4, 5]);
+        expect((await store.listAudit({ newestFirst: true, limit: 2 })).map((e) => e.seq)).toEqual([5, 4]);
+        expect((await store.listAudit({ afterSeq: 1, limit: 1 })).map((e) => e.seq)).toEqual([2]);
+      });
+
+      it('keeps data as JSON whatever its key order, and stores an absent reason and data as null', async () => {
+        const e = await store.appendAudit({ actor: { id: 'bob' }, action: 'x.y', subject: 'z', data: { b: 1, a: { d: [1, 2], c: null } } });
+        const [back] = await store.listAudit();
+        expect(back).toEqual(e);
+        expect(back?.actor).toEqual({ id: 'bob' });
+        const bare = await store.appendAudit({ actor: { id: 'bob' }, action: 'x.y', subject: 'z' });
+        expect(bare).toMatchObject({ reason: null, data: null });
+        expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 2 });
+      });
+
+      it('verifies an empty log and a good one, and reports the head hash', async () => {
+        expect(await store.verifyAudit()).toEqual({ ok: true, count: 0, headHash: GENESIS_HASH });
+        const entries = await seed();
+        expect(await store.verifyAudit()).toEqual({ ok: true, count: 5, headHash: entries[4]?.hash });
+      });
+
+      it('continues the same chain after the store is closed and opened again', async () => {
+        const entries = await seed();
+        await store.close();
+        const again = await open(steppingClock('2026-02-01T00:00:00.000Z'));
+        const next = await again.appendAudit({ actor: alice, action: 'test.more', subject: 's6' });
+        expect(next).toMatchObject({ seq: 6, prevHash: entries[4]?.hash });
+        expect(await again.verifyAudit()).toMatchObject({ ok: true, count: 6, headHash: next.hash });
+      });
+
+      it('refuses UPDATE and DELETE on the audit log through SQL (append-only guard)', async () => {
+        await seed();
+        await expect(h.exec("UPDATE audit_log SET reason = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
+        await expect(h.exec('DELETE FROM audit_log WHERE seq = 5')).rejects.toThrow(/append-only/);
+        expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 5 });
+      });
+    });
+
+    describe('tampering through the database is found and the entry named', () => {
+      interface Case {
+        name: string;
+        tamper: (entries: AuditEntry[]) => Promise<void>;
+        seq: number;
+        problem: string;
+        message: RegExp;
+      }
+      const forge = (seq: number, prevHash: string, over: Partial<AuditEntry> = {}): { sql: string } => {
+        const body = {
+          seq,
+          at: '2026-01-01T00:00:09.000Z',
+          actor: { id: 'mallory' },
+          action: 'test.step',
+          subject: 'forged',
+          reason: null,
+          data: { i: 99 },
+          ...over,
+        };
+        const hash = over.hash ?? entryHash(prevHash, body);
+        return {
+          sql:
+            `INSERT INTO audit_log (seq, at, actor, actor_via, action, subject, reason, data, prev_hash, hash) VALUES ` +
+            `(${seq}, ${q(body.at)}, 'mallory', NULL, 'test.step', 'forged', NULL, '{"i":99}', ${q(prevHash)}, ${q(hash)})`,
+        };
+      };
+      const cases: Case[] = [
+        {
+          name: 'data of an entry changed',
+          tamper: () => h.exec(`UPDATE audit_log SET data = '{"i":3,"tags":["a"]}' WHERE seq = 3`),
+          seq: 3,
+          problem: 'edited',
+          message: /entry 3 .*was edited/,
+        },
+        {
+          name: 'actor of an entry changed',
+          tamper: () => h.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"),
+          seq: 2,
+          problem: 'edited',
+          message: /entry 2/,
+        },
+        {
+          name: 'time of the first entry changed',
+          tamper: () => h.exec("UPDATE audit_log SET at = '2025-12-31T00:00:00.000Z' WHERE seq = 1"),
+          seq: 1,
+          problem: 'edited',
+          message: /entry 1/,
+        },
+        {
+          name: 'data replaced by something that is not JSON',
+          tamper: () => h.exec("UPDATE audit_log SET data = '{oops' WHERE seq = 4"),
+          seq: 4,
+          problem: 'edited',
+          message: /entry 4/,
+        },
+        {
+          name: 'a middle entry deleted',
+          tamper: () => h.exec('DELETE FROM audit_log WHERE seq = 3'),
+          seq: 3,
+          problem: 'deleted',
+          message: /entry 3 is missing/,
+        },
+        {
+          name: 'the first entry deleted',
+          tamper: () => h.exec('DELETE FROM audit_log WHERE seq = 1'),
+          seq: 1,
+          problem: 'deleted',
+          message: /entry 1 is missing/,
+        },
+        {
+          name: 'the newest entry deleted',
+          tamper: () => h.exec('DELETE FROM audit_log WHERE seq = 5'),
+          seq: 5,
+          problem: 'deleted',
+          message: /entry 5 was deleted/,
+        },
+        {
+          name: 'the two newest entries deleted',
+          tamper: () => h.exec('DELETE FROM audit_log WHERE seq >= 4'),
+          seq: 4,
+          problem: 'deleted',
+          message: /entries 4\.\.5 were deleted/,
+        },
+        {
+          name: 'a forged entry appended with a valid link',
+          tamper: (e) => h.exec(forge(6, e[4]?.hash ?? '').sql),
+          seq: 6,
+          problem: 'inserted',
+          message: /entry 6 was added outside Meridian/,
+        },
+        {
+          name: 'a forged entry appended with a made-up hash',
+          tamper: (e) => h.exec(forge(6, e[4]?.hash ?? '', { hash: 'f'.repeat(64) }).sql),
+          seq: 6,
+          problem: 'edited',
+          message: /entry 6/,
+        },
+        {
+          name: 'a forged entry inserted in the middle (later entries renumbered)',
+          tamper: async (e) => {
+            await h.exec('UPDATE audit_log SET seq = -seq - 1 WHERE seq >= 3');
+            await h.exec('UPDATE audit_log SET seq = -seq WHERE seq < 0');
+            await h.exec(forge(3, e[1]?.hash ?? '').sql);
+          },
+          seq: 4, // the forged entry links correctly; the first entry that no longer follows is named
+          problem: 'inserted',
+          message: /entry 4 does not follow entry 3/,
+        },
+        {
+          name: 'two entries swapped',
+          tamper: async () => {
+            await h.exec('UPDATE audit_log SET seq = -1 WHERE seq = 2');
+            await h.exec('UPDATE audit_log SET seq = 2 WHERE seq = 3');
+            await h.exec('UPDATE audit_log SET seq = 3 WHERE seq = -1');
+          },
+          seq: 2,
+          problem: 'inserted',
+          message: /entry 2 does not follow entry 1/,
+        },
+        {
+          name: 'an entry rewritten and rehashed (but not the ones after it)',
+          tamper: async (e) => {
+            const x = e[2];
+            if (!x) throw new Error('seed');
+            const hash = entryHash(x.prevHash, { ...x, reason: 'nothing to see' });
+            await h.exec(`UPDATE audit_log SET reason = 'nothing to see', hash = ${q(hash)} WHERE seq = 3`);
+          },
+          seq: 4,
+          problem: 'inserted',
+          message: /entry 4 does not follow entry 3/,
+        },
+        {
+          name: 'the newest entry rewritten and rehashed',
+          tamper: async (e) => {
+            const x = e[4];
+            if (!x) throw new Error('seed');
+            const hash = entryHash(x.prevHash, { ...x, subject: 'other' });
+            await h.exec(`UPDATE audit_log SET subject = 'other', hash = ${q(hash)} WHERE seq = 5`);
+          },
+          seq: 5,
+          problem: 'anchor',
+          message: /head anchor names/,
+        },
+        {
+          name: 'the head anchor deleted',
+          tamper: () => h.exec('DELETE FROM audit_head'),
+          seq: 5,
+          problem: 'anchor',
+          message: /anchor is missing/,
+        },
+      ];
+
+      for (const c of cases) {
+        it(c.name, async () => {
+          const entries = await seed();
+          await h.dropAuditGuards();
+          await c.tamper(entries);
+          const v = await store.verifyAudit();
+          expect(v.ok).toBe(false);
+          if (v.ok) return;
+          expect({ seq: v.seq, problem: v.problem }).toEqual({ seq: c.seq, problem: c.problem });
+          expect(v.message).toMatch(c.message);
+        });
+      }
+
+      it('does not catch someone who rewrites every later hash and the anchor: only the head hash printed elsewhere does', async () => {
+        const entries = await seed();
+        const printed = (await store.verifyAudit()) as { headHash: string };
+        await h.dropAuditGuards();
+        let prev = entries[1]?.hash ?? '';
+        for (const e of entries.slice(2)) {
+          const changed = { ...e, prevHash: prev, reason: e.seq === 3 ? 'rewritten' : e.reason };
+          const hash = entryHash(prev, changed);
+          await h.exec(
+            `UPDATE audit_log SET reason = ${q(changed.reason ?? '')}, prev_hash = ${q(prev)}, hash = ${q(hash)} WHERE seq = ${e.seq}`,
+          );
+          prev = hash;
+        }
+        await h.exec(`UPDATE audit_head SET hash = ${q(prev)} WHERE id = 1`);
+        const v = await store.verifyAudit();
+        expect(v.ok).toBe(true); // the documented limit of a chain kept inside the same database
+        expect(v.headHash).not.toBe(printed.headHash); // what an external anchor (the CI log) catches
+      });
+
+      it('refuses to append when the head anchor is gone, instead of starting a second chain', async () => {
+        await seed();
+        await h.exec('DELETE FROM audit_head');
+        await expectCode(store.appendAudit({ actor: alice, action: 'x', subject: 'y' }), 'MERIDIAN_E_STORE_AUDIT_ANCHOR_MISSING');
+        expect(await h.query('SELECT seq FROM audit_log')).toHaveLength(5);
+      });
+    });
+
+    describe('transactions', () => {
+      it('lands a change and its audit entries together', async () => {
+        const s = rev1.clusters['eu-west-1'];
+        if (!s) throw new Error('fixture');
+        await store.withTransaction(async (tx) => {
+          await tx.putRevision(rev1, alice, 'plan');
+          await tx.recordClusterState('eu-west-1', rev1.id, s, 'planned', alice);
+          await tx.appendAudit({ actor: alice, action: 'plan.create', subject: rev1.id });
+        });
+        expect((await store.listAudit()).map((e) => e.action)).toEqual(['revision.create', 'cluster.state', 'plan.create']);
+        expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 3 });
+      });
+
+      it('leaves no revision, state or audit entry when the work throws mid-way', async () => {
+        const s = rev1.clusters['eu-west-1'];
+        if (!s) throw new Error('fixture');
+        await store.appendAudit({ actor: alice, action: 'before', subject: 'x' });
+        await expect(
+          store.withTransaction(async (tx) => {
+            await tx.putRevision(rev1, alice);
+            await tx.recordClusterState('eu-west-1', rev1.id, s, 'planned', alice);
+            throw new Error('the pipeline was cancelled');
+          }),
+        ).rejects.toThrow('the pipeline was cancelled');
+        expect(await store.listRevisions()).toEqual([]);
+        expect(await store.clusterStates()).toEqual({});
+        expect((await store.listAudit()).map((e) => e.action)).toEqual(['before']);
+        expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 1 });
+        const next = await store.appendAudit({ actor: alice, action: 'after', subject: 'x' });
+        expect(next.seq).toBe(2);
+      });
+
+      it('refuses a call to the store itself inside its own transaction (it would wait forever)', async () => {
+        await expect(store.withTransaction(() => store.appendAudit({ actor: alice, action: 'x', subject: 'y' }))).rejects.toThrow(
+          /use the `tx` argument/,
+        );
+        expect(await store.listAudit()).toEqual([]);
+      });
+    });
+
+    describe('concurrency', () => {
+      it('keeps one unbroken chain when two stores on the same database append at once', async () => {
+        const other = await open(steppingClock('2026-03-01T00:00:00.000Z'));
+        const n = 40;
+        const writes: Promise<unknown>[] = [];
+        for (let i = 0; i < n; i++) {
+          writes.push(store.appendAudit({ actor: alice, action: 'a.write', subject: `a${i}` }));
+          writes.push(other.appendAudit({ actor: ci, action: 'b.write', subject: `b${i}` }));
+          if (i % 10 === 0) {
+            writes.push(store.putRevision(rev1, alice));
+            writes.push(other.putRevision(rev1, ci));
+          }
+        }
+        await Promise.all(writes);
+        const v = await other.verifyAudit();
+        expect(v).toMatchObject({ ok: true, count: 2 * n + 1 }); // one revision.create, however many tried
+        const all = await store.listAudit();
+        expect(all.map((e) => e.seq)).toEqual(Array.from({ length: 2 * n + 1 }, (_, i) => i + 1));
+        expect(all.filter((e) => e.action === 'revision.create')).toHaveLength(1);
+      });
+
+      it('runs concurrent transactions of one store one after the other', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            store.withTransaction(async (tx) => {
+              const a = await tx.appendAudit({ actor: alice, action: 'pair.first', subject: `t${i}` });
+              const b = await tx.appendAudit({ actor: alice, action: 'pair.second', subject: `t${i}` });
+              return [a.seq, b.seq];
+            }),
+          ),
+        );
+        for (const [a, b] of results) expect(b).toBe((a ?? 0) + 1); // never interleaved
+        expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 20 });
+      });
+    });
+  });
+}
