@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { Io } from '../io.js';
 import { registerRender } from './render.js';
 import { registerSchema } from './schema.js';
+import { registerValidate } from './validate.js';
 
 /** Where a command leaves its exit code. */
 export interface Result {
@@ -12,4 +13,5 @@ export interface Result {
 export function registerCommands(program: Command, io: Io, result: Result): void {
   registerSchema(program, io, result);
   registerRender(program, io, result);
+  registerValidate(program, io, result);
 }
