@@ -1,6 +1,8 @@
 /** Registers every command. One file per command; each is thin. */
 import type { Command } from 'commander';
 import type { Io } from '../io.js';
+import { registerAudit } from './audit.js';
+import { registerPlan } from './plan.js';
 import { registerRender } from './render.js';
 import { registerSchema } from './schema.js';
 import { registerValidate } from './validate.js';
@@ -14,4 +16,6 @@ export function registerCommands(program: Command, io: Io, result: Result): void
   registerSchema(program, io, result);
   registerRender(program, io, result);
   registerValidate(program, io, result);
+  registerPlan(program, io, result);
+  registerAudit(program, io, result);
 }

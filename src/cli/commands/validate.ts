@@ -10,7 +10,9 @@ import type { Result } from './index.js';
 export function registerValidate(program: Command, io: Io, result: Result): void {
   program
     .command('validate')
-    .description('check a fleet before anything is deployed: schema, references, digests, versions, secrets, quotas, residency, failover, policies')
+    .description(
+      'check a fleet before anything is deployed: schema, references, digests, versions, secrets, quotas, residency, failover, policies',
+    )
     .argument('[fleet]', 'fleet directory or file', '.')
     .addOption(new Option('-o, --output <format>', 'report format').choices(OUTPUTS).default('text'))
     .option('--report <file>', 'also write the report to this file (e.g. JUnit for the CI system) and print text')

@@ -1,0 +1,70 @@
+/**
+ * `meridian plan`: what would change, cluster by cluster, against what the store says runs now; the
+ * waves; and the blast radius. Records the new revision (idempotently, audited) and can save the plan.
+ */
+import { writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { baselineRevisionId, makePlan } from '../../plan/plan.js';
+import { formatPlan } from '../../plan/format-plan.js';
+import { clusterShares } from '../../routing/traffic-table.js';
+import type { Revision } from '../../render/render.js';
+import { resolveActor } from '../../store/actor.js';
+import { type Io, write } from '../io.js';
+import { storeFor } from '../state.js';
+import type { Result } from './index.js';
+import { loadAndRender } from './render.js';
+
+/**
+ * Each client region's share per cluster, averaged over the services that take client traffic (those
+ * with a routing policy); internal services would otherwise skew where clients' requests land.
+ */
+function publicShares(revision: Revision): Record<string, Record<string, number>> {
+  const routed = Object.keys(revision.routing).filter((s) => Object.values(revision.clusters).some((c) => c.services[s]));
+  if (routed.length === 0) return clusterShares(revision);
+  const out: Record<string, Record<string, number>> = {};
+  for (const service of routed) {
+    for (const [client, row] of Object.entries(clusterShares(revision, service))) {
+      const o = (out[client] ??= {});
+      for (const [cluster, share] of Object.entries(row)) o[cluster] = (o[cluster] ?? 0) + share / routed.length;
+    }
+  }
+  return out;
+}
+
+export function registerPlan(program: Command, io: Io, result: Result): void {
+  program
+    .command('plan')
+    .description('show what a rollout of the fleet would change, wave by wave, and record the new revision')
+    .argument('[fleet]', 'fleet directory or file', '.')
+    .option('--out <file>', 'save the plan (JSON, with its own hash) for `meridian rollout --plan`')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--state <store>', 'state store (a SQLite path or postgres:// URL); default .meridian/state.db or MERIDIAN_STATE')
+    .option('--actor <id>', 'who is planning (default: MERIDIAN_ACTOR, GITHUB_ACTOR or the user)')
+    .option('--reason <text>', 'why, for the audit log')
+    .action(async (dir: string, opts: { out?: string; output: 'text' | 'json'; state?: string; actor?: string; reason?: string }) => {
+      const { loaded, rendered } = loadAndRender(dir);
+      const revision = rendered.revision;
+      const store = await storeFor(opts.state, io);
+      try {
+        const states = await store.clusterStates();
+        const baseline = baselineRevisionId(states);
+        const previous = baseline ? await store.getRevision(baseline) : undefined;
+        const plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: publicShares(revision), now: io.now() });
+        const actor = resolveActor(opts.actor, io.env);
+        const { created } = await store.putRevision(revision, actor, opts.reason ?? `planned from ${dir}`);
+        if (opts.out !== undefined) writeFileSync(opts.out, `${JSON.stringify(plan, null, 2)}\n`);
+        if (opts.output === 'json') {
+          await write(io.out, `${JSON.stringify(plan, null, 2)}\n`);
+        } else {
+          const note = [
+            `revision ${revision.id} ${created ? 'recorded' : 'already recorded'} in ${store.location}`,
+            ...(opts.out !== undefined ? [`plan saved to ${opts.out} (hash ${plan.hash.slice(0, 16)})`] : []),
+          ];
+          await write(io.out, `${formatPlan(plan, { color: io.style.color })}\n${io.style.dim(note.join('\n'))}\n`);
+        }
+        result.code = 0;
+      } finally {
+        await store.close();
+      }
+    });
+}
