@@ -1,0 +1,54 @@
+/** Routing: precomputed tables and the per-request decision. Pure: no I/O, no clocks. See docs/routing.md. */
+export { buildRoutingTable, rowPlan, ROW, type RoutingTable, type RoutingTableOptions } from './table.js';
+export { createDecision, decide, nextAttempt, type Decision, type DecisionKind } from './decide.js';
+export { explain, type Explanation, type ExplainedCandidate, type ExplainedLevel, type ClusterState } from './explain.js';
+export {
+  clusterShares,
+  formatTrafficTable,
+  trafficFromTable,
+  trafficTable,
+  UNKNOWN_CLIENT,
+  type ClientTraffic,
+  type FormatOptions,
+  type TrafficTable,
+  type VersionShare,
+} from './traffic-table.js';
+export {
+  levelHealth,
+  priorityLoad,
+  priorityLoadFromPercents,
+  type LoadRounding,
+  type PriorityLevelInput,
+  type PriorityLoad,
+  type PriorityLoadOptions,
+} from './priority-load.js';
+export { capLoads } from './capacity.js';
+export { biasedDistance, countryRegions, haversineKm, EARTH_RADIUS_KM, type LatLon } from './geo.js';
+export { bucketOf, fmix32, fnv1aString, hashSeed, unitOf, userBucket, userHash, BUCKETS } from './hash.js';
+export {
+  IDEMPOTENT_METHODS,
+  isIdempotent,
+  RetryBudget,
+  retryBudgetFor,
+  type RetryBudgetOptions,
+  type RetryCounters,
+} from './retry-budget.js';
+export {
+  drainedSet,
+  simulatedState,
+  type CanaryWeight,
+  type ClusterHealth,
+  type FlagGate,
+  type RoutingState,
+  type Simulation,
+} from './state.js';
+export {
+  regionOrder,
+  resolvePolicy,
+  type OrderBasis,
+  type RegionOrder,
+  type ResidencyRule,
+  type ServicePolicy,
+  type Steering,
+} from './model.js';
+export { residencyRule, type ExclusionReason, type RowOutcome, type RowPlan } from './row-plan.js';
