@@ -111,6 +111,23 @@ describe('meridian plan and audit', () => {
   });
 });
 
+describe('meridian route simulate', () => {
+  it('moves traffic away from a failed cluster and never sends locked EU traffic outside the EU', () => {
+    const base = JSON.parse(meridian(['route', 'simulate', shop, '--service', 'web', '-o', 'json']).out) as {
+      services: Record<string, Record<string, { clusters: Record<string, { stable: number }> }>>;
+    };
+    expect(Object.keys(base.services['web']?.['eu-west']?.clusters ?? {}).sort()).toEqual(['eu-west-1', 'eu-west-2']);
+    const down = JSON.parse(
+      meridian(['route', 'simulate', shop, '--service', 'web', '--drain', 'eu-west', '-o', 'json']).out,
+    ) as typeof base;
+    const euWest = down.services['web']?.['eu-west']?.clusters ?? {};
+    expect(Object.keys(euWest)).toEqual(['eu-central-1']);
+    const text = meridian(['route', 'simulate', shop, '--down', 'nope']);
+    expect(text.code).toBe(2);
+    expect(text.err).toMatch(/no cluster named nope/);
+  });
+});
+
 describe('meridian schema', () => {
   it('prints the JSON Schema', () => {
     const r = meridian(['schema']);

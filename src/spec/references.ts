@@ -38,6 +38,24 @@ export function checkReferences(fleet: Fleet, map: SourceMap): Finding[] {
   };
 
   for (const [name, c] of Object.entries(fleet.clusters)) ref(['clusters', name, 'region'], 'region', c.region, regions);
+  const home = new Map<string, string>();
+  for (const [name, r] of Object.entries(fleet.regions)) {
+    r.countries.forEach((country, i) => {
+      const first = home.get(country);
+      if (first === undefined) {
+        home.set(country, name);
+        return;
+      }
+      findings.push({
+        code: 'MERIDIAN_E_DUPLICATE_COUNTRY',
+        severity: 'error',
+        message: `${country} is listed by both regions.${first}.countries and regions.${name}.countries; a client country has one home region`,
+        path: formatPath(['regions', name, 'countries', i]),
+        ...loc(map, ['regions', name, 'countries', i]),
+        fix: `keep ${country} in one region's countries; the router sends its clients to that region first and fails over by distance`,
+      });
+    });
+  }
   for (const [name, s] of Object.entries(fleet.services)) {
     for (const dep of Object.keys(s.requires ?? {})) ref(['services', name, 'requires', dep], 'service', dep, services);
     selector(['services', name, 'placement', 'match'], s.placement?.match);

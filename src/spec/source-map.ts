@@ -1,5 +1,5 @@
 /** Maps a path in the merged fleet back to file:line:col in the YAML it came from. */
-import type { LineCounter} from 'yaml';
+import type { LineCounter } from 'yaml';
 import { isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { SourceLocation } from '../errors.js';
 

@@ -4,6 +4,7 @@ import type { Io } from '../io.js';
 import { registerAudit } from './audit.js';
 import { registerPlan } from './plan.js';
 import { registerRender } from './render.js';
+import { registerRoute } from './route.js';
 import { registerSchema } from './schema.js';
 import { registerValidate } from './validate.js';
 
@@ -18,4 +19,5 @@ export function registerCommands(program: Command, io: Io, result: Result): void
   registerValidate(program, io, result);
   registerPlan(program, io, result);
   registerAudit(program, io, result);
+  registerRoute(program, io, result);
 }
