@@ -6,6 +6,7 @@ import { registerPlan } from './plan.js';
 import { registerRender } from './render.js';
 import { registerRoute } from './route.js';
 import { registerSchema } from './schema.js';
+import { registerTraffic } from './traffic.js';
 import { registerValidate } from './validate.js';
 
 /** Where a command leaves its exit code. */
@@ -20,4 +21,5 @@ export function registerCommands(program: Command, io: Io, result: Result): void
   registerPlan(program, io, result);
   registerAudit(program, io, result);
   registerRoute(program, io, result);
+  registerTraffic(program, io, result);
 }

@@ -1,0 +1,93 @@
+/**
+ * `meridian router`: a standalone router over a fleet and a static endpoints file (docs/router.md), in
+ * one process or one worker per core. Runs until SIGINT/SIGTERM; SIGHUP re-reads the endpoints file.
+ */
+import { availableParallelism } from 'node:os';
+import { Option, type Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { RouterLog } from '../../router/router.js';
+import { startStandalone, startWorkers, type RunningRouter, type StandaloneConfig } from '../../router/standalone.js';
+import { type Io, write } from '../io.js';
+import type { Result } from './index.js';
+
+interface RouterFlags {
+  fleet: string;
+  endpoints?: string;
+  port: string;
+  host: string;
+  adminPort?: string;
+  workers: string;
+  geoip?: string | false;
+  healthChecks: boolean;
+  traceparent: 'generate' | 'pass';
+}
+
+function portOf(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${flag} must be a port number (0..65535), not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Resolves when one of the signals arrives. */
+function untilSignal(signals: readonly NodeJS.Signals[]): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (s: NodeJS.Signals): void => {
+      for (const x of signals) process.off(x, on);
+      resolve(s);
+    };
+    for (const s of signals) process.on(s, on);
+  });
+}
+
+export function registerRouter(program: Command, io: Io, result: Result): void {
+  program
+    .command('router')
+    .description('run the router (data plane) over a fleet and a static endpoints file, until interrupted')
+    .option('-f, --fleet <dir>', 'fleet directory or file', '.')
+    .option('-e, --endpoints <file>', 'JSON file listing the endpoints of every service in every cluster (see docs/router.md)')
+    .option('-p, --port <port>', 'traffic port (0 picks a free one)', '8080')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--admin-port <port>', 'also serve the admin endpoints (metrics, stats, debug/route) on this port')
+    .option('-w, --workers <n>', `worker processes sharing the port (this machine has ${availableParallelism()} cores)`, '1')
+    .option('--geoip <file>', 'MaxMind-format country database (.mmdb); default: the bundled one')
+    .option('--no-geoip', 'no GeoIP: clients without a trusted country header have no home region')
+    .option('--no-health-checks', 'no active health checks (passive outlier detection still runs)')
+    .addOption(
+      new Option('--traceparent <mode>', 'requests without a valid W3C traceparent').choices(['generate', 'pass']).default('generate'),
+    )
+    .action(async (flags: RouterFlags) => {
+      if (flags.endpoints === undefined) {
+        throw new UsageError(
+          'meridian router needs --endpoints FILE.json',
+          'write the endpoints as described in docs/router.md, e.g. {"endpoints": [{"cluster": "eu-west-1", "service": "web", "port": 9001}]}',
+        );
+      }
+      const workers = Number(flags.workers);
+      if (!Number.isInteger(workers) || workers < 1)
+        throw new UsageError(`--workers must be a whole number ≥ 1, not ${JSON.stringify(flags.workers)}`);
+      const config: StandaloneConfig = {
+        fleet: flags.fleet,
+        endpoints: flags.endpoints,
+        port: portOf('--port', flags.port),
+        host: flags.host,
+        ...(flags.adminPort !== undefined ? { adminPort: portOf('--admin-port', flags.adminPort) } : {}),
+        ...(flags.geoip === false ? { geoip: null } : typeof flags.geoip === 'string' ? { geoip: flags.geoip } : {}),
+        healthChecks: flags.healthChecks,
+        traceparent: flags.traceparent,
+        workers,
+      };
+      const log: RouterLog = (level, message) =>
+        void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
+      const running: RunningRouter = workers > 1 ? await startWorkers(config, log) : await startStandalone(config, log);
+      const admin = running.adminPort !== null ? `, admin on http://${flags.host}:${running.adminPort}/` : '';
+      await write(
+        io.out,
+        `meridian router listening on http://${flags.host}:${running.port} (${workers} worker${workers > 1 ? 's' : ''}; admin under /_meridian/ from loopback${admin})\n`,
+      );
+      const signal = await untilSignal(['SIGINT', 'SIGTERM']);
+      await write(io.err, `${signal}: stopping the router\n`);
+      await running.close();
+      result.code = 0;
+    });
+}
