@@ -7,6 +7,7 @@ import { registerRender } from './render.js';
 import { registerRoute } from './route.js';
 import { registerSchema } from './schema.js';
 import { registerTraffic } from './traffic.js';
+import { registerUp } from './up.js';
 import { registerValidate } from './validate.js';
 
 /** Where a command leaves its exit code. */
@@ -22,4 +23,5 @@ export function registerCommands(program: Command, io: Io, result: Result): void
   registerAudit(program, io, result);
   registerRoute(program, io, result);
   registerTraffic(program, io, result);
+  registerUp(program, io, result);
 }

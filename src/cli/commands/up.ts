@@ -1,0 +1,243 @@
+/**
+ * `meridian up`: the whole fleet on this machine — every cluster as real processes, the router in front —
+ * and `meridian down`. In the foreground until Ctrl-C, or in the background with `--detach`.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { MeridianError, UsageError } from '../../errors.js';
+import { baselineRevisionId } from '../../plan/plan.js';
+import type { Revision } from '../../render/render.js';
+import { Router } from '../../router/router.js';
+import { resolveActor } from '../../store/actor.js';
+import { LocalTarget } from '../../targets/local/local-target.js';
+import { startClusters } from '../../targets/local/local-fleet.js';
+import { installShutdownHandlers } from '../../targets/shutdown.js';
+import { report } from '../../validate/report/index.js';
+import { validateFleet } from '../../validate/run.js';
+import { type Io, write } from '../io.js';
+import { storeFor } from '../state.js';
+import type { Result } from './index.js';
+import { loadAndRender } from './render.js';
+
+/** What a running `meridian up` leaves in `.meridian/up.json` for `meridian down` and for tools. */
+export interface UpInfo {
+  readonly pid: number;
+  readonly fleet: string;
+  readonly revision: string;
+  readonly router: string;
+  readonly admin: string;
+  readonly startedAt: string;
+}
+
+function upFile(io: Io): string {
+  return join(io.cwd, '.meridian', 'up.json');
+}
+
+/** Reads `.meridian/up.json` when a live `meridian up` wrote it. */
+export function readUpInfo(io: Io): UpInfo | undefined {
+  const file = upFile(io);
+  if (!existsSync(file)) return undefined;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as UpInfo;
+  try {
+    process.kill(info.pid, 0);
+    return info;
+  } catch {
+    return undefined; // stale: its process is gone
+  }
+}
+
+interface UpOptions {
+  port: string;
+  adminPort: string;
+  detach?: boolean;
+  state?: string;
+  actor?: string;
+  fresh?: boolean;
+  maxReplicas: string;
+  quiet?: boolean;
+}
+
+export function registerUp(program: Command, io: Io, result: Result): void {
+  program
+    .command('up')
+    .description('run every cluster of the fleet as local processes with the router in front (Ctrl-C stops everything)')
+    .argument('[fleet]', 'fleet directory or file', '.')
+    .option('-p, --port <n>', 'router port', '8080')
+    .option('--admin-port <n>', 'router admin port (/metrics, /debug/route); 0 picks a free one', '0')
+    .option('-d, --detach', 'run in the background; stop with `meridian down`')
+    .option('--state <store>', 'state store (a SQLite path or postgres:// URL)')
+    .option('--actor <id>', 'who starts it, for the audit log')
+    .option('--fresh', 'run the fleet as written, even when the store records another revision as running')
+    .option('--max-replicas <n>', 'at most this many processes per service per cluster', '2')
+    .option('-q, --quiet', 'do not print the services’ output')
+    .action(async (dir: string, opts: UpOptions) => {
+      if (opts.detach) {
+        result.code = await detach(dir, opts, io);
+        return;
+      }
+      result.code = await runForeground(dir, opts, io);
+    });
+
+  program
+    .command('down')
+    .description('stop a fleet started with `meridian up --detach`')
+    .action(async () => {
+      const info = readUpInfo(io);
+      if (!info) {
+        rmSync(upFile(io), { force: true });
+        await write(io.out, 'nothing is running here (no live .meridian/up.json)\n');
+        result.code = 0;
+        return;
+      }
+      process.kill(info.pid, 'SIGTERM');
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        try {
+          process.kill(info.pid, 0);
+        } catch {
+          rmSync(upFile(io), { force: true });
+          await write(io.out, `stopped the fleet ${info.fleet} (pid ${info.pid})\n`);
+          result.code = 0;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      process.kill(info.pid, 'SIGKILL');
+      rmSync(upFile(io), { force: true });
+      await write(
+        io.err,
+        `the fleet did not stop within 20 s; killed pid ${info.pid} (its replicas stop when their watchdogs see it gone)\n`,
+      );
+      result.code = 1;
+    });
+}
+
+async function detach(dir: string, opts: UpOptions, io: Io): Promise<number> {
+  const existing = readUpInfo(io);
+  if (existing)
+    throw new UsageError(
+      `a fleet is already running here (pid ${existing.pid}, router ${existing.router})`,
+      'stop it with `meridian down` first',
+    );
+  const log = join(io.cwd, '.meridian', 'up.log');
+  mkdirSync(dirname(log), { recursive: true });
+  rmSync(upFile(io), { force: true });
+  const fd = openSync(log, 'a');
+  const args = process.argv.slice(1).filter((a) => a !== '-d' && a !== '--detach');
+  const child = spawn(process.execPath, [...process.execArgv, ...args], {
+    cwd: io.cwd,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: io.env,
+  });
+  closeSync(fd);
+  child.unref();
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const info = readUpInfo(io);
+    if (info) {
+      await write(
+        io.out,
+        `fleet ${info.fleet} is up in the background (pid ${info.pid})\n  router  ${info.router}\n  admin   ${info.admin}\n  log     ${log}\nstop it with: meridian down\n`,
+      );
+      return 0;
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await write(io.err, `meridian up did not come up; see ${log}\n`);
+  return 1;
+}
+
+async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<number> {
+  const s = io.style;
+  const say = (text: string): void => void io.err.write(`${s.dim('meridian')} ${text}\n`);
+  const check = await validateFleet(dir, { now: io.now(), env: io.env });
+  if (check.exitCode !== 0) {
+    await write(io.out, report('text', check.findings, { color: io.style.color }));
+    await write(io.err, 'the fleet does not pass preflight; fix the findings above, then run `meridian up` again\n');
+    return check.exitCode;
+  }
+  const { loaded, rendered } = loadAndRender(dir);
+  const actor = resolveActor(opts.actor, io.env);
+  const store = await storeFor(opts.state, io);
+  const states = await store.clusterStates();
+  const baseline = opts.fresh ? null : baselineRevisionId(states);
+  const recordedRev = baseline ? await store.getRevision(baseline) : undefined;
+  const revision: Revision = recordedRev ?? rendered.revision;
+  await store.putRevision(rendered.revision, actor, 'meridian up');
+  const clusters: Record<string, { revisionId: string; state: Revision['clusters'][string] }> = {};
+  for (const [name, state] of Object.entries(revision.clusters)) {
+    const rec = opts.fresh ? undefined : states[name];
+    clusters[name] = rec ? { revisionId: rec.revisionId, state: rec.state } : { revisionId: revision.id, state };
+  }
+  if (recordedRev && recordedRev.id !== rendered.revision.id) {
+    say(
+      `running the recorded revision ${recordedRev.id}; the fleet as written is ${rendered.revision.id} — roll it out with \`meridian rollout\`, or start with --fresh`,
+    );
+  }
+
+  const target = new LocalTarget({
+    fleetDir: loaded.dir,
+    maxReplicasPerService: Number.parseInt(opts.maxReplicas, 10),
+    ...(opts.quiet ? {} : { onOutput: (l) => void io.err.write(`${s.dim(`${l.cluster}/${l.service}#${l.replica}`)} ${l.line}\n`) }),
+  });
+  let router: Router | undefined;
+  const stopAll = async (): Promise<void> => {
+    await router?.close();
+    rmSync(upFile(io), { force: true });
+  };
+  installShutdownHandlers([{ close: stopAll, terminateSync: () => rmSync(upFile(io), { force: true }) }, target], {
+    onSignal: (sig) => say(`${sig}: stopping every process of the fleet…`),
+  });
+  const count = Object.values(clusters).reduce((n, c) => n + Object.keys(c.state.services).length, 0);
+  say(`starting ${Object.keys(clusters).length} clusters, ${count} service deployments of revision ${revision.id}…`);
+  try {
+    await startClusters(target, clusters, { onClusterReady: (c, ms) => say(`${c} ready in ${(ms / 1000).toFixed(1)} s`) });
+  } catch (err) {
+    await target.close();
+    await store.close();
+    throw new MeridianError('MERIDIAN_E_UP_FAILED', `the local fleet did not become healthy: ${(err as Error).message.slice(0, 400)}`, {
+      cause: err,
+      hint: 'look at the services’ output above; fix the service or its configuration and run `meridian up` again',
+    });
+  }
+  for (const [name, c] of Object.entries(clusters)) {
+    if (states[name]?.revisionId !== c.revisionId || states[name]?.status !== 'running') {
+      await store.recordClusterState(name, c.revisionId, c.state, 'running', actor, 'meridian up: local fleet started');
+    }
+  }
+  await store.close();
+
+  router = new Router({ revision, endpoints: target, log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`) });
+  const { port } = await router.listen(Number.parseInt(opts.port, 10));
+  const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
+  const info: UpInfo = {
+    pid: process.pid,
+    fleet: revision.fleet,
+    revision: revision.id,
+    router: `http://127.0.0.1:${port}/`,
+    admin: `http://127.0.0.1:${admin.port}/`,
+    startedAt: io.now().toISOString(),
+  };
+  mkdirSync(dirname(upFile(io)), { recursive: true });
+  writeFileSync(upFile(io), `${JSON.stringify(info, null, 2)}\n`);
+  await write(
+    io.out,
+    `fleet ${info.fleet} is up: ${Object.keys(clusters).length} clusters, revision ${revision.id}\n` +
+      `  router     ${info.router}\n` +
+      `  metrics    ${info.admin}metrics\n` +
+      `  explain    ${info.admin}debug/route?service=web&country=DE\n` +
+      `  try        meridian traffic --url ${info.router} --rps 50 --duration 10s\n` +
+      `Ctrl-C stops everything.\n`,
+  );
+  await new Promise<never>(() => {}); // until a signal: the shutdown handlers exit the process
+  return 0;
+}
+
+/** The fleet directory as absolute path (for messages). */
+export function fleetPath(dir: string): string {
+  return resolve(dir);
+}
