@@ -184,9 +184,9 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     maxReplicasPerService: Number.parseInt(opts.maxReplicas, 10),
     ...(opts.quiet ? {} : { onOutput: (l) => void io.err.write(`${s.dim(`${l.cluster}/${l.service}#${l.replica}`)} ${l.line}\n`) }),
   });
-  let router: Router | undefined;
+  const running: { router?: Router } = {};
   const stopAll = async (): Promise<void> => {
-    await router?.close();
+    await running.router?.close();
     rmSync(upFile(io), { force: true });
   };
   installShutdownHandlers([{ close: stopAll, terminateSync: () => rmSync(upFile(io), { force: true }) }, target], {
@@ -211,7 +211,8 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   }
   await store.close();
 
-  router = new Router({ revision, endpoints: target, log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`) });
+  const router = new Router({ revision, endpoints: target, log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`) });
+  running.router = router;
   const { port } = await router.listen(Number.parseInt(opts.port, 10));
   const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
   const info: UpInfo = {
