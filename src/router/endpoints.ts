@@ -1,0 +1,167 @@
+/**
+ * Where the router sends traffic: the endpoints (replicas) of each service track in each cluster, from
+ * an {@link EndpointSource} — a deployment target (`LocalTarget` fits as is), a control-plane stream, or
+ * a static file (`meridian router --endpoints FILE.json`).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { RouterError } from './errors.js';
+
+/** One replica the router may send requests to. */
+export interface RouterEndpoint {
+  readonly cluster: string;
+  readonly service: string;
+  readonly track: 'stable' | 'canary';
+  readonly version: string;
+  readonly host: string;
+  readonly port: number;
+  /** The source's own view of its health (e.g. the local driver's checks); absent means healthy. */
+  readonly healthy?: boolean;
+  /** The replica's identity (changes when it is replaced); used to match replica events. */
+  readonly replica?: string;
+}
+
+/** A change the source reports; `replica-exited`/`replica-stopped`/`replica-unhealthy` take the replica out at once. */
+export interface EndpointEvent {
+  readonly type: string;
+  readonly cluster: string;
+  readonly service?: string;
+  readonly track?: string;
+  readonly replica?: string;
+}
+
+/** Endpoints of one cluster. */
+export type EndpointLister = (cluster: string) => readonly RouterEndpoint[];
+
+/** A function, or an object with `endpoints(cluster)` and optionally `subscribe(listener)` (as `Target`). */
+export type EndpointSource =
+  | EndpointLister
+  | {
+      endpoints(cluster: string): readonly RouterEndpoint[];
+      subscribe?(listener: (event: EndpointEvent) => void): () => void;
+    };
+
+/** Events after which an endpoint must not receive new requests, before the source lists endpoints again. */
+export const ENDPOINT_GONE_EVENTS: ReadonlySet<string> = new Set([
+  'replica-exited',
+  'replica-stopped',
+  'replica-unhealthy',
+  'replica-restarting',
+]);
+
+const Endpoint = z.strictObject({
+  cluster: z.string().min(1),
+  service: z.string().min(1),
+  track: z.enum(['stable', 'canary']).default('stable'),
+  version: z.string().min(1).optional(),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(1).max(65535),
+  healthy: z.boolean().optional(),
+  replica: z.string().optional(),
+});
+
+const Canary = z.strictObject({ weight: z.number().min(0).max(100), version: z.string().min(1) });
+
+const EndpointList = z.array(Endpoint);
+const EndpointsObject = z.strictObject({
+  endpoints: EndpointList,
+  canary: z.record(z.string(), z.record(z.string(), Canary)).optional(),
+  drained: z.array(z.string()).optional(),
+});
+
+/** The `--endpoints` file: the endpoints, and optionally canary weights and drained clusters or regions (or just the list). */
+export const EndpointsFile = z.union([EndpointList, EndpointsObject]);
+
+/** A parsed endpoints file; `version` may be absent (the revision's version for the cluster is used). */
+export interface EndpointsDocument {
+  readonly endpoints: readonly (Omit<RouterEndpoint, 'version'> & { readonly version?: string })[];
+  readonly canary: Readonly<Record<string, Readonly<Record<string, { readonly weight: number; readonly version: string }>>>>;
+  readonly drained: readonly string[];
+}
+
+/** Parses the endpoints file's content. @throws RouterError with every problem and its path */
+export function parseEndpointsFile(text: string, file = 'endpoints file'): EndpointsDocument {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new RouterError('MERIDIAN_E_ROUTER_ENDPOINTS', `${file} is not JSON: ${(cause as Error).message}`, {
+      cause,
+      hint: 'see docs/router.md for the format: {"endpoints": [{"cluster", "service", "port", …}]}',
+    });
+  }
+  const r = Array.isArray(json) ? EndpointList.safeParse(json) : EndpointsObject.safeParse(json);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`).join('; ');
+    throw new RouterError('MERIDIAN_E_ROUTER_ENDPOINTS', `${file}: ${problems}`, {
+      hint: 'see docs/router.md for the format: {"endpoints": [{"cluster", "service", "port", …}]}',
+    });
+  }
+  const doc = Array.isArray(r.data) ? { endpoints: r.data } : r.data;
+  return {
+    endpoints: doc.endpoints.map((e) => {
+      const { version, healthy, replica, ...rest } = e;
+      return {
+        ...rest,
+        ...(version !== undefined ? { version } : {}),
+        ...(healthy !== undefined ? { healthy } : {}),
+        ...(replica !== undefined ? { replica } : {}),
+      };
+    }),
+    canary: 'canary' in doc ? (doc.canary ?? {}) : {},
+    drained: 'drained' in doc ? (doc.drained ?? []) : [],
+  };
+}
+
+/** Reads and parses an endpoints file. */
+export function readEndpointsFile(path: string): EndpointsDocument {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new RouterError('MERIDIAN_E_ROUTER_ENDPOINTS', `cannot read the endpoints file ${path}`, { cause });
+  }
+  return parseEndpointsFile(text, path);
+}
+
+/**
+ * A fixed list of endpoints that can be replaced as a whole (a file reloaded on SIGHUP, a test).
+ * Endpoints without a version get `versionOf(cluster, service)`.
+ */
+export class StaticEndpoints {
+  #byCluster = new Map<string, RouterEndpoint[]>();
+  readonly #listeners = new Set<(e: EndpointEvent) => void>();
+
+  constructor(
+    list: EndpointsDocument['endpoints'] = [],
+    private readonly versionOf: (cluster: string, service: string) => string = () => 'unknown',
+  ) {
+    this.replace(list);
+  }
+
+  endpoints(cluster: string): readonly RouterEndpoint[] {
+    return this.#byCluster.get(cluster) ?? [];
+  }
+
+  subscribe(listener: (event: EndpointEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** Replaces every endpoint and tells subscribers. */
+  replace(list: EndpointsDocument['endpoints']): void {
+    const next = new Map<string, RouterEndpoint[]>();
+    for (const e of list) {
+      const full: RouterEndpoint = { ...e, version: e.version ?? this.versionOf(e.cluster, e.service) };
+      next.set(e.cluster, [...(next.get(e.cluster) ?? []), full]);
+    }
+    const clusters = new Set([...this.#byCluster.keys(), ...next.keys()]);
+    this.#byCluster = next;
+    for (const cluster of clusters) for (const l of this.#listeners) l({ type: 'endpoints-replaced', cluster });
+  }
+}
+
+/** The lister of a source. */
+export function listerOf(source: EndpointSource): EndpointLister {
+  return typeof source === 'function' ? source : (cluster) => source.endpoints(cluster);
+}

@@ -1,0 +1,593 @@
+/**
+ * The request path (hot): match the service, resolve the client's country, decide with the routing
+ * table, forward with undici, retry on another cluster when allowed, answer rejections with a reason.
+ * One {@link Exchange} per request holds its state; the snapshot it read first serves it to the end.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Writable, type Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { createDecision, decide, isIdempotent, nextAttempt, residencyRule, type Decision } from '../routing/index.js';
+import type { RouterClock } from './clock.js';
+import type { GeoIp } from './geoip.js';
+import type { OutlierDetector } from './outlier-detector.js';
+import { REASON, codeClass, type RouterMetrics } from './router-metrics.js';
+import type { ServiceRuntime, Snapshot } from './snapshot.js';
+import type { Upstream } from './upstream.js';
+
+/** What the request path needs from the router. */
+export interface ProxyHost {
+  snapshot(): Snapshot;
+  readonly metrics: RouterMetrics;
+  readonly outliers: OutlierDetector;
+  readonly geoip: GeoIp;
+  readonly clock: RouterClock;
+  /** Handles `adminPrefix` paths; returns false when the request is not an admin request. */
+  admin(req: IncomingMessage, res: ServerResponse): boolean;
+  readonly settings: ProxySettings;
+  /** Requests being handled (all services). */
+  inFlight: number;
+}
+
+export interface ProxySettings {
+  /** Request bodies up to this size (with a Content-Length) are buffered so the request can be retried. */
+  readonly maxBufferedBodyBytes: number;
+  /** `generate`: a request without a valid `traceparent` gets a new one; `pass`: forwarded as received. */
+  readonly traceparent: 'generate' | 'pass';
+}
+
+/** Hop-by-hop request headers (RFC 9110 §7.6.1) plus `proxy-connection`; never forwarded. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+] as const;
+const OVERRIDE_HEADER = 'x-meridian-cluster';
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+const TRACE_PREFIX = randomBytes(8).toString('hex');
+const SPAN_PREFIX = randomBytes(4).toString('hex');
+let traceSeq = 0;
+
+/** A W3C trace context header that may be forwarded as is. */
+export function validTraceparent(v: string): boolean {
+  const m = TRACEPARENT.exec(v);
+  if (!m) return false;
+  const [, version, trace, span, , rest] = m;
+  if (version === 'ff' || trace === ZERO_TRACE || span === ZERO_SPAN) return false;
+  return version !== '00' || rest === undefined;
+}
+
+/** A new trace context (not sampled): a per-process random prefix and a counter, so it costs no entropy per request. */
+export function newTraceparent(): string {
+  traceSeq = (traceSeq + 1) >>> 0;
+  const n = traceSeq.toString(16).padStart(16, '0');
+  return `00-${TRACE_PREFIX}${n}-${SPAN_PREFIX}${n.slice(8)}-00`;
+}
+
+/** The value of one cookie in a Cookie header, without allocating for the others. */
+export function cookieValue(header: string, name: string): string | undefined {
+  let i = 0;
+  const n = name.length;
+  while ((i = header.indexOf(name, i)) !== -1) {
+    const before = i === 0 ? 59 : header.charCodeAt(i - 1);
+    if ((before === 59 || before === 32 || before === 9) && header.charCodeAt(i + n) === 61) {
+      const start = i + n + 1;
+      let end = header.indexOf(';', start);
+      if (end === -1) end = header.length;
+      let v = header.slice(start, end).trim();
+      if (v.length >= 2 && v.charCodeAt(0) === 34 && v.charCodeAt(v.length - 1) === 34) v = v.slice(1, -1);
+      return v.length > 0 ? v : undefined;
+    }
+    i += n;
+  }
+  return undefined;
+}
+
+/** The client address from X-Forwarded-For: the right-most entry that is not a trusted proxy. */
+export function clientFromForwardedFor(xff: string, isTrusted: (a: string) => boolean): string | null {
+  const parts = xff.split(',');
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const a = (parts[i] as string).trim();
+    if (a.length === 0) continue;
+    if (!isTrusted(a)) return a;
+  }
+  return null;
+}
+
+/** Upstream failure kinds. */
+type Failure = 'refused' | 'connect' | 'reset' | 'timeout' | '5xx';
+
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+function classify(err: unknown): Failure {
+  const code = (err as { code?: string } | null)?.code ?? '';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (CONNECT_ERRORS.has(code)) return 'connect';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  return 'reset';
+}
+
+/** Swallows a response that will be retried elsewhere. */
+function discard(): Writable {
+  return new Writable({
+    write(_c, _e, cb) {
+      cb();
+    },
+  });
+}
+
+function randInt(): number {
+  return (Math.random() * 0x80000000) | 0;
+}
+
+/** One request on its way through the router. */
+class Exchange {
+  readonly start: number;
+  svc!: ServiceRuntime;
+  country = '';
+  homeId = 0;
+  home: string | null = null;
+  userKey: string | undefined = undefined;
+  setCookie: string | null = null;
+  headers!: Record<string, string | string[] | undefined>;
+  body: Buffer | Readable | null = null;
+  replayable = true;
+  idempotent = true;
+  clusterIndex = -1;
+  canary = false;
+  reason = 0;
+  attempts = 0;
+  excluded: number[] = [];
+  upstream: Upstream | null = null;
+  /** The current attempt's 5xx response is being discarded for a retry. */
+  retrying = false;
+  isRetry = false;
+  status = 0;
+  lastFailure: Failure | null = null;
+
+  constructor(
+    readonly proxy: Proxy,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly snap: Snapshot,
+    now: number,
+  ) {
+    this.start = now;
+  }
+}
+
+const REASON_OF_KIND: Record<Decision['kind'], number> = {
+  primary: REASON.primary,
+  spillover: REASON.spillover,
+  panic: REASON.panic,
+  'residency-widened': REASON['residency-widened'],
+  'residency-reject': REASON['residency-reject'],
+  'no-healthy': REASON['no-healthy'],
+  'unknown-service': REASON['no-route'],
+};
+
+function onUpstreamHeaders(data: Dispatcher.StreamFactoryData<Exchange>): Writable {
+  const x = data.opaque;
+  return x.proxy.onHeaders(x, data.statusCode, data.headers);
+}
+
+function onUpstreamDone(err: Error | null, data: { opaque: Exchange }): void {
+  const x = data.opaque;
+  x.proxy.onDone(x, err);
+}
+
+export class Proxy {
+  readonly #host: ProxyHost;
+  readonly #decision: Decision = createDecision();
+
+  constructor(host: ProxyHost) {
+    this.#host = host;
+  }
+
+  /** The `http.Server` request listener. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const host = this.#host;
+    const url = req.url ?? '/';
+    if (url.charCodeAt(1) === 95 /* _ */ && host.admin(req, res)) return;
+    const snap = host.snapshot();
+    const x = new Exchange(this, req, res, snap, host.clock.now());
+    host.inFlight++;
+    const headers = req.headers;
+    x.headers = headers;
+    const svc = snap.matcher.match(headers.host, url);
+    if (svc === undefined || url.charCodeAt(0) !== 47 /* / */) {
+      this.#reject(
+        x,
+        404,
+        'no-route',
+        `no routed service matches host ${JSON.stringify(headers.host ?? '')} and path ${url.split('?')[0]}`,
+      );
+      return;
+    }
+    x.svc = svc;
+    svc.counters.active++;
+
+    // 1. who is asking
+    const remote = req.socket.remoteAddress;
+    const trusted = svc.trusted.has(remote);
+    if (svc.countryHeader !== null) {
+      const v = headers[svc.countryHeader];
+      if (v !== undefined) {
+        if (trusted) x.country = (typeof v === 'string' ? v : (v[0] ?? '')).trim();
+        else delete headers[svc.countryHeader]; // never pass on a claim nobody vouched for
+      }
+    }
+    const xff = headers['x-forwarded-for'];
+    if (x.country === '') {
+      let ip = remote ?? '';
+      if (trusted && typeof xff === 'string') ip = clientFromForwardedFor(xff, (a) => svc.trusted.has(a)) ?? ip;
+      x.country = host.geoip.country(ip) ?? '';
+    }
+    headers['x-forwarded-for'] = typeof xff === 'string' ? `${xff}, ${remote ?? ''}` : (remote ?? '');
+    if (headers['x-forwarded-proto'] === undefined || !trusted) headers['x-forwarded-proto'] = 'http';
+
+    // the sticky key: cookie (set one when absent) or header
+    if (svc.stickyCookie !== null) {
+      const c = headers.cookie;
+      x.userKey = c === undefined ? undefined : cookieValue(c, svc.stickyCookie);
+      if (x.userKey === undefined) {
+        x.userKey = randomUUID();
+        x.setCookie = `${svc.stickyCookie}=${x.userKey}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly`;
+        host.metrics.stickyAssigned.inc(host.metrics.stickyAssigned.series([svc.name]));
+      }
+    } else if (svc.stickyHeader !== null) {
+      const v = headers[svc.stickyHeader];
+      if (typeof v === 'string' && v.length > 0) x.userKey = v;
+    }
+
+    // hop-by-hop headers and trace context (the body's framing is read first)
+    const te = headers['transfer-encoding'];
+    const cl = headers['content-length'];
+    for (let i = 0; i < HOP_BY_HOP.length; i++) {
+      const h = HOP_BY_HOP[i] as string;
+      if (headers[h] !== undefined) {
+        if (h === 'connection') for (const t of String(headers[h]).split(',')) delete headers[t.trim().toLowerCase()];
+        delete headers[h];
+      }
+    }
+    const tp = headers.traceparent;
+    if (host.settings.traceparent === 'generate' && (typeof tp !== 'string' || !validTraceparent(tp))) {
+      headers.traceparent = newTraceparent();
+      delete headers.tracestate;
+    }
+
+    // 2–6. the decision (residency first; the table holds steps 2–6)
+    const override = headers[OVERRIDE_HEADER];
+    if (override !== undefined) delete headers[OVERRIDE_HEADER];
+    const d = this.#decision;
+    const table = svc.table;
+    let pinned = false;
+    if (typeof override === 'string' && trusted) {
+      const ci = table.model.clusterIndex.get(override);
+      pinned = true;
+      if (ci === undefined) {
+        this.#reject(x, 404, 'no-route', `x-meridian-cluster names no cluster: ${override}`, REASON.override);
+        return;
+      }
+      nextAttempt(table, svc.name, x.country, x.userKey, randInt(), svc.othersOf[ci] as Int32Array, d);
+      if (
+        d.clusterIndex !== ci &&
+        (d.kind === 'primary' || d.kind === 'spillover' || d.kind === 'panic' || d.kind === 'residency-widened')
+      ) {
+        d.kind = 'no-healthy';
+      }
+    } else {
+      decide(table, svc.name, x.country, x.userKey, randInt(), d);
+    }
+    x.home = d.home;
+    x.homeId = svc.homeMetricId.get(d.home) ?? 0;
+    if (d.clusterIndex < 0) {
+      if (d.kind === 'residency-reject') this.#rejectResidency(x);
+      else if (pinned)
+        this.#reject(x, 503, 'no-healthy', `cluster ${String(override)} may not or cannot serve this client`, REASON.override);
+      else this.#reject(x, 503, 'no-healthy', `no cluster can serve ${svc.name} for this client`);
+      return;
+    }
+    x.clusterIndex = d.clusterIndex;
+    x.canary = d.canary;
+    x.reason = pinned ? REASON.override : d.kind === 'primary' && d.sticky ? REASON.sticky : REASON_OF_KIND[d.kind];
+
+    // the body: none, buffered (retryable) or streamed (not retryable)
+    x.idempotent = isIdempotent(req.method ?? 'GET');
+    if (te === undefined && (cl === undefined || cl === '0')) {
+      this.#attempt(x);
+    } else if (te === undefined && Number(cl) <= host.settings.maxBufferedBodyBytes) {
+      const chunks: Buffer[] = [];
+      let state = 0; // 0 reading, 1 read, 2 abandoned
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (state !== 0) return;
+        state = 1;
+        x.body = Buffer.concat(chunks);
+        this.#attempt(x);
+      });
+      req.on('close', () => {
+        if (state !== 0) return;
+        state = 2; // the client went away before sending its whole body
+        this.#finish(x, 0);
+      });
+    } else {
+      x.body = req;
+      x.replayable = false;
+      this.#attempt(x);
+    }
+  };
+
+  /** Sends the current attempt to an endpoint of `x.clusterIndex` (or another cluster of the row when it has none usable). */
+  #attempt(x: Exchange): void {
+    const up = this.#choose(x);
+    if (up === null) {
+      this.#reject(x, 503, 'no-healthy', `no endpoint of ${x.svc.name} can take the request`);
+      return;
+    }
+    x.upstream = up;
+    x.retrying = false;
+    up.inFlight++;
+    const req = x.req;
+    up.pool.stream(
+      {
+        path: req.url ?? '/',
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers: x.headers,
+        body: x.body,
+        opaque: x,
+      },
+      onUpstreamHeaders,
+      onUpstreamDone,
+    );
+  }
+
+  /**
+   * An endpoint of the decided cluster; when that cluster has none usable (the table is not rebuilt yet),
+   * the next cluster of the same row (`nextAttempt`: the same residency rule). When nothing in the row is
+   * usable, any endpoint of the first choice (panic). Choosing another cluster here is not a retry.
+   */
+  #choose(x: Exchange): Upstream | null {
+    const svc = x.svc;
+    let up = svc.sets[x.clusterIndex]?.pick(x.canary) ?? null;
+    if (up !== null) return up;
+    const first = x.clusterIndex;
+    const firstCanary = x.canary;
+    const d = this.#decision;
+    while (up === null) {
+      x.excluded.push(x.clusterIndex);
+      nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), x.excluded, d);
+      if (d.clusterIndex < 0) break;
+      x.clusterIndex = d.clusterIndex;
+      x.canary = d.canary;
+      if (x.reason !== REASON.retry && x.reason !== REASON.override) x.reason = REASON_OF_KIND[d.kind];
+      up = svc.sets[x.clusterIndex]?.pick(x.canary) ?? null;
+    }
+    if (up !== null) return up;
+    x.clusterIndex = first;
+    x.canary = firstCanary;
+    return svc.sets[first]?.pickAny(firstCanary) ?? null;
+  }
+
+  /** Response headers arrived: pass them on, or swallow a 5xx that will be retried. */
+  onHeaders(x: Exchange, status: number, headers: Record<string, string | string[] | undefined>): Writable {
+    if (status >= 500 && this.#planRetry(x, '5xx')) {
+      x.retrying = true;
+      return discard();
+    }
+    x.status = status;
+    const res = x.res;
+    if (headers.connection !== undefined) delete headers.connection;
+    if (headers['keep-alive'] !== undefined) delete headers['keep-alive'];
+    if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
+    const up = x.upstream as Upstream;
+    if (x.svc.exposeHeaders) {
+      const t = x.svc.table;
+      headers['x-meridian-cluster'] = up.cluster;
+      headers['x-meridian-region'] = t.regions[t.clusterRegion[x.clusterIndex] as number];
+      headers['x-meridian-version'] = up.version;
+    }
+    if (x.setCookie !== null) {
+      const prev = headers['set-cookie'];
+      headers['set-cookie'] = prev === undefined ? x.setCookie : Array.isArray(prev) ? [...prev, x.setCookie] : [prev, x.setCookie];
+    }
+    res.writeHead(status, headers);
+    return res;
+  }
+
+  /** The attempt ended (response streamed, or an error). */
+  onDone(x: Exchange, err: Error | null): void {
+    const up = x.upstream as Upstream;
+    up.inFlight--;
+    if (x.isRetry) x.svc.counters.retries--;
+    const host = this.#host;
+    const m = host.metrics;
+    const res = x.res;
+    if (err === null) {
+      if (x.retrying) {
+        m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, '5xx']));
+        host.outliers.failure(up);
+        this.#retry(x);
+        return;
+      }
+      if (x.status >= 500) host.outliers.failure(up);
+      else host.outliers.success(up);
+      this.#finish(x, x.status);
+      return;
+    }
+    if (x.retrying) {
+      // the 5xx being swallowed for a retry broke off: retry all the same
+      host.outliers.failure(up);
+      this.#retry(x);
+      return;
+    }
+    const code = (err as { code?: string }).code ?? '';
+    if (x.status !== 0 || res.headersSent) {
+      // the response had started: the client went away, or the upstream failed in the middle of the body
+      const clientGone = code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'UND_ERR_ABORTED';
+      if (!clientGone) {
+        host.outliers.failure(up);
+        m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, 'reset']));
+      }
+      if (!res.destroyed) res.destroy();
+      this.#finish(x, clientGone ? 0 : x.status);
+      return;
+    }
+    if (res.destroyed) {
+      this.#finish(x, 0); // the client went away before anything came back
+      return;
+    }
+    const failure = classify(err);
+    x.lastFailure = failure;
+    if (failure === 'refused' || failure === 'connect') {
+      m.connectErrors.inc(m.connectErrors.series([up.service, up.cluster, code || 'other']));
+      if (failure === 'refused') host.outliers.refused(up);
+      else host.outliers.failure(up);
+    } else {
+      m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, failure]));
+      host.outliers.failure(up);
+    }
+    if (this.#planRetry(x, failure)) {
+      this.#retry(x);
+      return;
+    }
+    if (failure === 'refused' || failure === 'connect') {
+      // nothing was sent anywhere: no cluster the client may use could be reached
+      const msg = `no cluster that may serve this client could be reached for ${x.svc.name} (last: ${up.cluster} ${up.host}:${up.port} ${code || err.message})`;
+      this.#answer(x, 503, 'no-healthy', msg, up);
+      return;
+    }
+    const timeout = failure === 'timeout';
+    const msg = `${up.cluster} (${up.host}:${up.port}) ${timeout ? 'timed out' : `failed: ${code || err.message}`}`;
+    this.#answer(x, timeout ? 504 : 502, timeout ? 'upstream-timeout' : 'upstream-error', msg, up);
+  }
+
+  /**
+   * May the request be tried again on another cluster? Connect failures (nothing was sent) for any
+   * method; 5xx, resets and timeouts for idempotent methods only; never a streamed body; within the
+   * service's `retries.attempts` and retry budget; and only when the row has another cluster. On yes,
+   * `x` points at that cluster.
+   */
+  #planRetry(x: Exchange, failure: Failure): boolean {
+    const svc = x.svc;
+    const m = this.#host.metrics;
+    const budget = svc.retry;
+    if (budget === null || !x.replayable || (!x.idempotent && failure !== 'refused' && failure !== 'connect')) {
+      m.retries.inc(m.retries.series([svc.name, 'not-retryable']));
+      return false;
+    }
+    if (!budget.allows(x.attempts, { activeRequests: svc.counters.active, activeRetries: svc.counters.retries })) {
+      m.retries.inc(m.retries.series([svc.name, 'budget-exhausted']));
+      return false;
+    }
+    x.excluded.push(x.clusterIndex);
+    const d = this.#decision;
+    nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), x.excluded, d);
+    if (d.clusterIndex < 0) {
+      x.excluded.pop();
+      m.retries.inc(m.retries.series([svc.name, 'no-cluster']));
+      return false;
+    }
+    x.clusterIndex = d.clusterIndex;
+    x.canary = d.canary;
+    return true;
+  }
+
+  #retry(x: Exchange): void {
+    const m = this.#host.metrics;
+    m.retries.inc(m.retries.series([x.svc.name, 'sent']));
+    x.attempts++;
+    x.isRetry = true;
+    x.svc.counters.retries++;
+    if (x.reason !== REASON.override) x.reason = REASON.retry;
+    this.#attempt(x);
+  }
+
+  /** Residency lock leaves nothing: 503 with the rule that decided it. */
+  #rejectResidency(x: Exchange): void {
+    const t = x.svc.table;
+    const s = t.serviceIndex.get(x.svc.name) ?? 0;
+    const hi = x.home === null ? -1 : (t.model.regionIndex.get(x.home) ?? -1);
+    const jurisdiction = hi < 0 ? null : (t.model.regionJurisdiction[hi] ?? null);
+    const { rule } = residencyRule(t.model.policies[s]?.residency ?? {}, jurisdiction);
+    const allowed = rule?.allow ?? [];
+    this.#reject(
+      x,
+      503,
+      'residency-reject',
+      `no cluster in ${allowed.join(', ') || 'the allowed jurisdictions'} can serve ${x.svc.name} for a client ${x.country ? `from ${x.country}` : 'of unknown country'} (${jurisdiction ?? 'no jurisdiction'}), and residency mode ${rule?.mode ?? 'lock'} forbids serving it from anywhere else`,
+      REASON['residency-reject'],
+      { jurisdiction, allowed, mode: rule?.mode ?? 'lock' },
+    );
+  }
+
+  /** The router answers by itself, before choosing any endpoint. */
+  #reject(x: Exchange, status: number, reason: string, message: string, metricReason?: number, extra: Record<string, unknown> = {}): void {
+    const r =
+      metricReason ??
+      (reason === 'no-route' ? REASON['no-route'] : reason === 'residency-reject' ? REASON['residency-reject'] : REASON['no-healthy']);
+    x.reason = r;
+    x.upstream = null;
+    this.#answer(x, status, reason, message, null, extra);
+  }
+
+  #answer(x: Exchange, status: number, reason: string, message: string, up: Upstream | null, extra: Record<string, unknown> = {}): void {
+    const res = x.res;
+    const svc = x.svc as ServiceRuntime | undefined;
+    const body = JSON.stringify({
+      error: reason,
+      message,
+      service: svc?.name ?? null,
+      client: { country: x.country || null, region: x.home },
+      ...extra,
+      tried: up === null ? [] : [...new Set([...x.excluded, x.clusterIndex])].map((c) => svc?.table.clusters[c] ?? null),
+      table: svc?.table.id ?? null,
+      snapshot: x.snap.version,
+    });
+    if (!res.headersSent && !res.destroyed) {
+      const h: Record<string, string | number> = {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+        'x-meridian-reason': reason,
+      };
+      if (x.setCookie !== null) h['set-cookie'] = x.setCookie;
+      res.writeHead(status, h);
+      res.end(body);
+    }
+    x.upstream = up;
+    this.#finish(x, status);
+  }
+
+  /** Books the request in the metrics and counters. */
+  #finish(x: Exchange, status: number): void {
+    const host = this.#host;
+    host.inFlight--;
+    const svc = x.svc as ServiceRuntime | undefined;
+    if (svc) svc.counters.active--;
+    const m = host.metrics;
+    const code = status === 0 ? 0 : codeClass(status);
+    const up = x.upstream;
+    if (up !== null) {
+      m.requests.inc(m.requestSeries(up, x.homeId, code, x.reason));
+      m.duration.observe(m.durationSeries(up), (host.clock.now() - x.start) / 1000);
+    } else {
+      m.requests.inc(m.rejectSeries(svc ? svc.metricId : -1, x.homeId, code, x.reason));
+    }
+  }
+}

@@ -1,0 +1,574 @@
+/**
+ * The router (data plane): an HTTP reverse proxy that routes every request with the routing engine
+ * (src/routing), over endpoints from an {@link EndpointSource}, with active health checks and passive
+ * outlier detection merged into one health state per service and cluster, retries on another cluster,
+ * atomic table swaps and Prometheus metrics. See docs/router.md.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Revision } from '../render/render.js';
+import { explain, type ClusterHealth, type FlagGate, type RoutingState } from '../routing/index.js';
+import { drainedSet } from '../routing/index.js';
+import { ActiveHealthChecker, checkPolicy, type CheckPolicy, type Probe } from './active-health-checker.js';
+import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
+import { serveAdmin, type AdminHost, type RouteQuery } from './admin.js';
+import { systemClock, type RouterClock } from './clock.js';
+import { ENDPOINT_GONE_EVENTS, listerOf, type EndpointEvent, type EndpointLister, type EndpointSource } from './endpoints.js';
+import { MmdbGeoIp, NO_GEOIP, type GeoIp } from './geoip.js';
+import { OutlierDetector, outlierPolicy, type EjectionCause, type OutlierPolicy } from './outlier-detector.js';
+import { Proxy, clientFromForwardedFor, type ProxyHost, type ProxySettings } from './proxy.js';
+import { RebuildScheduler } from './rebuild-scheduler.js';
+import { RouterMetrics } from './router-metrics.js';
+import { buildSnapshot, routedServices, type ControlState, type ServiceCounters, type Snapshot } from './snapshot.js';
+import { EndpointSet, Upstream, upstreamKey, type PoolOptions, type ProbeResult } from './upstream.js';
+
+export type LogLevel = 'info' | 'warn' | 'error';
+export type RouterLog = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+export interface RouterOptions {
+  readonly revision: Revision;
+  readonly endpoints: EndpointSource;
+  /** The control plane's initial view: drained, canary weights, flags, latency, health, ejected. */
+  readonly state?: Partial<RoutingState>;
+  readonly clock?: RouterClock;
+  /** A GeoIP instance, a path to a .mmdb country database, or null for none (default: the bundled database). */
+  readonly geoip?: GeoIp | string | null;
+  readonly log?: RouterLog;
+  /** Minimum time between two table rebuilds, ms (default 50). */
+  readonly rebuildIntervalMs?: number;
+  /** Admin path prefix on the traffic port, or null for none (default `/_meridian`). */
+  readonly adminPrefix?: string | null;
+  /** Who may use the admin endpoints (default loopback). */
+  readonly adminSources?: readonly string[];
+  /** Run active health checks (default true). */
+  readonly healthChecks?: boolean;
+  /** Replaces the HTTP/TCP health probe (tests). */
+  readonly probe?: Probe;
+  readonly pool?: PoolOptions;
+  /** Request bodies up to this many bytes (with a Content-Length) are buffered so they can be retried (default 64 KiB). */
+  readonly maxBufferedBodyBytes?: number;
+  /** `generate` (default): requests without a valid W3C `traceparent` get one; `pass`: forward as received. */
+  readonly traceparent?: 'generate' | 'pass';
+  /** Registry for the metrics (default: a new one). */
+  readonly registry?: Registry;
+  /** On close, requests in flight get this long to finish before their connections are cut, ms (default 10000). */
+  readonly closeGraceMs?: number;
+}
+
+/** A canary of one service on one cluster. */
+export interface CanarySetting {
+  readonly weight: number;
+  readonly version: string;
+}
+
+const noLog: RouterLog = () => undefined;
+
+function setKey(service: string, cluster: string): string {
+  return `${service}\u0000${cluster}`;
+}
+
+export class Router implements ProxyHost, AdminHost {
+  readonly clock: RouterClock;
+  readonly geoip: GeoIp;
+  readonly metrics: RouterMetrics;
+  readonly outliers: OutlierDetector;
+  readonly settings: ProxySettings;
+  inFlight = 0;
+
+  #revision: Revision;
+  #services: readonly string[];
+  #snap: Snapshot;
+  #version = 0;
+  #swaps = 0;
+  #drained: Set<string>;
+  #canary = new Map<string, Map<string, CanarySetting>>();
+  #flags: RoutingState['flags'];
+  #latency: RoutingState['latency'];
+  #health: Record<string, ClusterHealth>;
+  #ejected: Record<string, boolean>;
+  readonly #upstreams = new Map<string, Upstream>();
+  readonly #sets = new Map<string, EndpointSet>();
+  readonly #counters = new Map<string, ServiceCounters>();
+  #outlierPolicies = new Map<string, OutlierPolicy>();
+  #checkPolicies = new Map<string, CheckPolicy>();
+  readonly #lister: EndpointLister;
+  readonly #unsubscribe: (() => void) | null;
+  readonly #scheduler: RebuildScheduler;
+  readonly #checker: ActiveHealthChecker | null;
+  readonly #proxy: Proxy;
+  readonly #log: RouterLog;
+  readonly #poolOptions: PoolOptions;
+  readonly #adminPrefix: string | null;
+  readonly #adminSources: AddressMatcher;
+  readonly #servers: Server[] = [];
+  readonly #closeGraceMs: number;
+  #refreshTimer: unknown = null;
+  #closed: Promise<void> | null = null;
+
+  constructor(opts: RouterOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.#log = opts.log ?? noLog;
+    this.geoip = opts.geoip === null ? NO_GEOIP : typeof opts.geoip === 'object' ? opts.geoip : new MmdbGeoIp(opts.geoip);
+    this.metrics = new RouterMetrics({ ...(opts.registry ? { registry: opts.registry } : {}), collect: (m) => this.#collectEndpoints(m) });
+    this.settings = { maxBufferedBodyBytes: opts.maxBufferedBodyBytes ?? 64 * 1024, traceparent: opts.traceparent ?? 'generate' };
+    this.#poolOptions = opts.pool ?? {};
+    this.#closeGraceMs = opts.closeGraceMs ?? 10_000;
+    this.#adminPrefix = opts.adminPrefix === undefined ? '/_meridian' : opts.adminPrefix;
+    this.#adminSources = new AddressMatcher(opts.adminSources ?? LOOPBACK_SOURCES);
+    this.#revision = opts.revision;
+    this.#services = routedServices(opts.revision);
+    const s = opts.state ?? {};
+    this.#drained = new Set(drainedSet(s.drained));
+    for (const [svc, byCluster] of Object.entries(s.canary ?? {})) this.#canary.set(svc, new Map(Object.entries(byCluster)));
+    this.#flags = s.flags;
+    this.#latency = s.latency;
+    this.#health = { ...s.health };
+    this.#ejected = { ...s.ejected };
+    this.#policies();
+    this.outliers = new OutlierDetector(this.clock, {
+      changed: (u) => this.#healthChanged(u),
+      ejected: (u, cause) => this.#ejectedHook(u, cause),
+      endpointsOf: (service) => this.#endpointsOf(service),
+      policyOf: (service) => this.#outlierPolicies.get(service) ?? outlierPolicy(undefined),
+    });
+    this.#checker =
+      opts.healthChecks === false
+        ? null
+        : new ActiveHealthChecker(
+            this.clock,
+            (u) => this.#checkPolicies.get(u.service) ?? checkPolicy(undefined, null),
+            (u, r, p) => this.#checked(u, r, p),
+            opts.probe,
+          );
+    this.#scheduler = new RebuildScheduler(this.clock, opts.rebuildIntervalMs ?? 50, () => this.#rebuild());
+    this.#proxy = new Proxy(this);
+    this.#lister = listerOf(opts.endpoints);
+    const src = opts.endpoints;
+    this.#unsubscribe = typeof src === 'function' || !src.subscribe ? null : src.subscribe((e) => this.#onEvent(e));
+    this.#refresh(false);
+    const first = this.#build();
+    if (!first) throw new Error('unreachable: the first snapshot always builds');
+    this.#snap = first;
+    this.metrics.tableVersion.set(0, first.version);
+  }
+
+  // ---------------------------------------------------------------- serving
+
+  /** Listens for traffic (and the admin prefix). Resolves with the bound port (0 picks a free one). */
+  listen(port = 0, host = '127.0.0.1'): Promise<{ port: number }> {
+    return this.#listen(this.#proxy.handle, port, host);
+  }
+
+  /** Serves only the admin endpoints on a port of their own (paths with or without the prefix). */
+  listenAdmin(port = 0, host = '127.0.0.1'): Promise<{ port: number }> {
+    const prefix = this.#adminPrefix ?? '/_meridian';
+    return this.#listen((req, res) => void serveAdmin(this, prefix, this.#adminSources, req, res, true), port, host);
+  }
+
+  #listen(handler: (req: IncomingMessage, res: ServerResponse) => void, port: number, host: string): Promise<{ port: number }> {
+    if (this.#closed) return Promise.reject(new Error('the router is closed'));
+    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+    this.#servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve({ port: (server.address() as AddressInfo).port });
+      });
+    });
+  }
+
+  /** The `http.Server` request listener, for embedding the router in a server of one's own. */
+  get handler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return this.#proxy.handle;
+  }
+
+  /** @internal ProxyHost */
+  snapshot(): Snapshot {
+    return this.#snap;
+  }
+
+  /** @internal ProxyHost: the admin prefix on the traffic port. */
+  admin(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.#adminPrefix !== null && serveAdmin(this, this.#adminPrefix, this.#adminSources, req, res);
+  }
+
+  // ---------------------------------------------------------------- control
+
+  /** A new revision: endpoints are listed again for its clusters and every table is rebuilt now. */
+  setRevision(revision: Revision): void {
+    this.#revision = revision;
+    this.#services = routedServices(revision);
+    this.#policies();
+    this.#refresh(false);
+    this.flush(true);
+  }
+
+  get revision(): Revision {
+    return this.#revision;
+  }
+
+  /** Sets (or with null, removes) the canary of a service on a cluster: `weight` percent of users get `version`. */
+  setCanary(service: string, cluster: string, canary: CanarySetting | null): void {
+    let m = this.#canary.get(service);
+    if (canary === null) m?.delete(cluster);
+    else {
+      if (!m) this.#canary.set(service, (m = new Map()));
+      m.set(cluster, { weight: canary.weight, version: canary.version });
+    }
+    this.#scheduler.request();
+  }
+
+  /** Drains (or undrains) clusters or whole regions, by name. */
+  setDrained(names: string | readonly string[], drained = true): void {
+    for (const n of typeof names === 'string' ? [names] : names) {
+      if (drained) this.#drained.add(n);
+      else this.#drained.delete(n);
+    }
+    this.#scheduler.request();
+  }
+
+  /** Replaces the live flag gates (flag → region → gate); they override the revision's `flags`. */
+  setFlags(flags: Readonly<Record<string, Readonly<Record<string, FlagGate>>>> | undefined): void {
+    this.#flags = flags;
+    this.#scheduler.request();
+  }
+
+  /** Measured latency, client region → serving region, ms (for `steering: latency`). */
+  setLatency(latency: RoutingState['latency']): void {
+    this.#latency = latency;
+    this.#scheduler.request();
+  }
+
+  /** The control plane's view of a cluster's health (null clears it); merged with the router's own. */
+  setHealth(cluster: string, health: ClusterHealth | null): void {
+    if (health === null) delete this.#health[cluster];
+    else this.#health[cluster] = health;
+    this.#scheduler.request();
+  }
+
+  /** The source's endpoints changed: list them again (the tables follow within the rebuild interval). */
+  onEndpointsChanged(): void {
+    this.#refresh(true);
+  }
+
+  /**
+   * Builds the pending table now instead of waiting for the rebuild interval (or always, with `force`).
+   * Returns the snapshot version in use afterwards.
+   */
+  flush(force = false): number {
+    this.#scheduler.flush(force);
+    return this.#snap.version;
+  }
+
+  // ---------------------------------------------------------------- introspection
+
+  /** Snapshot version, swaps, requests in flight, and every endpoint's state per service and cluster. */
+  stats(): {
+    snapshot: number;
+    swaps: number;
+    revision: string;
+    inFlight: number;
+    services: Record<string, { table: string; clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> }>;
+  } {
+    const now = this.clock.now();
+    const services: Record<string, { table: string; clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> }> =
+      {};
+    for (const [name, svc] of this.#snap.services) {
+      const clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> = {};
+      svc.table.clusters.forEach((c, i) => {
+        const set = svc.sets[i];
+        if (!set || set.size === 0) return;
+        clusters[c] = { endpoints: set.size, usable: set.usableCount(), detail: set.all().map((u) => u.describe(now)) };
+      });
+      services[name] = { table: svc.table.id, clusters };
+    }
+    return { snapshot: this.#snap.version, swaps: this.#swaps, revision: this.#revision.id, inFlight: this.inFlight, services };
+  }
+
+  /** Explains how a request would be routed now (backs `GET /_meridian/debug/route`); null when no service matches. */
+  explainRoute(q: RouteQuery): unknown {
+    const snap = this.#snap;
+    const svc = q.service !== undefined ? snap.services.get(q.service) : snap.matcher.match(q.host, q.path ?? '/');
+    if (!svc) return null;
+    let country = q.country ?? '';
+    let countrySource = q.country !== undefined ? 'query' : 'none';
+    if (country === '' && q.ip !== undefined) {
+      const ip = clientFromForwardedFor(q.ip, () => false) ?? q.ip;
+      country = this.geoip.country(ip) ?? '';
+      countrySource = country === '' ? 'geoip: not found' : 'geoip';
+    }
+    const e = explain(svc.table, svc.name, country, q.user === '' ? undefined : q.user);
+    const now = this.clock.now();
+    const endpoints: Record<string, unknown[]> = {};
+    svc.table.clusters.forEach((c, i) => {
+      const set = svc.sets[i];
+      if (set && set.size > 0) endpoints[c] = set.all().map((u) => u.describe(now));
+    });
+    return {
+      snapshot: { version: snap.version, builtAt: snap.builtAt },
+      service: svc.name,
+      ...e,
+      client: { ...e.client, country: country || null, countrySource, user: q.user ?? null },
+      endpoints,
+    };
+  }
+
+  /** The Prometheus text exposition of the router's metrics. */
+  metricsText(): Promise<string> {
+    return this.metrics.registry.metrics();
+  }
+
+  get metricsContentType(): string {
+    return this.metrics.registry.contentType;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Stops accepting connections, lets requests in flight finish (closing idle keep-alive connections),
+   * then stops checks and timers and closes the upstream pools.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#scheduler.close();
+    this.#checker?.close();
+    if (this.#refreshTimer !== null) this.clock.clearTimeout(this.#refreshTimer);
+    await Promise.all(
+      this.#servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            // keep-alive connections become idle as their last response ends: close them as they do, and
+            // cut whatever is left after the grace period
+            const sweep = setInterval(() => s.closeIdleConnections(), 50);
+            const cut = setTimeout(() => s.closeAllConnections(), this.#closeGraceMs);
+            s.close(() => {
+              clearInterval(sweep);
+              clearTimeout(cut);
+              resolve();
+            });
+            s.closeIdleConnections();
+          }),
+      ),
+    );
+    this.outliers.close();
+    await Promise.allSettled(
+      [...this.#upstreams.values()].map((u) => {
+        this.#checker?.stop(u);
+        this.outliers.forget(u);
+        return u.pool.close();
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #policies(): void {
+    const outlier = new Map<string, OutlierPolicy>();
+    const check = new Map<string, CheckPolicy>();
+    for (const s of this.#services) {
+      const r = this.#revision.routing[s];
+      let path: string | null = null;
+      for (const c of Object.values(this.#revision.clusters)) {
+        const h = c.services[s]?.health;
+        if (h) {
+          path = h.path;
+          break;
+        }
+      }
+      outlier.set(s, outlierPolicy(r?.outlierDetection));
+      check.set(s, checkPolicy(r?.healthCheck, path));
+    }
+    this.#outlierPolicies = outlier;
+    this.#checkPolicies = check;
+  }
+
+  #setOf(service: string, cluster: string): EndpointSet {
+    const k = setKey(service, cluster);
+    let set = this.#sets.get(k);
+    if (!set) this.#sets.set(k, (set = new EndpointSet(service, cluster)));
+    return set;
+  }
+
+  *#endpointsOf(service: string): Iterable<Upstream> {
+    for (const u of this.#upstreams.values()) if (u.service === service) yield u;
+  }
+
+  #countersOf(service: string): ServiceCounters {
+    let c = this.#counters.get(service);
+    if (!c) this.#counters.set(service, (c = { active: 0, retries: 0 }));
+    return c;
+  }
+
+  /** Lists every cluster's endpoints again and reconciles the upstreams; asks for a rebuild on any change. */
+  #refresh(rebuild: boolean): void {
+    const routed = new Set(this.#services);
+    const seen = new Set<string>();
+    let changed = false;
+    const touched = new Set<EndpointSet>();
+    for (const cluster of Object.keys(this.#revision.clusters)) {
+      let list: ReturnType<EndpointLister>;
+      try {
+        list = this.#lister(cluster);
+      } catch (err) {
+        this.#log('warn', `could not list the endpoints of ${cluster}`, { error: String(err) });
+        continue;
+      }
+      for (const e of list) {
+        if (e.cluster !== cluster || !routed.has(e.service)) continue;
+        const key = upstreamKey(e);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        let u = this.#upstreams.get(key);
+        if (!u) {
+          u = new Upstream(e, this.#poolOptions);
+          this.#upstreams.set(key, u);
+          const set = this.#setOf(e.service, e.cluster);
+          touched.add(set);
+          this.#checker?.start(u);
+          changed = true;
+          continue;
+        }
+        if (e.replica !== undefined && e.replica !== u.replica) {
+          u.replica = e.replica;
+          u.resetHealth();
+          if (u.ejectedUntil !== 0) this.outliers.uneject(u);
+        }
+        if (e.version !== u.version) {
+          u.version = e.version;
+          u.requestSeries.clear();
+          u.durationSeries = -1;
+        }
+        u.sourceHealthy = e.healthy ?? true;
+        if (u.update()) changed = true;
+      }
+    }
+    for (const [key, u] of this.#upstreams) {
+      if (seen.has(key)) continue;
+      u.gone = true;
+      u.update();
+      this.#upstreams.delete(key);
+      touched.add(this.#setOf(u.service, u.cluster));
+      this.#checker?.stop(u);
+      this.outliers.forget(u);
+      void u.pool.close().catch(() => undefined); // requests in flight finish first
+      changed = true;
+    }
+    for (const set of touched) {
+      const all = [...this.#upstreams.values()].filter((u) => u.service === set.service && u.cluster === set.cluster);
+      set.stable = all.filter((u) => u.track === 'stable');
+      set.canary = all.filter((u) => u.track === 'canary');
+    }
+    if (changed && rebuild) this.#scheduler.request();
+  }
+
+  #onEvent(e: EndpointEvent): void {
+    if (ENDPOINT_GONE_EVENTS.has(e.type) && e.replica !== undefined) {
+      // out at once, before the source is listed again
+      for (const u of this.#upstreams.values()) {
+        if (u.replica === e.replica && u.cluster === e.cluster && u.sourceHealthy) {
+          u.sourceHealthy = false;
+          if (u.update()) this.#healthChanged(u);
+        }
+      }
+    }
+    if (this.#refreshTimer === null && !this.#closed) {
+      this.#refreshTimer = this.clock.setTimeout(() => {
+        this.#refreshTimer = null;
+        if (!this.#closed) this.#refresh(true);
+      }, 0);
+    }
+  }
+
+  #checked(u: Upstream, r: ProbeResult, p: CheckPolicy): void {
+    const wasUnreachable = u.unreachable;
+    if (u.recordCheck(r, p)) {
+      this.#log(u.usable ? 'info' : 'warn', `${u.service} endpoint ${u.host}:${u.port} in ${u.cluster} is ${u.state}`, {
+        reason: r.reason ?? null,
+      });
+      this.#healthChanged(u);
+    }
+    if (r.refused && !wasUnreachable) this.metrics.ejections.inc(this.metrics.ejections.series([u.service, u.cluster, 'connect-refused']));
+  }
+
+  #ejectedHook(u: Upstream, cause: EjectionCause): void {
+    this.metrics.ejections.inc(this.metrics.ejections.series([u.service, u.cluster, cause]));
+    this.#log('warn', `${u.service} endpoint ${u.host}:${u.port} in ${u.cluster} taken out: ${cause}`, {
+      ejections: u.ejections,
+    });
+  }
+
+  #healthChanged(_u: Upstream): void {
+    this.#scheduler.request();
+  }
+
+  #build(): Snapshot | null {
+    const t0 = performance.now();
+    const next = buildSnapshot(
+      {
+        version: this.#version + 1,
+        revision: this.#revision,
+        control: this.#controlState(),
+        setOf: (s, c) => this.#setOf(s, c),
+        countersOf: (s) => this.#countersOf(s),
+        metricId: (dim, name) => this.metrics.names[dim].id(name),
+        now: this.clock.now(),
+      },
+      this.#version === 0 ? null : this.#snap,
+    );
+    if (next) {
+      this.#version = next.version;
+      this.metrics.tableBuild.observe(0, (performance.now() - t0) / 1000);
+    }
+    return next;
+  }
+
+  #rebuild(): void {
+    if (this.#closed) return;
+    let next: Snapshot | null;
+    try {
+      next = this.#build();
+    } catch (err) {
+      this.#log('error', 'could not rebuild the routing tables; the previous ones stay in use', { error: String(err) });
+      return;
+    }
+    if (!next) return;
+    this.#snap = next; // the swap: requests in flight keep the snapshot they started with
+    this.#swaps++;
+    this.metrics.tableSwaps.inc(0);
+    this.metrics.tableVersion.set(0, next.version);
+  }
+
+  #controlState(): ControlState {
+    return {
+      drained: new Set(this.#drained),
+      canary: new Map([...this.#canary].map(([s, m]) => [s, new Map(m)])),
+      flags: this.#flags,
+      latency: this.#latency,
+      health: { ...this.#health },
+      ejected: { ...this.#ejected },
+    };
+  }
+
+  #collectEndpoints(m: RouterMetrics): void {
+    m.inFlight.set(0, this.inFlight);
+    const counts = new Map<string, number>();
+    for (const set of this.#sets.values()) {
+      for (const state of ['healthy', 'ejected', 'unreachable', 'unhealthy', 'source-unhealthy'] as const) {
+        counts.set(`${set.service}\u0000${set.cluster}\u0000${state}`, 0);
+      }
+      for (const u of set.all()) {
+        if (u.gone) continue;
+        const k = `${set.service}\u0000${set.cluster}\u0000${u.state}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+    }
+    for (const [k, v] of counts) m.endpoints.set(m.endpoints.series(k.split('\u0000')), v);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * A standalone router process over a fleet and a static endpoints file (`meridian router`), alone or as
+ * N workers sharing one port through node:cluster (one per core). Each worker runs its own health checks
+ * and outlier detection; the primary only supervises, and serves aggregated metrics on `adminPort`.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { AggregatorRegistry } from 'prom-client';
+import { InputError } from '../errors.js';
+import { render, type Revision } from '../render/render.js';
+import { loadFleet } from '../spec/load.js';
+import { readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
+import { Router, type RouterLog } from './router.js';
+
+/** Everything a standalone router (or each of its workers) needs; plain data, passed to workers as JSON. */
+export interface StandaloneConfig {
+  readonly fleet: string;
+  readonly endpoints: string;
+  readonly port: number;
+  readonly host: string;
+  /** A port for the admin endpoints alone (with workers: served by the primary, metrics aggregated). */
+  readonly adminPort?: number;
+  /** Path to a .mmdb country database, or null for no GeoIP; default the bundled one. */
+  readonly geoip?: string | null;
+  readonly healthChecks?: boolean;
+  readonly traceparent?: 'generate' | 'pass';
+  /** Worker processes; 1 (default) runs the router in this process. */
+  readonly workers?: number;
+}
+
+export interface RunningRouter {
+  /** The traffic port. */
+  readonly port: number;
+  readonly adminPort: number | null;
+  /** The router (single process only). */
+  readonly router: Router | null;
+  /** Re-reads the endpoints file (also on SIGHUP). */
+  reload(): void;
+  close(): Promise<void>;
+}
+
+/** The fleet's revision, or an InputError listing what is wrong with it. */
+export function loadRevision(dir: string): Revision {
+  const loaded = loadFleet(dir);
+  const rendered = render(loaded);
+  if (rendered.findings.length > 0) throw new InputError(`the fleet at ${dir} cannot be rendered`, rendered.findings);
+  return rendered.revision;
+}
+
+function stableVersion(revision: Revision): (cluster: string, service: string) => string {
+  return (c, s) => revision.clusters[c]?.services[s]?.version ?? 'unknown';
+}
+
+function applyDocument(router: Router, doc: EndpointsDocument, previous: EndpointsDocument | null): void {
+  for (const [svc, byCluster] of Object.entries(previous?.canary ?? {})) {
+    for (const c of Object.keys(byCluster)) if (!doc.canary[svc]?.[c]) router.setCanary(svc, c, null);
+  }
+  for (const [svc, byCluster] of Object.entries(doc.canary))
+    for (const [c, canary] of Object.entries(byCluster)) router.setCanary(svc, c, canary);
+  router.setDrained(
+    (previous?.drained ?? []).filter((d) => !doc.drained.includes(d)),
+    false,
+  );
+  router.setDrained(doc.drained, true);
+}
+
+/** Runs one router in this process. */
+export async function startStandalone(config: StandaloneConfig, log?: RouterLog): Promise<RunningRouter> {
+  const revision = loadRevision(config.fleet);
+  let doc = readEndpointsFile(config.endpoints);
+  const source = new StaticEndpoints(doc.endpoints, stableVersion(revision));
+  const router = new Router({
+    revision,
+    endpoints: source,
+    ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
+    ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
+    ...(config.traceparent ? { traceparent: config.traceparent } : {}),
+    ...(log ? { log } : {}),
+  });
+  applyDocument(router, doc, null);
+  router.flush(true);
+  const { port } = await router.listen(config.port, config.host);
+  const adminPort =
+    config.adminPort !== undefined && !cluster.isWorker ? (await router.listenAdmin(config.adminPort, config.host)).port : null;
+  if (cluster.isWorker) {
+    new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
+    AggregatorRegistry.setRegistries([router.metrics.registry]);
+  }
+  const reload = (): void => {
+    try {
+      const next = readEndpointsFile(config.endpoints);
+      source.replace(next.endpoints);
+      applyDocument(router, next, doc);
+      doc = next;
+      log?.('info', `reloaded ${config.endpoints}: ${next.endpoints.length} endpoints`);
+    } catch (err) {
+      log?.('error', `could not reload ${config.endpoints}; keeping the previous endpoints`, { error: String(err) });
+    }
+  };
+  const onHup = (): void => reload();
+  process.on('SIGHUP', onHup);
+  return {
+    port,
+    adminPort,
+    router,
+    reload,
+    close: async () => {
+      process.off('SIGHUP', onHup);
+      await router.close();
+    },
+  };
+}
+
+/** The environment variable that carries a worker's configuration. */
+export const WORKER_CONFIG_ENV = 'MERIDIAN_ROUTER_CONFIG';
+
+/** The worker entry module (a sibling of this file: .ts under tsx, .js when built). */
+function workerEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.replace(/standalone\.(ts|js)$/, 'worker-main.$1');
+}
+
+/**
+ * Runs `config.workers` router processes sharing the traffic port (node:cluster). Resolves once every
+ * worker listens. A worker that dies is replaced after a second. Must be called in the primary.
+ */
+export async function startWorkers(config: StandaloneConfig, log?: RouterLog): Promise<RunningRouter> {
+  const n = Math.max(1, config.workers ?? 1);
+  loadRevision(config.fleet); // fail here, once, on a bad fleet
+  readEndpointsFile(config.endpoints);
+  const aggregator = new AggregatorRegistry();
+  // the workers run the entry module with this process's Node flags (e.g. --import tsx), not its -e script
+  const execArgv: string[] = [];
+  const skip = new Set(['-e', '--eval', '-p', '--print']);
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const a = process.execArgv[i] as string;
+    if (skip.has(a)) i++;
+    else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=')) execArgv.push(a);
+  }
+  cluster.setupPrimary({ exec: workerEntry(), args: [], execArgv, silent: false });
+  let closing = false;
+  let port = config.port;
+  const fork = (): Promise<Worker> =>
+    new Promise((resolve, reject) => {
+      // every worker asks for the configured port: with 0, node:cluster gives them all the same free one
+      const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify({ ...config, workers: 1, adminPort: undefined }) });
+      const onExit = (code: number | null): void => reject(new Error(`router worker exited with ${code ?? 'a signal'} before listening`));
+      w.once('exit', onExit);
+      w.once('listening', (addr: AddressInfo) => {
+        w.off('exit', onExit);
+        port = addr.port;
+        w.on('exit', (code, signal) => {
+          if (closing) return;
+          log?.('error', `router worker ${w.process.pid ?? '?'} exited (${signal ?? code}); starting another`);
+          setTimeout(() => void fork().catch((err: unknown) => log?.('error', String(err))), 1000).unref();
+        });
+        resolve(w);
+      });
+    });
+  await Promise.all(Array.from({ length: n }, () => fork()));
+  let admin: Server | null = null;
+  let adminPort: number | null = null;
+  if (config.adminPort !== undefined) {
+    admin = createServer((req, res) => {
+      if (!(req.url ?? '').replace(/^\/_meridian/, '').startsWith('/metrics')) {
+        res
+          .writeHead(404, { 'content-type': 'text/plain' })
+          .end('with workers, the admin port serves /metrics; use /_meridian/... on the traffic port\n');
+        return;
+      }
+      aggregator.clusterMetrics().then(
+        (text) => res.writeHead(200, { 'content-type': aggregator.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    });
+    await new Promise<void>((r) => (admin as Server).listen(config.adminPort, config.host, r));
+    adminPort = (admin.address() as AddressInfo).port;
+  }
+  const reload = (): void => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.process.pid) process.kill(w.process.pid, 'SIGHUP');
+  };
+  return {
+    port,
+    adminPort,
+    router: null,
+    reload,
+    close: async () => {
+      closing = true;
+      admin?.close();
+      await Promise.all(
+        Object.values(cluster.workers ?? {}).map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (!w || w.isDead()) return resolve();
+              w.once('exit', () => resolve());
+              w.process.kill('SIGTERM');
+            }),
+        ),
+      );
+    },
+  };
+}
