@@ -58,3 +58,12 @@ describe('looksLikeSecret', () => {
     expect(maskSecret('hunter2-prod')).toBe('"hu"… (12 chars)');
   });
 });
+
+describe('names that are not secrets', () => {
+  it('does not flag lowercase slugs such as Kubernetes contexts, however long', () => {
+    for (const v of ['prod-latam-buenosaires-102', 'gke_acme-prod_europe-west1_shop-eu', 'eks-us-east-1-shop-prod-cluster']) {
+      expect(looksLikeSecret('context', v)).toBeUndefined();
+    }
+    expect(looksLikeSecret('context', 'q8Zr-7mVt-Kx2p-Wn4d-Lh9s')).toBeDefined();
+  });
+});

@@ -109,8 +109,11 @@ interface Merged {
   sources: Sources;
 }
 
-/** Applies the overrides that match, in order (later wins), to a service's own parameters. */
-function merge(svc: Service, c: ClusterFacts): Merged {
+/**
+ * Applies the overrides that match, in order (later wins), to a service's own parameters. With `track`,
+ * also records which one set each leaf (for explanations; skipped on the hot path of rendering).
+ */
+function merge(svc: Service, c: ClusterFacts, track = false): Merged {
   const params: Record<string, unknown> = {};
   const sources: Sources = {};
   const apply = (set: ServiceParams | Service, src: number): void => {
@@ -118,7 +121,7 @@ function merge(svc: Service, c: ClusterFacts): Merged {
       const v = set[f];
       if (v !== undefined) {
         params[f] = v;
-        sources[f] = src;
+        if (track) sources[f] = src;
       }
     }
     for (const f of MAP_FIELDS) {
@@ -127,7 +130,7 @@ function merge(svc: Service, c: ClusterFacts): Merged {
       const target = (params[f] ??= {}) as Record<string, unknown>;
       for (const [k, x] of Object.entries(v)) {
         target[k] = x;
-        sources[`${f}.${k}`] = src;
+        if (track) sources[`${f}.${k}`] = src;
       }
     }
   };
@@ -147,7 +150,6 @@ function sourcePath(service: string, src: number, leaf: string): PropertyKey[] {
 export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderResult {
   const { fleet, sources: map } = loaded;
   const findings = new Map<string, Finding>();
-  const leafSources = new Map<string, Map<string, Sources>>();
   const clusters: Record<string, RenderedCluster> = {};
 
   for (const name of Object.keys(fleet.clusters).sort()) {
@@ -157,19 +159,17 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
     const facts: ClusterFacts = { name, cluster, regionName: cluster.region, region };
     const baseVars = clusterVars(facts);
     const services: Record<string, RenderedService> = {};
-    const perCluster = new Map<string, Sources>();
     for (const svcName of Object.keys(fleet.services).sort()) {
       const svc = fleet.services[svcName] as Service;
       if (!placed(svc.placement, facts)) continue;
-      const { params, sources } = merge(svc, facts);
+      const { params } = merge(svc, facts);
+      const sources = (): Sources => merge(svc, facts, true).sources; // only when a value must be located
       const vars = new Map(baseVars);
       vars.set('service.name', svcName);
       vars.set('service.version', String(params['version']));
       const rendered = finish(svcName, params, sources, vars, map, name, findings);
       services[svcName] = rendered;
-      perCluster.set(svcName, sources);
     }
-    leafSources.set(name, perCluster);
     const body = {
       region: cluster.region,
       jurisdiction: region.jurisdiction,
@@ -200,8 +200,13 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
     explain(clusterName: string, path: string): Provenance | undefined {
       const [svcName, ...rest] = path.split('.');
       const leaf = rest.join('.');
-      const svcSources = leafSources.get(clusterName)?.get(svcName ?? '');
-      if (!svcName || !svcSources) return undefined;
+      const svc = fleet.services[svcName ?? ''];
+      const c = fleet.clusters[clusterName];
+      const r = c ? fleet.regions[c.region] : undefined;
+      if (!svcName || !svc || !c || !r) return undefined;
+      const facts: ClusterFacts = { name: clusterName, cluster: c, regionName: c.region, region: r };
+      if (!placed(svc.placement, facts)) return undefined;
+      const svcSources = merge(svc, facts, true).sources;
       let src = svcSources[leaf];
       let leafKey = leaf;
       if (src === undefined) {
@@ -226,7 +231,7 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
 function finish(
   svcName: string,
   params: Record<string, unknown>,
-  sources: Sources,
+  sources: () => Sources,
   vars: Vars,
   map: SourceMap,
   cluster: string,
@@ -235,7 +240,7 @@ function finish(
   const str = (leaf: string, value: string): string => {
     const r = interpolate(value, vars);
     for (const name of r.unresolved) {
-      const src = sources[leaf] ?? -1;
+      const src = sources()[leaf] ?? -1;
       const p = sourcePath(svcName, src, leaf);
       const key = `${formatPath(p)}|${name}`;
       if (findings.has(key)) continue;

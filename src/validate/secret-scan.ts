@@ -74,6 +74,8 @@ function benignHighEntropy(s: string): boolean {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return true; // URL (passwords in URLs are caught above)
   if (/^[\w.-]*\/[\w./-]*$/.test(s) && !/[A-Z].*[0-9]|[0-9].*[A-Z]/.test(s.replace(/[/._-]/g, ''))) return true; // path-like
   if (/\s/.test(s)) return true; // prose, commands
+  // lowercase slugs of words and numbers (`prod-latam-buenosaires-102`, `gke_acme_eu-west1_prod`): names, not keys
+  if (/^[a-z0-9]+([-_.:][a-z0-9]+)+$/.test(s) && s.split(/[-_.:]/).every((w) => /^[a-z]+$|^\d+$|^[a-z]+\d{1,3}$/.test(w))) return true;
   return false;
 }
 

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { baselineRevisionId, makePlan } from '../../plan/plan.js';
 import { formatPlan } from '../../plan/format-plan.js';
-import { clusterShares } from '../../routing/traffic-table.js';
+import { clusterShares, trafficTable } from '../../routing/traffic-table.js';
 import type { Revision } from '../../render/render.js';
 import { resolveActor } from '../../store/actor.js';
 import { type Io, write } from '../io.js';
@@ -18,14 +18,15 @@ import { loadAndRender } from './render.js';
  * Each client region's share per cluster, averaged over the services that take client traffic (those
  * with a routing policy); internal services would otherwise skew where clients' requests land.
  */
-function publicShares(revision: Revision): Record<string, Record<string, number>> {
+export function publicShares(revision: Revision): Record<string, Record<string, number>> {
   const routed = Object.keys(revision.routing).filter((s) => Object.values(revision.clusters).some((c) => c.services[s]));
   if (routed.length === 0) return clusterShares(revision);
+  const tt = trafficTable(revision); // one routing table for every service
   const out: Record<string, Record<string, number>> = {};
   for (const service of routed) {
-    for (const [client, row] of Object.entries(clusterShares(revision, service))) {
+    for (const [client, traffic] of Object.entries(tt.services[service] ?? {})) {
       const o = (out[client] ??= {});
-      for (const [cluster, share] of Object.entries(row)) o[cluster] = (o[cluster] ?? 0) + share / routed.length;
+      for (const [cluster, v] of Object.entries(traffic.clusters)) o[cluster] = (o[cluster] ?? 0) + (v.stable + v.canary) / routed.length;
     }
   }
   return out;

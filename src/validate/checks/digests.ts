@@ -18,9 +18,9 @@ export function checkDigests(ctx: CheckContext): Finding[] {
   const seen = new Map<string, Map<string, { cluster: string; where: string }>>();
   for (const [cluster, c] of Object.entries(ctx.revision.clusters)) {
     for (const [service, s] of Object.entries(c.services)) {
-      const origin = ctx.origin(cluster, service, 'image');
       if (s.digest === null) {
         if (!pinned) continue;
+        const origin = ctx.origin(cluster, service, 'image');
         const written = valueAt(ctx.fleet, origin.segments);
         const image = typeof written === 'string' ? written : s.image;
         findings.push({
@@ -40,6 +40,7 @@ export function checkDigests(ctx: CheckContext): Finding[] {
       if (!byDigest) seen.set(key, (byDigest = new Map()));
       const first = byDigest.values().next().value;
       if (!byDigest.has(s.digest)) {
+        const origin = ctx.origin(cluster, service, 'image'); // located only when a version first shows a digest
         byDigest.set(s.digest, { cluster, where: formatLocation(origin.location) || origin.path });
         if (first) {
           const firstDigest = [...byDigest.keys()][0] ?? '';

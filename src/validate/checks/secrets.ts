@@ -40,8 +40,15 @@ export async function checkSecrets(ctx: CheckContext, presence: SecretPresence):
       }
     }
   }
-  const answers = new Map<Ask, SecretLookup>();
-  await pool(asks, CONCURRENCY, async (a) => {
+  // Ask the store once per distinct reference and cluster context: a thousand clusters sharing one
+  // `env:` or `file:` reference are one question each, not a thousand awaits of the same answer.
+  const distinct = new Map<string, Ask>();
+  for (const a of asks) {
+    const key = a.ref.startsWith('env:') || a.ref.startsWith('file:') ? a.ref : `${a.cluster}\u0000${a.ref}`;
+    if (!distinct.has(key)) distinct.set(key, a);
+  }
+  const byKey = new Map<string, SecretLookup>();
+  await pool([...distinct.entries()], CONCURRENCY, async ([key, a]) => {
     if ('error' in parseSecretRef(a.ref)) return;
     let answer: SecretLookup;
     try {
@@ -49,11 +56,15 @@ export async function checkSecrets(ctx: CheckContext, presence: SecretPresence):
     } catch (err) {
       answer = { error: err instanceof Error ? err.message : String(err) };
     }
-    answers.set(a, answer);
+    byKey.set(key, answer);
   });
+  const answerOf = (a: Ask): SecretLookup | undefined =>
+    byKey.get(a.ref.startsWith('env:') || a.ref.startsWith('file:') ? a.ref : `${a.cluster}\u0000${a.ref}`);
 
   const findings: Finding[] = [];
   for (const a of asks) {
+    const early = answerOf(a);
+    if (early === 'present') continue; // the common case: nothing to locate
     const o = ctx.origin(a.cluster, a.service, `secrets.${a.name}`);
     const segments = [...o.segments, 'ref'];
     const at = ctx.at(segments);
@@ -75,8 +86,8 @@ export async function checkSecrets(ctx: CheckContext, presence: SecretPresence):
       });
       continue;
     }
-    const answer = answers.get(a);
-    if (answer === undefined || answer === 'present') continue;
+    const answer = early;
+    if (answer === undefined) continue;
     if (answer === 'missing') {
       findings.push({
         ...base,
