@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 /** Serialises a value with object keys in sorted order, so equal content gives equal bytes. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const cached = memo.get(value);
+  if (cached !== undefined) return cached;
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
@@ -30,6 +32,19 @@ export function canonicalJson(value: unknown): string {
     out += `${JSON.stringify(k)}:${canonicalJson(v)}`;
   }
   return `${out}}`;
+}
+
+/** Canonical JSON of immutable objects that are serialised more than once (a cluster's services). */
+const memo = new WeakMap<object, string>();
+
+/**
+ * Serialises an object that will not change again and remembers the result, so that every later
+ * serialisation containing it (the cluster hash, the revision id, the store) reuses the string.
+ */
+export function canonicalJsonOnce(value: object): string {
+  const text = canonicalJson(value);
+  memo.set(value, text);
+  return text;
 }
 
 /** sha256 of the canonical JSON, as hex. */

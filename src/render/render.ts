@@ -8,7 +8,7 @@ import type { LoadedFleet } from '../spec/load.js';
 import type { Cluster, Flag, Routing, Service, ServiceParams } from '../spec/schema.js';
 import type { SourceMap } from '../spec/source-map.js';
 import { type Finding, formatPath } from '../validate/finding.js';
-import { canonicalJson, contentHash } from './canonical.js';
+import { canonicalJson, canonicalJsonOnce, contentHash } from './canonical.js';
 import { interpolate, type Vars } from './interpolate.js';
 import { type ClusterFacts, matches, placed } from './selector.js';
 import { closest } from '../spec/schema-walk.js';
@@ -181,6 +181,7 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
       labels: cluster.labels ?? {},
       services,
     };
+    canonicalJsonOnce(services); // the bulk of the cluster: serialised once, reused for the id and the store
     clusters[name] = { ...body, hash: contentHash(body) };
   }
 
