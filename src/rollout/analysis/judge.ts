@@ -1,0 +1,569 @@
+/**
+ * The judge: pure functions from measurements to verdicts. `judgeMetric` decides one measurement of one
+ * metric by the truth table in docs/analysis.md; `judgeStep` folds a step's measurements into the step's
+ * outcome under failureLimit, inconclusiveLimit and consecutiveErrorLimit.
+ */
+import type { Metric, Rollout } from '../../spec/schema.js';
+import { type Limits, type MetricKind, metricKind, metricLimits } from './metric-kind.js';
+import {
+  type ErrorRateObservation,
+  type LatencyObservation,
+  type MetricSample,
+  type Observation,
+  type QuantileBound,
+  type ValueObservation,
+  countAbove,
+  countBelow,
+  latencyGroups,
+  latencyQuantile,
+} from './observation.js';
+import { binomialLowerTail, binomialUpperTail, farringtonManning, fisherExactGreater, mannWhitneyGreater } from './stats.js';
+import {
+  type Check,
+  type EffectiveOutcome,
+  type Measured,
+  type MetricStanding,
+  type MetricVerdict,
+  type StepOutcome,
+  type StepVerdict,
+  type TestRecord,
+  type VerdictCode,
+  formatP,
+  formatValue,
+} from './verdict.js';
+
+/** A fleet's `rollout.analysis`, with its defaults applied. */
+export type Analysis = NonNullable<Rollout['analysis']>;
+
+/** Significance level of every test, per measurement (see docs/analysis.md on repeated looks). */
+export const DEFAULT_ALPHA = 0.05;
+/** Inconclusive measurements (other than waiting for samples) that make a step inconclusive. */
+export const DEFAULT_INCONCLUSIVE_LIMIT = 3;
+/** Failed measurements in a row (query errors) that make a step an error. */
+export const DEFAULT_CONSECUTIVE_ERROR_LIMIT = 3;
+
+/** How to judge one measurement. */
+export interface JudgeOptions {
+  /** Fewer canary samples than this cannot pass (from `rollout.analysis.minSamples`). */
+  readonly minSamples: number;
+  /** Significance level, default {@link DEFAULT_ALPHA}. */
+  readonly alpha?: number;
+}
+
+interface Point {
+  readonly samples: number | null;
+  readonly value: number | null;
+  readonly bound: QuantileBound;
+}
+
+interface Ctx {
+  readonly kind: MetricKind;
+  readonly limits: Limits;
+  readonly minSamples: number;
+  readonly alpha: number;
+  /** The canary has at least minSamples (or its sample count is unknown). */
+  readonly enough: boolean;
+}
+
+/** The value compared with the limits, and how many observations it stands for. */
+function point(kind: MetricKind, o: Observation): Point {
+  if (o.kind === 'error-rate') return { samples: o.requests, value: o.requests > 0 ? o.errors / o.requests : null, bound: 'exact' };
+  if (o.kind === 'latency') {
+    const q = latencyQuantile(o, kind.kind === 'latency' ? kind.quantile : 0.5);
+    return { samples: o.count, value: q.value, bound: q.bound };
+  }
+  return { samples: o.samples, value: o.value, bound: 'given' };
+}
+
+/** A number JSON can carry: NaN and the infinities become null (the verdict's reason says what they were). */
+const finite = (x: number | null | undefined): number | null => (x !== null && x !== undefined && Number.isFinite(x) ? x : null);
+
+/** What the record keeps of an observation: raw latency samples are summarised by the count and the quantile. */
+function measured(p: Point, o: Observation): Measured {
+  let observation: Observation = o;
+  if (o.kind === 'value') observation = { ...o, value: finite(o.value) };
+  else if (o.kind === 'latency') {
+    const { samples: _raw, ...rest } = o;
+    observation = rest.value === undefined ? rest : { ...rest, value: finite(rest.value) };
+  }
+  return { samples: p.samples, value: finite(p.value), valueBound: p.bound, observation };
+}
+
+const test = (name: TestRecord['name'], statistic: number | null, pValue: number | null, alpha: number): TestRecord => ({
+  name,
+  statistic: statistic === null || Number.isFinite(statistic) ? statistic : statistic > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE,
+  pValue,
+  alpha,
+});
+
+function check(c: Omit<Check, 'test' | 'mannWhitney'> & { test?: TestRecord | null; mannWhitney?: Check['mannWhitney'] }): Check {
+  return { ...c, test: c.test ?? null, mannWhitney: c.mannWhitney ?? null };
+}
+
+const f = (ctx: Ctx, v: number | null) => formatValue(v, ctx.kind.unit);
+const sig = (t: TestRecord) => `${formatP(t.pValue)} ${t.pValue !== null && t.pValue <= t.alpha ? '≤' : '>'} α ${t.alpha}`;
+const waitingNote = (ctx: Ctx, n: number) => `${n} of minSamples ${ctx.minSamples} so far`;
+
+/** `a` is above `b`, beyond rounding (so that 2/200 is not above 1%, whichever way 1% was written). */
+function above(a: number, b: number): boolean {
+  return a - b > 1e-9 * Math.max(1, Math.abs(b));
+}
+
+/**
+ * A limit on a proportion of bad events (errors; requests slower than a bound): `bad` of `n` against the
+ * allowed proportion `p0`. It fails only when the proportion is above p0 with significance (exact binomial
+ * test), and — below minSamples — only when that is already decided: more bad events than p0 × minSamples,
+ * so that the value at minSamples would break the limit whatever comes next.
+ */
+function proportionCheck(
+  ctx: Ctx,
+  name: Check['check'],
+  text: { readonly label: string; readonly limitLabel: string; readonly op: readonly [string, string] },
+  observed: number,
+  limit: number,
+  beyond: boolean,
+  bad: number,
+  n: number,
+  p0: number,
+  testName: TestRecord['name'],
+): Check {
+  const [inside, outside] = text.op;
+  if (!beyond) {
+    const reason = `${text.label} ${f(ctx, observed)} ${inside} ${text.limitLabel}`;
+    return ctx.enough
+      ? check({ check: name, outcome: 'pass', observed, limit, reason })
+      : check({ check: name, outcome: 'inconclusive', observed, limit, reason: `${reason} so far` });
+  }
+  const k = Math.floor(bad + 1e-9);
+  const t = test(testName, k, binomialUpperTail(k, n, p0), ctx.alpha);
+  const decided = ctx.enough || k > p0 * ctx.minSamples;
+  const significant = t.pValue !== null && t.pValue <= ctx.alpha;
+  const base = `${text.label} ${f(ctx, observed)} ${outside} ${text.limitLabel}`;
+  if (significant && decided) return check({ check: name, outcome: 'fail', observed, limit, test: t, reason: `${base} (${sig(t)})` });
+  const why = !decided ? 'not decided yet' : `not significant (${sig(t)})`;
+  return check({ check: name, outcome: 'inconclusive', observed, limit, test: t, reason: `${base} but ${why}` });
+}
+
+const UPPER = ['≤', '>'] as const;
+const LOWER = ['≥', '<'] as const;
+
+function errorRateChecks(ctx: Ctx, c: ErrorRateObservation, b: ErrorRateObservation | null): Check[] {
+  const checks: Check[] = [];
+  const n = c.requests;
+  const e = c.errors;
+  const r = e / n;
+  const m = ctx.minSamples;
+  const { max, min, maxIncreaseOverBaseline: inc } = ctx.limits;
+  const label = 'error rate';
+  if (max !== null) {
+    checks.push(
+      proportionCheck(ctx, 'max', { label, limitLabel: `max ${f(ctx, max)}`, op: UPPER }, r, max, above(r, max), e, n, max, 'binomial'),
+    );
+  }
+  if (min !== null) {
+    const limitLabel = `min ${f(ctx, min)}`;
+    if (!above(min, r)) {
+      const reason = `${label} ${f(ctx, r)} ≥ ${limitLabel}`;
+      checks.push(
+        ctx.enough
+          ? check({ check: 'min', outcome: 'pass', observed: r, limit: min, reason })
+          : check({ check: 'min', outcome: 'inconclusive', observed: r, limit: min, reason: `${reason} so far` }),
+      );
+    } else {
+      // Too few errors: the lower binomial tail; decided early only if even all-errors from here to minSamples stays below.
+      const t = test('binomial', e, binomialLowerTail(e, n, min), ctx.alpha);
+      const decided = ctx.enough || (e + (m - n)) / m < min;
+      const base = `${label} ${f(ctx, r)} < ${limitLabel}`;
+      const significant = t.pValue !== null && t.pValue <= ctx.alpha;
+      const why = decided ? `not significant (${sig(t)})` : 'not decided yet';
+      checks.push(
+        significant && decided
+          ? check({ check: 'min', outcome: 'fail', observed: r, limit: min, test: t, reason: `${base} (${sig(t)})` })
+          : check({ check: 'min', outcome: 'inconclusive', observed: r, limit: min, test: t, reason: `${base} but ${why}` }),
+      );
+    }
+  }
+  if (inc !== null) {
+    if (!b) {
+      checks.push(check({ check: 'baseline', outcome: 'skipped', observed: r, limit: null, reason: 'no usable baseline' }));
+    } else {
+      const rb = b.errors / b.requests;
+      const allowed = rb + inc;
+      const limitLabel = `baseline ${f(ctx, rb)} + ${f(ctx, inc)}`;
+      if (!above(r - rb, inc)) {
+        const reason = `${label} ${f(ctx, r)} ≤ ${limitLabel}`;
+        checks.push(
+          ctx.enough
+            ? check({ check: 'baseline', outcome: 'pass', observed: r, limit: allowed, reason })
+            : check({ check: 'baseline', outcome: 'inconclusive', observed: r, limit: allowed, reason: `${reason} so far` }),
+        );
+      } else {
+        // Two proportions: Fisher's exact test when no increase is allowed, else the Farrington–Manning score test.
+        const res = inc === 0 ? fisherExactGreater(e, n, b.errors, b.requests) : farringtonManning(e, n, b.errors, b.requests, inc);
+        const t = test(inc === 0 ? 'fisher-exact' : 'farrington-manning', res.statistic, res.pValue, ctx.alpha);
+        const decided = ctx.enough || e > allowed * m;
+        const significant = res.pValue <= ctx.alpha;
+        const base = `${label} ${f(ctx, r)} > ${limitLabel}`;
+        const why = decided ? `not significant (${sig(t)})` : 'not decided yet';
+        checks.push(
+          significant && decided
+            ? check({ check: 'baseline', outcome: 'fail', observed: r, limit: allowed, test: t, reason: `${base} (${sig(t)})` })
+            : check({ check: 'baseline', outcome: 'inconclusive', observed: r, limit: allowed, test: t, reason: `${base} but ${why}` }),
+        );
+      }
+    }
+  }
+  return checks;
+}
+
+/**
+ * A latency limit on the quantile q: from above (`max`, and the baseline plus its allowed increase) or from
+ * below (`min`). The quantile is compared literally; the significance comes from counting the requests
+ * beyond the bound: more than (1 − q) of them above a max (or more than q below a min).
+ */
+function latencyCheck(ctx: Ctx, name: Check['check'], c: LatencyObservation, p: Point, bound: number, limitLabel: string): Check {
+  const q = ctx.kind.kind === 'latency' ? ctx.kind.quantile : 0.5;
+  const n = c.count;
+  const observed = p.value as number;
+  const label = `p${trim(q * 100)}`;
+  const lower = name === 'min';
+  const beyond = lower ? above(bound, observed) : above(observed, bound);
+  if (p.bound === 'given') {
+    // A quantile computed elsewhere: no counts to test, so the limit is read literally.
+    const reason = `${label} ${f(ctx, observed)} ${(lower ? LOWER : UPPER)[beyond ? 1 : 0]} ${limitLabel}`;
+    if (!ctx.enough) return check({ check: name, outcome: 'inconclusive', observed, limit: bound, reason: `${reason} so far` });
+    return check({
+      check: name,
+      outcome: beyond ? 'fail' : 'pass',
+      observed,
+      limit: bound,
+      test: test('none', null, null, ctx.alpha),
+      reason,
+    });
+  }
+  if (!lower && p.bound === 'at-least' && !beyond) {
+    return check({
+      check: name,
+      outcome: 'inconclusive',
+      observed,
+      limit: bound,
+      reason: `${label} lies above the last histogram bucket (≥ ${f(ctx, observed)}), so it cannot be compared with ${limitLabel}`,
+    });
+  }
+  const text = { label, limitLabel, op: lower ? LOWER : UPPER };
+  if (lower) return proportionCheck(ctx, name, text, observed, bound, beyond, countBelow(c, bound).count, n, q, 'quantile-binomial');
+  return proportionCheck(ctx, name, text, observed, bound, beyond, countAbove(c, bound).count, n, 1 - q, 'quantile-binomial');
+}
+
+function trim(x: number): string {
+  return String(Number(x.toPrecision(6)));
+}
+
+function latencyChecks(ctx: Ctx, c: LatencyObservation, p: Point, b: LatencyObservation | null, bp: Point | null): Check[] {
+  const checks: Check[] = [];
+  const { max, min, maxIncreaseOverBaseline: inc } = ctx.limits;
+  if (max !== null) checks.push(latencyCheck(ctx, 'max', c, p, max, `max ${f(ctx, max)}`));
+  if (min !== null) checks.push(latencyCheck(ctx, 'min', c, p, min, `min ${f(ctx, min)}`));
+  if (inc !== null) {
+    if (!b || !bp || bp.value === null) {
+      checks.push(check({ check: 'baseline', outcome: 'skipped', observed: p.value, limit: null, reason: 'no usable baseline' }));
+    } else if (bp.bound === 'at-least') {
+      const reason = `the baseline's quantile lies above the last histogram bucket (≥ ${f(ctx, bp.value)}); nothing to compare with`;
+      checks.push(check({ check: 'baseline', outcome: 'skipped', observed: p.value, limit: null, reason }));
+    } else {
+      const allowed = bp.value + inc;
+      const one = latencyCheck(ctx, 'baseline', c, p, allowed, `baseline ${f(ctx, bp.value)} + ${f(ctx, inc)}`);
+      const groups = latencyGroups(c, b);
+      const mw = groups ? mannWhitneyGreater(groups) : null;
+      checks.push({
+        ...one,
+        mannWhitney: mw ? { u: mw.u, z: Number.isFinite(mw.statistic) ? mw.statistic : 0, pValue: mw.pValue } : null,
+      });
+    }
+  }
+  return checks;
+}
+
+function valueChecks(ctx: Ctx, c: ValueObservation, b: ValueObservation | null): Check[] {
+  const checks: Check[] = [];
+  const v = c.value as number;
+  const { max, min, maxIncreaseOverBaseline: inc } = ctx.limits;
+  const literal = (name: Check['check'], beyond: boolean, limit: number, text: string): Check => {
+    if (!ctx.enough && c.samples !== null) {
+      return check({ check: name, outcome: 'inconclusive', observed: v, limit, reason: `${text} so far` });
+    }
+    return check({
+      check: name,
+      outcome: beyond ? 'fail' : 'pass',
+      observed: v,
+      limit,
+      reason: text,
+      test: test('none', null, null, ctx.alpha),
+    });
+  };
+  if (max !== null) checks.push(literal('max', above(v, max), max, `value ${f(ctx, v)} ${above(v, max) ? '>' : '≤'} max ${f(ctx, max)}`));
+  if (min !== null) checks.push(literal('min', above(min, v), min, `value ${f(ctx, v)} ${above(min, v) ? '<' : '≥'} min ${f(ctx, min)}`));
+  if (inc !== null) {
+    if (!b || b.value === null) {
+      checks.push(check({ check: 'baseline', outcome: 'skipped', observed: v, limit: null, reason: 'no usable baseline' }));
+    } else {
+      const allowed = b.value + inc;
+      const beyond = above(v - b.value, inc);
+      checks.push(
+        literal(
+          'baseline',
+          beyond,
+          allowed,
+          `value ${f(ctx, v)} vs baseline ${f(ctx, b.value)} + ${f(ctx, inc)}: ${beyond ? 'above' : 'within'}`,
+        ),
+      );
+    }
+  }
+  return checks;
+}
+
+/** A baseline is usable when it has data and, if its sample count is known, at least minSamples. */
+function usableBaseline(kind: MetricKind, o: Observation | null, minSamples: number): { obs: Observation; p: Point } | { why: string } {
+  if (!o) return { why: 'no baseline measured' };
+  if (o.kind !== kind.kind) return { why: `the baseline is a ${o.kind} observation, not ${kind.kind}` };
+  const p = point(kind, o);
+  if (p.value === null || !Number.isFinite(p.value) || p.samples === 0) return { why: 'the baseline has no data in the window' };
+  if (p.samples !== null && p.samples < minSamples) return { why: `the baseline has only ${p.samples} samples (minSamples ${minSamples})` };
+  return { obs: o, p };
+}
+
+/**
+ * Judges one measurement of one metric. Never throws on bad data: a failed measurement is an `error`
+ * verdict, a misconfigured metric a `config-error` one. See the truth table in docs/analysis.md.
+ */
+export function judgeMetric(metric: Metric, sample: MetricSample, opts: JudgeOptions): MetricVerdict {
+  const alpha = opts.alpha ?? DEFAULT_ALPHA;
+  const minSamples = opts.minSamples;
+  const kindOrError = metricKind(metric);
+  const kind = 'error' in kindOrError ? null : kindOrError;
+  const limitsOrError = kind ? metricLimits(metric, kind) : null;
+  const limits = limitsOrError && !('error' in limitsOrError) ? limitsOrError : null;
+  const notes = [...sample.notes];
+  const base = {
+    metric: metric.name,
+    source: metric.source,
+    kind: kind?.kind ?? null,
+    unit: kind?.unit ?? null,
+    query: sample.query,
+    baselineQuery: sample.baselineQuery,
+    window: sample.window,
+    thresholds: {
+      max: limits?.max ?? null,
+      min: limits?.min ?? null,
+      maxIncreaseOverBaseline: limits?.maxIncreaseOverBaseline ?? null,
+      minSamples,
+      alpha,
+      quantile: kind?.kind === 'latency' ? kind.quantile : null,
+      onNoData: metric.onNoData,
+    },
+    error: sample.error,
+    notes,
+  };
+  const verdict = (
+    outcome: MetricVerdict['outcome'],
+    code: VerdictCode,
+    reason: string,
+    extra: Partial<Pick<MetricVerdict, 'canary' | 'baseline' | 'checks'>> = {},
+  ): MetricVerdict => ({
+    ...base,
+    outcome,
+    effective: outcome === 'no-data' ? metric.onNoData : outcome,
+    code,
+    reason,
+    canary: extra.canary ?? null,
+    baseline: extra.baseline ?? null,
+    checks: extra.checks ?? [],
+  });
+
+  // 1. Configuration that cannot be judged.
+  if (!kind) return verdict('error', 'config-error', (kindOrError as { error: string }).error);
+  if (!limits) return verdict('error', 'config-error', (limitsOrError as { error: string }).error);
+  // 2. The measurement failed.
+  if (sample.error) return verdict('error', 'query-error', `${sample.error.code}: ${sample.error.message}`);
+  const c = sample.canary;
+  if (!c) return verdict('error', 'query-error', 'the source returned no canary observation');
+  if (c.kind !== kind.kind)
+    return verdict('error', 'config-error', `the source returned a ${c.kind} observation for a ${kind.kind} metric`);
+  if (c.kind === 'error-rate' && (c.errors > c.requests || c.errors < 0 || c.requests < 0)) {
+    return verdict('error', 'query-error', `inconsistent counts: ${c.errors} errors in ${c.requests} requests`);
+  }
+  const p = point(kind, c);
+  if (p.value !== null && !Number.isFinite(p.value)) {
+    // NaN is 0/0 (no traffic); an infinity cannot be compared with a limit.
+    if (Number.isNaN(p.value)) return verdict('no-data', 'no-data', `the canary's value is NaN (no data); onNoData: ${metric.onNoData}`);
+    return verdict('error', 'query-error', `the canary's value is ${p.value}; a limit cannot be checked against it`);
+  }
+  const canary = measured(p, c);
+  const bl = usableBaseline(kind, sample.baseline, minSamples);
+  const baseline = sample.baseline && sample.baseline.kind === kind.kind ? measured(point(kind, sample.baseline), sample.baseline) : null;
+  const shown = { canary, baseline };
+  // 3. No data.
+  if (p.value === null || p.samples === 0) {
+    return verdict('no-data', 'no-data', `no canary data in the window; onNoData: ${metric.onNoData}`, shown);
+  }
+  const enough = p.samples === null || p.samples >= minSamples;
+  const ctx: Ctx = { kind, limits, minSamples, alpha, enough };
+  const b = 'obs' in bl ? bl : null;
+  if (!b && limits.maxIncreaseOverBaseline !== null) notes.push(`baseline comparison skipped: ${(bl as { why: string }).why}`);
+  let checks: Check[];
+  switch (c.kind) {
+    case 'error-rate':
+      checks = errorRateChecks(ctx, c, (b?.obs as ErrorRateObservation | undefined) ?? null);
+      break;
+    case 'latency':
+      checks = latencyChecks(ctx, c, p, (b?.obs as LatencyObservation | undefined) ?? null, b?.p ?? null);
+      break;
+    case 'value':
+      checks = valueChecks(ctx, c, (b?.obs as ValueObservation | undefined) ?? null);
+      break;
+  }
+  const all = { ...shown, checks };
+  // 4. A limit broken with evidence fails, even below minSamples (the checks only fail then when decided).
+  const failed = checks.filter((x) => x.outcome === 'fail');
+  if (failed.length > 0) return verdict('fail', 'exceeded', failed.map((x) => x.reason).join('; '), all);
+  // 5. Not enough samples yet.
+  if (!enough) {
+    return verdict(
+      'inconclusive',
+      'waiting',
+      `waiting for samples: ${waitingNote(ctx, p.samples ?? 0)}; ${checks.map((x) => x.reason).join('; ')}`,
+      all,
+    );
+  }
+  // 6. Beyond a limit without significance, or nothing left to compare with.
+  const open = checks.filter((x) => x.outcome === 'inconclusive');
+  if (open.length > 0) return verdict('inconclusive', 'unproven', open.map((x) => x.reason).join('; '), all);
+  if (checks.every((x) => x.outcome === 'skipped')) {
+    return verdict('inconclusive', 'unproven', `nothing to judge: ${checks.map((x) => x.reason).join('; ')}`, all);
+  }
+  // 7. Every limit held.
+  const held = checks.filter((x) => x.outcome === 'pass');
+  return verdict('pass', 'within', held.map((x) => x.reason).join('; '), all);
+}
+
+/** How to fold a step's measurements. */
+export interface StepOptions {
+  /** The step's time is up: decide pass or inconclusive instead of `running`. */
+  readonly final: boolean;
+  readonly alpha?: number;
+  /** Default {@link DEFAULT_INCONCLUSIVE_LIMIT}. */
+  readonly inconclusiveLimit?: number;
+  /** Default {@link DEFAULT_CONSECUTIVE_ERROR_LIMIT}. */
+  readonly consecutiveErrorLimit?: number;
+}
+
+const WORST: readonly StepOutcome[] = ['fail', 'error', 'inconclusive', 'running', 'pass'];
+
+function standing(name: string, verdicts: readonly MetricVerdict[], limits: StepVerdict['limits'], final: boolean): MetricStanding {
+  const failures = verdicts.filter((v) => v.effective === 'fail');
+  const inconclusive = verdicts.filter((v) => v.effective === 'inconclusive' && v.code !== 'waiting').length;
+  let consecutiveErrors = 0;
+  for (let i = verdicts.length - 1; i >= 0 && verdicts[i]?.effective === 'error'; i--) consecutiveErrors++;
+  const last = verdicts.at(-1) ?? null;
+  const s = (outcome: StepOutcome, reason: string): MetricStanding => ({
+    metric: name,
+    outcome,
+    reason,
+    measurements: verdicts.length,
+    failures: failures.length,
+    inconclusive,
+    consecutiveErrors,
+    last,
+  });
+  if (failures.length >= limits.failureLimit) {
+    const lastFailure = failures.at(-1) as MetricVerdict;
+    return s(
+      'fail',
+      `${failures.length} failed measurement${failures.length === 1 ? '' : 's'} reached failureLimit ${limits.failureLimit}: ${lastFailure.reason}`,
+    );
+  }
+  if (last?.code === 'config-error') return s('error', last.reason);
+  if (consecutiveErrors >= limits.consecutiveErrorLimit) {
+    return s(
+      'error',
+      `${consecutiveErrors} measurements in a row failed (consecutiveErrorLimit ${limits.consecutiveErrorLimit}): ${last?.reason ?? ''}`,
+    );
+  }
+  if (inconclusive >= limits.inconclusiveLimit) {
+    return s(
+      'inconclusive',
+      `${inconclusive} inconclusive measurements reached inconclusiveLimit ${limits.inconclusiveLimit}: ${last?.reason ?? ''}`,
+    );
+  }
+  if (!final) return s('running', last ? `${last.effective}: ${last.reason}` : 'not measured yet');
+  if (!last) return s('inconclusive', 'never measured in this step');
+  const outcome: Record<EffectiveOutcome, StepOutcome> = {
+    pass: 'pass',
+    error: 'error',
+    inconclusive: 'inconclusive',
+    fail: 'inconclusive',
+  };
+  const prefix: Record<EffectiveOutcome, string> = {
+    pass: '',
+    error: 'the last measurement failed, and a step is never passed on older data: ',
+    inconclusive: 'the last measurement was inconclusive: ',
+    fail: `the last measurement failed (${failures.length} of failureLimit ${limits.failureLimit}): `,
+  };
+  return s(outcome[last.effective], `${prefix[last.effective]}${last.reason}`);
+}
+
+/**
+ * Judges the measurements taken now (`samples`, by metric name; a metric left out was not measured this
+ * time) and folds them with the step's earlier verdicts (`history`, oldest first) into the step's outcome.
+ * The new verdicts are returned in `measurements` for the caller to record and append to the history.
+ */
+export function judgeStep(
+  analysis: Analysis,
+  samples: Readonly<Record<string, MetricSample>>,
+  history: readonly MetricVerdict[],
+  opts: StepOptions,
+): StepVerdict {
+  const limits = {
+    failureLimit: analysis.failureLimit,
+    inconclusiveLimit: opts.inconclusiveLimit ?? DEFAULT_INCONCLUSIVE_LIMIT,
+    consecutiveErrorLimit: opts.consecutiveErrorLimit ?? DEFAULT_CONSECUTIVE_ERROR_LIMIT,
+  };
+  const judgeOpts: JudgeOptions =
+    opts.alpha === undefined ? { minSamples: analysis.minSamples } : { minSamples: analysis.minSamples, alpha: opts.alpha };
+  const seen = new Map<string, number>();
+  for (const m of analysis.metrics) seen.set(m.name, (seen.get(m.name) ?? 0) + 1);
+  const measurements: MetricVerdict[] = [];
+  const metrics: MetricStanding[] = [];
+  for (const metric of analysis.metrics) {
+    if ((seen.get(metric.name) ?? 0) > 1) {
+      metrics.push({
+        metric: metric.name,
+        outcome: 'error',
+        reason: `metric ${metric.name} is listed twice in rollout.analysis.metrics; give each a unique name`,
+        measurements: 0,
+        failures: 0,
+        inconclusive: 0,
+        consecutiveErrors: 0,
+        last: null,
+      });
+      continue;
+    }
+    const mine = history.filter((v) => v.metric === metric.name);
+    const sample = samples[metric.name];
+    if (sample) {
+      const v = judgeMetric(metric, sample, judgeOpts);
+      measurements.push(v);
+      mine.push(v);
+    }
+    metrics.push(standing(metric.name, mine, limits, opts.final));
+  }
+  let outcome: StepOutcome = 'pass';
+  for (const m of metrics) if (WORST.indexOf(m.outcome) < WORST.indexOf(outcome)) outcome = m.outcome;
+  const named = metrics.filter((m) => m.outcome === outcome).map((m) => `${m.metric}: ${m.reason}`);
+  let reason: string;
+  if (metrics.length === 0) reason = 'no metrics configured; nothing to judge';
+  else if (outcome === 'pass') reason = `every metric passed its last measurement (${metrics.map((m) => m.metric).join(', ')})`;
+  else if (outcome === 'running') reason = 'still measuring';
+  else reason = named.join('; ');
+  return { outcome, final: opts.final, reason, limits, metrics, measurements };
+}
