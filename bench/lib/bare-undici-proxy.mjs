@@ -36,3 +36,4 @@ createServer((req, res) => {
     },
   );
 }).listen(Number(port), '127.0.0.1', () => process.stdout.write(`listening ${port}\n`));
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0));

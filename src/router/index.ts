@@ -1,5 +1,5 @@
 /** The router (data plane): an HTTP reverse proxy built on the routing engine. See docs/router.md. */
-export { Router, type CanarySetting, type LogLevel, type RouterLog, type RouterOptions } from './router.js';
+export { Router, type CanarySetting, type LogLevel, type RouterLog, type RouterOptions, type ServiceStats } from './router.js';
 export {
   ENDPOINT_GONE_EVENTS,
   EndpointsFile,

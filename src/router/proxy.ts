@@ -51,8 +51,10 @@ const OVERRIDE_HEADER = 'x-meridian-cluster';
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
-const TRACE_PREFIX = randomBytes(8).toString('hex');
-const SPAN_PREFIX = randomBytes(4).toString('hex');
+/** `00-` and the first 24 hex digits of every generated trace id (random per process). */
+const TRACE_HEAD = `00-${randomBytes(12).toString('hex')}`;
+/** Between the trace id and the span id, whose first 8 hex digits are random per process. */
+const TRACE_MID = `-${randomBytes(4).toString('hex')}`;
 let traceSeq = 0;
 
 /** A W3C trace context header that may be forwarded as is. */
@@ -67,8 +69,8 @@ export function validTraceparent(v: string): boolean {
 /** A new trace context (not sampled): a per-process random prefix and a counter, so it costs no entropy per request. */
 export function newTraceparent(): string {
   traceSeq = (traceSeq + 1) >>> 0;
-  const n = traceSeq.toString(16).padStart(16, '0');
-  return `00-${TRACE_PREFIX}${n}-${SPAN_PREFIX}${n.slice(8)}-00`;
+  const n = traceSeq.toString(16).padStart(8, '0');
+  return TRACE_HEAD + n + TRACE_MID + n + '-00';
 }
 
 /** The value of one cookie in a Cookie header, without allocating for the others. */
@@ -92,11 +94,12 @@ export function cookieValue(header: string, name: string): string | undefined {
 
 /** The client address from X-Forwarded-For: the right-most entry that is not a trusted proxy. */
 export function clientFromForwardedFor(xff: string, isTrusted: (a: string) => boolean): string | null {
-  const parts = xff.split(',');
-  for (let i = parts.length - 1; i >= 0; i--) {
-    const a = (parts[i] as string).trim();
-    if (a.length === 0) continue;
-    if (!isTrusted(a)) return a;
+  let end = xff.length;
+  while (end > 0) {
+    const comma = xff.lastIndexOf(',', end - 1);
+    const a = xff.slice(comma + 1, end).trim();
+    end = comma < 0 ? 0 : comma;
+    if (a.length > 0 && !isTrusted(a)) return a;
   }
   return null;
 }
@@ -239,7 +242,7 @@ export class Proxy {
       x.country = host.geoip.country(ip) ?? '';
     }
     headers['x-forwarded-for'] = typeof xff === 'string' ? `${xff}, ${remote ?? ''}` : (remote ?? '');
-    if (headers['x-forwarded-proto'] === undefined || !trusted) headers['x-forwarded-proto'] = 'http';
+    if (!trusted && headers['x-forwarded-proto'] !== undefined) delete headers['x-forwarded-proto']; // only a trusted proxy says how the client came
 
     // the sticky key: cookie (set one when absent) or header
     if (svc.stickyCookie !== null) {
@@ -261,7 +264,12 @@ export class Proxy {
     for (let i = 0; i < HOP_BY_HOP.length; i++) {
       const h = HOP_BY_HOP[i] as string;
       if (headers[h] !== undefined) {
-        if (h === 'connection') for (const t of String(headers[h]).split(',')) delete headers[t.trim().toLowerCase()];
+        if (h === 'connection') {
+          for (const t of String(headers[h]).split(',')) {
+            const name = t.trim().toLowerCase();
+            if (name !== 'host' && name !== 'x-forwarded-for') delete headers[name]; // a client cannot strip those
+          }
+        }
         delete headers[h];
       }
     }
@@ -414,7 +422,6 @@ export class Proxy {
   onDone(x: Exchange, err: Error | null): void {
     const up = x.upstream as Upstream;
     up.inFlight--;
-    if (x.isRetry) x.svc.counters.retries--;
     const host = this.#host;
     const m = host.metrics;
     const res = x.res;
@@ -512,8 +519,8 @@ export class Proxy {
     const m = this.#host.metrics;
     m.retries.inc(m.retries.series([x.svc.name, 'sent']));
     x.attempts++;
+    if (!x.isRetry) x.svc.counters.retries++; // a request counts as one retry in flight until it finishes
     x.isRetry = true;
-    x.svc.counters.retries++;
     if (x.reason !== REASON.override) x.reason = REASON.retry;
     this.#attempt(x);
   }
@@ -579,7 +586,10 @@ export class Proxy {
     const host = this.#host;
     host.inFlight--;
     const svc = x.svc as ServiceRuntime | undefined;
-    if (svc) svc.counters.active--;
+    if (svc) {
+      svc.counters.active--;
+      if (x.isRetry) svc.counters.retries--;
+    }
     const m = host.metrics;
     const code = status === 0 ? 0 : codeClass(status);
     const up = x.upstream;

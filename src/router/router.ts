@@ -62,6 +62,14 @@ export interface CanarySetting {
   readonly version: string;
 }
 
+/** One service in {@link Router.stats}: its table, requests and retries in flight, endpoints per cluster. */
+export interface ServiceStats {
+  readonly table: string;
+  readonly active: number;
+  readonly retries: number;
+  readonly clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }>;
+}
+
 const noLog: RouterLog = () => undefined;
 
 function setKey(service: string, cluster: string): string {
@@ -270,11 +278,10 @@ export class Router implements ProxyHost, AdminHost {
     swaps: number;
     revision: string;
     inFlight: number;
-    services: Record<string, { table: string; clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> }>;
+    services: Record<string, ServiceStats>;
   } {
     const now = this.clock.now();
-    const services: Record<string, { table: string; clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> }> =
-      {};
+    const services: Record<string, ServiceStats> = {};
     for (const [name, svc] of this.#snap.services) {
       const clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> = {};
       svc.table.clusters.forEach((c, i) => {
@@ -282,7 +289,7 @@ export class Router implements ProxyHost, AdminHost {
         if (!set || set.size === 0) return;
         clusters[c] = { endpoints: set.size, usable: set.usableCount(), detail: set.all().map((u) => u.describe(now)) };
       });
-      services[name] = { table: svc.table.id, clusters };
+      services[name] = { table: svc.table.id, active: svc.counters.active, retries: svc.counters.retries, clusters };
     }
     return { snapshot: this.#snap.version, swaps: this.#swaps, revision: this.#revision.id, inFlight: this.inFlight, services };
   }

@@ -1,0 +1,386 @@
+/**
+ * How fast is the Meridian router next to its peers, in one run, side by side?
+ *
+ * Two upstreams (one nginx with one worker serving a 100-byte body on two ports), weights 3:1, and in
+ * turn on one core (taskset) as the proxy under test:
+ * (a) nginx (one worker) as a reverse proxy with upstream keep-alive,
+ * (b) a bare undici reverse proxy in Node (bench/lib/bare-undici-proxy.mjs),
+ * (c) the Meridian router with every feature on: residency lock, GeoIP from X-Forwarded-For, sticky
+ *     cookie per user, canary weight, retries, active health checks, outlier detection, metrics,
+ *     traceparent generation, x-meridian-* response headers.
+ * wrk (on the other core, with the upstream nginx) drives each with 64 connections; each request carries
+ * a user cookie from a pool of 1,000 (a wrk Lua script), the same for all three. Rounds alternate the
+ * proxies; medians are reported. Then the router with 1 and with 2 workers (node:cluster), unpinned.
+ *
+ * Needs `nginx` and `wrk` (Debian packages); prints a note and exits 0 without them.
+ * Run: `npx tsx bench/router-throughput.ts [--duration 10] [--rounds 3] [--json]`
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, connect } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { median } from './lib/measure.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const DURATION = arg('duration', 10);
+const ROUNDS = arg('rounds', 3);
+const JSON_OUT = process.argv.includes('--json');
+const CONNECTIONS = 64;
+const BODY = 'x'.repeat(100);
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+const TASKSET = has('taskset') && os.cpus().length >= 2;
+const NGINX = ['/usr/sbin/nginx', 'nginx'].find((c) => spawnSync(c, ['-v']).status === 0);
+
+function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
+  return TASKSET ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitPort(port: number, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const children = new Set<ChildProcess>();
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+  c.stderr?.on('data', (b: Buffer) => {
+    const t = b.toString();
+    if (!/ExperimentalWarning|--trace-warnings/.test(t)) process.stderr.write(t);
+  });
+  children.add(c);
+  c.on('exit', () => children.delete(c));
+  return c;
+}
+async function stop(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  await new Promise<void>((r) => {
+    c.once('exit', () => r());
+    c.kill('SIGTERM');
+    setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+  });
+}
+function cleanup(): void {
+  for (const c of children) c.kill('SIGKILL');
+}
+process.on('exit', cleanup);
+
+interface WrkResult {
+  rps: number;
+  p99ms: number;
+  errors: number;
+  non2xx: number;
+  requests: number;
+  /** CPU time of the proxy's processes per request, µs (utime + stime from /proc; NaN where unknown). */
+  cpuUs: number;
+}
+
+/** utime + stime of a process and its descendants, in seconds (Linux /proc; NaN elsewhere). */
+function cpuSeconds(root: number): number {
+  try {
+    const stats = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .map((d) => {
+        try {
+          const text = readFileSync(`/proc/${d}/stat`, 'utf8');
+          const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+          return { pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+        } catch {
+          return null;
+        }
+      })
+      .filter((x): x is { pid: number; ppid: number; ticks: number } => x !== null);
+    const tree = new Set([root]);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const p of stats) if (!tree.has(p.pid) && tree.has(p.ppid)) grew = tree.add(p.pid) !== null;
+    }
+    const hz = 100; // USER_HZ on Linux
+    return stats.filter((p) => tree.has(p.pid)).reduce((a, p) => a + p.ticks, 0) / hz;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function parseLatency(v: string, unit: string): number {
+  const n = Number(v);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
+}
+
+async function wrk(port: number, seconds: number, script: string, proxyPid = -1): Promise<WrkResult> {
+  const cpu0 = proxyPid > 0 ? cpuSeconds(proxyPid) : Number.NaN;
+  const [cmd, args] = pinned('1', 'wrk', [
+    '-t1',
+    `-c${CONNECTIONS}`,
+    `-d${seconds}s`,
+    '--latency',
+    '-s',
+    script,
+    `http://127.0.0.1:${port}/`,
+  ]);
+  const out = await new Promise<string>((resolve) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let s = '';
+    c.stdout.on('data', (b: Buffer) => (s += b.toString()));
+    c.on('exit', () => resolve(s));
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  const cpu = proxyPid > 0 ? cpuSeconds(proxyPid) - cpu0 : Number.NaN;
+  return {
+    requests,
+    cpuUs: (cpu / requests) * 1e6,
+    rps,
+    p99ms: p99 ? parseLatency(p99[1] as string, p99[2] as string) : NaN,
+    errors: errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    non2xx,
+  };
+}
+
+function fleetYaml(): string {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  return `apiVersion: meridian/v1
+fleet: bench
+regions:
+  eu-west: { jurisdiction: EU, location: { lat: 53.35, lon: -6.26 }, countries: [IE, GB] }
+  us-east: { jurisdiction: US, location: { lat: 38.9, lon: -77.04 }, countries: [US] }
+clusters:
+  eu-west-1: { region: eu-west, driver: local, capacity: { rps: 1000000 }, weight: 3 }
+  eu-west-2: { region: eu-west, driver: local, capacity: { rps: 1000000 }, weight: 1 }
+  us-east-1: { region: us-east, driver: local, capacity: { rps: 1000000 } }
+services:
+  web:
+    image: example.test/web:1.0.0@${digest}
+    version: 1.0.0
+    port: 8080
+    health: { path: /healthz }
+routing:
+  web:
+    residency:
+      EU: { allow: [EU], mode: lock }
+      default: { allow: [US, EU], mode: prefer }
+    clientCountryHeader: x-client-country
+    healthCheck: { path: /healthz, interval: 2s, timeout: 1s, unhealthyThreshold: 3, healthyThreshold: 2 }
+    outlierDetection: { consecutive5xx: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50 }
+    stickiness: { cookie: mrd_uid }
+    retries: { attempts: 1, budget: 20% }
+`;
+}
+
+const LUA = `
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/", { ["Host"] = "shop.example", ["Cookie"] = "mrd_uid=user-" .. (n % 1000), ["X-Forwarded-For"] = "81.2.69.160" })
+end
+`;
+
+function nginxUpstreamConf(dir: string, p1: number, p2: number): string {
+  return `worker_processes 1;
+daemon off;
+pid ${dir}/up.pid;
+error_log ${dir}/up-error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  server { listen 127.0.0.1:${p1}; location / { return 200 "${BODY}"; } }
+  server { listen 127.0.0.1:${p2}; location / { return 200 "${BODY}"; } }
+}
+`;
+}
+
+function nginxProxyConf(dir: string, port: number, p1: number, p2: number): string {
+  return `worker_processes 1;
+daemon off;
+pid ${dir}/proxy.pid;
+error_log ${dir}/proxy-error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  upstream app { server 127.0.0.1:${p1} weight=3; server 127.0.0.1:${p2} weight=1; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}
+`;
+}
+
+type Peer = 'nginx' | 'undici' | 'meridian';
+
+async function main(): Promise<void> {
+  if (!NGINX || !has('wrk')) {
+    console.log('> router-throughput: skipped (needs the Debian packages nginx and wrk: `apt-get install -y nginx wrk`)');
+    return;
+  }
+  const dir = mkdtempSync(join(os.tmpdir(), 'meridian-router-bench-'));
+  try {
+    const [p1, p2] = [await freePort(), await freePort()];
+    writeFileSync(join(dir, 'up.conf'), nginxUpstreamConf(dir, p1, p2));
+    writeFileSync(join(dir, 'fleet.yaml'), fleetYaml());
+    writeFileSync(
+      join(dir, 'endpoints.json'),
+      JSON.stringify({
+        endpoints: [
+          { cluster: 'eu-west-1', service: 'web', port: p1 },
+          { cluster: 'eu-west-2', service: 'web', port: p2 },
+          { cluster: 'us-east-1', service: 'web', port: p2 },
+          { cluster: 'eu-west-1', service: 'web', track: 'canary', version: '1.1.0', port: p1 },
+        ],
+        canary: { web: { 'eu-west-1': { weight: 10, version: '1.1.0' } } },
+      }),
+    );
+    writeFileSync(join(dir, 'req.lua'), LUA);
+    const upstream = start(...pinned('1', NGINX, ['-c', join(dir, 'up.conf'), '-p', dir]));
+    await Promise.all([waitPort(p1), waitPort(p2)]);
+
+    const launch = async (peer: Peer, workers = 1, cpu: string | null = '0'): Promise<{ proc: ChildProcess; port: number }> => {
+      const port = await freePort();
+      let proc: ChildProcess;
+      if (peer === 'nginx') {
+        writeFileSync(join(dir, 'proxy.conf'), nginxProxyConf(dir, port, p1, p2));
+        const [c, a] = cpu
+          ? pinned(cpu, NGINX, ['-c', join(dir, 'proxy.conf'), '-p', dir])
+          : [NGINX, ['-c', join(dir, 'proxy.conf'), '-p', dir]];
+        proc = start(c, a);
+      } else if (peer === 'undici') {
+        const args = [join(ROOT, 'bench', 'lib', 'bare-undici-proxy.mjs'), String(port), `127.0.0.1:${p1}:3`, `127.0.0.1:${p2}:1`];
+        const [c, a] = cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
+        proc = start(c, a);
+      } else {
+        const config = { fleet: dir, endpoints: join(dir, 'endpoints.json'), port, host: '127.0.0.1', workers };
+        const args = ['--import', 'tsx', join(ROOT, 'src', 'router', 'worker-main.ts')];
+        const [c, a] = cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
+        proc = start(c, a, { MERIDIAN_ROUTER_CONFIG: JSON.stringify(config) });
+      }
+      await waitPort(port);
+      return { proc, port };
+    };
+
+    const results: Record<Peer, WrkResult[]> = { nginx: [], undici: [], meridian: [] };
+    const peers: Peer[] = ['nginx', 'undici', 'meridian'];
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? peers : [...peers].reverse();
+      for (const peer of order) {
+        const { proc, port } = await launch(peer);
+        await wrk(port, 3, join(dir, 'req.lua')); // warm-up (JIT, connections)
+        results[peer].push(await wrk(port, DURATION, join(dir, 'req.lua'), proc.pid));
+        await stop(proc);
+      }
+    }
+    const workers: Record<string, WrkResult[]> = { '1': [], '2': [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const n of round % 2 === 0 ? [1, 2] : [2, 1]) {
+        const { proc, port } = await launch('meridian', n, null);
+        await wrk(port, 3, join(dir, 'req.lua'));
+        (workers[String(n)] as WrkResult[]).push(await wrk(port, DURATION, join(dir, 'req.lua'), proc.pid));
+        await stop(proc);
+      }
+    }
+    await stop(upstream);
+
+    const med = (rs: WrkResult[], k: 'rps' | 'p99ms' | 'cpuUs'): number => median(rs.map((r) => r[k]));
+    const row = (name: string, rs: WrkResult[]): string =>
+      `| ${name} | ${med(rs, 'rps').toFixed(0)} | ${med(rs, 'p99ms').toFixed(2)} ms | ${med(rs, 'cpuUs').toFixed(1)} µs | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} | ${rs.reduce((a, r) => a + r.errors + r.non2xx, 0)} |`;
+    /** Median over rounds of a/b within the same round (the two ran back to back under the same load). */
+    const paired = (a: WrkResult[], b: WrkResult[], k: 'rps' | 'cpuUs'): number => median(a.map((x, i) => x[k] / (b[i]?.[k] ?? NaN)));
+    const m = med(results.meridian, 'rps');
+    const u = med(results.undici, 'rps');
+    const n = med(results.nginx, 'rps');
+    const ratios = {
+      routerUndici: m / u,
+      routerNginx: m / n,
+      routerUndiciPaired: paired(results.meridian, results.undici, 'rps'),
+      routerNginxPaired: paired(results.meridian, results.nginx, 'rps'),
+      // throughput at saturation goes as 1 / CPU per request: a ratio that other load on the machine disturbs less
+      routerUndiciCpu: med(results.undici, 'cpuUs') / med(results.meridian, 'cpuUs'),
+      routerNginxCpu: med(results.nginx, 'cpuUs') / med(results.meridian, 'cpuUs'),
+      workers2to1: med(workers['2'] ?? [], 'rps') / med(workers['1'] ?? [], 'rps'),
+      workers2to1Paired: paired(workers['2'] ?? [], workers['1'] ?? [], 'rps'),
+    };
+    const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, ${os.platform()} ${os.arch()}`;
+    if (JSON_OUT) {
+      console.log(JSON.stringify({ machine, duration: DURATION, rounds: ROUNDS, results, workers, ratios }, null, 2));
+      return;
+    }
+    const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+    console.log('### Router throughput (bench/router-throughput.ts)\n');
+    console.log(
+      `machine: ${machine}; proxy pinned to CPU 0 ${TASKSET ? '(taskset)' : '(not pinned: no taskset)'}, wrk and the upstream nginx on CPU 1;`,
+    );
+    console.log(
+      `wrk -t1 -c${CONNECTIONS} -d${DURATION}s (after 3 s of warm-up), ${ROUNDS} rounds in alternating order, medians; 100-byte body, weights 3:1;`,
+    );
+    console.log("CPU per request = the proxy processes' utime + stime over the run / requests.\n");
+    console.log('| proxy | req/s | p99 | CPU per request | runs (req/s) | errors + non-2xx |');
+    console.log('| --- | ---: | ---: | ---: | --- | ---: |');
+    console.log(row('nginx 1 worker', results.nginx));
+    console.log(row('bare undici (Node)', results.undici));
+    console.log(row('Meridian router, every feature on', results.meridian));
+    console.log('');
+    console.log('| ratio | medians of req/s | per-round pairs (median) | from CPU per request | target |');
+    console.log('| --- | ---: | ---: | ---: | ---: |');
+    console.log(
+      `| router / bare undici | ${pct(ratios.routerUndici)} | ${pct(ratios.routerUndiciPaired)} | ${pct(ratios.routerUndiciCpu)} | ≥ 95 % |`,
+    );
+    console.log(
+      `| router / nginx | ${pct(ratios.routerNginx)} | ${pct(ratios.routerNginxPaired)} | ${pct(ratios.routerNginxCpu)} | ≥ 25 % |`,
+    );
+    console.log('');
+    console.log('| router workers (unpinned, sharing 2 cores with wrk and the upstream) | req/s | p99 | runs |');
+    console.log('| --- | ---: | ---: | --- |');
+    for (const k of ['1', '2']) {
+      const rs = workers[k] ?? [];
+      console.log(
+        `| ${k} | ${med(rs, 'rps').toFixed(0)} | ${med(rs, 'p99ms').toFixed(2)} ms | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} |`,
+      );
+    }
+    console.log(
+      `\n- 2 workers / 1 worker: **${ratios.workers2to1.toFixed(2)}×** (per-round pairs: ${ratios.workers2to1Paired.toFixed(2)}×)`,
+    );
+  } finally {
+    cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
