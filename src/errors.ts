@@ -85,3 +85,14 @@ export class UsageError extends MeridianError {
     super('MERIDIAN_E_USAGE', message, hint === undefined ? {} : { hint });
   }
 }
+
+/** A rollout, approval, lock or rollback could not go ahead (`MERIDIAN_E_ROLLOUT_…`, `MERIDIAN_E_APPROVAL_…`). */
+export class RolloutError extends MeridianError {
+  constructor(
+    code: `MERIDIAN_E_ROLLOUT_${string}` | `MERIDIAN_E_APPROVAL_${string}`,
+    message: string,
+    opts: { cause?: unknown; hint?: string; user?: boolean } = {},
+  ) {
+    super(code, message, opts);
+  }
+}

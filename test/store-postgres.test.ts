@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeridianError } from '../src/errors.js';
+import { MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open-store.js';
 import { openPostgresStore } from '../src/store/postgres-store.js';
 import { storeContract } from './store.contract.js';
@@ -78,7 +79,7 @@ describe('postgres store', () => {
       const rows = await sql(`SELECT count(*)::int AS c FROM "${schema}".audit_log`);
       expect(rows.rows[0]).toEqual({ c: 1 });
       const m = await sql(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
-      expect(m.rows.map((r: { version: number }) => r.version)).toEqual([1, 2]);
+      expect(m.rows.map((r: { version: number }) => r.version)).toEqual(MIGRATIONS.map((x) => x.version));
     } finally {
       await store.close();
     }
@@ -127,7 +128,7 @@ describe('postgres store', () => {
     const schema = `${run}_${++n}`;
     const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore(URL_, { schema })));
     const m = await sql(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
-    expect(m.rows.map((r: { version: number }) => r.version)).toEqual([1, 2]);
+    expect(m.rows.map((r: { version: number }) => r.version)).toEqual(MIGRATIONS.map((x) => x.version));
     await Promise.all(stores.map((s, i) => s.appendAudit({ actor: { id: `w${i}` }, action: 'a', subject: 'b' })));
     expect(await stores[0]?.verifyAudit()).toMatchObject({ ok: true, count: 4 });
     for (const s of stores) await s.close();

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MeridianError } from '../src/errors.js';
 import type { Revision } from '../src/render/render.js';
 import { entryHash, GENESIS_HASH } from '../src/store/audit-chain.js';
-import type { AuditEntry, Clock, Store } from '../src/store/store.js';
+import type { AuditEntry, Clock, LockRecord, RolloutRecord, Store } from '../src/store/store.js';
 import { build, shopInput, shopNext, steppingClock } from './plan-fixtures.js';
 
 /** One empty database (a file, a schema) that stores can be opened on, and raw access to it. */
@@ -439,6 +439,162 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
           /use the `tx` argument/,
         );
         expect(await store.listAudit()).toEqual([]);
+      });
+    });
+
+    describe('rollouts, events, approvals and locks', () => {
+      const rollout = (id: string, over: Partial<RolloutRecord> = {}): RolloutRecord => ({
+        id,
+        fleet: 'shop',
+        kind: 'rollout',
+        services: ['web', 'api'],
+        planHash: 'p'.repeat(64),
+        fromRevision: 'rev-a',
+        toRevision: 'rev-b',
+        author: 'alice',
+        state: 'running',
+        wave: 0,
+        step: null,
+        machine: { phase: { kind: 'deploy', wave: 0, batch: 0 }, touched: [] },
+        spec: { waves: [{ name: 'canary' }] },
+        control: null,
+        createdAt: '2026-01-01T00:00:00.000Z',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        finishedAt: null,
+        ...over,
+      });
+
+      it('records a rollout, reads it back with its JSON intact, updates its running columns, and lists newest first', async () => {
+        await store.insertRollout(rollout('r1'));
+        await store.insertRollout(rollout('r2', { fleet: 'other', createdAt: '2026-01-02T00:00:00.000Z' }));
+        await store.insertRollout(rollout('r3', { createdAt: '2026-01-03T00:00:00.000Z', state: 'promoted' }));
+        expect(await store.getRollout('r1')).toEqual(rollout('r1', { services: ['api', 'web'] }));
+        await store.updateRollout('r1', {
+          state: 'paused',
+          wave: 1,
+          step: 2,
+          machine: { phase: { kind: 'paused' }, touched: ['eu-west-1'] },
+          control: { action: 'resume', actor: 'bob' },
+          updatedAt: '2026-01-01T00:00:05.000Z',
+        });
+        expect(await store.getRollout('r1')).toMatchObject({
+          state: 'paused',
+          wave: 1,
+          step: 2,
+          machine: { phase: { kind: 'paused' }, touched: ['eu-west-1'] },
+          control: { action: 'resume', actor: 'bob' },
+          updatedAt: '2026-01-01T00:00:05.000Z',
+          finishedAt: null,
+        });
+        await store.updateRollout('r1', { control: null, step: null });
+        expect(await store.getRollout('r1')).toMatchObject({ control: null, step: null });
+        expect((await store.listRollouts()).map((r) => r.id)).toEqual(['r3', 'r2', 'r1']);
+        expect((await store.listRollouts({ fleet: 'shop' })).map((r) => r.id)).toEqual(['r3', 'r1']);
+        expect((await store.listRollouts({ fleet: 'shop', active: true })).map((r) => r.id)).toEqual(['r1']);
+        expect((await store.listRollouts({ limit: 1 })).map((r) => r.id)).toEqual(['r3']);
+        expect(await store.getRollout('nope')).toBeUndefined();
+      });
+
+      it('refuses a second rollout with the same id, and an update of one that does not exist', async () => {
+        await store.insertRollout(rollout('r1'));
+        await expectCode(store.insertRollout(rollout('r1', { author: 'mallory' })), 'MERIDIAN_E_STORE_ROLLOUT_EXISTS');
+        expect((await store.getRollout('r1'))?.author).toBe('alice');
+        await expectCode(store.updateRollout('ghost', { state: 'paused' }), 'MERIDIAN_E_STORE_UNKNOWN_ROLLOUT');
+      });
+
+      it("numbers each rollout's events from 1, keeps them in order, and refuses to edit or delete them", async () => {
+        await store.insertRollout(rollout('r1'));
+        await store.insertRollout(rollout('r2'));
+        const a = await store.appendRolloutEvent({ rolloutId: 'r1', at: 't1', type: 'created', actor: 'alice', data: { b: 1, a: [1] } });
+        await store.appendRolloutEvent({ rolloutId: 'r2', at: 't1', type: 'created', actor: 'bob', data: null });
+        const b = await store.appendRolloutEvent({ rolloutId: 'r1', at: 't2', type: 'canary-ready', actor: 'alice', data: {} });
+        expect([a.seq, b.seq]).toEqual([1, 2]);
+        expect(await store.listRolloutEvents('r1')).toEqual([a, b]);
+        expect(await store.listRolloutEvents('r1', { afterSeq: 1 })).toEqual([b]);
+        expect((await store.listRolloutEvents('r2')).map((e) => [e.seq, e.actor, e.data])).toEqual([[1, 'bob', null]]);
+        await expect(h.exec("UPDATE rollout_events SET type = 'forged' WHERE seq = 1")).rejects.toThrow(/append-only/);
+        await expect(h.exec('DELETE FROM rollout_events')).rejects.toThrow(/append-only/);
+        expect(await store.listRolloutEvents('r1')).toHaveLength(2);
+      });
+
+      it('keeps approvals per plan hash and wave, append-only', async () => {
+        const base = { planHash: 'h1', rolloutId: 'r1', wave: 'europe', role: 'release-manager', reason: null, at: 't1', expiresAt: 't9' };
+        const one = await store.addApproval({ ...base, actor: 'bob', decision: 'approve' });
+        const two = await store.addApproval({ ...base, actor: 'carol', decision: 'reject', reason: 'not today', rolloutId: null });
+        await store.addApproval({ ...base, planHash: 'h2', actor: 'dave', decision: 'approve' });
+        await store.addApproval({ ...base, wave: 'rest', actor: 'erin', decision: 'approve' });
+        expect(two.id).toBe(one.id + 1);
+        expect(await store.listApprovals('h1', 'europe')).toEqual([one, two]);
+        expect((await store.listApprovals('h1')).map((a) => a.actor)).toEqual(['bob', 'carol', 'erin']);
+        expect(await store.listApprovals('h3')).toEqual([]);
+        await expect(h.exec("UPDATE approvals SET actor = 'alice'")).rejects.toThrow(/append-only/);
+        await expect(h.exec('DELETE FROM approvals')).rejects.toThrow(/append-only/);
+      });
+
+      it('creates, replaces and releases locks by key; a lock taken in a failed transaction is not there', async () => {
+        const lock = (key: string, over: Partial<LockRecord> = {}): LockRecord => ({
+          key,
+          rolloutId: 'r1',
+          actor: 'alice',
+          host: 'ci-1',
+          pid: 4242,
+          token: 'tok',
+          acquiredAt: 't1',
+          heartbeatAt: 't1',
+          ...over,
+        });
+        await store.putLock(lock('shop/web'));
+        await store.putLock(lock('shop/api', { pid: null, token: null }));
+        expect(await store.listLocks()).toEqual([lock('shop/api', { pid: null, token: null }), lock('shop/web')]);
+        await store.putLock(lock('shop/web', { rolloutId: 'r2', actor: 'bob', heartbeatAt: 't2' }));
+        expect(await store.listLocks(['shop/web', 'shop/none'])).toEqual([
+          lock('shop/web', { rolloutId: 'r2', actor: 'bob', heartbeatAt: 't2' }),
+        ]);
+        expect(await store.listLocks([])).toEqual([]);
+        await expect(
+          store.withTransaction(async (tx) => {
+            await tx.putLock(lock('shop/payments'));
+            throw new Error('crashed before commit');
+          }),
+        ).rejects.toThrow('crashed before commit');
+        expect(await store.listLocks(['shop/payments'])).toEqual([]);
+        expect(await store.releaseLocks('r1')).toBe(1);
+        expect((await store.listLocks()).map((l) => l.key)).toEqual(['shop/web']);
+      });
+
+      it('lets exactly one of two stores take a free lock when both check and take it in a transaction at once', async () => {
+        const other = await open();
+        const take = (s: Store, rolloutId: string) =>
+          s
+            .withTransaction(async (tx) => {
+              const held = await tx.listLocks(['shop/web']);
+              if (held.length > 0) throw new Error(`held by ${held[0]?.rolloutId}`);
+              await tx.putLock({
+                key: 'shop/web',
+                rolloutId,
+                actor: rolloutId,
+                host: 'h',
+                pid: 1,
+                token: rolloutId,
+                acquiredAt: 't',
+                heartbeatAt: 't',
+              });
+              return rolloutId;
+            })
+            .then(
+              (id) => ({ ok: id }),
+              (err: Error) => ({ refused: err.message }),
+            );
+        const results = await Promise.all([take(store, 'ra'), take(other, 'rb'), take(store, 'rc'), take(other, 'rd')]);
+        const winners = results.filter((r) => 'ok' in r);
+        expect(winners).toHaveLength(1);
+        const winner = (winners[0] as { ok: string }).ok;
+        expect(results.filter((r) => 'refused' in r).map((r) => (r as { refused: string }).refused)).toEqual([
+          `held by ${winner}`,
+          `held by ${winner}`,
+          `held by ${winner}`,
+        ]);
+        expect((await other.listLocks()).map((l) => l.rolloutId)).toEqual([winner]);
       });
     });
 

@@ -7,6 +7,14 @@ export const EXIT = {
   input: 2,
   /** The state store or another dependency failed. */
   unavailable: 3,
+  /** `meridian rollout` / `rollback`: the rollout failed a gate and was rolled back (to the last known-good revision). */
+  rolledBack: 4,
+  /** `meridian rollout`: paused — waiting for approvals, or paused by an operator or by a failed gate (onFailure: pause). */
+  paused: 5,
+  /** `meridian rollout` / `rollback`: another rollout holds a service it touches (the message names the holder). */
+  locked: 6,
+  /** `meridian rollout` / `rollback`: a rollback did not verify; the fleet needs a person (see `meridian rollout status`). */
+  rollbackFailed: 7,
   /** A bug in Meridian: the stack is printed and a report is asked for. */
   internal: 70,
 } as const;

@@ -8,10 +8,13 @@ import { InputError, MeridianError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { type Io, processIo, write } from './io.js';
 import { printFindings } from './print-findings.js';
-import { registerCommands } from './commands/index.js';
 
-/** Runs the CLI with the given arguments; resolves to the exit code. */
-export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
+/** Runs the CLI with the given arguments (and commands: all by default); resolves to the exit code. */
+export async function main(
+  argv: readonly string[],
+  io: Io = processIo(),
+  register?: (program: Command, io: Io, result: { code: number }) => void,
+): Promise<number> {
   const program = new Command('meridian')
     .description('Roll services out across regions and route every request to the cluster that suits it best.')
     .version(VERSION, '-V, --version')
@@ -20,9 +23,11 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       writeOut: (s) => void io.out.write(s),
       writeErr: (s) => void io.err.write(s),
     })
-    .exitOverride();
+    .exitOverride()
+    // options after a command belong to it (`rollout status -o json` is the subcommand's -o, not rollout's)
+    .enablePositionalOptions();
   const result = { code: EXIT.ok as number };
-  registerCommands(program, io, result);
+  (register ?? (await import('./commands/index.js')).registerCommands)(program, io, result);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return result.code;
@@ -62,5 +67,7 @@ async function report(err: unknown, io: Io, argv: readonly string[]): Promise<nu
 
 function exitCodeFor(err: MeridianError): number {
   if (err.code.startsWith('MERIDIAN_E_STORE_')) return EXIT.unavailable;
+  if (err.code === 'MERIDIAN_E_ROLLOUT_LOCKED' || err.code === 'MERIDIAN_E_ROLLOUT_LEASE_LOST') return EXIT.locked;
+  if (err.code === 'MERIDIAN_E_TARGET_UNREACHABLE' || err.code === 'MERIDIAN_E_ROLLOUT_NO_FLEET') return EXIT.unavailable;
   return EXIT.input;
 }

@@ -11,6 +11,7 @@ import { type AuditBody, ChainWalker, entryHash } from './audit-chain.js';
 import { LATEST_VERSION, MIGRATIONS, statementsFor } from './migrations.js';
 import type { Row, SqlBackend, SqlConn } from './sql.js';
 import type {
+  ApprovalRecord,
   AuditEntry,
   AuditInput,
   AuditVerification,
@@ -18,7 +19,12 @@ import type {
   ClusterRecord,
   JsonValue,
   ListAuditOptions,
+  ListRolloutsOptions,
+  LockRecord,
   RevisionSummary,
+  RolloutEventRecord,
+  RolloutPatch,
+  RolloutRecord,
   Store,
   StoreOps,
   StoreTx,
@@ -29,6 +35,9 @@ const insideTx = new AsyncLocalStorage<SqlStore>();
 
 const PAGE = 1000;
 const AUDIT_COLUMNS = 'seq, at, actor, actor_via, action, subject, reason, data, prev_hash, hash';
+const ROLLOUT_COLUMNS =
+  'id, fleet, kind, services, plan_hash, from_revision, to_revision, author, state, wave, step, machine, spec, control, created_at, updated_at, finished_at';
+const FINAL_STATES = ['promoted', 'rolled-back', 'failed'];
 
 /** A {@link Store} over a SQL backend. Create it with `openSqliteStore` or `openPostgresStore`. */
 export class SqlStore implements Store {
@@ -106,6 +115,50 @@ export class SqlStore implements Store {
 
   listAudit(opts?: ListAuditOptions): Promise<AuditEntry[]> {
     return this.reading((ops) => ops.listAudit(opts));
+  }
+
+  insertRollout(rollout: RolloutRecord): Promise<void> {
+    return this.writing((ops) => ops.insertRollout(rollout));
+  }
+
+  getRollout(id: string): Promise<RolloutRecord | undefined> {
+    return this.reading((ops) => ops.getRollout(id));
+  }
+
+  listRollouts(opts?: ListRolloutsOptions): Promise<RolloutRecord[]> {
+    return this.reading((ops) => ops.listRollouts(opts));
+  }
+
+  updateRollout(id: string, patch: RolloutPatch): Promise<void> {
+    return this.writing((ops) => ops.updateRollout(id, patch));
+  }
+
+  appendRolloutEvent(event: Omit<RolloutEventRecord, 'seq'>): Promise<RolloutEventRecord> {
+    return this.writing((ops) => ops.appendRolloutEvent(event));
+  }
+
+  listRolloutEvents(rolloutId: string, opts?: { readonly afterSeq?: number | undefined }): Promise<RolloutEventRecord[]> {
+    return this.reading((ops) => ops.listRolloutEvents(rolloutId, opts));
+  }
+
+  addApproval(approval: Omit<ApprovalRecord, 'id'>): Promise<ApprovalRecord> {
+    return this.writing((ops) => ops.addApproval(approval));
+  }
+
+  listApprovals(planHash: string, wave?: string): Promise<ApprovalRecord[]> {
+    return this.reading((ops) => ops.listApprovals(planHash, wave));
+  }
+
+  listLocks(keys?: readonly string[]): Promise<LockRecord[]> {
+    return this.reading((ops) => ops.listLocks(keys));
+  }
+
+  putLock(lock: LockRecord): Promise<void> {
+    return this.writing((ops) => ops.putLock(lock));
+  }
+
+  releaseLocks(rolloutId: string): Promise<number> {
+    return this.writing((ops) => ops.releaseLocks(rolloutId));
   }
 
   verifyAudit(): Promise<AuditVerification> {
@@ -344,6 +397,193 @@ class SqlOps implements StoreOps {
     }
     return (await this.c.all(sql, params)).map(auditFromRow);
   }
+
+  async insertRollout(r: RolloutRecord): Promise<void> {
+    if (await this.c.get('SELECT id FROM rollouts WHERE id = ?', [r.id])) {
+      throw new StoreError('MERIDIAN_E_STORE_ROLLOUT_EXISTS', `a rollout with id ${r.id} is already recorded in ${this.location}`, {
+        hint: 'rollout ids are unique; start the rollout again to get a new one',
+      });
+    }
+    await this.c.run(`INSERT INTO rollouts (${ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+      r.id,
+      r.fleet,
+      r.kind,
+      canonicalJson([...r.services].sort()),
+      r.planHash,
+      r.fromRevision,
+      r.toRevision,
+      r.author,
+      r.state,
+      r.wave,
+      r.step,
+      canonicalJson(r.machine),
+      canonicalJson(r.spec),
+      r.control === null ? null : canonicalJson(r.control),
+      r.createdAt,
+      r.updatedAt,
+      r.finishedAt,
+    ]);
+  }
+
+  async getRollout(id: string): Promise<RolloutRecord | undefined> {
+    const row = await this.c.get(`SELECT ${ROLLOUT_COLUMNS} FROM rollouts WHERE id = ?`, [id]);
+    return row ? rolloutFromRow(row) : undefined;
+  }
+
+  async listRollouts(opts: ListRolloutsOptions = {}): Promise<RolloutRecord[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (opts.fleet !== undefined) {
+      where.push('fleet = ?');
+      params.push(opts.fleet);
+    }
+    if (opts.active) where.push(`state NOT IN (${FINAL_STATES.map((s) => `'${s}'`).join(', ')})`);
+    let sql = `SELECT ${ROLLOUT_COLUMNS} FROM rollouts${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`;
+    if (opts.limit !== undefined) {
+      sql += ' LIMIT ?';
+      params.push(Math.max(0, Math.floor(opts.limit)));
+    }
+    return (await this.c.all(sql, params)).map(rolloutFromRow);
+  }
+
+  async updateRollout(id: string, patch: RolloutPatch): Promise<void> {
+    const sets: string[] = [];
+    const params: (string | number | null)[] = [];
+    const put = (column: string, value: string | number | null): void => {
+      sets.push(`${column} = ?`);
+      params.push(value);
+    };
+    if (patch.state !== undefined) put('state', patch.state);
+    if (patch.wave !== undefined) put('wave', patch.wave);
+    if (patch.step !== undefined) put('step', patch.step);
+    if (patch.machine !== undefined) put('machine', canonicalJson(patch.machine));
+    if (patch.control !== undefined) put('control', patch.control === null ? null : canonicalJson(patch.control));
+    if (patch.updatedAt !== undefined) put('updated_at', patch.updatedAt);
+    if (patch.finishedAt !== undefined) put('finished_at', patch.finishedAt);
+    if (sets.length === 0) return;
+    const { changes } = await this.c.run(`UPDATE rollouts SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
+    if (changes === 0) {
+      throw new StoreError('MERIDIAN_E_STORE_UNKNOWN_ROLLOUT', `there is no rollout ${id} in ${this.location}`, {
+        hint: 'list the rollouts with `meridian rollout status`',
+      });
+    }
+  }
+
+  async appendRolloutEvent(e: Omit<RolloutEventRecord, 'seq'>): Promise<RolloutEventRecord> {
+    const last = await this.c.get('SELECT MAX(seq) AS seq FROM rollout_events WHERE rollout_id = ?', [e.rolloutId]);
+    const seq = Number(last?.['seq'] ?? 0) + 1;
+    const data = toJson(e.data);
+    await this.c.run('INSERT INTO rollout_events (rollout_id, seq, at, type, actor, data) VALUES (?, ?, ?, ?, ?, ?)', [
+      e.rolloutId,
+      seq,
+      e.at,
+      e.type,
+      e.actor,
+      canonicalJson(data),
+    ]);
+    return { rolloutId: e.rolloutId, seq, at: e.at, type: e.type, actor: e.actor, data };
+  }
+
+  async listRolloutEvents(rolloutId: string, opts: { readonly afterSeq?: number | undefined } = {}): Promise<RolloutEventRecord[]> {
+    const rows = await this.c.all(
+      'SELECT rollout_id, seq, at, type, actor, data FROM rollout_events WHERE rollout_id = ? AND seq > ? ORDER BY seq',
+      [rolloutId, opts.afterSeq ?? 0],
+    );
+    return rows.map((r) => ({
+      rolloutId: String(r['rollout_id']),
+      seq: Number(r['seq']),
+      at: String(r['at']),
+      type: String(r['type']),
+      actor: String(r['actor']),
+      data: JSON.parse(String(r['data'])) as JsonValue,
+    }));
+  }
+
+  async addApproval(a: Omit<ApprovalRecord, 'id'>): Promise<ApprovalRecord> {
+    const last = await this.c.get('SELECT MAX(id) AS id FROM approvals');
+    const id = Number(last?.['id'] ?? 0) + 1;
+    await this.c.run(
+      'INSERT INTO approvals (id, plan_hash, rollout_id, wave, actor, role, decision, reason, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [id, a.planHash, a.rolloutId, a.wave, a.actor, a.role, a.decision, a.reason, a.at, a.expiresAt],
+    );
+    return { id, ...a };
+  }
+
+  async listApprovals(planHash: string, wave?: string): Promise<ApprovalRecord[]> {
+    const rows = await this.c.all(
+      `SELECT id, plan_hash, rollout_id, wave, actor, role, decision, reason, at, expires_at FROM approvals WHERE plan_hash = ?${wave === undefined ? '' : ' AND wave = ?'} ORDER BY id`,
+      wave === undefined ? [planHash] : [planHash, wave],
+    );
+    return rows.map((r) => ({
+      id: Number(r['id']),
+      planHash: String(r['plan_hash']),
+      rolloutId: r['rollout_id'] == null ? null : String(r['rollout_id']),
+      wave: String(r['wave']),
+      actor: String(r['actor']),
+      role: String(r['role']),
+      decision: r['decision'] === 'reject' ? 'reject' : 'approve',
+      reason: r['reason'] == null ? null : String(r['reason']),
+      at: String(r['at']),
+      expiresAt: String(r['expires_at']),
+    }));
+  }
+
+  async listLocks(keys?: readonly string[]): Promise<LockRecord[]> {
+    if (keys !== undefined && keys.length === 0) return [];
+    const rows = await this.c.all(
+      `SELECT key, rollout_id, actor, host, pid, token, acquired_at, heartbeat_at FROM rollout_locks${
+        keys === undefined ? '' : ` WHERE key IN (${keys.map(() => '?').join(', ')})`
+      } ORDER BY key`,
+      keys === undefined ? [] : [...keys],
+    );
+    return rows.map((r) => ({
+      key: String(r['key']),
+      rolloutId: String(r['rollout_id']),
+      actor: String(r['actor']),
+      host: String(r['host']),
+      pid: r['pid'] == null ? null : Number(r['pid']),
+      token: r['token'] == null ? null : String(r['token']),
+      acquiredAt: String(r['acquired_at']),
+      heartbeatAt: String(r['heartbeat_at']),
+    }));
+  }
+
+  async putLock(l: LockRecord): Promise<void> {
+    await this.c.run(
+      `INSERT INTO rollout_locks (key, rollout_id, actor, host, pid, token, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET rollout_id = excluded.rollout_id, actor = excluded.actor, host = excluded.host, pid = excluded.pid,
+         token = excluded.token, acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at`,
+      [l.key, l.rolloutId, l.actor, l.host, l.pid, l.token, l.acquiredAt, l.heartbeatAt],
+    );
+  }
+
+  async releaseLocks(rolloutId: string): Promise<number> {
+    return (await this.c.run('DELETE FROM rollout_locks WHERE rollout_id = ?', [rolloutId])).changes;
+  }
+}
+
+function rolloutFromRow(r: Row): RolloutRecord {
+  const json = (v: unknown): JsonValue => JSON.parse(String(v)) as JsonValue;
+  const kind = String(r['kind']);
+  return {
+    id: String(r['id']),
+    fleet: String(r['fleet']),
+    kind: kind === 'rollback' ? 'rollback' : 'rollout',
+    services: JSON.parse(String(r['services'])) as string[],
+    planHash: String(r['plan_hash']),
+    fromRevision: r['from_revision'] == null ? null : String(r['from_revision']),
+    toRevision: String(r['to_revision']),
+    author: String(r['author']),
+    state: String(r['state']),
+    wave: Number(r['wave']),
+    step: r['step'] == null ? null : Number(r['step']),
+    machine: json(r['machine']),
+    spec: json(r['spec']),
+    control: r['control'] == null ? null : json(r['control']),
+    createdAt: String(r['created_at']),
+    updatedAt: String(r['updated_at']),
+    finishedAt: r['finished_at'] == null ? null : String(r['finished_at']),
+  };
 }
 
 /** JSON-normalises audit data (drops undefined, turns non-finite numbers into null) so that it hashes the same after a round trip. */

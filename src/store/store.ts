@@ -86,6 +86,87 @@ export type AuditVerification =
       readonly message: string;
     };
 
+/** The kind of a persisted rollout: a forward rollout, or a `meridian rollback` (recorded the same way). */
+export type RolloutKind = 'rollout' | 'rollback';
+
+/**
+ * A rollout as persisted: a state machine whose whole state is `machine` (see src/rollout/state-machine.ts)
+ * and whose inputs are `spec`. The other columns repeat parts of it for listing and locking.
+ */
+export interface RolloutRecord {
+  readonly id: string;
+  readonly fleet: string;
+  readonly kind: RolloutKind;
+  /** The services it touches (what its locks are named after), sorted. */
+  readonly services: readonly string[];
+  readonly planHash: string;
+  /** The revision the fleet ran before (the plan's baseline), or null. */
+  readonly fromRevision: string | null;
+  readonly toRevision: string;
+  /** Who started it. */
+  readonly author: string;
+  /** `running`, `paused`, `awaiting-approval`, or a final outcome (`promoted`, `rolled-back`, `failed`). */
+  readonly state: string;
+  /** Index of the current wave, and of the current step in it (null outside the steps). */
+  readonly wave: number;
+  readonly step: number | null;
+  readonly machine: JsonValue;
+  readonly spec: JsonValue;
+  /** A control request (pause, resume, abort, promote) waiting for the driver, or null. */
+  readonly control: JsonValue | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt: string | null;
+}
+
+/** The columns of a rollout that change as it runs. */
+export type RolloutPatch = Partial<Pick<RolloutRecord, 'state' | 'wave' | 'step' | 'machine' | 'control' | 'updatedAt' | 'finishedAt'>>;
+
+/** One transition of a rollout, in its append-only log. `seq` counts from 1 per rollout. */
+export interface RolloutEventRecord {
+  readonly rolloutId: string;
+  readonly seq: number;
+  readonly at: string;
+  readonly type: string;
+  readonly actor: string;
+  readonly data: JsonValue;
+}
+
+/** An approval or rejection of one wave of a plan (append-only). */
+export interface ApprovalRecord {
+  readonly id: number;
+  /** The plan it is bound to: a different plan hash does not count it. */
+  readonly planHash: string;
+  readonly rolloutId: string | null;
+  readonly wave: string;
+  readonly actor: string;
+  readonly role: string;
+  readonly decision: 'approve' | 'reject';
+  readonly reason: string | null;
+  readonly at: string;
+  readonly expiresAt: string;
+}
+
+/** A rollout's hold on one service (`key` = `fleet/service`). `pid` and `token` are null while no process drives it (parked). */
+export interface LockRecord {
+  readonly key: string;
+  readonly rolloutId: string;
+  readonly actor: string;
+  readonly host: string;
+  readonly pid: number | null;
+  readonly token: string | null;
+  readonly acquiredAt: string;
+  readonly heartbeatAt: string;
+}
+
+/** Options of {@link StoreOps.listRollouts}. */
+export interface ListRolloutsOptions {
+  readonly fleet?: string | undefined;
+  /** Only rollouts that have not finished. */
+  readonly active?: boolean | undefined;
+  readonly limit?: number | undefined;
+}
+
 /** Options of {@link StoreOps.listAudit}. */
 export interface ListAuditOptions {
   /** At most this many entries. */
@@ -121,6 +202,31 @@ export interface StoreOps {
   /** Appends an entry to the audit log and moves the head anchor, atomically. */
   appendAudit(input: AuditInput): Promise<AuditEntry>;
   listAudit(opts?: ListAuditOptions): Promise<AuditEntry[]>;
+
+  // Rollouts. These methods write no audit entry of their own: the rollout code appends one in the same
+  // transaction (see src/rollout/engine.ts), so that a transition and its audit entry land together.
+
+  /** Records a new rollout; MERIDIAN_E_STORE_ROLLOUT_EXISTS when the id is taken. */
+  insertRollout(rollout: RolloutRecord): Promise<void>;
+  getRollout(id: string): Promise<RolloutRecord | undefined>;
+  /** Rollouts, newest first. */
+  listRollouts(opts?: ListRolloutsOptions): Promise<RolloutRecord[]>;
+  /** Changes the running columns of a rollout; MERIDIAN_E_STORE_UNKNOWN_ROLLOUT when there is none. */
+  updateRollout(id: string, patch: RolloutPatch): Promise<void>;
+  /** Appends a transition to a rollout's log with the next sequence number, and returns it. */
+  appendRolloutEvent(event: Omit<RolloutEventRecord, 'seq'>): Promise<RolloutEventRecord>;
+  /** A rollout's transitions, oldest first. */
+  listRolloutEvents(rolloutId: string, opts?: { readonly afterSeq?: number | undefined }): Promise<RolloutEventRecord[]>;
+  /** Appends an approval or rejection and returns it with its id. */
+  addApproval(approval: Omit<ApprovalRecord, 'id'>): Promise<ApprovalRecord>;
+  /** Approvals of a plan (optionally of one wave), oldest first. */
+  listApprovals(planHash: string, wave?: string): Promise<ApprovalRecord[]>;
+  /** Locks by key (all when `keys` is absent), sorted by key. */
+  listLocks(keys?: readonly string[]): Promise<LockRecord[]>;
+  /** Creates or replaces the lock on `lock.key`. Check who holds it first, in the same transaction. */
+  putLock(lock: LockRecord): Promise<void>;
+  /** Removes every lock a rollout holds; returns how many. */
+  releaseLocks(rolloutId: string): Promise<number>;
 }
 
 /** Operations available inside a transaction. */

@@ -1,9 +1,13 @@
 /** Registers every command. One file per command; each is thin. */
 import type { Command } from 'commander';
 import type { Io } from '../io.js';
+import { registerApprove } from './approve.js';
 import { registerAudit } from './audit.js';
 import { registerPlan } from './plan.js';
 import { registerRender } from './render.js';
+import { registerRollback } from './rollback.js';
+import { registerRollout } from './rollout.js';
+import { registerRouter } from './router.js';
 import { registerRoute } from './route.js';
 import { registerSchema } from './schema.js';
 import { registerTraffic } from './traffic.js';
@@ -24,4 +28,8 @@ export function registerCommands(program: Command, io: Io, result: Result): void
   registerRoute(program, io, result);
   registerTraffic(program, io, result);
   registerUp(program, io, result);
+  registerRouter(program, io, result);
+  registerRollout(program, io, result);
+  registerApprove(program, io, result);
+  registerRollback(program, io, result);
 }

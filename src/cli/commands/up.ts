@@ -3,7 +3,8 @@
  * and `meridian down`. In the foreground until Ctrl-C, or in the background with `--detach`.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
@@ -11,42 +12,19 @@ import { baselineRevisionId } from '../../plan/plan.js';
 import type { Revision } from '../../render/render.js';
 import { Router } from '../../router/router.js';
 import { resolveActor } from '../../store/actor.js';
+import { type ControlApi, startControlApi } from '../../targets/local/control-api.js';
 import { LocalTarget } from '../../targets/local/local-target.js';
 import { startClusters } from '../../targets/local/local-fleet.js';
 import { installShutdownHandlers } from '../../targets/shutdown.js';
 import { report } from '../../validate/report/index.js';
 import { validateFleet } from '../../validate/run.js';
 import { type Io, write } from '../io.js';
+import { readUpInfo, type UpInfo, upFile } from '../up-info.js';
 import { storeFor } from '../state.js';
 import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
 
-/** What a running `meridian up` leaves in `.meridian/up.json` for `meridian down` and for tools. */
-export interface UpInfo {
-  readonly pid: number;
-  readonly fleet: string;
-  readonly revision: string;
-  readonly router: string;
-  readonly admin: string;
-  readonly startedAt: string;
-}
-
-function upFile(io: Io): string {
-  return join(io.cwd, '.meridian', 'up.json');
-}
-
-/** Reads `.meridian/up.json` when a live `meridian up` wrote it. */
-export function readUpInfo(io: Io): UpInfo | undefined {
-  const file = upFile(io);
-  if (!existsSync(file)) return undefined;
-  const info = JSON.parse(readFileSync(file, 'utf8')) as UpInfo;
-  try {
-    process.kill(info.pid, 0);
-    return info;
-  } catch {
-    return undefined; // stale: its process is gone
-  }
-}
+export { readUpInfo, type UpInfo } from '../up-info.js';
 
 interface UpOptions {
   port: string;
@@ -184,8 +162,9 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     maxReplicasPerService: Number.parseInt(opts.maxReplicas, 10),
     ...(opts.quiet ? {} : { onOutput: (l) => void io.err.write(`${s.dim(`${l.cluster}/${l.service}#${l.replica}`)} ${l.line}\n`) }),
   });
-  const running: { router?: Router } = {};
+  const running: { router?: Router; control?: ControlApi } = {};
   const stopAll = async (): Promise<void> => {
+    await running.control?.close();
     await running.router?.close();
     rmSync(upFile(io), { force: true });
   };
@@ -215,22 +194,28 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   running.router = router;
   const { port } = await router.listen(Number.parseInt(opts.port, 10));
   const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
+  const token = randomBytes(24).toString('hex');
+  running.control = await startControlApi({ target, router, token });
   const info: UpInfo = {
     pid: process.pid,
     fleet: revision.fleet,
     revision: revision.id,
     router: `http://127.0.0.1:${port}/`,
     admin: `http://127.0.0.1:${admin.port}/`,
+    control: running.control.url,
+    token,
     startedAt: io.now().toISOString(),
   };
   mkdirSync(dirname(upFile(io)), { recursive: true });
-  writeFileSync(upFile(io), `${JSON.stringify(info, null, 2)}\n`);
+  writeFileSync(upFile(io), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(upFile(io), 0o600); // the token in it drives the fleet
   await write(
     io.out,
     `fleet ${info.fleet} is up: ${Object.keys(clusters).length} clusters, revision ${revision.id}\n` +
       `  router     ${info.router}\n` +
       `  metrics    ${info.admin}metrics\n` +
       `  explain    ${info.admin}debug/route?service=web&country=DE\n` +
+      `  control    ${info.control} (for \`meridian rollout\`)\n` +
       `  try        meridian traffic --url ${info.router} --rps 50 --duration 10s\n` +
       `Ctrl-C stops everything.\n`,
   );

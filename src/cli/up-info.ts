@@ -1,0 +1,35 @@
+/** `.meridian/up.json`: what a running `meridian up` tells other commands (router, admin, control API). */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Io } from './io.js';
+
+/** What a running `meridian up` leaves in `.meridian/up.json` for `meridian down` and for tools. */
+export interface UpInfo {
+  readonly pid: number;
+  readonly fleet: string;
+  readonly revision: string;
+  readonly router: string;
+  readonly admin: string;
+  /** The control API (driver operations and traffic control) that `meridian rollout` uses. */
+  readonly control: string;
+  /** Its bearer token; the file is readable by its owner only. */
+  readonly token: string;
+  readonly startedAt: string;
+}
+
+export function upFile(io: Io): string {
+  return join(io.cwd, '.meridian', 'up.json');
+}
+
+/** Reads `.meridian/up.json` when a live `meridian up` wrote it. */
+export function readUpInfo(io: Io): UpInfo | undefined {
+  const file = upFile(io);
+  if (!existsSync(file)) return undefined;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as UpInfo;
+  try {
+    process.kill(info.pid, 0);
+    return info;
+  } catch {
+    return undefined; // stale: its process is gone
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * The rollout state machine, pure: (config, state, event) -> next state, and the one effect each state
+ * asks for. The engine performs that effect, feeds its result back as an event and persists the
+ * transition; every effect is idempotent, so after a crash the persisted state's effect is simply
+ * performed again. Times come in with the events (`at`, epoch ms); nothing here reads a clock.
+ */
+
+/** What a failed gate does (the fleet's `rollout.onFailure`); `fail` is for rollbacks, which have nothing to return to. */
+export type FailurePolicy = 'pause' | 'rollback-wave' | 'rollback-all' | 'fail';
+
+/** A wave as the machine runs it: its clusters already cut into batches of at most `maxParallel`. */
+export interface MachineWave {
+  readonly name: string;
+  readonly batches: readonly (readonly string[])[];
+  readonly steps: readonly { readonly weight: number; readonly pauseMs: number | null }[];
+  readonly approvals: { readonly count: number; readonly roles: readonly string[] } | null;
+  readonly bakeMs: number;
+  /** False: no canary, the batch goes straight to stable (a rollback). */
+  readonly canary: boolean;
+}
+
+export interface MachineConfig {
+  readonly waves: readonly MachineWave[];
+  readonly onFailure: FailurePolicy;
+  /** The pause of a step that declares none, and between two judgements of an inconclusive step. */
+  readonly analysisIntervalMs: number;
+  /** Judgements of one step that may come back inconclusive (or without data) before it counts as failed. */
+  readonly maxInconclusive: number;
+}
+
+export type Outcome = 'promoted' | 'rolled-back' | 'failed';
+
+export type Phase =
+  | { readonly kind: 'approval'; readonly wave: number }
+  | { readonly kind: 'deploy'; readonly wave: number; readonly batch: number }
+  | { readonly kind: 'weight'; readonly wave: number; readonly batch: number; readonly step: number }
+  | {
+      readonly kind: 'pause';
+      readonly wave: number;
+      readonly batch: number;
+      readonly step: number;
+      readonly attempt: number;
+      readonly until: number;
+    }
+  | { readonly kind: 'analysis'; readonly wave: number; readonly batch: number; readonly step: number; readonly attempt: number }
+  | { readonly kind: 'bake'; readonly wave: number; readonly batch: number; readonly until: number }
+  | { readonly kind: 'promote'; readonly wave: number; readonly batch: number }
+  | { readonly kind: 'rollback'; readonly wave: number; readonly remaining: readonly string[]; readonly reason: string }
+  | { readonly kind: 'paused'; readonly wave: number; readonly reason: string; readonly resume: ActivePhase }
+  | { readonly kind: 'done'; readonly wave: number; readonly outcome: Outcome; readonly reason: string };
+
+/** Phases in which the rollout moves forward by itself. */
+export type ActivePhase = Extract<Phase, { kind: 'approval' | 'deploy' | 'weight' | 'pause' | 'analysis' | 'bake' | 'promote' }>;
+
+export interface MachineState {
+  readonly phase: Phase;
+  /** Clusters the rollout has changed (or begun to), in order: what a rollback returns. */
+  readonly touched: readonly string[];
+  /** Waves whose remaining steps an operator skipped (`meridian rollout promote`). */
+  readonly overridden: readonly number[];
+}
+
+export type VerdictOutcome = 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
+export type ControlAction = 'pause' | 'resume' | 'abort' | 'promote';
+
+/** Inputs: the results of effects, and operators' controls. Every event carries its time. */
+export type MachineEvent =
+  | { readonly type: 'approvals-met'; readonly at: number; readonly approvers: readonly string[] }
+  | { readonly type: 'approval-rejected'; readonly at: number; readonly by: string; readonly reason: string }
+  | { readonly type: 'canary-ready'; readonly at: number }
+  | { readonly type: 'weight-set'; readonly at: number }
+  | { readonly type: 'timer-elapsed'; readonly at: number }
+  | { readonly type: 'verdict'; readonly at: number; readonly outcome: VerdictOutcome; readonly reason?: string }
+  | { readonly type: 'promoted'; readonly at: number }
+  | { readonly type: 'cluster-rolled-back'; readonly at: number; readonly cluster: string }
+  | { readonly type: 'effect-failed'; readonly at: number; readonly reason: string }
+  | { readonly type: 'control'; readonly at: number; readonly action: ControlAction; readonly by: string; readonly reason?: string };
+
+/** What the engine must do for the state to move on. */
+export type Effect =
+  | { readonly kind: 'check-approvals'; readonly wave: number }
+  | { readonly kind: 'deploy-canary'; readonly clusters: readonly string[] }
+  | { readonly kind: 'set-weight'; readonly clusters: readonly string[]; readonly weight: number }
+  | { readonly kind: 'wait'; readonly until: number }
+  | {
+      readonly kind: 'judge';
+      readonly wave: number;
+      readonly step: number;
+      readonly attempt: number;
+      readonly clusters: readonly string[];
+      readonly weight: number;
+    }
+  | { readonly kind: 'promote'; readonly clusters: readonly string[] }
+  | { readonly kind: 'rollback-cluster'; readonly cluster: string };
+
+/** An event that the current state does not accept. */
+export class IllegalTransition extends Error {
+  constructor(
+    readonly phase: Phase['kind'],
+    readonly event: string,
+    message?: string,
+  ) {
+    super(message ?? `a rollout in phase ${phase} does not accept ${event}`);
+    this.name = 'IllegalTransition';
+  }
+}
+
+/** The state a new rollout starts in: the first wave (or done, when there is nothing to do). */
+export function initialState(config: MachineConfig, at: number): MachineState {
+  return enterWave(config, { phase: { kind: 'done', wave: 0, outcome: 'promoted', reason: '' }, touched: [], overridden: [] }, 0, at);
+}
+
+/** True when the rollout has finished. */
+export function isFinal(state: MachineState): boolean {
+  return state.phase.kind === 'done';
+}
+
+/** The effect that moves `state` on; null when it waits for an operator (paused) or has finished. */
+export function effectOf(config: MachineConfig, state: MachineState): Effect | null {
+  const p = state.phase;
+  switch (p.kind) {
+    case 'approval':
+      return { kind: 'check-approvals', wave: p.wave };
+    case 'deploy':
+      return { kind: 'deploy-canary', clusters: batchOf(config, p.wave, p.batch) };
+    case 'weight':
+      return { kind: 'set-weight', clusters: batchOf(config, p.wave, p.batch), weight: stepOf(config, p.wave, p.step).weight };
+    case 'pause':
+    case 'bake':
+      return { kind: 'wait', until: p.until };
+    case 'analysis':
+      return {
+        kind: 'judge',
+        wave: p.wave,
+        step: p.step,
+        attempt: p.attempt,
+        clusters: batchOf(config, p.wave, p.batch),
+        weight: stepOf(config, p.wave, p.step).weight,
+      };
+    case 'promote':
+      return { kind: 'promote', clusters: batchOf(config, p.wave, p.batch) };
+    case 'rollback': {
+      const next = p.remaining[0];
+      return next === undefined ? null : { kind: 'rollback-cluster', cluster: next };
+    }
+    case 'paused':
+    case 'done':
+      return null;
+  }
+}
+
+/** The next state after `event`; throws {@link IllegalTransition} when the state does not accept it. */
+export function transition(config: MachineConfig, state: MachineState, event: MachineEvent): MachineState {
+  const p = state.phase;
+  const illegal = (message?: string): never => {
+    throw new IllegalTransition(p.kind, event.type === 'control' ? `control ${event.action}` : event.type, message);
+  };
+  if (event.type === 'control') return control(config, state, event, illegal);
+  if (event.type === 'effect-failed') {
+    if (p.kind === 'rollback') {
+      return { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'failed', reason: `rollback did not complete: ${event.reason}` } };
+    }
+    if (!isActive(p)) return illegal();
+    return fail(config, state, p, event.reason);
+  }
+  switch (p.kind) {
+    case 'approval':
+      if (event.type === 'approvals-met') return enterBatch(config, state, p.wave, 0, event.at);
+      if (event.type === 'approval-rejected')
+        return fail(config, state, p, `wave ${waveOf(config, p.wave).name} rejected by ${event.by}: ${event.reason}`);
+      return illegal();
+    case 'deploy':
+      if (event.type !== 'canary-ready') return illegal();
+      return state.overridden.includes(p.wave) || !waveOf(config, p.wave).canary || waveOf(config, p.wave).steps.length === 0
+        ? { ...state, phase: { kind: 'promote', wave: p.wave, batch: p.batch } }
+        : { ...state, phase: { kind: 'weight', wave: p.wave, batch: p.batch, step: 0 } };
+    case 'weight':
+      if (event.type !== 'weight-set') return illegal();
+      return {
+        ...state,
+        phase: { kind: 'pause', wave: p.wave, batch: p.batch, step: p.step, attempt: 0, until: event.at + pauseOf(config, p.wave, p.step) },
+      };
+    case 'pause':
+      if (event.type !== 'timer-elapsed') return illegal();
+      return { ...state, phase: { kind: 'analysis', wave: p.wave, batch: p.batch, step: p.step, attempt: p.attempt } };
+    case 'analysis': {
+      if (event.type !== 'verdict') return illegal();
+      const label = `wave ${waveOf(config, p.wave).name}, step ${p.step + 1}`;
+      if (event.outcome === 'pass') {
+        if (p.step + 1 < waveOf(config, p.wave).steps.length) {
+          return { ...state, phase: { kind: 'weight', wave: p.wave, batch: p.batch, step: p.step + 1 } };
+        }
+        const bakeMs = waveOf(config, p.wave).bakeMs;
+        return bakeMs > 0
+          ? { ...state, phase: { kind: 'bake', wave: p.wave, batch: p.batch, until: event.at + bakeMs } }
+          : { ...state, phase: { kind: 'promote', wave: p.wave, batch: p.batch } };
+      }
+      if (event.outcome === 'inconclusive' || event.outcome === 'no-data') {
+        if (p.attempt + 1 < config.maxInconclusive) {
+          return {
+            ...state,
+            phase: {
+              kind: 'pause',
+              wave: p.wave,
+              batch: p.batch,
+              step: p.step,
+              attempt: p.attempt + 1,
+              until: event.at + config.analysisIntervalMs,
+            },
+          };
+        }
+        return fail(
+          config,
+          state,
+          p,
+          `${label}: the analysis was ${event.outcome} ${config.maxInconclusive} times${event.reason ? ` (${event.reason})` : ''}`,
+        );
+      }
+      return fail(config, state, p, `${label}: the analysis says ${event.outcome}${event.reason ? `: ${event.reason}` : ''}`);
+    }
+    case 'bake':
+      if (event.type !== 'timer-elapsed') return illegal();
+      return { ...state, phase: { kind: 'promote', wave: p.wave, batch: p.batch } };
+    case 'promote':
+      if (event.type !== 'promoted') return illegal();
+      return p.batch + 1 < waveOf(config, p.wave).batches.length
+        ? enterBatch(config, state, p.wave, p.batch + 1, event.at)
+        : enterWave(config, state, p.wave + 1, event.at);
+    case 'rollback': {
+      if (event.type !== 'cluster-rolled-back' || event.cluster !== p.remaining[0]) return illegal();
+      const remaining = p.remaining.slice(1);
+      return remaining.length > 0
+        ? { ...state, phase: { ...p, remaining } }
+        : { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'rolled-back', reason: p.reason } };
+    }
+    case 'paused':
+    case 'done':
+      return illegal();
+  }
+}
+
+/** Whether a control applies to the state now (for the CLI to refuse early); the reason when it does not. */
+export function controlRefusal(config: MachineConfig, state: MachineState, action: ControlAction): string | null {
+  try {
+    transition(config, state, { type: 'control', at: 0, action, by: '-' });
+    return null;
+  } catch (err) {
+    if (err instanceof IllegalTransition) return err.message;
+    throw err;
+  }
+}
+
+function control(
+  config: MachineConfig,
+  state: MachineState,
+  e: Extract<MachineEvent, { type: 'control' }>,
+  illegal: (message?: string) => never,
+): MachineState {
+  const p = state.phase;
+  const why = e.reason ? `: ${e.reason}` : '';
+  switch (e.action) {
+    case 'pause':
+      if (!isActive(p)) return illegal(`the rollout is ${describe(p)}; only a running rollout can be paused`);
+      return { ...state, phase: { kind: 'paused', wave: p.wave, reason: `paused by ${e.by}${why}`, resume: p } };
+    case 'resume':
+      if (p.kind !== 'paused') return illegal(`the rollout is ${describe(p)}, not paused`);
+      return { ...state, phase: p.resume };
+    case 'abort':
+      if (p.kind === 'rollback' || p.kind === 'done') return illegal(`the rollout is ${describe(p)}; there is nothing to abort`);
+      return rollback(state, p.wave, state.touched, `aborted by ${e.by}${why}`);
+    case 'promote': {
+      const at = p.kind === 'paused' ? p.resume : p;
+      if (!isActive(at) || at.kind === 'approval') {
+        return illegal(
+          at.kind === 'approval'
+            ? 'the wave is waiting for approvals, and promote does not bypass them: approve it with `meridian approve`'
+            : `the rollout is ${describe(p)}; only a wave in progress can be promoted`,
+        );
+      }
+      const overridden = state.overridden.includes(at.wave) ? state.overridden : [...state.overridden, at.wave];
+      if (!('batch' in at)) return illegal();
+      return { ...state, overridden, phase: { kind: 'promote', wave: at.wave, batch: at.batch } };
+    }
+  }
+}
+
+function fail(config: MachineConfig, state: MachineState, p: ActivePhase, reason: string): MachineState {
+  switch (config.onFailure) {
+    case 'pause':
+      return { ...state, phase: { kind: 'paused', wave: p.wave, reason: `failed: ${reason}`, resume: retryPhase(p) } };
+    case 'rollback-wave': {
+      const members = new Set(waveOf(config, p.wave).batches.flat());
+      return rollback(
+        state,
+        p.wave,
+        state.touched.filter((c) => members.has(c)),
+        reason,
+      );
+    }
+    case 'rollback-all':
+      return rollback(state, p.wave, state.touched, reason);
+    case 'fail':
+      return { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'failed', reason } };
+  }
+}
+
+/** Where a rollout paused by a failure picks up when resumed: the failed step is judged again, from its pause. */
+function retryPhase(p: ActivePhase): ActivePhase {
+  if (p.kind === 'analysis') return { kind: 'pause', wave: p.wave, batch: p.batch, step: p.step, attempt: 0, until: 0 };
+  return p;
+}
+
+function rollback(state: MachineState, wave: number, clusters: readonly string[], reason: string): MachineState {
+  const remaining = [...clusters].reverse(); // the last changed first
+  return remaining.length > 0
+    ? { ...state, phase: { kind: 'rollback', wave, remaining, reason } }
+    : { ...state, phase: { kind: 'done', wave, outcome: 'rolled-back', reason } };
+}
+
+function enterWave(config: MachineConfig, state: MachineState, wave: number, at: number): MachineState {
+  let w = wave;
+  while (w < config.waves.length && waveOf(config, w).batches.length === 0) w += 1; // nothing to do in an empty wave
+  if (w >= config.waves.length)
+    return { ...state, phase: { kind: 'done', wave: config.waves.length - 1, outcome: 'promoted', reason: 'every wave promoted' } };
+  if (waveOf(config, w).approvals) return { ...state, phase: { kind: 'approval', wave: w } };
+  return enterBatch(config, state, w, 0, at);
+}
+
+function enterBatch(config: MachineConfig, state: MachineState, wave: number, batch: number, _at: number): MachineState {
+  const touched = [...state.touched];
+  for (const c of batchOf(config, wave, batch)) if (!touched.includes(c)) touched.push(c);
+  return { ...state, touched, phase: { kind: 'deploy', wave, batch } };
+}
+
+function isActive(p: Phase): p is ActivePhase {
+  return p.kind !== 'paused' && p.kind !== 'done' && p.kind !== 'rollback';
+}
+
+function describe(p: Phase): string {
+  switch (p.kind) {
+    case 'paused':
+      return 'paused';
+    case 'done':
+      return `finished (${p.outcome})`;
+    case 'rollback':
+      return 'rolling back';
+    default:
+      return 'running';
+  }
+}
+
+function waveOf(config: MachineConfig, wave: number): MachineWave {
+  const w = config.waves[wave];
+  if (!w) throw new Error(`the rollout has no wave ${wave}`);
+  return w;
+}
+
+function batchOf(config: MachineConfig, wave: number, batch: number): readonly string[] {
+  const b = waveOf(config, wave).batches[batch];
+  if (!b) throw new Error(`wave ${wave} has no batch ${batch}`);
+  return b;
+}
+
+function stepOf(config: MachineConfig, wave: number, step: number): { weight: number; pauseMs: number | null } {
+  const s = waveOf(config, wave).steps[step];
+  if (!s) throw new Error(`wave ${wave} has no step ${step}`);
+  return s;
+}
+
+function pauseOf(config: MachineConfig, wave: number, step: number): number {
+  return stepOf(config, wave, step).pauseMs ?? config.analysisIntervalMs;
+}
+
+/** The summary columns of a state: `running`, `paused`, `awaiting-approval` or the outcome. */
+export function stateLabel(state: MachineState): string {
+  const p = state.phase;
+  if (p.kind === 'done') return p.outcome;
+  if (p.kind === 'paused') return 'paused';
+  if (p.kind === 'approval') return 'awaiting-approval';
+  if (p.kind === 'rollback') return 'rolling-back';
+  return 'running';
+}
+
+/** The step index of the state, or null outside the steps. */
+export function stepIndex(state: MachineState): number | null {
+  const p = state.phase.kind === 'paused' ? state.phase.resume : state.phase;
+  return 'step' in p ? p.step : null;
+}

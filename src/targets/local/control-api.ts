@@ -1,0 +1,219 @@
+/**
+ * The local fleet's control API: what `meridian up` offers other processes (a rollout) over HTTP on
+ * loopback — the driver's operations (apply, remove, status, endpoints, events) and the router's traffic
+ * control and counters. Every request carries the random bearer token written into .meridian/up.json.
+ * The same shape a Kubernetes driver has: the rollout talks to clusters over the network.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MeridianError } from '../../errors.js';
+import type { ApplyRequest, RemoveRequest, Target, TargetEvent } from '../target.js';
+import { TRACKS } from '../target.js';
+
+/** The router operations the API exposes. */
+export interface ControlRouter {
+  setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void;
+  flush(force?: boolean): number;
+  metricsText(): Promise<string>;
+  stats(): unknown;
+}
+
+export interface ControlApiOptions {
+  readonly target: Pick<Target, 'apply' | 'remove' | 'status' | 'endpoints' | 'subscribe'>;
+  readonly router?: ControlRouter | undefined;
+  readonly token: string;
+  /** Default 0: a free port. Always on 127.0.0.1. */
+  readonly port?: number;
+}
+
+export interface ControlApi {
+  /** `http://127.0.0.1:PORT/` */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+
+/** Starts the control API on loopback. */
+export async function startControlApi(opts: ControlApiOptions): Promise<ControlApi> {
+  const expected = Buffer.from(`Bearer ${opts.token}`);
+  const streams = new Set<ServerResponse>();
+  const server: Server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => fail(res, err));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return send(res, 401, { error: 'MERIDIAN_E_CONTROL_AUTH', message: 'a valid bearer token is required (see .meridian/up.json)' });
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    const cluster = url.searchParams.get('cluster') ?? '';
+    switch (route) {
+      case 'GET /v1/status':
+        return send(res, 200, await opts.target.status(need(cluster, 'cluster')));
+      case 'GET /v1/endpoints':
+        return send(res, 200, opts.target.endpoints(need(cluster, 'cluster')));
+      case 'POST /v1/apply': {
+        const body = await json(req);
+        await opts.target.apply(applyRequest(body));
+        return send(res, 200, { ok: true });
+      }
+      case 'POST /v1/remove': {
+        await opts.target.remove(removeRequest(await json(req)));
+        return send(res, 200, { ok: true });
+      }
+      case 'POST /v1/traffic/canary': {
+        const router = needRouter();
+        const b = obj(await json(req));
+        const weight = b['weight'];
+        if (typeof weight !== 'number' || weight < 0 || weight > 100) throw bad('weight must be a number from 0 to 100');
+        router.setCanary(str(b, 'service'), str(b, 'cluster'), { weight, version: str(b, 'version') });
+        router.flush();
+        return send(res, 200, { ok: true });
+      }
+      case 'POST /v1/traffic/clear': {
+        const router = needRouter();
+        const b = obj(await json(req));
+        router.setCanary(str(b, 'service'), str(b, 'cluster'), null);
+        router.flush();
+        return send(res, 200, { ok: true });
+      }
+      case 'GET /v1/router/metrics': {
+        const text = await needRouter().metricsText();
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(text);
+        return;
+      }
+      case 'GET /v1/router/stats':
+        return send(res, 200, needRouter().stats());
+      case 'GET /v1/events': {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+        res.write(': meridian target events\n\n');
+        streams.add(res);
+        const off = opts.target.subscribe((e: TargetEvent) => void res.write(`data: ${JSON.stringify(e)}\n\n`));
+        res.on('close', () => {
+          off();
+          streams.delete(res);
+        });
+        return;
+      }
+      default:
+        return send(res, 404, { error: 'MERIDIAN_E_CONTROL_NOT_FOUND', message: `no route ${route}` });
+    }
+  }
+
+  function needRouter(): ControlRouter {
+    if (!opts.router) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this control API has no router');
+    return opts.router;
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of streams) s.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function fail(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err instanceof MeridianError) {
+    const status = err.code === 'MERIDIAN_E_CONTROL_BAD_REQUEST' ? 400 : err.user ? 409 : 500;
+    send(res, status, { error: err.code, message: err.message, hint: err.hint ?? null });
+    return;
+  }
+  send(res, 500, { error: 'MERIDIAN_E_CONTROL_INTERNAL', message: err instanceof Error ? err.message : String(err) });
+}
+
+function bad(message: string): MeridianError {
+  return new MeridianError('MERIDIAN_E_CONTROL_BAD_REQUEST', message);
+}
+
+function need(v: string, name: string): string {
+  if (!v) throw bad(`the query parameter ${name} is required`);
+  return v;
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad('the body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function str(o: Record<string, unknown>, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v === '') throw bad(`${key} must be a non-empty string`);
+  return v;
+}
+
+function track(o: Record<string, unknown>, required: boolean): 'stable' | 'canary' | undefined {
+  const v = o['track'];
+  if (v === undefined && !required) return undefined;
+  if (!TRACKS.includes(v as 'stable')) throw bad(`track must be one of ${TRACKS.join(', ')}`);
+  return v as 'stable' | 'canary';
+}
+
+function services(o: Record<string, unknown>): string[] | undefined {
+  const v = o['services'];
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw bad('services must be a list of names');
+  return v as string[];
+}
+
+function applyRequest(body: unknown): ApplyRequest {
+  const b = obj(body);
+  const state = obj(b['state']);
+  if (!state['services'] || typeof state['services'] !== 'object') throw bad('state must be a rendered cluster (with services)');
+  const s = services(b);
+  return {
+    cluster: str(b, 'cluster'),
+    revisionId: str(b, 'revisionId'),
+    state: state as unknown as ApplyRequest['state'],
+    track: track(b, true) ?? 'stable',
+    ...(s ? { services: s } : {}),
+  };
+}
+
+function removeRequest(body: unknown): RemoveRequest {
+  const b = obj(body);
+  const t = track(b, false);
+  const s = services(b);
+  return { cluster: str(b, 'cluster'), ...(t ? { track: t } : {}), ...(s ? { services: s } : {}) };
+}
+
+async function json(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw bad('the body is too large');
+    chunks.push(c);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw bad('the body is not JSON');
+  }
+}
