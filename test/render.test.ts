@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../src/render/canonical.js';
 import { render, revisionJson } from '../src/render/render.js';
 import { loadFleet } from '../src/spec/load.js';
 import { toYaml } from '../src/cli/commands/render.js';
@@ -52,5 +53,15 @@ describe('render', () => {
     expect(r.explain('eu-west-1', 'web.env.LOG_LEVEL')?.path).toBe('services.web.env.LOG_LEVEL');
     expect(r.explain('us-east-1', 'api.replicas')).toBeUndefined(); // api does not run there
     expect(r.explain('eu-west-1', 'api.replicas')?.source).toBe('default');
+  });
+
+  it('builds rendered services with sorted keys, so their native JSON is their canonical JSON', () => {
+    for (const fleetDir of [dir, join(import.meta.dirname, '..', 'examples', 'shop')]) {
+      const { revision } = render(loadFleet(fleetDir));
+      for (const c of Object.values(revision.clusters)) {
+        const plain = JSON.parse(JSON.stringify(c.services)) as unknown; // a fresh copy: no memo
+        expect(JSON.stringify(c.services)).toBe(canonicalJson(plain));
+      }
+    }
   });
 });

@@ -181,7 +181,7 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
       labels: cluster.labels ?? {},
       services,
     };
-    canonicalJsonOnce(services); // the bulk of the cluster: serialised once, reused for the id and the store
+    canonicalJsonOnce(services, { sortedByConstruction: true }); // the bulk of the cluster: serialised once, reused for the id and the store
     clusters[name] = { ...body, hash: contentHash(body) };
   }
 
@@ -272,32 +272,34 @@ function finish(
   const image = str('image', String(params['image']));
   const ingressIn = params['ingress'] as { host: string; tls?: boolean; path?: string } | undefined;
   const localIn = params['local'] as { command: string[]; cwd?: string } | undefined;
+  const healthIn = params['health'] as { path: string; port?: number } | undefined;
   const resources = (params['resources'] ?? {}) as { cpu?: string | number; memory?: string | number };
   return {
-    image,
-    digest: imageDigest(image),
-    version: String(params['version']),
-    port: Number(params['port']),
-    replicas: Number(params['replicas'] ?? 1),
-    resources: {
-      ...(resources.cpu !== undefined ? { cpu: resources.cpu } : {}),
-      ...(resources.memory !== undefined ? { memory: resources.memory } : {}),
-    },
-    health: (params['health'] as RenderedService['health'] | undefined) ?? null,
-    requires: strMap('requires'),
-    env: strMap('env'),
+    // keys in sorted order, at every level: the object's JSON is then its canonical JSON (see canonicalJsonOnce)
     config: strMap('config'),
-    secrets,
+    digest: imageDigest(image),
+    env: strMap('env'),
+    health: healthIn ? { path: healthIn.path, ...(healthIn.port !== undefined ? { port: healthIn.port } : {}) } : null,
+    image,
     ingress: ingressIn
       ? {
           host: str('ingress.host', ingressIn.host),
-          tls: ingressIn.tls ?? false,
           ...(ingressIn.path !== undefined ? { path: ingressIn.path } : {}),
+          tls: ingressIn.tls ?? false,
         }
       : null,
     local: localIn
       ? { command: localIn.command.map((c) => str('local', c)), ...(localIn.cwd !== undefined ? { cwd: localIn.cwd } : {}) }
       : null,
+    port: Number(params['port']),
+    replicas: Number(params['replicas'] ?? 1),
+    requires: strMap('requires'),
+    resources: {
+      ...(resources.cpu !== undefined ? { cpu: resources.cpu } : {}),
+      ...(resources.memory !== undefined ? { memory: resources.memory } : {}),
+    },
+    secrets,
+    version: String(params['version']),
   };
 }
 
