@@ -4,17 +4,18 @@
  * answered by the new version, `meridian rollback`, and `meridian down` with no process left behind.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-rollout-e2e-'));
 const fleet = join(work, 'tiny');
-cpSync(join(root, 'test', 'fixtures', 'rollout-fleet'), fleet, { recursive: true });
+copyRolloutFleet(fleet);
 
 function meridian(args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync(process.execPath, [bin, ...args], {

@@ -2,7 +2,7 @@
  * The rollout engine in-process: against fakes of its ports (every path, with a clock that does not
  * sleep), and once against a real LocalTarget and Router (real processes, real traffic weights).
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +24,7 @@ import type { Store } from '../src/store/store.js';
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { startClusters } from '../src/targets/local/local-fleet.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world, type World } from './rollout-kit.js';
+import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
 
 const alice = { id: 'alice', via: 'flag' } as const;
 const bob = { id: 'bob', via: 'flag' } as const;
@@ -433,14 +434,13 @@ describe('approvals', () => {
 // ------------------------------------------------------------------------------------------------------
 // Real processes: the example fleet's `web` on a LocalTarget behind a Router.
 
-const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-rollout-local-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('rollout engine with a LocalTarget and a Router', () => {
   it('moves real processes to the new version through canary weights on the router, and rolls back a bad one', async () => {
     const dir = join(work, 'shop');
-    cpSync(join(root, 'test', 'fixtures', 'rollout-fleet'), dir, { recursive: true });
+    copyRolloutFleet(dir);
     const load = (version: string, faulty = false) => {
       const loaded = loadFleet(dir);
       const f = structuredClone(loaded.fleet);

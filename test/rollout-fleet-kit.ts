@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +16,7 @@ import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { JsonValue, RolloutEventRecord } from '../src/store/store.js';
 import { type ControlApi, startControlApi } from '../src/targets/local/control-api.js';
 import { FakeDriver, seed } from './rollout-kit.js';
+import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'test', 'fixtures', 'meridian-cli.ts');
@@ -54,7 +55,7 @@ export interface Fleet {
 export async function fleet(name: string, edit: (yaml: string) => string = (y) => y): Promise<Fleet> {
   const dir = join(base, name);
   mkdirSync(dir, { recursive: true });
-  cpSync(join(root, 'test', 'fixtures', 'rollout-fleet'), join(dir, 'fleet'), { recursive: true });
+  copyRolloutFleet(join(dir, 'fleet'));
   const file = join(dir, 'fleet', 'fleet.yaml');
   const yaml = edit(readFileSync(file, 'utf8').replace('maxParallel: 2', 'maxParallel: 1\n      bake: 50ms'));
   writeFileSync(file, yaml);
