@@ -3,6 +3,7 @@ export { buildRoutingTable, rowPlan, ROW, type RoutingTable, type RoutingTableOp
 export { createDecision, decide, nextAttempt, type Decision, type DecisionKind } from './decide.js';
 export { explain, type Explanation, type ExplainedCandidate, type ExplainedLevel, type ClusterState } from './explain.js';
 export {
+  clientShares,
   clusterShares,
   formatTrafficTable,
   trafficFromTable,

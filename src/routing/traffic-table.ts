@@ -104,9 +104,9 @@ export function trafficTable(revision: Revision, state: RoutingState = {}, opts:
  * canaries). For one service, or — without `service` — the mean over every service in the revision
  * (each service weighted equally). Includes the {@link UNKNOWN_CLIENT} row. Used for blast radius.
  */
-export function clusterShares(revision: Revision, service?: string): Record<string, Record<string, number>> {
-  const tt = trafficTable(revision);
-  const names = service === undefined ? Object.keys(tt.services) : [service];
+export function clusterShares(revision: Revision, service?: string | readonly string[]): Record<string, Record<string, number>> {
+  const tt = trafficTable(revision); // one routing table, whatever the number of services asked for
+  const names = service === undefined ? Object.keys(tt.services) : typeof service === 'string' ? [service] : service;
   const out: Record<string, Record<string, number>> = {};
   for (const name of names) {
     for (const [client, traffic] of Object.entries(tt.services[name] ?? {})) {
@@ -116,6 +116,16 @@ export function clusterShares(revision: Revision, service?: string): Record<stri
     }
   }
   return out;
+}
+
+/**
+ * {@link clusterShares} over the services that take client traffic (those with a routing policy that
+ * run somewhere), or over every service when none is routed: internal services would otherwise skew
+ * where clients' requests land. What the planner's blast radius uses.
+ */
+export function clientShares(revision: Revision): Record<string, Record<string, number>> {
+  const routed = Object.keys(revision.routing).filter((s) => Object.values(revision.clusters).some((c) => c.services[s]));
+  return clusterShares(revision, routed.length > 0 ? routed : undefined);
 }
 
 export interface FormatOptions {

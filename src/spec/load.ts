@@ -4,7 +4,7 @@
  * returns either the fleet or every problem at once, each at its file:line:col.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { isMap, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { FleetNotFoundError, InputError } from '../errors.js';
@@ -265,9 +265,4 @@ function article(type: string): string {
   if (type === 'object') return 'a map';
   if (type === 'array') return 'a list';
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
-}
-
-/** The fleet's name for messages when nothing else is known: the directory's name. */
-export function fleetLabel(path: string): string {
-  return basename(resolve(path));
 }

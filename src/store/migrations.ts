@@ -18,6 +18,64 @@ export interface Migration {
 const GENESIS = '0'.repeat(64);
 
 /** Every migration, in order. Add new ones at the end (rollouts, events, approvals, flags, locks…). */
+/** The rollout tables, the same on both backends but for the type of the approvals' key. */
+function rolloutTables(approvalId: string): string[] {
+  return [
+    `CREATE TABLE rollouts (
+          id TEXT PRIMARY KEY,
+          fleet TEXT NOT NULL,
+          kind TEXT NOT NULL,
+          services TEXT NOT NULL,
+          plan_hash TEXT NOT NULL,
+          from_revision TEXT,
+          to_revision TEXT NOT NULL,
+          author TEXT NOT NULL,
+          state TEXT NOT NULL,
+          wave INTEGER NOT NULL,
+          step INTEGER,
+          machine TEXT NOT NULL,
+          spec TEXT NOT NULL,
+          control TEXT,
+          created_at TEXT NOT NULL,
+          updated_at TEXT NOT NULL,
+          finished_at TEXT
+        )`,
+    `CREATE INDEX rollouts_by_fleet ON rollouts (fleet, created_at)`,
+    `CREATE TABLE rollout_events (
+          rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+          seq INTEGER NOT NULL,
+          at TEXT NOT NULL,
+          type TEXT NOT NULL,
+          actor TEXT NOT NULL,
+          data TEXT NOT NULL,
+          PRIMARY KEY (rollout_id, seq)
+        )`,
+    `CREATE TABLE approvals (
+          id ${approvalId},
+          plan_hash TEXT NOT NULL,
+          rollout_id TEXT,
+          wave TEXT NOT NULL,
+          actor TEXT NOT NULL,
+          role TEXT NOT NULL,
+          decision TEXT NOT NULL,
+          reason TEXT,
+          at TEXT NOT NULL,
+          expires_at TEXT NOT NULL
+        )`,
+    `CREATE INDEX approvals_by_plan ON approvals (plan_hash, wave)`,
+    `CREATE TABLE rollout_locks (
+          key TEXT PRIMARY KEY,
+          rollout_id TEXT NOT NULL,
+          actor TEXT NOT NULL,
+          host TEXT NOT NULL,
+          pid INTEGER,
+          token TEXT,
+          acquired_at TEXT NOT NULL,
+          heartbeat_at TEXT NOT NULL
+        )`,
+  ];
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -128,58 +186,7 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'rollouts-events-approvals-locks',
     sql: {
       sqlite: [
-        `CREATE TABLE rollouts (
-          id TEXT PRIMARY KEY,
-          fleet TEXT NOT NULL,
-          kind TEXT NOT NULL,
-          services TEXT NOT NULL,
-          plan_hash TEXT NOT NULL,
-          from_revision TEXT,
-          to_revision TEXT NOT NULL,
-          author TEXT NOT NULL,
-          state TEXT NOT NULL,
-          wave INTEGER NOT NULL,
-          step INTEGER,
-          machine TEXT NOT NULL,
-          spec TEXT NOT NULL,
-          control TEXT,
-          created_at TEXT NOT NULL,
-          updated_at TEXT NOT NULL,
-          finished_at TEXT
-        )`,
-        `CREATE INDEX rollouts_by_fleet ON rollouts (fleet, created_at)`,
-        `CREATE TABLE rollout_events (
-          rollout_id TEXT NOT NULL REFERENCES rollouts(id),
-          seq INTEGER NOT NULL,
-          at TEXT NOT NULL,
-          type TEXT NOT NULL,
-          actor TEXT NOT NULL,
-          data TEXT NOT NULL,
-          PRIMARY KEY (rollout_id, seq)
-        )`,
-        `CREATE TABLE approvals (
-          id INTEGER PRIMARY KEY,
-          plan_hash TEXT NOT NULL,
-          rollout_id TEXT,
-          wave TEXT NOT NULL,
-          actor TEXT NOT NULL,
-          role TEXT NOT NULL,
-          decision TEXT NOT NULL,
-          reason TEXT,
-          at TEXT NOT NULL,
-          expires_at TEXT NOT NULL
-        )`,
-        `CREATE INDEX approvals_by_plan ON approvals (plan_hash, wave)`,
-        `CREATE TABLE rollout_locks (
-          key TEXT PRIMARY KEY,
-          rollout_id TEXT NOT NULL,
-          actor TEXT NOT NULL,
-          host TEXT NOT NULL,
-          pid INTEGER,
-          token TEXT,
-          acquired_at TEXT NOT NULL,
-          heartbeat_at TEXT NOT NULL
-        )`,
+        ...rolloutTables('INTEGER PRIMARY KEY'),
         `CREATE TRIGGER rollout_events_no_update BEFORE UPDATE ON rollout_events
           BEGIN SELECT RAISE(ABORT, 'rollout events are append-only'); END`,
         `CREATE TRIGGER rollout_events_no_delete BEFORE DELETE ON rollout_events
@@ -190,58 +197,7 @@ export const MIGRATIONS: readonly Migration[] = [
           BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END`,
       ],
       postgres: [
-        `CREATE TABLE rollouts (
-          id TEXT PRIMARY KEY,
-          fleet TEXT NOT NULL,
-          kind TEXT NOT NULL,
-          services TEXT NOT NULL,
-          plan_hash TEXT NOT NULL,
-          from_revision TEXT,
-          to_revision TEXT NOT NULL,
-          author TEXT NOT NULL,
-          state TEXT NOT NULL,
-          wave INTEGER NOT NULL,
-          step INTEGER,
-          machine TEXT NOT NULL,
-          spec TEXT NOT NULL,
-          control TEXT,
-          created_at TEXT NOT NULL,
-          updated_at TEXT NOT NULL,
-          finished_at TEXT
-        )`,
-        `CREATE INDEX rollouts_by_fleet ON rollouts (fleet, created_at)`,
-        `CREATE TABLE rollout_events (
-          rollout_id TEXT NOT NULL REFERENCES rollouts(id),
-          seq INTEGER NOT NULL,
-          at TEXT NOT NULL,
-          type TEXT NOT NULL,
-          actor TEXT NOT NULL,
-          data TEXT NOT NULL,
-          PRIMARY KEY (rollout_id, seq)
-        )`,
-        `CREATE TABLE approvals (
-          id BIGINT PRIMARY KEY,
-          plan_hash TEXT NOT NULL,
-          rollout_id TEXT,
-          wave TEXT NOT NULL,
-          actor TEXT NOT NULL,
-          role TEXT NOT NULL,
-          decision TEXT NOT NULL,
-          reason TEXT,
-          at TEXT NOT NULL,
-          expires_at TEXT NOT NULL
-        )`,
-        `CREATE INDEX approvals_by_plan ON approvals (plan_hash, wave)`,
-        `CREATE TABLE rollout_locks (
-          key TEXT PRIMARY KEY,
-          rollout_id TEXT NOT NULL,
-          actor TEXT NOT NULL,
-          host TEXT NOT NULL,
-          pid INTEGER,
-          token TEXT,
-          acquired_at TEXT NOT NULL,
-          heartbeat_at TEXT NOT NULL
-        )`,
+        ...rolloutTables('BIGINT PRIMARY KEY'),
         `CREATE FUNCTION meridian_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
           BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$`,
         `CREATE TRIGGER rollout_events_append_only BEFORE UPDATE OR DELETE ON rollout_events

@@ -6,31 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { baselineRevisionId, makePlan } from '../../plan/plan.js';
 import { formatPlan } from '../../plan/format-plan.js';
-import { clusterShares, trafficTable } from '../../routing/traffic-table.js';
-import type { Revision } from '../../render/render.js';
+import { clientShares } from '../../routing/traffic-table.js';
 import { resolveActor } from '../../store/actor.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
-
-/**
- * Each client region's share per cluster, averaged over the services that take client traffic (those
- * with a routing policy); internal services would otherwise skew where clients' requests land.
- */
-export function publicShares(revision: Revision): Record<string, Record<string, number>> {
-  const routed = Object.keys(revision.routing).filter((s) => Object.values(revision.clusters).some((c) => c.services[s]));
-  if (routed.length === 0) return clusterShares(revision);
-  const tt = trafficTable(revision); // one routing table for every service
-  const out: Record<string, Record<string, number>> = {};
-  for (const service of routed) {
-    for (const [client, traffic] of Object.entries(tt.services[service] ?? {})) {
-      const o = (out[client] ??= {});
-      for (const [cluster, v] of Object.entries(traffic.clusters)) o[cluster] = (o[cluster] ?? 0) + (v.stable + v.canary) / routed.length;
-    }
-  }
-  return out;
-}
 
 export function registerPlan(program: Command, io: Io, result: Result): void {
   program
@@ -50,7 +31,7 @@ export function registerPlan(program: Command, io: Io, result: Result): void {
         const states = await store.clusterStates();
         const baseline = baselineRevisionId(states);
         const previous = baseline ? await store.getRevision(baseline) : undefined;
-        const plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: publicShares(revision), now: io.now() });
+        const plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: clientShares(revision), now: io.now() });
         const actor = resolveActor(opts.actor, io.env);
         const { created } = await store.putRevision(revision, actor, opts.reason ?? `planned from ${dir}`);
         if (opts.out !== undefined) writeFileSync(opts.out, `${JSON.stringify(plan, null, 2)}\n`);

@@ -24,7 +24,7 @@ import { EXIT } from '../exit-codes.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import type { Result } from './index.js';
-import { publicShares } from './plan.js';
+import { clientShares } from '../../routing/traffic-table.js';
 import { loadAndRender } from './render.js';
 import { readUpInfo } from '../up-info.js';
 
@@ -241,7 +241,7 @@ async function startRollout(dir: string, flags: RolloutFlags, io: Io): Promise<n
     } else {
       const baseline = baselineRevisionId(states);
       const previous = baseline ? await store.getRevision(baseline) : undefined;
-      plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: publicShares(revision), now: io.now() });
+      plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: clientShares(revision), now: io.now() });
     }
     await store.putRevision(revision, actor, `rollout of ${dir}`);
     const local = Object.entries(revision.clusters).filter(([, c]) => c.driver !== 'local');

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
 import { baselineRevisionId } from '../../plan/plan.js';
@@ -221,9 +221,4 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   );
   await new Promise<never>(() => {}); // until a signal: the shutdown handlers exit the process
   return 0;
-}
-
-/** The fleet directory as absolute path (for messages). */
-export function fleetPath(dir: string): string {
-  return resolve(dir);
 }
