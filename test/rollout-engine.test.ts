@@ -20,7 +20,7 @@ import { Router } from '../src/router/router.js';
 import pg from 'pg';
 import { openPostgresStore } from '../src/store/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import type { Store } from '../src/store/store.js';
+import type { JsonValue, Store } from '../src/store/store.js';
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { startClusters } from '../src/targets/local/local-fleet.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world, type World } from './rollout-kit.js';
@@ -49,14 +49,16 @@ interface Run {
 async function setup(
   opts: {
     onFailure?: 'pause' | 'rollback-wave' | 'rollback-all';
-    script?: (ctx: StepContext) => 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
+    script?: (ctx: StepContext) => 'running' | 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
     approvals?: boolean;
     engine?: EngineOptions;
     open?: () => Promise<Store>;
+    interval?: string;
   } = {},
 ): Promise<Run> {
   const w = await world((f) => {
     if (f.rollout) f.rollout.onFailure = opts.onFailure ?? 'rollback-wave';
+    if (f.rollout?.analysis && opts.interval) f.rollout.analysis.interval = opts.interval;
     if (opts.approvals === false) for (const wave of f.rollout?.waves ?? []) delete wave.approvals;
   }, opts.open);
   stores.push(w.store);
@@ -246,15 +248,78 @@ describe('rollout engine with port fakes', () => {
     expect(done.outcome).toBe('promoted');
     const ev = await r.events();
     expect(ev).toContain('verdict>paused:0');
-    expect(ev).toContain('control>pause:0.0.1');
+    // resumed, the step starts again: its weight is set again (a new window) before it is judged
+    expect(ev).toContain('control>weight:0.0.1');
   });
 
-  it('retries an inconclusive step up to the limit, then fails it', async () => {
-    const r = await setup({ approvals: false, script: (ctx) => (ctx.wave.name === 'canary' && ctx.step.index === 0 ? 'no-data' : 'pass') });
+  it('pauses an inconclusive step for an operator whatever onFailure says; resumed, it measures the step again', async () => {
+    let verdict: 'no-data' | 'pass' = 'no-data';
+    const r = await setup({ approvals: false, script: (ctx) => (ctx.wave.name === 'canary' && ctx.step.index === 0 ? verdict : 'pass') });
     const res = await r.drive();
-    expect(res.outcome).toBe('rolled-back');
-    expect(res.reason).toMatch(/no-data 3 times/);
-    expect(r.analysis.asked.map((a) => a.attempt)).toEqual([0, 1, 2]);
+    expect(res.outcome).toBe('paused');
+    expect(res.reason).toMatch(/wave canary, step 1: the analysis says no-data/);
+    expect(r.analysis.asked.map((a) => a.attempt)).toEqual([0]);
+    expect(r.driver.running('eu-west-1', 'canary')).not.toEqual({}); // nothing rolled back
+    verdict = 'pass';
+    await requestControl(r.w.store, r.id, { action: 'resume', actor: bob, now: r.clock.now() });
+    expect((await r.drive({ actor: bob })).outcome).toBe('promoted');
+  });
+
+  it('measures a step every analysis interval with the history of its earlier measurements, the last one final', async () => {
+    const r = await setup({
+      approvals: false,
+      interval: '10ms',
+      script: () => 'running',
+    });
+    // a scripted judge that keeps saying "running" is asked again every interval until the step's end
+    const res = await r.drive();
+    expect(res.outcome).toBe('paused');
+    expect(res.reason).toMatch(/still running at the step's end/);
+    const asked = r.analysis.asked;
+    expect(asked.at(-1)?.final).toBe(true);
+    expect(asked.slice(0, -1).every((a) => !a.final)).toBe(true);
+    expect(asked.map((a) => a.history.length)).toEqual(asked.map((_, i) => i));
+    expect(asked.length).toBe(5); // a 50 ms step, looked at every 10 ms
+    expect(new Set(asked.map((a) => a.since)).size).toBe(1);
+  });
+
+  it('persists what the analysis marks when a step begins: a driver that dies mid-step is replaced by one that judges the same window', async () => {
+    const r = await setup({ approvals: false, interval: '10ms' });
+    let begun = 0;
+    const marking = (marks: JsonValue[]): Analysis => ({
+      begin: () => Promise.resolve({ step: ++begun }),
+      judge: (ctx) => {
+        marks.push(ctx.mark);
+        return Promise.resolve({ outcome: ctx.final ? 'pass' : 'running', metrics: [] });
+      },
+    });
+    const before: JsonValue[] = [];
+    let verdicts = 0;
+    const dying = new RolloutEngine(
+      { store: r.w.store, driver: r.driver, traffic: r.traffic, analysis: marking(before), clock: r.clock },
+      {
+        pollMs: 100,
+        onEvent: (e) => {
+          if (e.type === 'verdict' && ++verdicts === 2) throw new Error('the driver died');
+        },
+      },
+    );
+    const take = async () => {
+      const h = holderFor(r.id, alice);
+      await takeOver(r.w.store, r.id, h, { now: r.clock.now() });
+      return h;
+    };
+    await expect(dying.drive(r.id, await take())).rejects.toThrow('the driver died');
+    expect(before).toEqual([{ step: 1 }, { step: 1 }]);
+    const after: JsonValue[] = [];
+    const next = new RolloutEngine(
+      { store: r.w.store, driver: r.driver, traffic: r.traffic, analysis: marking(after), clock: r.clock },
+      { pollMs: 100 },
+    );
+    expect((await next.drive(r.id, await take())).outcome).toBe('promoted');
+    // the rest of the first step is judged against the mark the dead driver recorded; later steps get their own
+    expect(after.slice(0, 3)).toEqual([{ step: 1 }, { step: 1 }, { step: 1 }]);
+    expect(after.at(-1)).toEqual({ step: begun });
   });
 
   it('pause, resume, promote (an override with its reason) and abort from another process', async () => {

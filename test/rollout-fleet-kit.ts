@@ -24,9 +24,13 @@ const tsx = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs'
 /** Where the work directories go (the caller removes it). */
 export const base = mkdtempSync(join(tmpdir(), 'meridian-rollout-cli-'));
 
-/** A router stand-in that keeps the canary weights. */
+/** A router stand-in that keeps the canary weights and the revision it routes with. */
 export class FakeRouter {
   readonly weights = new Map<string, number>();
+  revision: string | null = null;
+  setRevision(revision: Revision): void {
+    this.revision = revision.id;
+  }
   setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void {
     if (canary) this.weights.set(`${service}@${cluster}`, canary.weight);
     else this.weights.delete(`${service}@${cluster}`);

@@ -46,7 +46,6 @@ const config = (over: Partial<MachineConfig> = {}): MachineConfig => ({
   ],
   onFailure: 'rollback-wave',
   analysisIntervalMs: 300,
-  maxInconclusive: 2,
   ...over,
 });
 
@@ -64,6 +63,7 @@ const ev = {
   error: { type: 'verdict', at, outcome: 'error', reason: 'prometheus down' },
   nodata: { type: 'verdict', at, outcome: 'no-data' },
   inconclusive: { type: 'verdict', at, outcome: 'inconclusive' },
+  running: { type: 'verdict', at, outcome: 'running' },
   promoted: { type: 'promoted', at },
   rolledA: { type: 'cluster-rolled-back', at, cluster: 'a' },
   rolledB: { type: 'cluster-rolled-back', at, cluster: 'b' },
@@ -88,22 +88,40 @@ describe('rollout state machine', () => {
   const cases: [string, MachineState, MachineEvent, Phase, string[]?][] = [
     ['canary ready -> first step', st({ kind: 'deploy', wave: 0, batch: 0 }), ev.ready, { kind: 'weight', wave: 0, batch: 0, step: 0 }],
     [
-      'weight set -> pause for the step',
+      'weight set -> the first look after an analysis interval; the step ends after its pause',
       st({ kind: 'weight', wave: 0, batch: 0, step: 0 }),
       ev.weight,
-      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 0, until: at + 1000 },
+      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 0, until: at + 300, end: at + 1000 },
     ],
     [
-      'a step without pause waits the analysis interval',
+      'a step without pause lasts one analysis interval',
       st({ kind: 'weight', wave: 0, batch: 0, step: 1 }),
       ev.weight,
-      { kind: 'pause', wave: 0, batch: 0, step: 1, attempt: 0, until: at + 300 },
+      { kind: 'pause', wave: 0, batch: 0, step: 1, attempt: 0, until: at + 300, end: at + 300 },
     ],
     [
-      'pause elapsed -> analysis',
-      st({ kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 0, until: at }),
+      'pause elapsed before the step ends -> a measurement that is not final',
+      st({ kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 1, until: at, end: at + 700 }),
       ev.timer,
-      { kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 0 },
+      { kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 1, end: at + 700, final: false },
+    ],
+    [
+      "pause elapsed at the step's end -> the final measurement",
+      st({ kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 2, until: at, end: at }),
+      ev.timer,
+      { kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 2, end: at, final: true },
+    ],
+    [
+      'running -> measure again after an interval',
+      st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 0, end: at + 700, final: false }),
+      ev.running,
+      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 1, until: at + 300, end: at + 700 },
+    ],
+    [
+      "pass before the step's end -> measure again, the last look at the end",
+      st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 1, end: at + 200, final: false }),
+      ev.pass,
+      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 2, until: at + 200, end: at + 200 },
     ],
     [
       'pass -> next step',
@@ -157,22 +175,48 @@ describe('rollout state machine', () => {
       { kind: 'rollback', wave: 0, remaining: ['a'], reason: 'wave canary, step 1: the analysis says fail: error-rate 5% > 1%' },
     ],
     [
-      'error -> roll back the wave',
+      'error -> paused for an operator (whatever onFailure says); resume measures the step again from its start',
       st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 0 }),
       ev.error,
-      { kind: 'rollback', wave: 0, remaining: ['a'], reason: 'wave canary, step 1: the analysis says error: prometheus down' },
+      {
+        kind: 'paused',
+        wave: 0,
+        reason: 'wave canary, step 1: the analysis says error: prometheus down',
+        resume: { kind: 'weight', wave: 0, batch: 0, step: 0 },
+      },
     ],
     [
-      'no data -> judge again after the interval',
+      'no data -> paused for an operator',
       st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 0 }),
       ev.nodata,
-      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 1, until: at + 300 },
+      {
+        kind: 'paused',
+        wave: 0,
+        reason: 'wave canary, step 1: the analysis says no-data',
+        resume: { kind: 'weight', wave: 0, batch: 0, step: 0 },
+      },
     ],
     [
-      'inconclusive at the limit -> failure',
+      'inconclusive -> paused for an operator',
       st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 1 }),
       ev.inconclusive,
-      { kind: 'rollback', wave: 0, remaining: ['a'], reason: 'wave canary, step 1: the analysis was inconclusive 2 times' },
+      {
+        kind: 'paused',
+        wave: 0,
+        reason: 'wave canary, step 1: the analysis says inconclusive',
+        resume: { kind: 'weight', wave: 0, batch: 0, step: 0 },
+      },
+    ],
+    [
+      "running at the step's end (a judge that did not decide) -> paused for an operator",
+      st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 3, end: at, final: true }),
+      ev.running,
+      {
+        kind: 'paused',
+        wave: 0,
+        reason: "wave canary, step 1: the analysis was still running at the step's end",
+        resume: { kind: 'weight', wave: 0, batch: 0, step: 0 },
+      },
     ],
     [
       'a deploy that fails -> roll back the wave (only its clusters)',
@@ -268,7 +312,7 @@ describe('rollout state machine', () => {
     const failing = st({ kind: 'analysis', wave: 1, batch: 1, step: 0, attempt: 0 }, ['a', 'b', 'c', 'd']);
     const paused = transition(config({ onFailure: 'pause' }), failing, ev.fail);
     expect(paused.phase).toMatchObject({ kind: 'paused', reason: 'failed: wave eu, step 1: the analysis says fail: error-rate 5% > 1%' });
-    expect(transition(C, paused, ctl('resume')).phase).toEqual({ kind: 'pause', wave: 1, batch: 1, step: 0, attempt: 0, until: 0 });
+    expect(transition(C, paused, ctl('resume')).phase).toEqual({ kind: 'weight', wave: 1, batch: 1, step: 0 });
     expect(transition(config({ onFailure: 'rollback-all' }), failing, ev.fail).phase).toMatchObject({
       kind: 'rollback',
       remaining: ['d', 'c', 'b', 'a'],
@@ -364,6 +408,7 @@ describe('rollout state machine', () => {
       attempt: 1,
       clusters: ['a'],
       weight: 100,
+      final: true,
     });
     expect(effectOf(C, st({ kind: 'promote', wave: 1, batch: 1 }))).toEqual({ kind: 'promote', clusters: ['d'] });
     expect(effectOf(C, st({ kind: 'rollback', wave: 0, remaining: ['c', 'a'], reason: '' }))).toEqual({

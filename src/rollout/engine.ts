@@ -14,7 +14,7 @@ import { isHealthyAt, type ClusterStatus } from '../targets/target.js';
 import { evaluateApprovals, gateOf } from './approvals.js';
 import { asState, CREATED, positionOf } from './events.js';
 import { acquireLocks, assertHolder, heartbeat, type Holder, lockKey, park } from './lock.js';
-import type { Analysis, ClusterDriver, EngineClock, StepContext, TrafficControl } from './ports.js';
+import type { Analysis, ClusterDriver, EngineClock, StepCluster, StepContext, TrafficControl } from './ports.js';
 import { asSpec, type RolloutSpec } from './rollout-spec.js';
 import {
   type ControlAction,
@@ -405,11 +405,16 @@ export class RolloutEngine {
           return { event: { type: 'canary-ready', at: clock.now() } };
         }
         case 'set-weight': {
-          for (const c of effect.clusters) {
-            const p = await this.#clusterPlan(spec, c);
-            for (const svc of p.changed) await this.#p.traffic.setCanary(svc, c, effect.weight, p.toState.services[svc]?.version ?? '');
+          const clusters = await this.#stepClusters(spec, effect.clusters);
+          for (const c of clusters) {
+            for (const svc of c.services) await this.#p.traffic.setCanary(svc, c.cluster, effect.weight, c.versions[svc]?.canary ?? '');
           }
-          return { event: { type: 'weight-set', at: clock.now() }, details: { weight: effect.weight, clusters: [...effect.clusters] } };
+          // the step's window starts now: what the analysis needs to measure it from here (the router's counters) is persisted with it
+          const mark = this.#p.analysis.begin ? await this.#p.analysis.begin({ rolloutId: rec.id, clusters, now: clock.now() }) : null;
+          return {
+            event: { type: 'weight-set', at: clock.now() },
+            details: { weight: effect.weight, clusters: [...effect.clusters], ...(mark === null ? {} : { mark }) },
+          };
         }
         case 'wait': {
           for (;;) {
@@ -420,21 +425,20 @@ export class RolloutEngine {
         }
         case 'judge': {
           const wave = spec.config.waves[effect.wave];
-          const clusters = await Promise.all(effect.clusters.map((c) => this.#clusterPlan(spec, c)));
+          const step = await this.#stepSoFar(rec.id);
           const ctx: StepContext = {
             rolloutId: rec.id,
             fleet: spec.fleet,
             wave: { index: effect.wave, name: wave?.name ?? '' },
             step: { index: effect.step, weight: effect.weight },
             attempt: effect.attempt,
-            clusters: clusters.map((p) => ({
-              cluster: p.cluster,
-              services: p.changed,
-              toRevision: p.toRevision,
-              fromRevision: p.fromRevision,
-            })),
+            clusters: await this.#stepClusters(spec, effect.clusters),
             toRevision: spec.revision,
             now: clock.now(),
+            since: step.since ?? clock.now(),
+            mark: step.mark,
+            history: step.history,
+            final: effect.final,
           };
           let v;
           try {
@@ -444,7 +448,7 @@ export class RolloutEngine {
           }
           return {
             event: { type: 'verdict', at: clock.now(), outcome: v.outcome, ...(v.reason ? { reason: v.reason } : {}) },
-            details: { metrics: JSON.parse(canonicalJson(v.metrics)) as JsonValue, weight: effect.weight },
+            details: { metrics: JSON.parse(canonicalJson(v.metrics)) as JsonValue, weight: effect.weight, final: effect.final },
           };
         }
         case 'promote': {
@@ -465,6 +469,8 @@ export class RolloutEngine {
             return ok === 'interrupted'
               ? ok
               : { event: { type: 'effect-failed', at: clock.now(), reason: `the promoted revision did not become healthy: ${ok}` } };
+          // the routers follow the new revision's policies (residency, steering, failover, health checks) from now on
+          await this.#route(spec.revision, Object.fromEntries(plans.map((p) => [p.cluster, p.toState])));
           for (const p of plans) {
             for (const svc of p.changed) await this.#p.traffic.clear(svc, p.cluster);
             await this.#p.driver.remove({ cluster: p.cluster, track: 'canary' });
@@ -482,6 +488,7 @@ export class RolloutEngine {
           await this.#p.driver.remove({ cluster: p.cluster, track: 'canary' });
           if (p.fromRevision === null || !p.fromState) {
             await this.#p.driver.remove({ cluster: p.cluster, track: 'stable' });
+            await this.#routeAfterRollback(spec, p.cluster, undefined);
             return { event: { type: 'cluster-rolled-back', at: clock.now(), cluster: p.cluster }, details: { revision: null } };
           }
           await this.#p.driver.apply({ cluster: p.cluster, revisionId: p.fromRevision, state: p.fromState, track: 'stable' });
@@ -499,6 +506,7 @@ export class RolloutEngine {
             return {
               event: { type: 'effect-failed', at: clock.now(), reason: `${p.cluster} did not report ${p.fromRevision} healthy: ${ok}` },
             };
+          await this.#routeAfterRollback(spec, p.cluster, p.fromState);
           return {
             event: { type: 'cluster-rolled-back', at: clock.now(), cluster: p.cluster },
             details: { revision: p.fromRevision },
@@ -511,6 +519,69 @@ export class RolloutEngine {
       const reason = err instanceof Error ? err.message : String(err);
       return { event: { type: 'effect-failed', at: clock.now(), reason: reason.slice(0, 500) } };
     }
+  }
+
+  /**
+   * Points the routers at what the fleet runs now: each cluster's services as the store records them (with
+   * `changes`: the clusters just promoted, or just returned — null: emptied), under the routing policies
+   * (routing, regions, flags) of revision `policies`, whose id the router then reports. The routing table
+   * takes each cluster's stable version from this, so it must be what the cluster runs, not the target.
+   */
+  async #route(policies: string, changes: Readonly<Record<string, RenderedCluster | null>>): Promise<void> {
+    const setRevision = this.#p.traffic.setRevision?.bind(this.#p.traffic);
+    if (!setRevision) return;
+    const rev = await this.#revision(policies);
+    const clusters: Record<string, RenderedCluster> = { ...rev.clusters };
+    for (const [c, s] of Object.entries(await this.#p.store.clusterStates())) if (s) clusters[c] = s.state;
+    for (const [c, s] of Object.entries(changes)) {
+      if (s) clusters[c] = s;
+      else delete clusters[c];
+    }
+    await setRevision({ ...rev, clusters });
+  }
+
+  /**
+   * After a cluster is returned: the routers keep the new revision's policies while some cluster still runs
+   * it (a promoted wave that stays), else go back to the previous revision's.
+   */
+  async #routeAfterRollback(spec: RolloutSpec, cluster: string, state: RenderedCluster | undefined): Promise<void> {
+    const states = await this.#p.store.clusterStates();
+    const stays = Object.entries(spec.to).some(([c, rev]) => c !== cluster && states[c]?.revisionId === rev && spec.from[c] !== rev);
+    await this.#route(stays ? spec.revision : (spec.previous ?? spec.revision), { [cluster]: state ?? null });
+  }
+
+  /** The current step's window so far: when its weight was set, the analysis's mark then, and its verdicts since. */
+  async #stepSoFar(id: string): Promise<{ since: number | null; mark: JsonValue | null; history: JsonValue[] }> {
+    const events = await this.#p.store.listRolloutEvents(id);
+    let start = -1;
+    for (let i = events.length - 1; i >= 0; i--) {
+      if (events[i]?.type === 'weight-set') {
+        start = i;
+        break;
+      }
+    }
+    if (start < 0) return { since: null, mark: null, history: [] };
+    const began = events[start] as RolloutEventRecord;
+    const data = (began.data ?? {}) as Record<string, JsonValue>;
+    const history = events
+      .slice(start + 1)
+      .filter((e) => e.type === 'verdict')
+      .map((e) => ((e.data ?? {}) as Record<string, JsonValue>)['metrics'] ?? []);
+    return { since: Date.parse(began.at), mark: data['mark'] ?? null, history };
+  }
+
+  /** The batch's clusters as the analysis sees them: the services that run a canary and their versions. */
+  async #stepClusters(spec: RolloutSpec, clusters: readonly string[]): Promise<StepCluster[]> {
+    return Promise.all(
+      clusters.map(async (c) => {
+        const p = await this.#clusterPlan(spec, c);
+        const versions: Record<string, { canary: string; baseline: string | null }> = {};
+        for (const svc of p.changed) {
+          versions[svc] = { canary: p.toState.services[svc]?.version ?? '', baseline: p.fromState?.services[svc]?.version ?? null };
+        }
+        return { cluster: c, services: p.changed, toRevision: p.toRevision, fromRevision: p.fromRevision, versions };
+      }),
+    );
   }
 
   /** Sleeps up to `ms`; true when a control is waiting (the caller should return to the loop). */

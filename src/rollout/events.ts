@@ -49,7 +49,7 @@ export function describeEvent(e: RolloutEventRecord, spec: RolloutSpec): string 
       case 'weight':
         return `setting the weight: ${where(to)}`;
       case 'pause':
-        return `pausing: ${where(to)}${Number(to['attempt']) > 0 ? `, attempt ${Number(to['attempt']) + 1}` : ''}`;
+        return `pausing: ${where(to)}${Number(to['attempt']) > 0 ? `, look ${Number(to['attempt']) + 1}` : ''}`;
       case 'analysis':
         return `judging: ${where(to)}`;
       case 'bake':

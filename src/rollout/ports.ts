@@ -3,6 +3,8 @@
  * traffic control, the analysis (the judge), and a clock. The engine sees nothing else, so that it runs
  * the same against a local fleet over HTTP, a Kubernetes driver, or fakes in a test.
  */
+import type { Revision } from '../render/render.js';
+import type { JsonValue } from '../store/store.js';
 import type { Target } from '../targets/target.js';
 
 /** A cluster's driver: the {@link Target} interface (the engine uses apply, remove and status). */
@@ -14,6 +16,29 @@ export interface TrafficControl {
   setCanary(service: string, cluster: string, weight: number, version: string): Promise<void>;
   /** No canary: all traffic to the stable track. */
   clear(service: string, cluster: string): Promise<void>;
+  /**
+   * Routes with this revision's policies and clusters from now on (after a promotion, or a rollback to
+   * it). Idempotent. Optional: a data plane configured elsewhere may have nothing to do.
+   */
+  setRevision?(revision: Revision): Promise<void>;
+}
+
+/** One cluster of a batch being judged: the services that run a canary there and their versions. */
+export interface StepCluster {
+  readonly cluster: string;
+  readonly services: readonly string[];
+  readonly toRevision: string;
+  readonly fromRevision: string | null;
+  /** Service → the canary's version and the stable (baseline) version it replaces (null: a new service). */
+  readonly versions: Readonly<Record<string, { readonly canary: string; readonly baseline: string | null }>>;
+}
+
+/** Where a step starts: asked of the analysis when the step's weight is set. */
+export interface StepStart {
+  readonly rolloutId: string;
+  readonly clusters: readonly StepCluster[];
+  /** Epoch ms. */
+  readonly now: number;
 }
 
 /** What the judge is asked about: one step of one batch of a wave. */
@@ -22,21 +47,25 @@ export interface StepContext {
   readonly fleet: string;
   readonly wave: { readonly index: number; readonly name: string };
   readonly step: { readonly index: number; readonly weight: number };
-  /** Judgements of this step so far that were inconclusive (0 on the first). */
+  /** Measurements of this step so far (0 on the first). */
   readonly attempt: number;
   /** The clusters of the batch, with the services that run a canary there. */
-  readonly clusters: readonly {
-    readonly cluster: string;
-    readonly services: readonly string[];
-    readonly toRevision: string;
-    readonly fromRevision: string | null;
-  }[];
+  readonly clusters: readonly StepCluster[];
   readonly toRevision: string;
   /** Epoch ms. */
   readonly now: number;
+  /** When the step's window began (its weight was set), epoch ms. */
+  readonly since: number;
+  /** What {@link Analysis.begin} answered when the step began (persisted with the step), or null. */
+  readonly mark: JsonValue | null;
+  /** The `metrics` of the step's earlier verdicts, oldest first (what the analysis recorded). */
+  readonly history: readonly JsonValue[];
+  /** The step's time is up: decide (pass, fail, inconclusive, error), never `running`. */
+  readonly final: boolean;
 }
 
-export type VerdictOutcome = 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
+/** `running`: nothing decided yet, measure again; `pass` before the step's end only means "so far". */
+export type VerdictOutcome = 'running' | 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
 
 /** The judge's answer; `metrics` (with the values that led to it) is recorded as it is. */
 export interface StepVerdictLike {
@@ -45,8 +74,11 @@ export interface StepVerdictLike {
   readonly reason?: string | undefined;
 }
 
-/** The analysis gate. The real judge lives in src/rollout/analysis/; anything with this shape fits. */
+/** The analysis gate (src/rollout/canary-analysis.ts wires the judge of src/rollout/analysis/); anything with this shape fits. */
 export interface Analysis {
+  /** Called when a step's weight is set; the answer (JSON, e.g. the router's counters) is persisted and given back as `mark`. */
+  begin?(start: StepStart): Promise<JsonValue | null>;
+  /** Called every analysis interval of a step, and at its end with `final`. */
   judge(ctx: StepContext): Promise<StepVerdictLike>;
 }
 

@@ -89,7 +89,6 @@ export function rollbackSpec(opts: {
       waves: [{ name: 'rollback', batches: clusters.length ? [clusters] : [], steps: [], approvals: null, bakeMs: 0, canary: false }],
       onFailure: 'fail',
       analysisIntervalMs: 0,
-      maxInconclusive: 1,
     },
     services: [...services].sort(),
     authors: [...opts.authors],

@@ -4,6 +4,7 @@
  * (a rollout) or from a known-good revision (a rollback). Pure.
  */
 import type { Plan } from '../plan/plan.js';
+import type { Analysis } from './analysis/judge.js';
 import type { Fleet } from '../spec/schema.js';
 import { parseDuration } from '../units/duration.js';
 import type { FailurePolicy, MachineConfig, MachineWave } from './state-machine.js';
@@ -31,12 +32,12 @@ export interface RolloutSpec {
   readonly authors: readonly string[];
   /** Consecutive healthy checks a cluster must report at the new revision before its wave completes. */
   readonly healthyChecks: number;
+  /** The fleet's `rollout.analysis` when the rollout started (absent: health only). */
+  readonly analysis?: Analysis | null;
 }
 
 export interface SpecOptions {
   readonly healthyChecks?: number | undefined;
-  /** Judgements of a step that may be inconclusive before the step fails (default 3). */
-  readonly maxInconclusive?: number | undefined;
 }
 
 /** Cuts a list into batches of at most `size`. */
@@ -81,7 +82,6 @@ export function rolloutSpecFromPlan(
     waves,
     onFailure: (fleet.rollout?.onFailure ?? 'rollback-wave') as FailurePolicy,
     analysisIntervalMs: ms(fleet.rollout?.analysis?.interval) ?? 10_000,
-    maxInconclusive: opts.maxInconclusive ?? 3,
   };
   return {
     apiVersion: ROLLOUT_SPEC_VERSION,
@@ -96,6 +96,7 @@ export function rolloutSpecFromPlan(
     services: [...new Set(services)].sort(),
     authors: [...new Set(authors)].sort(),
     healthyChecks: opts.healthyChecks ?? 2,
+    analysis: fleet.rollout?.analysis ?? null,
   };
 }
 

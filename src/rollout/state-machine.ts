@@ -22,10 +22,8 @@ export interface MachineWave {
 export interface MachineConfig {
   readonly waves: readonly MachineWave[];
   readonly onFailure: FailurePolicy;
-  /** The pause of a step that declares none, and between two judgements of an inconclusive step. */
+  /** The pause of a step that declares none, and between two measurements of a step (`rollout.analysis.interval`). */
   readonly analysisIntervalMs: number;
-  /** Judgements of one step that may come back inconclusive (or without data) before it counts as failed. */
-  readonly maxInconclusive: number;
 }
 
 export type Outcome = 'promoted' | 'rolled-back' | 'failed';
@@ -35,14 +33,26 @@ export type Phase =
   | { readonly kind: 'deploy'; readonly wave: number; readonly batch: number }
   | { readonly kind: 'weight'; readonly wave: number; readonly batch: number; readonly step: number }
   | {
+      /** Waiting for the step's next measurement (`until`); the step ends at `end` (absent in older records: `until`). */
       readonly kind: 'pause';
       readonly wave: number;
       readonly batch: number;
       readonly step: number;
+      /** Measurements of the step so far. */
       readonly attempt: number;
       readonly until: number;
+      readonly end?: number;
     }
-  | { readonly kind: 'analysis'; readonly wave: number; readonly batch: number; readonly step: number; readonly attempt: number }
+  | {
+      /** Measuring the step; `final` when its time is up (the judge then decides pass or inconclusive). */
+      readonly kind: 'analysis';
+      readonly wave: number;
+      readonly batch: number;
+      readonly step: number;
+      readonly attempt: number;
+      readonly end?: number;
+      readonly final?: boolean;
+    }
   | { readonly kind: 'bake'; readonly wave: number; readonly batch: number; readonly until: number }
   | { readonly kind: 'promote'; readonly wave: number; readonly batch: number }
   | { readonly kind: 'rollback'; readonly wave: number; readonly remaining: readonly string[]; readonly reason: string }
@@ -60,7 +70,8 @@ export interface MachineState {
   readonly overridden: readonly number[];
 }
 
-export type VerdictOutcome = 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
+/** A step's verdict: `running` goes on measuring; `pass` before the step's end too. */
+export type VerdictOutcome = 'running' | 'pass' | 'fail' | 'inconclusive' | 'no-data' | 'error';
 export type ControlAction = 'pause' | 'resume' | 'abort' | 'promote';
 
 /** Inputs: the results of effects, and operators' controls. Every event carries its time. */
@@ -89,6 +100,8 @@ export type Effect =
       readonly attempt: number;
       readonly clusters: readonly string[];
       readonly weight: number;
+      /** The step's time is up: its last measurement. */
+      readonly final: boolean;
     }
   | { readonly kind: 'promote'; readonly clusters: readonly string[] }
   | { readonly kind: 'rollback-cluster'; readonly cluster: string };
@@ -136,6 +149,7 @@ export function effectOf(config: MachineConfig, state: MachineState): Effect | n
         attempt: p.attempt,
         clusters: batchOf(config, p.wave, p.batch),
         weight: stepOf(config, p.wave, p.step).weight,
+        final: p.final ?? true,
       };
     case 'promote':
       return { kind: 'promote', clusters: batchOf(config, p.wave, p.batch) };
@@ -174,18 +188,26 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
       return state.overridden.includes(p.wave) || !waveOf(config, p.wave).canary || waveOf(config, p.wave).steps.length === 0
         ? { ...state, phase: { kind: 'promote', wave: p.wave, batch: p.batch } }
         : { ...state, phase: { kind: 'weight', wave: p.wave, batch: p.batch, step: 0 } };
-    case 'weight':
+    case 'weight': {
       if (event.type !== 'weight-set') return illegal();
-      return {
-        ...state,
-        phase: { kind: 'pause', wave: p.wave, batch: p.batch, step: p.step, attempt: 0, until: event.at + pauseOf(config, p.wave, p.step) },
-      };
-    case 'pause':
+      const end = event.at + pauseOf(config, p.wave, p.step);
+      return { ...state, phase: { kind: 'pause', ...stepAt(p), attempt: 0, until: nextLook(config, event.at, end), end } };
+    }
+    case 'pause': {
       if (event.type !== 'timer-elapsed') return illegal();
-      return { ...state, phase: { kind: 'analysis', wave: p.wave, batch: p.batch, step: p.step, attempt: p.attempt } };
+      const end = p.end ?? p.until;
+      return { ...state, phase: { kind: 'analysis', ...stepAt(p), attempt: p.attempt, end, final: p.until >= end } };
+    }
     case 'analysis': {
       if (event.type !== 'verdict') return illegal();
       const label = `wave ${waveOf(config, p.wave).name}, step ${p.step + 1}`;
+      const final = p.final ?? true;
+      const end = p.end ?? event.at;
+      if (event.outcome === 'running' || (event.outcome === 'pass' && !final)) {
+        if (final) return pauseForOperator(state, p, `${label}: the analysis was still running at the step's end`);
+        // the step goes on: measure again after an interval (the last look at the step's end)
+        return { ...state, phase: { kind: 'pause', ...stepAt(p), attempt: p.attempt + 1, until: nextLook(config, event.at, end), end } };
+      }
       if (event.outcome === 'pass') {
         if (p.step + 1 < waveOf(config, p.wave).steps.length) {
           return { ...state, phase: { kind: 'weight', wave: p.wave, batch: p.batch, step: p.step + 1 } };
@@ -195,28 +217,10 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
           ? { ...state, phase: { kind: 'bake', wave: p.wave, batch: p.batch, until: event.at + bakeMs } }
           : { ...state, phase: { kind: 'promote', wave: p.wave, batch: p.batch } };
       }
-      if (event.outcome === 'inconclusive' || event.outcome === 'no-data') {
-        if (p.attempt + 1 < config.maxInconclusive) {
-          return {
-            ...state,
-            phase: {
-              kind: 'pause',
-              wave: p.wave,
-              batch: p.batch,
-              step: p.step,
-              attempt: p.attempt + 1,
-              until: event.at + config.analysisIntervalMs,
-            },
-          };
-        }
-        return fail(
-          config,
-          state,
-          p,
-          `${label}: the analysis was ${event.outcome} ${config.maxInconclusive} times${event.reason ? ` (${event.reason})` : ''}`,
-        );
-      }
-      return fail(config, state, p, `${label}: the analysis says ${event.outcome}${event.reason ? `: ${event.reason}` : ''}`);
+      const why = `${label}: the analysis says ${event.outcome}${event.reason ? `: ${event.reason}` : ''}`;
+      // inconclusive, no data or a failed measurement: nobody knows whether the canary is good; a person decides
+      if (event.outcome !== 'fail') return pauseForOperator(state, p, why);
+      return fail(config, state, p, why);
     }
     case 'bake':
       if (event.type !== 'timer-elapsed') return illegal();
@@ -304,10 +308,24 @@ function fail(config: MachineConfig, state: MachineState, p: ActivePhase, reason
   }
 }
 
-/** Where a rollout paused by a failure picks up when resumed: the failed step is judged again, from its pause. */
+/** Where a rollout paused by a failure picks up when resumed: a step is judged again from its start (its weight set again, a new window). */
 function retryPhase(p: ActivePhase): ActivePhase {
-  if (p.kind === 'analysis') return { kind: 'pause', wave: p.wave, batch: p.batch, step: p.step, attempt: 0, until: 0 };
+  if (p.kind === 'analysis' || p.kind === 'pause') return { kind: 'weight', ...stepAt(p) };
   return p;
+}
+
+/** Paused for an operator, whatever `onFailure` says: an inconclusive or failed analysis is not a failed canary. */
+function pauseForOperator(state: MachineState, p: Extract<ActivePhase, { kind: 'analysis' }>, reason: string): MachineState {
+  return { ...state, phase: { kind: 'paused', wave: p.wave, reason, resume: retryPhase(p) } };
+}
+
+function stepAt(p: { wave: number; batch: number; step: number }): { wave: number; batch: number; step: number } {
+  return { wave: p.wave, batch: p.batch, step: p.step };
+}
+
+/** The next measurement: an interval from now, but never after the step's end (the last look is at its end). */
+function nextLook(config: MachineConfig, at: number, end: number): number {
+  return Math.min(at + Math.max(1, config.analysisIntervalMs), end);
 }
 
 function rollback(state: MachineState, wave: number, clusters: readonly string[], reason: string): MachineState {

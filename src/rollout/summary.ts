@@ -4,7 +4,9 @@
  * for a terminal, and as Markdown fit for $GITHUB_STEP_SUMMARY. Pure.
  */
 import type { ApprovalRecord, JsonValue, RolloutEventRecord, RolloutRecord } from '../store/store.js';
+import { formatVerdict } from './analysis/verdict.js';
 import { evaluateApprovals } from './approvals.js';
+import { MeasurementRecord } from './canary-analysis.js';
 import { asState } from './events.js';
 import type { RolloutSpec } from './rollout-spec.js';
 
@@ -172,6 +174,8 @@ function metricsText(m: JsonValue): string {
   return m
     .map((x) => {
       if (!x || typeof x !== 'object' || Array.isArray(x)) return JSON.stringify(x);
+      const verdict = MeasurementRecord.safeParse(x);
+      if (verdict.success) return `${verdict.data.service} ${formatVerdict(verdict.data)}`;
       const o = x as Record<string, JsonValue>;
       const name = String(o['name'] ?? 'metric');
       const rest = Object.entries(o)
@@ -180,7 +184,7 @@ function metricsText(m: JsonValue): string {
         .join(' ');
       return `${name}(${rest})`;
     })
-    .join('; ');
+    .join('\n');
 }
 
 function phaseText(v: RolloutView): string {
@@ -220,7 +224,7 @@ export function statusText(v: RolloutView): string {
     for (const g of v.gates) {
       const m = metricsText(g.metrics);
       lines.push(
-        `    #${g.seq} ${g.wave} step ${g.step + 1}${g.weight !== null ? ` (${g.weight}%)` : ''}${g.attempt ? ` attempt ${g.attempt + 1}` : ''}: ${g.outcome}${g.reason ? ` — ${g.reason}` : ''}${m ? `\n        ${m}` : ''}`,
+        `    #${g.seq} ${g.wave} step ${g.step + 1}${g.weight !== null ? ` (${g.weight}%)` : ''}${g.attempt ? ` look ${g.attempt + 1}` : ''}: ${g.outcome}${g.reason ? ` — ${g.reason}` : ''}${m ? `\n        ${m.split('\n').join('\n        ')}` : ''}`,
       );
     }
   }
@@ -274,7 +278,7 @@ export function summaryMarkdown(v: RolloutView, exitCode?: number): string {
     out.push('### Gates', '', '| # | wave | clusters | step | weight | verdict | numbers |', '| --- | --- | --- | --- | --- | --- | --- |');
     for (const g of v.gates) {
       out.push(
-        `| ${g.seq} | ${cell(g.wave)} | ${cell(g.clusters.join(', '))} | ${g.step + 1}${g.attempt ? ` (try ${g.attempt + 1})` : ''} | ${g.weight ?? '—'}% | ${g.outcome}${g.reason ? `: ${cell(g.reason)}` : ''} | ${cell(metricsText(g.metrics)) || '—'} |`,
+        `| ${g.seq} | ${cell(g.wave)} | ${cell(g.clusters.join(', '))} | ${g.step + 1}${g.attempt ? ` (look ${g.attempt + 1})` : ''} | ${g.weight ?? '—'}% | ${g.outcome}${g.reason ? `: ${cell(g.reason)}` : ''} | ${cell(metricsText(g.metrics).split('\n').join('; ')) || '—'} |`,
       );
     }
     out.push('');

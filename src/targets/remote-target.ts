@@ -97,6 +97,9 @@ export class RemoteTarget implements Target {
       clear: async (service, cluster) => {
         await this.call('POST', 'v1/traffic/clear', { service, cluster });
       },
+      setRevision: async (revision) => {
+        await this.call('POST', 'v1/router/revision', { revision });
+      },
     };
   }
 

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeridianError } from '../../errors.js';
+import type { Revision } from '../../render/render.js';
 import type { ApplyRequest, RemoveRequest, Target, TargetEvent } from '../target.js';
 import { TRACKS } from '../target.js';
 
@@ -17,6 +18,8 @@ export interface ControlRouter {
   flush(force?: boolean): number;
   metricsText(): Promise<string>;
   stats(): unknown;
+  /** Routes with this revision's policies and clusters from now on (a rollout's promotion or rollback). */
+  setRevision?(revision: Revision): void;
 }
 
 export interface ControlApiOptions {
@@ -25,6 +28,11 @@ export interface ControlApiOptions {
   readonly token: string;
   /** Default 0: a free port. Always on 127.0.0.1. */
   readonly port?: number;
+  /**
+   * Serves the OFREP flag evaluation API under `/ofrep/` (src/flags/ofrep-handler.ts), without the bearer
+   * token: evaluations are read-only and the API listens on loopback only (services and routers read it).
+   */
+  readonly ofrep?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
 }
 
 export interface ControlApi {
@@ -44,6 +52,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (opts.ofrep?.(req, res)) return;
     const given = Buffer.from(req.headers.authorization ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return send(res, 401, { error: 'MERIDIAN_E_CONTROL_AUTH', message: 'a valid bearer token is required (see .meridian/up.json)' });
@@ -86,6 +95,12 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(text);
         return;
+      }
+      case 'POST /v1/router/revision': {
+        const router = needRouter();
+        if (!router.setRevision) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot change its revision');
+        router.setRevision(revisionBody(await json(req)));
+        return send(res, 200, { ok: true });
       }
       case 'GET /v1/router/stats':
         return send(res, 200, needRouter().stats());
@@ -194,6 +209,18 @@ function applyRequest(body: unknown): ApplyRequest {
     track: track(b, true) ?? 'stable',
     ...(s ? { services: s } : {}),
   };
+}
+
+/** `{revision}`: a rendered revision (its id, clusters and routing), as the store keeps it. */
+function revisionBody(body: unknown): Revision {
+  const r = obj(obj(body)['revision']);
+  str(r, 'id');
+  str(r, 'fleet');
+  for (const key of ['regions', 'clusters', 'routing', 'flags'] as const) {
+    const v = r[key];
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad(`revision.${key} must be an object (a rendered revision)`);
+  }
+  return r as unknown as Revision;
 }
 
 function removeRequest(body: unknown): RemoveRequest {

@@ -1,0 +1,203 @@
+/**
+ * The judge at work on the local fleet, with real traffic through the router (src/traffic): a version that
+ * fails 5% of requests only in one region is judged failed from the router's counters and rolled back —
+ * with `rollback-wave` the other regions never get it, with `rollback-all` the regions promoted before are
+ * returned too — and a good version rolls through every wave, is promoted everywhere, and the router routes
+ * with the new revision afterwards. One `meridian up` serves the three rollouts, in that order.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { runTraffic } from '../src/traffic/generator.js';
+import type { TrafficReport } from '../src/traffic/report.js';
+import { control, type Exit, get, liveFleet } from './rollout-live-kit.js';
+
+// three waves, one region each at first: the canary cluster (eu), the US, the rest of the EU
+const ROLLOUT = `rollout:
+  waves:
+    - name: canary
+      clusters: { labels: { tier: canary } }
+      steps: [{ weight: 50, pause: 8s }]
+    - name: us
+      clusters: { region: us }
+      steps: [{ weight: 100, pause: 2s }]
+    - name: rest
+      steps: [{ weight: 100, pause: 2s }]
+  analysis:
+    interval: 1s
+    minSamples: 30
+    metrics:
+      - { name: error-rate, source: router, max: 1%, maxIncreaseOverBaseline: 0.5% }
+  onFailure: rollback-wave
+
+`;
+
+// clients say where they are (x-client-country), so that Germans are served in the EU and Americans in the US
+const live = liveFleet('rollout-e2e-analysis', (y) =>
+  y
+    .replace(/rollout:\n[\s\S]*?\n\n/, ROLLOUT)
+    .replace('    match: { hosts: [tiny.example] }\n', '    match: { hosts: [tiny.example] }\n    clientCountryHeader: x-client-country\n'),
+);
+const v1 = (y: string) => y.replace(/version: 1\.1\.0/, 'version: 1.0.0').replace('web:1.1.0@', 'web:1.0.0@');
+
+/** The fleet at 1.1.0, with `fault` requests failing in `region` (none: a good version), and the failure policy. */
+function next(fault: { region: string } | null, onFailure: 'rollback-wave' | 'rollback-all' = 'rollback-wave'): void {
+  live.edit((y) => {
+    let out = v1(y)
+      .replace('version: 1.0.0', 'version: 1.1.0')
+      .replace('web:1.0.0@', 'web:1.1.0@')
+      .replace(/\n {4}overrides: .*\n/, '\n')
+      .replace(/onFailure: \S+/, `onFailure: ${onFailure}`);
+    if (fault) {
+      out = out.replace(
+        "    config: { FAULT_HEALTH: 'false' }\n",
+        `    config: { FAULT_HEALTH: 'false' }\n    overrides: [{ match: { region: ${fault.region} }, set: { config: { FAULT_ERROR_RATIO: '5%' } } }]\n`,
+      );
+    }
+    return out;
+  });
+}
+
+/** Runs a rollout while clients from Germany and the US send traffic through the router. */
+async function rolloutUnderTraffic(onFailureArgs: string[] = []): Promise<{ run: Exit; traffic: TrafficReport }> {
+  const stop = new AbortController();
+  const traffic = runTraffic({
+    url: live.info().router,
+    rps: 160,
+    mix: [
+      { country: 'DE', weight: 1 },
+      { country: 'US', weight: 1 },
+    ],
+    host: 'tiny.example',
+    durationMs: 90_000,
+    signal: stop.signal,
+  });
+  const run = await live.run(['rollout', 'tiny', '--poll', '50ms', '--healthy-checks', '1', ...onFailureArgs]);
+  stop.abort();
+  return { run, traffic: await traffic };
+}
+
+interface Gate {
+  wave: string;
+  outcome: string;
+  metrics: {
+    service?: string;
+    metric?: string;
+    outcome?: string;
+    query?: string;
+    window?: unknown;
+    thresholds?: { max: number };
+    canary?: { observation: { requests: number; errors: number } };
+  }[];
+}
+interface Status {
+  from: string;
+  to: string;
+  state: string;
+  gates: Gate[];
+  waves: { name: string; status: string }[];
+}
+
+async function status(): Promise<Status> {
+  const r = await live.run(['rollout', 'status', '-o', 'json']);
+  return JSON.parse(r.out) as Status;
+}
+
+async function events(): Promise<{ type: string; data: Record<string, unknown> }[]> {
+  const store = await openSqliteStore(join(live.work, '.meridian', 'state.db'));
+  try {
+    const [r] = await store.listRollouts({ limit: 1 });
+    return (await store.listRolloutEvents(r?.id ?? '')).map((e) => ({ type: e.type, data: e.data as Record<string, unknown> }));
+  } finally {
+    await store.close();
+  }
+}
+
+async function recorded(): Promise<Record<string, string>> {
+  const store = await openSqliteStore(join(live.work, '.meridian', 'state.db'));
+  try {
+    return Object.fromEntries(Object.entries(await store.clusterStates()).map(([c, s]) => [c, s.revisionId]));
+  } finally {
+    await store.close();
+  }
+}
+
+const routerRevision = async () => ((await control(live.info(), 'v1/router/stats')) as { revision: string }).revision;
+/** Clusters that ever got the new version: a weight set, or a promotion. */
+const touched = (ev: Awaited<ReturnType<typeof events>>) =>
+  [...new Set(ev.filter((e) => e.type === 'weight-set' || e.type === 'promoted').flatMap((e) => e.data['clusters'] as string[]))].sort();
+
+beforeAll(async () => {
+  await live.up();
+}, 60_000);
+
+afterAll(async () => {
+  await live.down();
+  live.remove();
+});
+
+describe('rollout analysis on the local fleet with real traffic', () => {
+  it('rollback-wave: a canary failing 5% of requests in the EU is judged failed and rolled back; the US never gets it', async () => {
+    next({ region: 'eu' });
+    const { run, traffic } = await rolloutUnderTraffic();
+    expect(run.code, run.err).toBe(4);
+    expect(run.err).toMatch(
+      /verdict fail \(web: step FAIL( \(final\))?: error-rate: 1 failed measurement reached failureLimit 1: error rate/,
+    );
+
+    const s = await status();
+    const failed = s.gates.find((g) => g.outcome === 'fail');
+    expect(failed?.wave).toBe('canary');
+    const verdict = failed?.metrics.find((m) => m.metric === 'error-rate' && m.outcome === 'fail');
+    expect(verdict?.service).toBe('web');
+    expect(verdict?.query).toMatch(/^router error-rate: 5xx responses .* of web 1\.1\.0 in local-a$/);
+    expect(verdict?.thresholds?.max).toBe(0.01);
+    expect(verdict?.canary?.observation.errors).toBeGreaterThan(0);
+    expect(verdict?.window).toMatchObject({ start: expect.any(String), end: expect.any(String) });
+    expect((await live.run(['rollout', 'status'])).out).toMatch(
+      /web error-rate FAIL: error rate [\d.]+% > (max 1%|baseline [\d.]+% \+ 0\.5%)/,
+    );
+
+    expect(touched(await events())).toEqual(['local-a']);
+    expect(Object.values(await recorded())).toEqual([s.from, s.from, s.from]);
+    // clients in the US only ever saw the stable version; the EU is back on it
+    expect(Object.keys(traffic.countries['US']?.versions ?? {})).toEqual(['1.0.0']);
+    expect(traffic.countries['US']?.statuses['500'] ?? 0).toBe(0);
+    expect(traffic.countries['DE']?.statuses['500']).toBeGreaterThan(0);
+    expect(JSON.parse((await get(live.info().router)).body)).toMatchObject({ version: '1.0.0' });
+  }, 60_000);
+
+  it('rollback-all: the same fault in the US, after the EU canary was promoted, returns the EU canary too', async () => {
+    next({ region: 'us' }, 'rollback-all');
+    const { run } = await rolloutUnderTraffic();
+    expect(run.code, run.err).toBe(4);
+    const ev = await events();
+    expect(ev.filter((e) => e.type === 'promoted').map((e) => e.data['clusters'])).toEqual([['local-a']]);
+    const verdicts = ev.filter((e) => e.type === 'verdict');
+    expect(verdicts.at(-1)?.data).toMatchObject({ outcome: 'fail', from: { wave: 1 } });
+    expect(ev.filter((e) => e.type === 'cluster-rolled-back').map((e) => e.data['cluster'])).toEqual(['local-c', 'local-a']);
+    expect(touched(ev)).toEqual(['local-a', 'local-c']);
+    const s = await status();
+    expect(Object.values(await recorded())).toEqual([s.from, s.from, s.from]);
+    // the router was moved to the new revision when the canary was promoted, and back with the rollback
+    expect(await routerRevision()).toBe(s.from);
+  }, 60_000);
+
+  it('a good version rolls through every wave and is promoted everywhere; the router routes with the new revision', async () => {
+    next(null);
+    const { run, traffic } = await rolloutUnderTraffic();
+    expect(run.code, run.err).toBe(0);
+    const s = await status();
+    expect(s.waves.map((w) => w.status)).toEqual(['promoted', 'promoted', 'promoted']);
+    expect(await recorded()).toEqual({ 'local-a': s.to, 'local-b': s.to, 'local-c': s.to });
+    expect(await routerRevision()).toBe(s.to);
+    // every wave's last look passed on the router's numbers
+    const last = s.gates.filter((g) => g.outcome === 'pass');
+    expect(last.map((g) => g.wave)).toEqual(['canary', 'us', 'rest']);
+    for (const g of last) expect(g.metrics.find((m) => m.metric === 'error-rate')?.outcome).toBe('pass');
+    for (const c of ['DE', 'US']) {
+      expect(traffic.countries[c]?.statuses['500'] ?? 0).toBe(0);
+      expect(JSON.parse((await get(live.info().router, c)).body)).toMatchObject({ version: '1.1.0', track: 'stable' });
+    }
+  }, 60_000);
+});
