@@ -207,6 +207,56 @@ export const MIGRATIONS: readonly Migration[] = [
       ],
     },
   },
+  {
+    // Operators' per-region flag settings (`meridian flag set`), over the fleet file's `flags:` defaults.
+    // One row per fleet, flag and region; every change is audited (`flag.set`, `flag.reset`).
+    version: 4,
+    name: 'flag-settings',
+    sql: {
+      sqlite: [
+        `CREATE TABLE flag_settings (
+          fleet TEXT NOT NULL,
+          flag TEXT NOT NULL,
+          region TEXT NOT NULL,
+          enabled INTEGER NOT NULL,
+          percent REAL NOT NULL,
+          updated_at TEXT NOT NULL,
+          updated_by TEXT NOT NULL,
+          PRIMARY KEY (fleet, flag, region)
+        )`,
+      ],
+      postgres: [
+        `CREATE TABLE flag_settings (
+          fleet TEXT NOT NULL,
+          flag TEXT NOT NULL,
+          region TEXT NOT NULL,
+          enabled INTEGER NOT NULL,
+          percent DOUBLE PRECISION NOT NULL,
+          updated_at TEXT NOT NULL,
+          updated_by TEXT NOT NULL,
+          PRIMARY KEY (fleet, flag, region)
+        )`,
+      ],
+    },
+  },
+  {
+    // API tokens of the control plane (`meridian token create`): only a SHA-256 of each token is kept.
+    version: 5,
+    name: 'api-tokens',
+    sql: [
+      `CREATE TABLE api_tokens (
+          id TEXT PRIMARY KEY,
+          name TEXT NOT NULL,
+          role TEXT NOT NULL,
+          hash TEXT NOT NULL UNIQUE,
+          created_at TEXT NOT NULL,
+          created_by TEXT NOT NULL,
+          expires_at TEXT,
+          revoked_at TEXT,
+          revoked_by TEXT
+        )`,
+    ],
+  },
 ];
 
 /** The statements of a migration for one backend. */

@@ -11,12 +11,15 @@ import { type AuditBody, ChainWalker, entryHash } from './audit-chain.js';
 import { LATEST_VERSION, MIGRATIONS, statementsFor } from './migrations.js';
 import type { Row, SqlBackend, SqlConn } from './sql.js';
 import type {
+  ApiTokenRecord,
   ApprovalRecord,
   AuditEntry,
   AuditInput,
   AuditVerification,
   Clock,
   ClusterRecord,
+  FlagSettingInput,
+  FlagSettingRecord,
   JsonValue,
   ListAuditOptions,
   ListRolloutsOptions,
@@ -159,6 +162,34 @@ export class SqlStore implements Store {
 
   releaseLocks(rolloutId: string): Promise<number> {
     return this.writing((ops) => ops.releaseLocks(rolloutId));
+  }
+
+  createApiToken(token: Omit<ApiTokenRecord, 'revokedAt' | 'revokedBy'>, by: Actor): Promise<void> {
+    return this.writing((ops) => ops.createApiToken(token, by));
+  }
+
+  apiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined> {
+    return this.reading((ops) => ops.apiTokenByHash(hash));
+  }
+
+  listApiTokens(): Promise<ApiTokenRecord[]> {
+    return this.reading((ops) => ops.listApiTokens());
+  }
+
+  revokeApiToken(id: string, by: Actor): Promise<boolean> {
+    return this.writing((ops) => ops.revokeApiToken(id, by));
+  }
+
+  listFlagSettings(fleet: string): Promise<FlagSettingRecord[]> {
+    return this.reading((ops) => ops.listFlagSettings(fleet));
+  }
+
+  setFlag(setting: FlagSettingInput, by: Actor, reason?: string): Promise<FlagSettingRecord> {
+    return this.writing((ops) => ops.setFlag(setting, by, reason));
+  }
+
+  resetFlag(fleet: string, flag: string, region: string, by: Actor, reason?: string): Promise<boolean> {
+    return this.writing((ops) => ops.resetFlag(fleet, flag, region, by, reason));
   }
 
   verifyAudit(): Promise<AuditVerification> {
@@ -560,6 +591,130 @@ class SqlOps implements StoreOps {
   async releaseLocks(rolloutId: string): Promise<number> {
     return (await this.c.run('DELETE FROM rollout_locks WHERE rollout_id = ?', [rolloutId])).changes;
   }
+
+  async createApiToken(t: Omit<ApiTokenRecord, 'revokedAt' | 'revokedBy'>, by: Actor): Promise<void> {
+    if (await this.c.get('SELECT id FROM api_tokens WHERE id = ? OR hash = ?', [t.id, t.hash])) {
+      throw new StoreError('MERIDIAN_E_STORE_TOKEN_EXISTS', `an API token with id ${t.id} is already recorded in ${this.location}`, {
+        hint: 'create the token again: every token gets a new random id',
+      });
+    }
+    await this.c.run(`INSERT INTO api_tokens (${TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)`, [
+      t.id,
+      t.name,
+      t.role,
+      t.hash,
+      t.createdAt,
+      t.createdBy,
+      t.expiresAt,
+    ]);
+    await this.appendAudit({
+      actor: by,
+      action: 'token.create',
+      subject: t.id,
+      data: { name: t.name, role: t.role, expiresAt: t.expiresAt },
+    });
+  }
+
+  async apiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined> {
+    const row = await this.c.get(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE hash = ?`, [hash]);
+    return row ? tokenFromRow(row) : undefined;
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return (await this.c.all(`SELECT ${TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id`)).map(tokenFromRow);
+  }
+
+  async revokeApiToken(id: string, by: Actor): Promise<boolean> {
+    const at = this.now();
+    const { changes } = await this.c.run('UPDATE api_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL', [
+      at,
+      by.id,
+      id,
+    ]);
+    if (changes === 0) return false;
+    await this.appendAudit({ actor: by, action: 'token.revoke', subject: id });
+    return true;
+  }
+
+  async listFlagSettings(fleet: string): Promise<FlagSettingRecord[]> {
+    const rows = await this.c.all(`SELECT ${FLAG_COLUMNS} FROM flag_settings WHERE fleet = ? ORDER BY flag, region`, [fleet]);
+    return rows.map(flagFromRow);
+  }
+
+  async setFlag(s: FlagSettingInput, by: Actor, reason?: string): Promise<FlagSettingRecord> {
+    const record: FlagSettingRecord = {
+      fleet: s.fleet,
+      flag: s.flag,
+      region: s.region,
+      enabled: s.enabled,
+      percent: s.percent,
+      updatedAt: this.now(),
+      updatedBy: by.id,
+    };
+    await this.c.run(
+      `INSERT INTO flag_settings (${FLAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (fleet, flag, region) DO UPDATE SET enabled = excluded.enabled, percent = excluded.percent,
+         updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      [record.fleet, record.flag, record.region, record.enabled ? 1 : 0, record.percent, record.updatedAt, record.updatedBy],
+    );
+    await this.appendAudit({
+      actor: by,
+      action: 'flag.set',
+      subject: `${s.fleet}/${s.flag}/${s.region}`,
+      reason,
+      data: { fleet: s.fleet, flag: s.flag, region: s.region, enabled: s.enabled, percent: s.percent, was: s.was ?? null },
+    });
+    return record;
+  }
+
+  async resetFlag(fleet: string, flag: string, region: string, by: Actor, reason?: string): Promise<boolean> {
+    const before = await this.c.get(`SELECT ${FLAG_COLUMNS} FROM flag_settings WHERE fleet = ? AND flag = ? AND region = ?`, [
+      fleet,
+      flag,
+      region,
+    ]);
+    if (!before) return false;
+    await this.c.run('DELETE FROM flag_settings WHERE fleet = ? AND flag = ? AND region = ?', [fleet, flag, region]);
+    const was = flagFromRow(before);
+    await this.appendAudit({
+      actor: by,
+      action: 'flag.reset',
+      subject: `${fleet}/${flag}/${region}`,
+      reason,
+      data: { fleet, flag, region, was: { enabled: was.enabled, percent: was.percent, updatedBy: was.updatedBy } },
+    });
+    return true;
+  }
+}
+
+const TOKEN_COLUMNS = 'id, name, role, hash, created_at, created_by, expires_at, revoked_at, revoked_by';
+const FLAG_COLUMNS = 'fleet, flag, region, enabled, percent, updated_at, updated_by';
+
+function flagFromRow(r: Row): FlagSettingRecord {
+  return {
+    fleet: String(r['fleet']),
+    flag: String(r['flag']),
+    region: String(r['region']),
+    enabled: Number(r['enabled']) !== 0,
+    percent: Number(r['percent']),
+    updatedAt: String(r['updated_at']),
+    updatedBy: String(r['updated_by']),
+  };
+}
+
+function tokenFromRow(r: Row): ApiTokenRecord {
+  const opt = (v: unknown): string | null => (v == null ? null : String(v));
+  return {
+    id: String(r['id']),
+    name: String(r['name']),
+    role: String(r['role']),
+    hash: String(r['hash']),
+    createdAt: String(r['created_at']),
+    createdBy: String(r['created_by']),
+    expiresAt: opt(r['expires_at']),
+    revokedAt: opt(r['revoked_at']),
+    revokedBy: opt(r['revoked_by']),
+  };
 }
 
 function rolloutFromRow(r: Row): RolloutRecord {

@@ -177,6 +177,44 @@ export interface ListAuditOptions {
   readonly newestFirst?: boolean | undefined;
 }
 
+/** An API token of the control plane (`meridian token create`), as stored: never the token, only its hash. */
+export interface ApiTokenRecord {
+  /** Public id, also the token's second part (`mrd_<id>_<secret>`); what `token revoke` names. */
+  readonly id: string;
+  readonly name: string;
+  /** `viewer`, `deployer`, `approver` or `admin` (src/server/auth/roles.ts). */
+  readonly role: string;
+  /** SHA-256 (hex) of the whole token. */
+  readonly hash: string;
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly expiresAt: string | null;
+  readonly revokedAt: string | null;
+  readonly revokedBy: string | null;
+}
+
+/** An operator's setting of a flag in one region; it overrides the fleet file's `flags:` there. */
+export interface FlagSettingRecord {
+  readonly fleet: string;
+  readonly flag: string;
+  readonly region: string;
+  readonly enabled: boolean;
+  /** 0..100: the share of users (by a sticky hash) for whom the flag is on while enabled. */
+  readonly percent: number;
+  readonly updatedAt: string;
+  readonly updatedBy: string;
+}
+
+/** What {@link StoreOps.setFlag} records. `was` (the effective state before, as the caller saw it) goes into the audit entry. */
+export interface FlagSettingInput {
+  readonly fleet: string;
+  readonly flag: string;
+  readonly region: string;
+  readonly enabled: boolean;
+  readonly percent: number;
+  readonly was?: JsonValue | undefined;
+}
+
 /** The operations that read and change state; inside {@link Store.withTransaction} they join its transaction. */
 export interface StoreOps {
   /**
@@ -227,6 +265,26 @@ export interface StoreOps {
   putLock(lock: LockRecord): Promise<void>;
   /** Removes every lock a rollout holds; returns how many. */
   releaseLocks(rolloutId: string): Promise<number>;
+
+  // API tokens of the control plane (migration 5). Creating and revoking one writes its audit entry.
+
+  /** Records a new API token (`token.create` in the audit log); MERIDIAN_E_STORE_TOKEN_EXISTS when the id is taken. */
+  createApiToken(token: Omit<ApiTokenRecord, 'revokedAt' | 'revokedBy'>, by: Actor): Promise<void>;
+  /** The token with this hash, revoked or not, or undefined. */
+  apiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined>;
+  /** Every token, oldest first. */
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  /** Revokes a token (`token.revoke`); false when there is no such unrevoked token. */
+  revokeApiToken(id: string, by: Actor): Promise<boolean>;
+
+  // Flags (migration 4): operators' per-region settings over the fleet file's `flags:`. Each change writes its audit entry.
+
+  /** The flag settings of a fleet, sorted by flag and region. */
+  listFlagSettings(fleet: string): Promise<FlagSettingRecord[]>;
+  /** Creates or replaces the setting of a flag in a region, with an audit entry `flag.set` (data: the setting and `was`). */
+  setFlag(setting: FlagSettingInput, by: Actor, reason?: string): Promise<FlagSettingRecord>;
+  /** Removes the setting of a flag in a region (back to the fleet file), with an audit entry `flag.reset`; false when there was none. */
+  resetFlag(fleet: string, flag: string, region: string, by: Actor, reason?: string): Promise<boolean>;
 }
 
 /** Operations available inside a transaction. */

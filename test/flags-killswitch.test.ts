@@ -1,0 +1,149 @@
+/**
+ * The kill switch end to end: `meridian up --detach` runs a small fleet as real processes behind the
+ * router, which follows the flags over OFREP; `meridian flag set beta --region eu --off` must stop new
+ * requests from reaching the eu clusters (they fail over to us), and `--on` brings them back. The delay
+ * is measured and printed; the bound (5 s) is only a safety net — bench/flag-killswitch.ts measures it.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'bin', 'meridian.js');
+const work = mkdtempSync(join(tmpdir(), 'meridian-killswitch-'));
+const fleet = join(work, 'fleet');
+const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+let router = '';
+let control = '';
+
+function meridian(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'oncall' },
+    timeout: 120_000,
+  });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** The same, without blocking the event loop (traffic keeps flowing while the command runs). */
+function meridianAsync(args: string[]): Promise<{ code: number; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: work, env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'oncall' } });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout.resume();
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, err }));
+  });
+}
+
+/** One request as a German client (home region eu); resolves with the region that served it. */
+function send(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${router}checkout`,
+      { agent, headers: { host: 'tiny.example', 'x-client-country': 'DE', 'x-user': `u${Math.floor(Math.random() * 1e9)}` } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.headers['x-meridian-region'] ?? `status ${res.statusCode ?? 0}`)));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+interface Sample {
+  readonly sentAt: number;
+  readonly region: string;
+}
+
+/** Sends requests from 4 sequential clients until `stop()` is true; returns every request's send time and region. */
+async function traffic(stop: (samples: readonly Sample[]) => boolean): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const client = async (): Promise<void> => {
+    while (!stop(samples)) {
+      const sentAt = Date.now();
+      samples.push({ sentAt, region: await send() });
+    }
+  };
+  await Promise.all([client(), client(), client(), client()]);
+  return samples;
+}
+
+beforeAll(() => {
+  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
+  copyRolloutFleet(fleet);
+  const file = join(fleet, 'fleet.yaml');
+  const yaml = readFileSync(file, 'utf8').replace(
+    '    match: { hosts: [tiny.example] }\n',
+    '    match: { hosts: [tiny.example] }\n    flag: beta\n    clientCountryHeader: x-client-country\n    stickiness: { header: x-user }\n',
+  );
+  writeFileSync(file, `${yaml}\nflags:\n  beta: { default: true, description: the beta checkout }\n`);
+  const up = meridian(['up', fleet, '--detach', '--port', '0', '--quiet']);
+  if (up.code !== 0) throw new Error(`meridian up failed (${up.code}): ${up.out}${up.err}`);
+  const info = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { router: string; control: string };
+  router = info.router;
+  control = info.control;
+}, 150_000);
+
+afterAll(() => {
+  agent.destroy();
+  meridian(['down']);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the flag kill switch on a live local fleet', () => {
+  it('serves the flags over OFREP from the control API', async () => {
+    const res = await fetch(`${control}ofrep/v1/evaluate/flags/beta`, {
+      method: 'POST',
+      body: JSON.stringify({ context: { region: 'eu' } }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      key: 'beta',
+      value: true,
+      reason: 'DEFAULT',
+      metadata: { fleet: 'tiny', description: 'the beta checkout' },
+    });
+  });
+
+  it('stops new requests from reaching a region within a second of `flag set --off`, and brings them back with --on', async () => {
+    const before = await traffic((s) => s.length >= 40);
+    expect(before.every((s) => s.region === 'eu')).toBe(true);
+
+    let setDone = 0;
+    const running = traffic((s) => {
+      if (setDone === 0 || s.length === 0) return false;
+      const lastEu = s.reduce((t, x) => (x.region === 'eu' ? Math.max(t, x.sentAt) : t), 0);
+      const quietFor = Date.now() - Math.max(lastEu, setDone);
+      return quietFor > 1000 || Date.now() - setDone > 5000; // 1 s without eu, or the 5 s safety net
+    });
+    const off = await meridianAsync(['flag', 'set', 'beta', '--region', 'eu', '--off', '-f', fleet, '--reason', 'kill switch test']);
+    setDone = Date.now();
+    expect(off.code, off.err).toBe(0);
+    const samples = await running;
+    const entry = (JSON.parse(meridian(['audit', 'log', '-o', 'json', '-n', '1']).out) as { action: string; at: string }[])[0];
+    expect(entry?.action).toBe('flag.set');
+    const committed = Date.parse(entry?.at ?? '');
+
+    const lastEu = Math.max(...samples.filter((s) => s.region === 'eu').map((s) => s.sentAt));
+    const after = samples.filter((s) => s.sentAt > lastEu);
+    const delay = lastEu - committed;
+    console.log(`kill switch: last request served by eu ${delay} ms after the flag change was committed (${samples.length} requests)`);
+    expect(after.length).toBeGreaterThan(20);
+    expect(after.every((s) => s.region === 'us')).toBe(true); // failed over, not failed
+    expect(delay).toBeLessThan(5000);
+    expect((await traffic((s) => s.length >= 40)).every((s) => s.region === 'us')).toBe(true);
+
+    const on = meridian(['flag', 'set', 'beta', '--region', 'eu', '--on', '-f', fleet]);
+    expect(on.code, on.err).toBe(0);
+    const back = await traffic((s) => s.slice(-20).filter((x) => x.region === 'eu').length === 20 || s.length > 5000);
+    expect(back.slice(-20).every((s) => s.region === 'eu')).toBe(true);
+  });
+});
