@@ -15,6 +15,10 @@ export interface UpInfo {
   /** Its bearer token; the file is readable by its owner only. */
   readonly token: string;
   readonly startedAt: string;
+  /** The control plane beside the fleet (`meridian serve`), when it runs. */
+  readonly server?: string;
+  /** The dashboard URL with its in-memory admin token (`#token=…`); the file is readable by its owner only. */
+  readonly dashboard?: string;
 }
 
 export function upFile(io: Io): string {
@@ -25,7 +29,12 @@ export function upFile(io: Io): string {
 export function readUpInfo(io: Io): UpInfo | undefined {
   const file = upFile(io);
   if (!existsSync(file)) return undefined;
-  const info = JSON.parse(readFileSync(file, 'utf8')) as UpInfo;
+  let info: UpInfo;
+  try {
+    info = JSON.parse(readFileSync(file, 'utf8')) as UpInfo;
+  } catch {
+    return undefined; // being written right now (`up --detach` polls for it while the child writes it)
+  }
   try {
     process.kill(info.pid, 0);
     return info;

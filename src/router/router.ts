@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Revision } from '../render/render.js';
+import type { RequestTracer } from '../telemetry/request-tracing.js';
 import { explain, type ClusterHealth, type FlagGate, type RoutingState } from '../routing/index.js';
 import { drainedSet } from '../routing/index.js';
 import { ActiveHealthChecker, checkPolicy, type CheckPolicy, type Probe } from './active-health-checker.js';
@@ -50,6 +51,8 @@ export interface RouterOptions {
   readonly maxBufferedBodyBytes?: number;
   /** `generate` (default): requests without a valid W3C `traceparent` get one; `pass`: forward as received. */
   readonly traceparent?: 'generate' | 'pass';
+  /** Spans for requests (see src/telemetry/request-tracing.ts); none by default. */
+  readonly tracer?: RequestTracer;
   /** Registry for the metrics (default: a new one). */
   readonly registry?: Registry;
   /** On close, requests in flight get this long to finish before their connections are cut, ms (default 10000). */
@@ -119,7 +122,11 @@ export class Router implements ProxyHost, AdminHost {
     this.#log = opts.log ?? noLog;
     this.geoip = opts.geoip === null ? NO_GEOIP : typeof opts.geoip === 'object' ? opts.geoip : new MmdbGeoIp(opts.geoip);
     this.metrics = new RouterMetrics({ ...(opts.registry ? { registry: opts.registry } : {}), collect: (m) => this.#collectEndpoints(m) });
-    this.settings = { maxBufferedBodyBytes: opts.maxBufferedBodyBytes ?? 64 * 1024, traceparent: opts.traceparent ?? 'generate' };
+    this.settings = {
+      maxBufferedBodyBytes: opts.maxBufferedBodyBytes ?? 64 * 1024,
+      traceparent: opts.traceparent ?? 'generate',
+      tracer: opts.tracer ?? null,
+    };
     this.#poolOptions = opts.pool ?? {};
     this.#closeGraceMs = opts.closeGraceMs ?? 10_000;
     this.#adminPrefix = opts.adminPrefix === undefined ? '/_meridian' : opts.adminPrefix;

@@ -11,6 +11,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { InputError } from '../errors.js';
 import { render, type Revision } from '../render/render.js';
 import { loadFleet } from '../spec/load.js';
+import { startTracing } from '../telemetry/tracing.js';
+import { followFlags } from '../flags/ofrep-client.js';
 import { readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
 import { Router, type RouterLog } from './router.js';
 
@@ -28,6 +30,12 @@ export interface StandaloneConfig {
   readonly traceparent?: 'generate' | 'pass';
   /** Worker processes; 1 (default) runs the router in this process. */
   readonly workers?: number;
+  /** OTLP/HTTP collector for request traces; without it the OTEL_* environment decides (off when unset). */
+  readonly otlp?: string;
+  /** An OFREP server (base URL or bulk endpoint) to follow for flag gates; default none (the fleet file's flags). */
+  readonly flags?: string;
+  /** How often to poll `flags`, ms (default 250). */
+  readonly flagsIntervalMs?: number;
 }
 
 export interface RunningRouter {
@@ -71,7 +79,9 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
   const revision = loadRevision(config.fleet);
   let doc = readEndpointsFile(config.endpoints);
   const source = new StaticEndpoints(doc.endpoints, stableVersion(revision));
+  const tracing = await startTracing({ otlp: config.otlp, serviceName: 'meridian-router' });
   const router = new Router({
+    ...(tracing ? { tracer: tracing.requestTracer() } : {}),
     revision,
     endpoints: source,
     ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
@@ -81,6 +91,14 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
   });
   applyDocument(router, doc, null);
   router.flush(true);
+  const flags =
+    config.flags !== undefined
+      ? followFlags(router, {
+          url: config.flags,
+          ...(config.flagsIntervalMs !== undefined ? { intervalMs: config.flagsIntervalMs } : {}),
+          ...(log ? { log } : {}),
+        })
+      : null;
   const { port } = await router.listen(config.port, config.host);
   const adminPort =
     config.adminPort !== undefined && !cluster.isWorker ? (await router.listenAdmin(config.adminPort, config.host)).port : null;
@@ -108,7 +126,9 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
     reload,
     close: async () => {
       process.off('SIGHUP', onHup);
+      flags?.stop();
       await router.close();
+      await tracing?.shutdown();
     },
   };
 }
@@ -200,5 +220,41 @@ export async function startWorkers(config: StandaloneConfig, log?: RouterLog): P
         ),
       );
     },
+  };
+}
+
+/** A router that follows the control plane (`meridian router --server URL`) instead of a fleet and an endpoints file. */
+export interface FollowingConfig {
+  readonly server: string;
+  readonly token: string;
+  readonly port: number;
+  readonly host: string;
+  readonly adminPort?: number;
+  readonly geoip?: string | null;
+  readonly healthChecks?: boolean;
+  readonly traceparent?: 'generate' | 'pass';
+}
+
+/** Runs one router in this process that follows the server's routing table (src/router/server-follower.ts). */
+export async function startFollowing(config: FollowingConfig, log?: RouterLog): Promise<RunningRouter> {
+  const { followServer } = await import('./server-follower.js');
+  const follower = await followServer({
+    server: config.server,
+    token: config.token,
+    router: {
+      ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
+      ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
+      ...(config.traceparent ? { traceparent: config.traceparent } : {}),
+    },
+    ...(log ? { log } : {}),
+  });
+  const { port } = await follower.router.listen(config.port, config.host);
+  const adminPort = config.adminPort !== undefined ? (await follower.router.listenAdmin(config.adminPort, config.host)).port : null;
+  return {
+    port,
+    adminPort,
+    router: follower.router,
+    reload: () => undefined, // the server pushes every change
+    close: () => follower.close(),
   };
 }

@@ -10,7 +10,8 @@ import { PlanError, RolloutError, UsageError } from '../../errors.js';
 import { baselineRevisionId, makePlan, verifyPlan, type Plan } from '../../plan/plan.js';
 import { createRollout, type DriveResult, newRolloutId, requestControl, RolloutEngine, takeOver } from '../../rollout/engine.js';
 import { describeEvent, eventJson } from '../../rollout/events.js';
-import { HealthAnalysis } from '../../rollout/health-analysis.js';
+import { PrometheusSource, routerCountersFromText } from '../../rollout/analysis/index.js';
+import { CanaryAnalysis } from '../../rollout/canary-analysis.js';
 import { holderFor, type Holder } from '../../rollout/lock.js';
 import { type Analysis, type EngineClock, systemClock } from '../../rollout/ports.js';
 import { asSpec, rolloutSpecFromPlan, type RolloutSpec } from '../../rollout/rollout-spec.js';
@@ -20,6 +21,7 @@ import { resolveActor } from '../../store/actor.js';
 import type { Actor, RolloutRecord, Store } from '../../store/store.js';
 import { RemoteTarget } from '../../targets/remote-target.js';
 import { parseDuration } from '../../units/duration.js';
+import { startTracing } from '../../telemetry/tracing.js';
 import { EXIT } from '../exit-codes.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
@@ -39,6 +41,7 @@ export interface DriveFlags {
   healthTimeout: string;
   lockTtl: string;
   poll: string;
+  otlp?: string;
 }
 
 /** Adds the flags of {@link DriveFlags} to a command. */
@@ -56,7 +59,11 @@ export function driveOptions(cmd: Command): Command {
     .option('--summary <file>', 'append a Markdown summary to FILE (e.g. $GITHUB_STEP_SUMMARY)')
     .option('--health-timeout <duration>', 'how long a deploy, promotion or rollback may take to report healthy', '5m')
     .option('--lock-ttl <duration>', 'a driver whose heartbeat is older than this is dead and its lock is taken over', '30s')
-    .option('--poll <duration>', 'between looks at status, controls and approvals', '200ms');
+    .option('--poll <duration>', 'between looks at status, controls and approvals', '200ms')
+    .option(
+      '--otlp <url>',
+      'export the rollout’s trace over OTLP/HTTP to this collector (default: OTEL_EXPORTER_OTLP_ENDPOINT; off when unset)',
+    );
 }
 
 function durationFlag(flag: string, value: string): number {
@@ -130,11 +137,17 @@ export async function findRollout(
 }
 
 /**
- * The analysis gate the CLI uses: health only, until the metric judge (src/rollout/analysis/) is wired in
- * here — it can read the router's counters through `target.routerMetrics()`.
+ * The analysis gate the CLI uses: the canaries' health at the new revision, and the judge over the
+ * fleet's `rollout.analysis` as the rollout recorded it — router metrics from the fleet's router counters
+ * (through the control API), Prometheus metrics from the `url` each names.
  */
-export function analysisFor(target: RemoteTarget): Analysis {
-  return new HealthAnalysis(target);
+export function analysisFor(target: RemoteTarget, spec: RolloutSpec): Analysis {
+  return new CanaryAnalysis({
+    analysis: spec.analysis ?? null,
+    health: target,
+    counters: async () => routerCountersFromText(await target.routerMetrics(), new Date().toISOString()),
+    prometheus: new PrometheusSource(),
+  });
 }
 
 /** Drives a rollout this process holds, printing progress, and returns the exit code. */
@@ -152,19 +165,23 @@ export async function driveAndReport(
   const first = await store.getRollout(id);
   if (!first) throw new RolloutError('MERIDIAN_E_ROLLOUT_UNKNOWN', `there is no rollout ${id}`);
   const spec = asSpec(first.spec);
+  const tracing = await startTracing({ otlp: flags.otlp, serviceName: 'meridian', env: io.env });
+  const traces = tracing ? tracing.rolloutTracer() : null;
   const onEvent = (e: Parameters<typeof describeEvent>[0]): void => {
+    traces?.observe(e, first);
     if (flags.output === 'jsonl') io.out.write(`${JSON.stringify(eventJson(e))}\n`);
     else io.err.write(`${s.dim(`${new Date(e.at).toISOString().slice(11, 19)} ${id}`)} ${describeEvent(e, spec)}\n`);
     if (crashAt > 0 && e.seq === crashAt) process.kill(process.pid, 'SIGKILL'); // the crash test's hook
   };
   // the events so far (the creation, or what a crashed driver left), so that a reader sees the whole log
   for (const e of await store.listRolloutEvents(id)) {
+    traces?.observe(e, first, { replay: true }); // spans that ended before were exported by whoever saw them
     if (flags.output === 'jsonl') io.out.write(`${JSON.stringify(eventJson(e))}\n`);
     else io.err.write(`${s.dim(`${new Date(e.at).toISOString().slice(11, 19)} ${id}`)} ${describeEvent(e, spec)}\n`);
     if (crashAt > 0 && e.seq === crashAt && e.type === 'created') process.kill(process.pid, 'SIGKILL');
   }
   const engine = new RolloutEngine(
-    { store, driver: target, traffic: target.traffic(), analysis: analysisFor(target), clock: opts.clock ?? systemClock },
+    { store, driver: target, traffic: target.traffic(), analysis: analysisFor(target, spec), clock: opts.clock ?? systemClock },
     {
       wait: flags.wait ?? false,
       healthTimeoutMs: durationFlag('--health-timeout', flags.healthTimeout),
@@ -178,6 +195,7 @@ export async function driveAndReport(
     result = await engine.drive(id, holder);
   } finally {
     await target.close();
+    await tracing?.shutdown();
   }
   const code = exitCodeOf(result.outcome);
   const r = result.rollout;

@@ -5,8 +5,9 @@
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { parseDuration } from '../../units/duration.js';
 import type { RouterLog } from '../../router/router.js';
-import { startStandalone, startWorkers, type RunningRouter, type StandaloneConfig } from '../../router/standalone.js';
+import { startFollowing, startStandalone, startWorkers, type RunningRouter, type StandaloneConfig } from '../../router/standalone.js';
 import { type Io, write } from '../io.js';
 import type { Result } from './index.js';
 
@@ -20,6 +21,11 @@ interface RouterFlags {
   geoip?: string | false;
   healthChecks: boolean;
   traceparent: 'generate' | 'pass';
+  flags?: string;
+  flagsInterval: string;
+  otlp?: string;
+  server?: string;
+  token?: string;
 }
 
 function portOf(flag: string, value: string): number {
@@ -27,6 +33,26 @@ function portOf(flag: string, value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new UsageError(`${flag} must be a port number (0..65535), not ${JSON.stringify(value)}`);
   return n;
+}
+
+function flagsUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return value;
+  } catch {
+    // fall through
+  }
+  throw new UsageError(
+    `--flags must be an http(s) URL of an OFREP server, not ${JSON.stringify(value)}`,
+    'e.g. --flags http://127.0.0.1:7070/',
+  );
+}
+
+function flagsInterval(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0)
+    throw new UsageError(`--flags-interval must be a duration like 250ms or 1s, not ${JSON.stringify(value)}`);
+  return ms;
 }
 
 /** Resolves when one of the signals arrives. */
@@ -53,10 +79,25 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
     .option('--geoip <file>', 'MaxMind-format country database (.mmdb); default: the bundled one')
     .option('--no-geoip', 'no GeoIP: clients without a trusted country header have no home region')
     .option('--no-health-checks', 'no active health checks (passive outlier detection still runs)')
+    .option('--flags <url>', 'follow flag gates from this OFREP server (e.g. the `flags` URL `meridian up` prints); see docs/flags.md')
+    .option('--flags-interval <duration>', 'how often to poll --flags', '250ms')
+    .option(
+      '--server <url>',
+      'follow the routing table, revision, drains and flags of this control plane (`meridian serve`) instead of --fleet/--endpoints',
+    )
+    .option('--token <token>', 'bearer token for --server, role viewer or more (default: MERIDIAN_SERVER_TOKEN)')
+    .option(
+      '--otlp <url>',
+      'export a span per request over OTLP/HTTP to this collector (default: OTEL_EXPORTER_OTLP_ENDPOINT; off when unset)',
+    )
     .addOption(
       new Option('--traceparent <mode>', 'requests without a valid W3C traceparent').choices(['generate', 'pass']).default('generate'),
     )
     .action(async (flags: RouterFlags) => {
+      if (flags.server !== undefined) {
+        result.code = await followServerCommand(flags, io);
+        return;
+      }
       if (flags.endpoints === undefined) {
         throw new UsageError(
           'meridian router needs --endpoints FILE.json',
@@ -76,6 +117,8 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
         healthChecks: flags.healthChecks,
         traceparent: flags.traceparent,
         workers,
+        ...(flags.otlp !== undefined ? { otlp: flags.otlp } : {}),
+        ...(flags.flags !== undefined ? { flags: flagsUrl(flags.flags), flagsIntervalMs: flagsInterval(flags.flagsInterval) } : {}),
       };
       const log: RouterLog = (level, message) =>
         void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
@@ -90,4 +133,36 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
       await running.close();
       result.code = 0;
     });
+}
+
+/** `meridian router --server URL`: one router process that follows the control plane. */
+async function followServerCommand(flags: RouterFlags, io: Io): Promise<number> {
+  const token = flags.token ?? io.env['MERIDIAN_SERVER_TOKEN'];
+  if (!token)
+    throw new UsageError(
+      '--server needs a token',
+      'pass --token T (or MERIDIAN_SERVER_TOKEN); create one with `meridian token create --role viewer --name router`',
+    );
+  if (Number(flags.workers) !== 1)
+    throw new UsageError('--workers is not supported with --server yet', 'run one router process per core, each with --server');
+  const log: RouterLog = (level, message) =>
+    void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
+  const running = await startFollowing(
+    {
+      server: flags.server ?? '',
+      token,
+      port: portOf('--port', flags.port),
+      host: flags.host,
+      ...(flags.adminPort !== undefined ? { adminPort: portOf('--admin-port', flags.adminPort) } : {}),
+      ...(flags.geoip === false ? { geoip: null } : typeof flags.geoip === 'string' ? { geoip: flags.geoip } : {}),
+      healthChecks: flags.healthChecks,
+      traceparent: flags.traceparent,
+    },
+    log,
+  );
+  await write(io.out, `meridian router listening on http://${flags.host}:${running.port}, following ${flags.server ?? ''}\n`);
+  const signal = await untilSignal(['SIGINT', 'SIGTERM']);
+  await write(io.err, `${signal}: stopping the router\n`);
+  await running.close();
+  return 0;
 }

@@ -8,9 +8,15 @@ import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
+import { type FlagPoller, followFlags, ofrepHandler, OFREP_BULK_PATH, storeFlagSource } from '../../flags/index.js';
 import { baselineRevisionId } from '../../plan/plan.js';
 import type { Revision } from '../../render/render.js';
+import type { Store } from '../../store/store.js';
+import { parseDuration } from '../../units/duration.js';
 import { Router } from '../../router/router.js';
+import { localLink } from '../../server/fleet-link.js';
+import type { RunningServer } from '../../server/server.js';
+import { serveBesideFleet } from './serve.js';
 import { resolveActor } from '../../store/actor.js';
 import { type ControlApi, startControlApi } from '../../targets/local/control-api.js';
 import { LocalTarget } from '../../targets/local/local-target.js';
@@ -35,6 +41,9 @@ interface UpOptions {
   fresh?: boolean;
   maxReplicas: string;
   quiet?: boolean;
+  flagsInterval: string;
+  server: boolean;
+  serverPort: string;
 }
 
 export function registerUp(program: Command, io: Io, result: Result): void {
@@ -50,6 +59,9 @@ export function registerUp(program: Command, io: Io, result: Result): void {
     .option('--fresh', 'run the fleet as written, even when the store records another revision as running')
     .option('--max-replicas <n>', 'at most this many processes per service per cluster', '2')
     .option('-q, --quiet', 'do not print the services’ output')
+    .option('--flags-interval <duration>', 'how often the router polls the flags (OFREP) endpoint', '250ms')
+    .option('--server-port <n>', 'port of the control plane (API, events, dashboard); another free one when taken', '7070')
+    .option('--no-server', 'do not start the control plane (`meridian serve`) beside the fleet')
     .action(async (dir: string, opts: UpOptions) => {
       if (opts.detach) {
         result.code = await detach(dir, opts, io);
@@ -118,7 +130,10 @@ async function detach(dir: string, opts: UpOptions, io: Io): Promise<number> {
     if (info) {
       await write(
         io.out,
-        `fleet ${info.fleet} is up in the background (pid ${info.pid})\n  router  ${info.router}\n  admin   ${info.admin}\n  log     ${log}\nstop it with: meridian down\n`,
+        `fleet ${info.fleet} is up in the background (pid ${info.pid})\n  router  ${info.router}\n  admin   ${info.admin}\n` +
+          (info.dashboard ? `  dashboard ${info.dashboard}\n` : '') +
+          `  flags   ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP)\n` +
+          `  log     ${log}\nstop it with: meridian down\n`,
       );
       return 0;
     }
@@ -140,6 +155,9 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   }
   const { loaded, rendered } = loadAndRender(dir);
   const actor = resolveActor(opts.actor, io.env);
+  const flagsIntervalMs = parseDuration(opts.flagsInterval);
+  if (flagsIntervalMs === undefined || flagsIntervalMs <= 0)
+    throw new UsageError(`--flags-interval must be a duration like 250ms or 1s, not ${JSON.stringify(opts.flagsInterval)}`);
   const store = await storeFor(opts.state, io);
   const states = await store.clusterStates();
   const baseline = opts.fresh ? null : baselineRevisionId(states);
@@ -162,9 +180,20 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     maxReplicasPerService: Number.parseInt(opts.maxReplicas, 10),
     ...(opts.quiet ? {} : { onOutput: (l) => void io.err.write(`${s.dim(`${l.cluster}/${l.service}#${l.replica}`)} ${l.line}\n`) }),
   });
-  const running: { router?: Router; control?: ControlApi } = {};
+  const running: {
+    router?: Router;
+    control?: ControlApi;
+    flags?: FlagPoller;
+    flagStore?: Store;
+    server?: RunningServer;
+    serverStore?: Store;
+  } = {};
   const stopAll = async (): Promise<void> => {
+    await running.server?.close();
+    await running.serverStore?.close();
+    running.flags?.stop();
     await running.control?.close();
+    await running.flagStore?.close();
     await running.router?.close();
     rmSync(upFile(io), { force: true });
   };
@@ -195,7 +224,30 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   const { port } = await router.listen(Number.parseInt(opts.port, 10));
   const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
   const token = randomBytes(24).toString('hex');
-  running.control = await startControlApi({ target, router, token });
+  // flags: the fleet file's defaults with operators' settings from the store, over OFREP; the router follows them
+  running.flagStore = await storeFor(opts.state, io, { readonly: true });
+  const ofrep = ofrepHandler(storeFlagSource(running.flagStore, rendered.revision), {
+    onError: (err) => say(`flags: ${err instanceof Error ? err.message : String(err)}`),
+  });
+  running.control = await startControlApi({ target, router, token, ofrep });
+  running.flags = followFlags(router, {
+    url: running.control.url,
+    intervalMs: flagsIntervalMs,
+    log: (_level, msg) => say(`router ${msg}`),
+  });
+  // the control plane beside the fleet: its API, event stream and dashboard, over this process's driver and router
+  let dashboard: string | null = null;
+  if (opts.server) {
+    running.serverStore = await storeFor(opts.state, io);
+    const cp = await serveBesideFleet(io, running.serverStore, {
+      preferredPort: Number.parseInt(opts.serverPort, 10),
+      link: localLink(target, router),
+      written: rendered.revision,
+      actor: opts.actor,
+    });
+    running.server = cp.server;
+    dashboard = cp.dashboardUrl;
+  }
   const info: UpInfo = {
     pid: process.pid,
     fleet: revision.fleet,
@@ -205,6 +257,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     control: running.control.url,
     token,
     startedAt: io.now().toISOString(),
+    ...(running.server && dashboard ? { server: running.server.url, dashboard } : {}),
   };
   mkdirSync(dirname(upFile(io)), { recursive: true });
   writeFileSync(upFile(io), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
@@ -213,9 +266,11 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     io.out,
     `fleet ${info.fleet} is up: ${Object.keys(clusters).length} clusters, revision ${revision.id}\n` +
       `  router     ${info.router}\n` +
+      (dashboard ? `  dashboard  ${dashboard}\n` : '') +
       `  metrics    ${info.admin}metrics\n` +
       `  explain    ${info.admin}debug/route?service=web&country=DE\n` +
       `  control    ${info.control} (for \`meridian rollout\`)\n` +
+      `  flags      ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP; the router polls it every ${flagsIntervalMs} ms)\n` +
       `  try        meridian traffic --url ${info.router} --rps 50 --duration 10s\n` +
       `Ctrl-C stops everything.\n`,
   );

@@ -1,0 +1,261 @@
+/**
+ * A router that follows the control plane (`meridian router --server URL --token T`) instead of reading
+ * a fleet and an endpoints file: it loads the routing view (`GET /api/v1/routing`) and the revision in
+ * force, then subscribes to the server's `table` events (the routing view without its traffic shares) and applies each one — a new revision, the
+ * endpoints, canary weights, drains and flag gates — as an atomic table swap. When the server goes away
+ * the router keeps its last table and reconnects with exponential backoff (with `Last-Event-ID`, so
+ * that it gets what it missed; a restarted server sends its current view instead).
+ */
+import type { Revision } from '../render/render.js';
+import { StaticEndpoints, type EndpointsDocument } from './endpoints.js';
+import { RouterError } from './errors.js';
+import { Router, type RouterLog, type RouterOptions } from './router.js';
+
+/** The part of the server's routing view a router follows (see src/server/control-state.ts). */
+export interface FollowedView {
+  readonly tableVersion: number;
+  readonly revision: string | null;
+  /** When the server made the change (ISO). */
+  readonly at?: string;
+  readonly drained: readonly string[];
+  readonly canary: EndpointsDocument['canary'];
+  readonly flags?: Readonly<Record<string, Readonly<Record<string, { readonly enabled: boolean; readonly percent: number }>>>>;
+  readonly endpoints: readonly {
+    readonly cluster: string;
+    readonly service: string;
+    readonly track: 'stable' | 'canary';
+    readonly version: string;
+    readonly host: string;
+    readonly port: number;
+    readonly healthy: boolean;
+    readonly replica: string;
+  }[];
+}
+
+export interface FollowOptions {
+  /** The server's base URL (`http://127.0.0.1:7070/`). */
+  readonly server: string;
+  /** A bearer token with at least the viewer role. */
+  readonly token: string;
+  /** The router's other options (GeoIP, health checks, …). */
+  readonly router?: Omit<RouterOptions, 'revision' | 'endpoints' | 'state'>;
+  readonly log?: RouterLog;
+  /** Called after each view is applied, with its table version. */
+  readonly onApplied?: (view: FollowedView) => void;
+  /** First reconnect delay, ms (default 250); doubles up to `maxBackoffMs` (default 10000). */
+  readonly backoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** A stream silent this long is dead (the server sends heartbeats), ms (default 45000). */
+  readonly idleMs?: number;
+}
+
+/** A router that follows a server. */
+export interface ServerFollower {
+  readonly router: Router;
+  /** The table version last applied. */
+  readonly applied: number;
+  /** True while the event stream is open. */
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+const noLog: RouterLog = () => undefined;
+
+/**
+ * Loads the routing view and revision from the server (retrying with backoff until it answers), builds
+ * the router over them, and follows the event stream. Resolves once the router has its first table.
+ */
+export async function followServer(opts: FollowOptions): Promise<ServerFollower> {
+  const log = opts.log ?? noLog;
+  const base = opts.server.endsWith('/') ? opts.server : `${opts.server}/`;
+  const headers = { authorization: `Bearer ${opts.token}` };
+  const first = opts.backoffMs ?? 250;
+  const max = opts.maxBackoffMs ?? 10_000;
+  const ctl = new AbortController();
+  let closed = false;
+
+  async function getJson(path: string): Promise<unknown> {
+    const res = await fetch(new URL(path, base), { headers, signal: AbortSignal.any([ctl.signal, AbortSignal.timeout(10_000)]) });
+    const text = await res.text();
+    if (!res.ok) {
+      let message = text.slice(0, 300);
+      try {
+        const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+        if (e?.message) message = `${e.code ?? ''} ${e.message}`.trim();
+      } catch {
+        // not JSON
+      }
+      const err = new RouterError(
+        'MERIDIAN_E_ROUTER_SERVER',
+        `the control plane at ${base} answered ${res.status} to ${path}: ${message}`,
+        {
+          hint:
+            res.status === 401 || res.status === 403
+              ? 'pass a token with at least the viewer role: --token, or MERIDIAN_SERVER_TOKEN'
+              : 'check the server',
+        },
+      );
+      if (res.status === 401 || res.status === 403) (err as { fatal?: boolean }).fatal = true;
+      throw err;
+    }
+    return JSON.parse(text) as unknown;
+  }
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      ctl.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  const jitter = (ms: number): number => Math.round(ms * (0.8 + Math.random() * 0.4));
+
+  // the first table: wait for the server as long as it takes (a wrong token is fatal)
+  let view: FollowedView;
+  let revision: Revision;
+  for (let delay = first; ; delay = Math.min(max, delay * 2)) {
+    try {
+      view = (await getJson('api/v1/routing')) as FollowedView;
+      if (view.revision === null) throw new RouterError('MERIDIAN_E_ROUTER_SERVER', `the control plane at ${base} knows no fleet yet`);
+      revision = (await getJson(`api/v1/revisions/${encodeURIComponent(view.revision)}`)) as Revision;
+      break;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) throw err;
+      log('warn', `waiting for the control plane at ${base}: ${(err as Error).message}; again in ${delay} ms`);
+      await sleep(jitter(delay));
+    }
+  }
+
+  const versionOf = (rev: Revision) => (c: string, s: string) => rev.clusters[c]?.services[s]?.version ?? 'unknown';
+  const source = new StaticEndpoints(view.endpoints, versionOf(revision));
+  const router = new Router({
+    ...opts.router,
+    revision,
+    endpoints: source,
+    ...(opts.log ? { log: opts.log } : {}),
+    state: { drained: view.drained, canary: view.canary, ...(view.flags ? { flags: view.flags } : {}) },
+  });
+  router.flush(true);
+  let current: FollowedView = view;
+  let applied = view.tableVersion;
+  let connected = false;
+  opts.onApplied?.(view);
+
+  async function apply(next: FollowedView): Promise<void> {
+    if (next.revision !== null && next.revision !== router.revision.id) {
+      const rev = (await getJson(`api/v1/revisions/${encodeURIComponent(next.revision)}`)) as Revision;
+      router.setRevision(rev);
+    }
+    // endpoints are listed again only when they changed (a drain or a weight leaves them as they are)
+    if (JSON.stringify(next.endpoints) !== JSON.stringify(current.endpoints)) source.replace(next.endpoints);
+    for (const [svc, byCluster] of Object.entries(current.canary)) {
+      for (const c of Object.keys(byCluster)) if (!next.canary[svc]?.[c]) router.setCanary(svc, c, null);
+    }
+    for (const [svc, byCluster] of Object.entries(next.canary))
+      for (const [c, canary] of Object.entries(byCluster)) router.setCanary(svc, c, canary);
+    router.setDrained(
+      current.drained.filter((d) => !next.drained.includes(d)),
+      false,
+    );
+    router.setDrained(next.drained, true);
+    if (next.flags) router.setFlags(next.flags);
+    router.flush(true);
+    current = next;
+    applied = next.tableVersion;
+    const lag = next.at ? Date.now() - Date.parse(next.at) : Number.NaN;
+    log(
+      'info',
+      `routing table ${next.tableVersion} applied (revision ${next.revision ?? '-'}, ${next.endpoints.length} endpoints, ${next.drained.length} drained)${Number.isFinite(lag) ? `, ${lag} ms after the change` : ''}`,
+    );
+    opts.onApplied?.(next);
+  }
+
+  // applies events one at a time, in order
+  let chain = Promise.resolve();
+  const enqueue = (v: FollowedView): void => {
+    chain = chain
+      .then(() => apply(v))
+      .catch((err: unknown) =>
+        log('error', `could not apply routing table ${v.tableVersion}: ${(err as Error).message}; keeping the previous one`),
+      );
+  };
+
+  async function stream(lastId: string | null): Promise<string | null> {
+    const idle = opts.idleMs ?? 45_000;
+    const local = new AbortController();
+    const abort = (): void => local.abort();
+    ctl.signal.addEventListener('abort', abort, { once: true });
+    let watchdog = setTimeout(abort, idle);
+    try {
+      const res = await fetch(new URL('api/v1/events?types=table', base), {
+        headers: { ...headers, accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
+        signal: local.signal,
+      });
+      if (!res.ok || !res.body) {
+        const err = new RouterError('MERIDIAN_E_ROUTER_SERVER', `the control plane's event stream answered ${res.status}`);
+        if (res.status === 401 || res.status === 403) log('error', `${err.message}: the token is refused`);
+        throw err;
+      }
+      connected = true;
+      log('info', `following the control plane at ${base}`);
+      const decoder = new TextDecoder();
+      let buf = '';
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(abort, idle);
+        buf += decoder.decode(chunk, { stream: true });
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let event = 'message';
+          const data: string[] = [];
+          let id: string | null = null;
+          for (const line of frame.split('\n')) {
+            if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+            else if (line.startsWith('event:')) event = line.slice(6).trim();
+            else if (line.startsWith('id:')) id = line.slice(3).trim();
+          }
+          if (id !== null) lastId = id;
+          if ((event === 'table' || event === 'routing') && data.length > 0) enqueue(JSON.parse(data.join('\n')) as FollowedView);
+        }
+      }
+    } catch (err) {
+      if (!closed) log('warn', `lost the control plane at ${base} (${(err as Error).message}); keeping routing table ${applied}`);
+    } finally {
+      clearTimeout(watchdog);
+      ctl.signal.removeEventListener('abort', abort);
+      connected = false;
+    }
+    return lastId;
+  }
+
+  const loop = (async () => {
+    let lastId: string | null = null;
+    let delay = first;
+    while (!closed) {
+      const opened = Date.now();
+      lastId = await stream(lastId);
+      if (closed) break;
+      if (Date.now() - opened > 10_000) delay = first; // it had been up a while: start the backoff again
+      log('info', `reconnecting to the control plane in ${delay} ms`);
+      await sleep(jitter(delay));
+      delay = Math.min(max, delay * 2);
+    }
+  })();
+
+  return {
+    router,
+    get applied() {
+      return applied;
+    },
+    get connected() {
+      return connected;
+    },
+    close: async () => {
+      closed = true;
+      ctl.abort();
+      await loop;
+      await chain;
+      await router.close();
+    },
+  };
+}

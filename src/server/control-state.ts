@@ -1,0 +1,589 @@
+/**
+ * What the control plane knows and tells: the revision in force, drains, canary weights, endpoints and
+ * health of the running fleet, live traffic, rollouts and the audit log. It watches the store (the
+ * audit log moves on every change, so one cheap poll of its head sees every rollout transition,
+ * approval and state change made by any process) and the fleet, keeps the routing view that routers
+ * follow, and publishes every change on the event hub.
+ */
+import { canonicalJson } from '../render/canonical.js';
+import type { Revision } from '../render/render.js';
+import { baselineRevisionId } from '../plan/plan.js';
+import { changedServices } from '../rollout/engine.js';
+import { FINAL_STATES } from '../rollout/events.js';
+import { asSpec } from '../rollout/rollout-spec.js';
+import { rolloutView } from '../rollout/summary.js';
+import { trafficTable } from '../routing/traffic-table.js';
+import type { Actor, AuditEntry, RolloutRecord, Store } from '../store/store.js';
+import type { Endpoint, TrackStatus } from '../targets/target.js';
+import { ApiError } from './api-error.js';
+import type { EventHub } from './event-hub.js';
+import type { FleetLink } from './fleet-link.js';
+import { sampleOf, trafficBetween, type TrafficSample, type TrafficView } from './traffic-sampler.js';
+
+/** One endpoint as routers receive it. */
+export interface RoutingEndpoint {
+  readonly cluster: string;
+  readonly service: string;
+  readonly track: 'stable' | 'canary';
+  readonly version: string;
+  readonly host: string;
+  readonly port: number;
+  readonly healthy: boolean;
+  readonly replica: string;
+}
+
+/** A share of one client region's traffic. */
+export interface RoutingShare {
+  readonly cluster: string;
+  readonly version: string;
+  readonly share: number;
+}
+
+/**
+ * What routers follow (the `table` event): the routing view without the traffic shares, published as
+ * soon as something changes, before the shares are computed.
+ */
+export type TableView = Omit<RoutingView, 'services'>;
+
+/**
+ * The routing view: what `GET /api/v1/routing` answers and every `routing` event carries, whole. Routers
+ * follow `revision`, `endpoints`, `canary`, `drained` and `flags` (through `table` events); the dashboard
+ * reads `services`.
+ */
+export interface RoutingView {
+  /** Goes up by one whenever anything a router follows changes. */
+  readonly tableVersion: number;
+  readonly revision: string | null;
+  readonly at: string;
+  /** service → client region → where its traffic goes, by cluster and version (shares of 1). */
+  readonly services: Readonly<Record<string, Readonly<Record<string, readonly RoutingShare[]>>>>;
+  readonly drained: readonly string[];
+  readonly canary: Readonly<Record<string, Readonly<Record<string, { readonly weight: number; readonly version: string }>>>>;
+  /** flag → region → gate in force (operators' settings over the fleet file). */
+  readonly flags: Readonly<Record<string, Readonly<Record<string, { readonly enabled: boolean; readonly percent: number }>>>>;
+  readonly endpoints: readonly RoutingEndpoint[];
+}
+
+/** One service track in a cluster, for `GET /api/v1/clusters`. */
+export interface ClusterServiceView {
+  readonly service: string;
+  readonly track: 'stable' | 'canary';
+  readonly revision: string;
+  readonly version: string;
+  readonly healthy: boolean;
+  readonly replicas: number;
+  readonly ready: number;
+  readonly restarts: number;
+  readonly lastError: string | null;
+}
+
+/** A cluster, what runs in it and its health. */
+export interface ClusterView {
+  readonly name: string;
+  readonly region: string;
+  readonly jurisdiction: string;
+  readonly drained: boolean;
+  /** Every track reports healthy (false when the fleet cannot be reached). */
+  readonly healthy: boolean;
+  /** The revision the store records as running there. */
+  readonly revision: string | null;
+  readonly status: string | null;
+  readonly reachable: boolean;
+  readonly error: string | null;
+  readonly services: readonly ClusterServiceView[];
+}
+
+/** A rollout as listed. */
+export interface RolloutSummary {
+  readonly id: string;
+  readonly kind: string;
+  readonly fleet: string;
+  readonly state: string;
+  readonly revision: string;
+  readonly from: string | null;
+  readonly author: string;
+  readonly wave: string | null;
+  readonly waveIndex: number;
+  readonly step: number | null;
+  /** The highest canary weight in force, percent, or null. */
+  readonly canaryWeight: number | null;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt: string | null;
+}
+
+export interface ControlStateOptions {
+  readonly store: Store;
+  readonly hub: EventHub;
+  readonly link?: FleetLink | null | undefined;
+  /** The fleet as written (`meridian serve FLEET`): in force when the store records nothing running. */
+  readonly written?: Revision | null | undefined;
+  /** Between looks at the store's audit head, ms (default 250). */
+  readonly storePollMs?: number | undefined;
+  /** Between looks at the fleet (health, endpoints, traffic), ms (default 2000). */
+  readonly fleetPollMs?: number | undefined;
+  /** Called with each rollout that changed (oldest first; all of them at start), e.g. to feed metrics. */
+  readonly onRolloutChanged?: ((rollout: RolloutRecord) => Promise<void>) | undefined;
+  /** The flag gates in force (flag → region → gate), for routers; absent: none. */
+  readonly flags?: ((revision: Revision) => Promise<RoutingView['flags']>) | undefined;
+  readonly log?: ((message: string) => void) | undefined;
+}
+
+const AUDIT_PAGE = 500;
+
+/** The control plane's live state. Call {@link start} once; {@link stop} on shutdown. */
+export class ControlState {
+  readonly #o: ControlStateOptions;
+  #revision: Revision | null = null;
+  /** What the store records each cluster runs. */
+  #stateOf: Awaited<ReturnType<Store['clusterStates']>> = {};
+  readonly #revisions = new Map<string, Revision>();
+  #drained = new Set<string>();
+  #canary: RoutingView['canary'] = {};
+  #flags: RoutingView['flags'] = {};
+  #endpoints: RoutingEndpoint[] = [];
+  #table: TableView;
+  /** The whole view, computed from #table when first asked for after a change. */
+  #routing: RoutingView | null = null;
+  #routingKey = '';
+  #clusters: ClusterView[] = [];
+  #clustersKey = '';
+  #traffic: TrafficView = { at: new Date(0).toISOString(), windowSeconds: 0, flows: [] };
+  #lastSample: TrafficSample | null = null;
+  #auditSeq = 0;
+  #rollouts = new Map<string, string>();
+  #timers: NodeJS.Timeout[] = [];
+  #unsubscribe: (() => void) | null = null;
+  #fleetSoon: NodeJS.Timeout | null = null;
+  #storeBusy = false;
+  #fleetBusy = false;
+  #stopped = false;
+
+  constructor(opts: ControlStateOptions) {
+    this.#o = opts;
+    this.#table = {
+      tableVersion: 0,
+      revision: null,
+      at: new Date().toISOString(),
+      drained: [],
+      canary: {},
+      flags: {},
+      endpoints: [],
+    };
+  }
+
+  get revision(): Revision | null {
+    return this.#revision;
+  }
+
+  get routing(): RoutingView {
+    if (this.#routing === null) {
+      const t = this.#table;
+      const rev = t.revision === null ? null : this.#revision;
+      this.#routing = { ...t, services: rev ? sharesOf(rev, t.drained, t.canary) : {} };
+    }
+    return this.#routing;
+  }
+
+  get clusters(): readonly ClusterView[] {
+    return this.#clusters;
+  }
+
+  get traffic(): TrafficView {
+    return this.#traffic;
+  }
+
+  get drained(): ReadonlySet<string> {
+    return this.#drained;
+  }
+
+  get link(): FleetLink | null {
+    return this.#o.link ?? null;
+  }
+
+  /** Loads the state (revision, drains from the audit log, rollouts, the fleet) and starts watching. */
+  async start(): Promise<void> {
+    await this.#loadRevision();
+    await this.#loadFlags();
+    await this.#readAudit(true);
+    // drains outlive a restart: the fleet's own router (inside `meridian up`) starts without them
+    if (this.#drained.size > 0) await this.#o.link?.setDrained([...this.#drained], true);
+    await this.#loadRollouts(false);
+    await this.#pollFleet();
+    this.#recompute();
+    this.#timers.push(setInterval(() => void this.pollStore(), this.#o.storePollMs ?? 250));
+    if (this.#o.link) {
+      this.#timers.push(setInterval(() => void this.#pollFleet(), this.#o.fleetPollMs ?? 2000));
+      this.#unsubscribe = this.#o.link.subscribe(() => this.#fleetNow());
+    }
+    for (const t of this.#timers) t.unref();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    if (this.#fleetSoon) clearTimeout(this.#fleetSoon);
+    this.#unsubscribe?.();
+  }
+
+  /** A revision by id (cached: revisions are immutable). */
+  async revisionById(id: string): Promise<Revision | undefined> {
+    const hit = this.#revisions.get(id);
+    if (hit) return hit;
+    if (this.#o.written?.id === id) return this.#o.written; // the fleet as written, not recorded yet
+    const rev = await this.#o.store.getRevision(id);
+    if (rev) this.#revisions.set(id, rev);
+    return rev;
+  }
+
+  /**
+   * Drains (or undrains) a cluster or a region: recorded in the audit log (`routing.drain`, which is
+   * also where a restarted server learns its drains), applied to the fleet's router, published.
+   */
+  async drain(kind: 'cluster' | 'region', name: string, drained: boolean, actor: Actor, reason?: string): Promise<TableView> {
+    const rev = this.#revision;
+    const known = kind === 'cluster' ? rev?.clusters[name] : rev?.regions[name];
+    if (!rev || !known) {
+      const names = Object.keys((kind === 'cluster' ? rev?.clusters : rev?.regions) ?? {});
+      throw new ApiError('MERIDIAN_E_API_NOT_FOUND', `there is no ${kind} ${name} in the fleet`, {
+        hint: names.length ? `the ${kind}s are: ${names.join(', ')}` : 'the control plane knows no fleet yet',
+      });
+    }
+    await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
+    this.#applyDrain(name, drained);
+    this.#recompute(); // routers that follow the server learn it now
+    const view = this.#table;
+    await this.#o.link?.setDrained([name], drained);
+    await this.pollStore(); // publishes the audit entry
+    return view;
+  }
+
+  /** Looks at the store's audit head and follows what changed. Public for tests and for callers that just wrote. */
+  async pollStore(): Promise<void> {
+    if (this.#storeBusy || this.#stopped) return;
+    this.#storeBusy = true;
+    try {
+      const entries = await this.#readAudit(false);
+      if (entries.length === 0) return;
+      const kinds = new Set(entries.map((e) => e.action.split('.')[0] ?? ''));
+      if (kinds.has('cluster')) await this.#loadRevision();
+      if (kinds.has('flag') || kinds.has('cluster')) await this.#loadFlags();
+      if (kinds.has('rollout') || kinds.has('rollback') || kinds.has('approval') || kinds.has('cluster')) await this.#loadRollouts(true);
+      this.#recompute();
+    } catch (err) {
+      this.#o.log?.(`cannot read the store: ${(err as Error).message}`);
+    } finally {
+      this.#storeBusy = false;
+    }
+  }
+
+  async #readAudit(initial: boolean): Promise<AuditEntry[]> {
+    const out: AuditEntry[] = [];
+    for (;;) {
+      const page = await this.#o.store.listAudit({ afterSeq: this.#auditSeq, limit: AUDIT_PAGE });
+      for (const e of page) {
+        if (e.action === 'routing.drain') {
+          const d = e.data as { drained?: unknown } | null;
+          this.#applyDrain(e.subject, d?.drained === true);
+        }
+        if (!initial) {
+          this.#o.hub.publish('audit', auditJson(e));
+          if (e.action.startsWith('flag.')) this.#o.hub.publish('flag', { name: e.subject, action: e.action, data: e.data });
+        }
+        out.push(e);
+        this.#auditSeq = e.seq;
+      }
+      if (page.length < AUDIT_PAGE) break;
+      if (!initial) break; // the rest on the next poll
+    }
+    return out;
+  }
+
+  #applyDrain(name: string, drained: boolean): void {
+    if (drained) this.#drained.add(name);
+    else this.#drained.delete(name);
+  }
+
+  async #loadRevision(): Promise<void> {
+    const states = await this.#o.store.clusterStates();
+    const id = baselineRevisionId(states);
+    const rev = id ? await this.revisionById(id) : undefined;
+    this.#revision = rev ?? this.#o.written ?? null;
+    this.#stateOf = states;
+  }
+
+  async #loadFlags(): Promise<void> {
+    const rev = this.#revision;
+    if (!rev || !this.#o.flags) return;
+    try {
+      this.#flags = await this.#o.flags(rev);
+    } catch (err) {
+      this.#o.log?.(`cannot read the flags: ${(err as Error).message}`);
+    }
+  }
+
+  async #loadRollouts(publish: boolean): Promise<void> {
+    const list = await this.#o.store.listRollouts({ limit: 100 });
+    const canary: Record<string, Record<string, { weight: number; version: string }>> = {};
+    if (this.#o.onRolloutChanged) {
+      for (const r of [...list].reverse()) {
+        if (this.#rollouts.get(r.id) !== r.updatedAt) await this.#o.onRolloutChanged(r);
+      }
+    }
+    for (const r of list) {
+      const changed = this.#rollouts.get(r.id) !== r.updatedAt;
+      this.#rollouts.set(r.id, r.updatedAt);
+      const active = !FINAL_STATES.includes(r.state);
+      if (!active && !(publish && changed)) continue;
+      const summary = await this.rolloutSummary(r);
+      if (publish && changed) this.#o.hub.publish('rollout', summary);
+      if (active) await this.#addCanaries(r, canary);
+    }
+    this.#canary = canary;
+  }
+
+  async #addCanaries(r: RolloutRecord, into: Record<string, Record<string, { weight: number; version: string }>>): Promise<void> {
+    const spec = asSpec(r.spec);
+    const view = rolloutView(r, spec, await this.#o.store.listRolloutEvents(r.id), [], Date.now());
+    const to = await this.revisionById(spec.revision);
+    const from = spec.previous ? await this.revisionById(spec.previous) : undefined;
+    for (const [cluster, weight] of Object.entries(view.weights)) {
+      const toState = to?.clusters[cluster];
+      if (!toState) continue;
+      for (const svc of changedServices(from?.clusters[cluster], toState)) {
+        const version = toState.services[svc]?.version;
+        if (version !== undefined) (into[svc] ??= {})[cluster] = { weight, version };
+      }
+    }
+  }
+
+  /** The listing form of a rollout. */
+  async rolloutSummary(r: RolloutRecord): Promise<RolloutSummary> {
+    const spec = asSpec(r.spec);
+    let canaryWeight: number | null = null;
+    if (!FINAL_STATES.includes(r.state)) {
+      const view = rolloutView(r, spec, await this.#o.store.listRolloutEvents(r.id), [], Date.now());
+      const ws = Object.values(view.weights);
+      canaryWeight = ws.length > 0 ? Math.max(...ws) : null;
+    }
+    return {
+      id: r.id,
+      kind: r.kind,
+      fleet: r.fleet,
+      state: r.state,
+      revision: r.toRevision,
+      from: r.fromRevision,
+      author: r.author,
+      wave: spec.config.waves[r.wave]?.name ?? null,
+      waveIndex: r.wave,
+      step: r.step,
+      canaryWeight,
+      startedAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      finishedAt: r.finishedAt,
+    };
+  }
+
+  #fleetNow(): void {
+    if (this.#fleetSoon) return;
+    this.#fleetSoon = setTimeout(() => {
+      this.#fleetSoon = null;
+      void this.#pollFleet();
+    }, 50);
+    this.#fleetSoon.unref();
+  }
+
+  async #pollFleet(): Promise<void> {
+    const link = this.#o.link;
+    const rev = this.#revision;
+    if (!link || !rev || this.#fleetBusy || this.#stopped) {
+      if (!link) this.#clustersFromStore();
+      return;
+    }
+    this.#fleetBusy = true;
+    try {
+      const names = Object.keys(rev.clusters);
+      const results = await Promise.all(
+        names.map(async (name) => {
+          try {
+            const [status, endpoints] = await Promise.all([link.status(name), link.endpoints(name)]);
+            return { name, status, endpoints, error: null };
+          } catch (err) {
+            return { name, status: null, endpoints: [] as readonly Endpoint[], error: (err as Error).message };
+          }
+        }),
+      );
+      const clusters: ClusterView[] = results.map(({ name, status, error }) => {
+        const services: ClusterServiceView[] = [];
+        for (const [service, tracks] of Object.entries(status?.services ?? {})) {
+          for (const t of Object.values(tracks) as TrackStatus[]) services.push(serviceView(service, t));
+        }
+        return this.#clusterView(name, services, status !== null, error);
+      });
+      const reachable = results.some((r) => r.status !== null);
+      if (reachable || this.#endpoints.length === 0) {
+        // a fleet that cannot be reached keeps its last endpoints: routers keep routing
+        this.#endpoints = results
+          .flatMap((r) => r.endpoints)
+          .map((e) => ({
+            cluster: e.cluster,
+            service: e.service,
+            track: e.track,
+            version: e.version,
+            host: e.host,
+            port: e.port,
+            healthy: e.healthy,
+            replica: e.replica,
+          }))
+          .sort((a, b) => (a.cluster + a.service + a.replica < b.cluster + b.service + b.replica ? -1 : 1));
+      }
+      this.#setClusters(clusters);
+      const text = await link.routerMetrics();
+      if (text !== null) {
+        const sample = sampleOf(text, Date.now());
+        if (this.#lastSample) {
+          this.#traffic = trafficBetween(this.#lastSample, sample, (c) => rev.clusters[c]?.region ?? '');
+          this.#o.hub.publish('traffic', this.#traffic);
+        }
+        this.#lastSample = sample;
+      }
+      this.#recompute();
+    } finally {
+      this.#fleetBusy = false;
+    }
+  }
+
+  #clusterView(name: string, services: ClusterServiceView[], reachable: boolean, error: string | null): ClusterView {
+    const c = this.#revision?.clusters[name];
+    const region = c?.region ?? '';
+    const rec = this.#stateOf[name];
+    return {
+      name,
+      region,
+      jurisdiction: c?.jurisdiction ?? '',
+      drained: this.#drained.has(name) || this.#drained.has(region),
+      healthy: reachable && services.every((s) => s.healthy),
+      revision: rec?.revisionId ?? null,
+      status: rec?.status ?? null,
+      reachable,
+      error,
+      services: services.sort((a, b) => (a.service + a.track < b.service + b.track ? -1 : 1)),
+    };
+  }
+
+  /** Without a link to the fleet: what the store records as running, health unknown. */
+  #clustersFromStore(): void {
+    const rev = this.#revision;
+    if (!rev) return;
+    const clusters = Object.keys(rev.clusters).map((name) => {
+      const rec = this.#stateOf[name];
+      const services: ClusterServiceView[] = Object.entries(rec?.state.services ?? {}).map(([service, s]) => ({
+        service,
+        track: 'stable',
+        revision: rec?.revisionId ?? '',
+        version: s.version,
+        healthy: false,
+        replicas: s.replicas,
+        ready: 0,
+        restarts: 0,
+        lastError: null,
+      }));
+      return this.#clusterView(name, services, false, 'the control plane has no link to the fleet (start it with --control URL)');
+    });
+    this.#setClusters(clusters);
+  }
+
+  #setClusters(clusters: ClusterView[]): void {
+    const key = JSON.stringify(clusters);
+    this.#clusters = clusters;
+    if (key === this.#clustersKey) return;
+    this.#clustersKey = key;
+    this.#o.hub.publish('health', { clusters });
+  }
+
+  /** Rebuilds the routing view; publishes it when something routers follow changed. */
+  #recompute(): void {
+    const rev = this.#revision;
+    const drained = [...this.#drained].sort();
+    const key = canonicalJson({ revision: rev?.id ?? null, drained, canary: this.#canary, flags: this.#flags, endpoints: this.#endpoints });
+    // drains show in the cluster views too
+    if (this.#clusters.some((c) => c.drained !== (this.#drained.has(c.name) || this.#drained.has(c.region)))) {
+      this.#setClusters(this.#clusters.map((c) => ({ ...c, drained: this.#drained.has(c.name) || this.#drained.has(c.region) })));
+    }
+    if (key === this.#routingKey) return;
+    this.#routingKey = key;
+    const table: TableView = {
+      tableVersion: this.#table.tableVersion + 1,
+      revision: rev?.id ?? null,
+      at: new Date().toISOString(),
+      drained,
+      canary: this.#canary,
+      flags: this.#flags,
+      endpoints: this.#endpoints,
+    };
+    this.#table = table;
+    this.#o.hub.publish('table', table); // routers first: the shares take a routing-table build
+    this.#routing = null;
+    // the shares only when someone watches them (a dashboard); else when asked for
+    if (this.#o.hub.wants('routing')) this.#o.hub.publish('routing', this.routing);
+  }
+
+  /** The routing view without the traffic shares (what `table` events carry). */
+  get table(): TableView {
+    return this.#table;
+  }
+}
+
+function serviceView(service: string, t: TrackStatus): ClusterServiceView {
+  return {
+    service,
+    track: t.track,
+    revision: t.revisionId,
+    version: t.version,
+    healthy: t.healthy,
+    replicas: t.desiredReplicas,
+    ready: t.readyReplicas,
+    restarts: t.restarts,
+    lastError: t.lastError,
+  };
+}
+
+function sharesOf(rev: Revision, drained: readonly string[], canary: RoutingView['canary']): RoutingView['services'] {
+  let tt;
+  try {
+    tt = trafficTable(rev, { drained, canary });
+  } catch {
+    return {};
+  }
+  const out: Record<string, Record<string, RoutingShare[]>> = {};
+  for (const [svc, byClient] of Object.entries(tt.services)) {
+    const rows: Record<string, RoutingShare[]> = {};
+    for (const [client, traffic] of Object.entries(byClient)) {
+      const list: RoutingShare[] = [];
+      for (const [cluster, v] of Object.entries(traffic.clusters)) {
+        const round = (x: number): number => Math.round(x * 1e6) / 1e6;
+        const stable = rev.clusters[cluster]?.services[svc]?.version ?? 'unknown';
+        if (v.stable > 0) list.push({ cluster, version: stable, share: round(v.stable) });
+        if (v.canary > 0) list.push({ cluster, version: canary[svc]?.[cluster]?.version ?? 'canary', share: round(v.canary) });
+      }
+      rows[client] = list;
+    }
+    out[svc] = rows;
+  }
+  return out;
+}
+
+/** An audit entry as the API shows it. */
+export function auditJson(e: AuditEntry): Record<string, unknown> {
+  return {
+    seq: e.seq,
+    at: e.at,
+    actor: e.actor.id,
+    via: e.actor.via ?? null,
+    action: e.action,
+    subject: e.subject,
+    reason: e.reason,
+    detail: e.data,
+    hash: e.hash,
+  };
+}

@@ -1,0 +1,282 @@
+/**
+ * `meridian serve`: the control plane over node:http — the API of src/server/routes.ts, the event
+ * stream, Prometheus metrics, OFREP flag evaluation at /ofrep/v1/, and the dashboard's static files at
+ * `/`. Every API call but the document and liveness needs a bearer token whose role allows it; every
+ * mutating call is audited with the identity that made it.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { z } from 'zod';
+import { ofrepHandler, type OfrepHandler } from '../flags/ofrep-handler.js';
+import { storeFlagSource } from '../flags/store-source.js';
+import { flagState } from '../flags/flag-state.js';
+import type { Revision } from '../render/render.js';
+import type { RolloutRecord, Store } from '../store/store.js';
+import { ApiError, errorBody, statusOf } from './api-error.js';
+import { authorize, Authenticator, bearerOf } from './auth/authenticate.js';
+import { type OidcConfig, OidcVerifier } from './auth/oidc.js';
+import type { Identity } from './auth/roles.js';
+import { ControlState } from './control-state.js';
+import { EventHub } from './event-hub.js';
+import type { FleetLink } from './fleet-link.js';
+import { openApiDocument } from './openapi.js';
+import { compile, match, type CompiledRoute, type RouteSpec } from './route.js';
+import { apiRoutes, flagDefinitions } from './routes.js';
+import { ServerMetrics } from './server-metrics.js';
+import { staticHandler } from './static.js';
+import { registerRolloutMetrics } from '../telemetry/rollout-metrics.js';
+
+/** The version the server reports. */
+export const SERVER_VERSION = '0.1.0';
+
+export interface ServerOptions {
+  readonly store: Store;
+  /** Default 0 (a free port). */
+  readonly port?: number | undefined;
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined;
+  readonly link?: FleetLink | null | undefined;
+  /** The fleet as written, in force while the store records nothing running. */
+  readonly written?: Revision | null | undefined;
+  readonly oidc?: OidcConfig | undefined;
+  /** An in-memory admin token (what `meridian up` puts into the dashboard URL). */
+  readonly localAdmin?: { readonly token: string; readonly id: string } | undefined;
+  /** The dashboard's directory, or null for none. */
+  readonly dashboard?: string | null | undefined;
+  readonly storePollMs?: number | undefined;
+  readonly fleetPollMs?: number | undefined;
+  readonly heartbeatMs?: number | undefined;
+  readonly log?: ((level: 'info' | 'error', message: string) => void) | undefined;
+}
+
+export interface RunningServer {
+  /** `http://HOST:PORT/` */
+  readonly url: string;
+  readonly port: number;
+  readonly state: ControlState;
+  readonly hub: EventHub;
+  readonly routes: readonly RouteSpec[];
+  readonly openapi: Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new ApiError('MERIDIAN_E_API_BAD_REQUEST', `the request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('MERIDIAN_E_API_BAD_REQUEST', `the request body is not JSON: ${(err as Error).message}`, {
+      hint: 'send a JSON object with `content-type: application/json`',
+    });
+  }
+}
+
+function parseBody<B>(schema: z.ZodType<B>, value: unknown, where: string): B {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(body)'}: ${i.message}`).join('; ');
+  throw new ApiError('MERIDIAN_E_API_INVALID', `the body of ${where} is invalid: ${problems}`, {
+    hint: 'see the request schema in /api/v1/openapi.json',
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(text);
+}
+
+/** Starts the control plane. */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const metrics = new ServerMetrics();
+  let state: ControlState | null = null;
+  // rollout metrics (src/telemetry/rollout-metrics.ts), fed with every rollout event the store holds, in order
+  const rolloutMetrics = registerRolloutMetrics(metrics.registry, {
+    ...(opts.written ? { revision: opts.written } : {}),
+    regionOf: (cluster) => state?.revision?.clusters[cluster]?.region,
+  });
+  const fedUpTo = new Map<string, number>();
+  const feed = async (r: RolloutRecord): Promise<void> => {
+    const events = await opts.store.listRolloutEvents(r.id, { afterSeq: fedUpTo.get(r.id) ?? 0 });
+    for (const e of events) rolloutMetrics.observe(e, r);
+    const last = events[events.length - 1];
+    if (last) fedUpTo.set(r.id, last.seq);
+  };
+  const hub = new EventHub({
+    ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    snapshot: (t) => {
+      if (!state) return undefined;
+      if (t === 'routing') return state.routing;
+      if (t === 'table') return state.table;
+      if (t === 'health') return { clusters: state.clusters };
+      if (t === 'traffic') return state.traffic;
+      return undefined;
+    },
+    onSubscribersChanged: (n) => metrics.subscribers.set(n),
+    onPublish: (type) => metrics.events.inc({ type }),
+  });
+  const log = opts.log ?? (() => undefined);
+  state = new ControlState({
+    store: opts.store,
+    hub,
+    link: opts.link,
+    written: opts.written,
+    storePollMs: opts.storePollMs,
+    fleetPollMs: opts.fleetPollMs,
+    onRolloutChanged: feed,
+    flags: async (rev) => {
+      const st = flagState(flagDefinitions(rev), await opts.store.listFlagSettings(rev.fleet));
+      const out: Record<string, Record<string, { enabled: boolean; percent: number }>> = {};
+      for (const [name, f] of Object.entries(st.flags)) {
+        out[name] = Object.fromEntries(Object.entries(f.regions).map(([r, g]) => [r, { enabled: g.enabled, percent: g.percent }]));
+      }
+      return out;
+    },
+    log: (m) => log('error', m),
+  });
+  const auth = new Authenticator({
+    store: opts.store,
+    oidc: opts.oidc ? new OidcVerifier(opts.oidc) : undefined,
+    localAdmin: opts.localAdmin,
+  });
+  let doc: Record<string, unknown> = {};
+  const specs = apiRoutes({ store: opts.store, state, hub, registry: metrics.registry, version: SERVER_VERSION, openapi: () => doc });
+  doc = openApiDocument(specs, SERVER_VERSION);
+  const routes: CompiledRoute[] = specs.map(compile);
+  const dashboard = opts.dashboard ? staticHandler(opts.dashboard) : null;
+  const st = state;
+  let ofrep: OfrepHandler | null = null;
+  const ofrepFor = (): OfrepHandler | null => {
+    const rev = st.revision;
+    if (!rev) return null;
+    ofrep ??= ofrepHandler(
+      { load: () => storeFlagSource(opts.store, flagDefinitions(st.revision ?? rev)).load() },
+      { onError: (err) => log('error', `OFREP: ${String(err)}`) },
+    );
+    return ofrep;
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    let label = 'unmatched';
+    const done = (code: number): void => {
+      metrics.requests.inc({ method, route: label, code: String(code) });
+      metrics.duration.observe({ method, route: label }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    try {
+      if (url.pathname.startsWith('/ofrep/')) {
+        label = '/ofrep/v1';
+        const h = ofrepFor();
+        if (h && h(req, res)) {
+          res.on('finish', () => done(res.statusCode));
+          return;
+        }
+        throw new ApiError('MERIDIAN_E_API_UNAVAILABLE', 'flag evaluation needs a fleet, and the control plane knows none yet');
+      }
+      const m = match(routes, method, url.pathname);
+      if (m.route === null) {
+        if (!url.pathname.startsWith('/api/') && dashboard?.(req, res)) {
+          label = 'dashboard';
+          res.on('finish', () => done(res.statusCode));
+          return;
+        }
+        if (m.allowed.length > 0) {
+          res.setHeader('allow', m.allowed.join(', '));
+          throw new ApiError('MERIDIAN_E_API_METHOD', `${method} is not allowed on ${url.pathname}`, {
+            hint: `use ${m.allowed.join(' or ')}`,
+          });
+        }
+        throw new ApiError('MERIDIAN_E_API_NOT_FOUND', `there is no ${url.pathname}`, {
+          hint: 'the API is described at /api/v1/openapi.json',
+        });
+      }
+      const spec = m.route.spec;
+      label = spec.path;
+      let identity: Identity | null = null;
+      if (spec.permission !== null) {
+        try {
+          identity = await auth.identify(bearerOf(req, url));
+          authorize(identity, spec.permission, spec.action ?? `${method} ${spec.path}`);
+        } catch (err) {
+          metrics.authFailures.inc({ reason: statusOf(err) === 403 ? 'forbidden' : 'unauthenticated' });
+          throw err;
+        }
+      }
+      const body = spec.body ? parseBody(spec.body, await readJson(req), `${method} ${spec.path}`) : undefined;
+      const actor = identity ? { id: identity.id, via: identity.via } : { id: 'anonymous', via: 'none' };
+      const out = await spec.handle({ req, res, url, params: m.params, body, identity, actor });
+      if (spec.response.kind === 'sse') {
+        done(200);
+        return;
+      }
+      if (spec.response.kind === 'text') {
+        const text = String(out);
+        res.writeHead(200, {
+          'content-type': spec.response.contentType,
+          'content-length': Buffer.byteLength(text),
+          'cache-control': 'no-store',
+        });
+        res.end(text);
+        done(200);
+        return;
+      }
+      const status = spec.response.kind === 'json' ? (spec.response.status ?? 200) : 200;
+      sendJson(res, status, out);
+      done(status);
+    } catch (err) {
+      const status = statusOf(err);
+      if (status >= 500 && !(err instanceof ApiError))
+        log('error', `${method} ${url.pathname}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (res.headersSent) res.destroy();
+      else sendJson(res, status, errorBody(err));
+      done(status);
+    }
+  }
+
+  await state.start();
+  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handle(req, res));
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return {
+    url: `http://${shownHost}:${port}/`,
+    port,
+    state,
+    hub,
+    routes: specs,
+    openapi: doc,
+    close: async () => {
+      st.stop();
+      hub.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await opts.link?.close();
+    },
+  };
+}
