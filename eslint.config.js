@@ -27,4 +27,30 @@ export default tseslint.config(
       },
     },
   },
+  {
+    // the dashboard: plain browser ES modules (src/server/dashboard/assets)
+    files: ['src/server/dashboard/assets/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly',
+        window: 'readonly',
+        location: 'readonly',
+        history: 'readonly',
+        sessionStorage: 'readonly',
+        localStorage: 'readonly',
+        fetch: 'readonly',
+        EventSource: 'readonly',
+        FormData: 'readonly',
+        matchMedia: 'readonly',
+        Node: 'readonly',
+        HTMLElement: 'readonly',
+        HTMLInputElement: 'readonly',
+        HTMLFormElement: 'readonly',
+        HTMLButtonElement: 'readonly',
+        HTMLSelectElement: 'readonly',
+        FocusEvent: 'readonly',
+        MessageEvent: 'readonly',
+      },
+    },
+  },
 );
