@@ -41,8 +41,12 @@ export type EndpointSource =
       subscribe?(listener: (event: EndpointEvent) => void): () => void;
     };
 
-/** Events after which an endpoint must not receive new requests, before the source lists endpoints again. */
+/**
+ * Events after which an endpoint must not receive new requests, before the source lists endpoints again.
+ * `replica-draining` comes before a planned stop: requests in flight finish, no new one is sent.
+ */
 export const ENDPOINT_GONE_EVENTS: ReadonlySet<string> = new Set([
+  'replica-draining',
   'replica-exited',
   'replica-stopped',
   'replica-unhealthy',

@@ -157,6 +157,8 @@ export class ControlState {
   #fleetSoon: NodeJS.Timeout | null = null;
   #storeBusy = false;
   #fleetBusy = false;
+  /** A poll was asked for while one ran (e.g. a replica began draining after its endpoints were read): poll again. */
+  #fleetAgain = false;
   #stopped = false;
 
   constructor(opts: ControlStateOptions) {
@@ -398,6 +400,7 @@ export class ControlState {
     const rev = this.#revision;
     if (!link || !rev || this.#fleetBusy || this.#stopped) {
       if (!link) this.#clustersFromStore();
+      if (this.#fleetBusy) this.#fleetAgain = true;
       return;
     }
     this.#fleetBusy = true;
@@ -450,6 +453,10 @@ export class ControlState {
       this.#recompute();
     } finally {
       this.#fleetBusy = false;
+      if (this.#fleetAgain && !this.#stopped) {
+        this.#fleetAgain = false;
+        this.#fleetNow();
+      }
     }
   }
 

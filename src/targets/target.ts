@@ -105,6 +105,12 @@ export const TARGET_EVENT_TYPES = [
   'replica-unhealthy',
   'replica-exited',
   'replica-restarting',
+  /**
+   * The replica is about to be stopped (replaced, scaled in, removed): take it out of rotation now. The
+   * driver waits a drain delay after this before it signals the replica, so that routers stop sending it
+   * new requests first (as Kubernetes removes a pod from its endpoints before SIGTERM).
+   */
+  'replica-draining',
   'replica-stopped',
   'track-healthy',
   'track-unhealthy',

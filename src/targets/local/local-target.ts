@@ -62,6 +62,12 @@ export const DEFAULT_LOCAL_HEALTH: LocalHealthOptions = {
   startupGraceMs: 10_000,
 };
 
+/**
+ * The default drain delay: long enough for a router in this process (at once) or one following the control
+ * plane (event, endpoint poll, table push: well under a second here) to stop choosing the replica.
+ */
+export const DEFAULT_DRAIN_MS = 1000;
+
 /** Variables passed through from the driver's environment to every replica by default. */
 export const DEFAULT_INHERITED_ENV = [
   'PATH',
@@ -97,6 +103,12 @@ export interface LocalTargetOptions {
   readonly health?: Partial<LocalHealthOptions>;
   /** Between SIGTERM and SIGKILL when stopping a replica (default 5000 ms). */
   readonly graceMs?: number;
+  /**
+   * Between announcing a serving replica as `replica-draining` (routers take it out of rotation) and its
+   * SIGTERM, so that no router sends it a new request once it closes its listener (default
+   * {@link DEFAULT_DRAIN_MS}). Not waited when the whole driver closes.
+   */
+  readonly drainMs?: number;
   /** Restart backoff (default 250 ms doubling to 30 s, ±20 %, reset after 30 s up). */
   readonly backoff?: Partial<BackoffPolicy>;
   readonly clock?: Clock;
@@ -142,6 +154,8 @@ interface Replica {
   readonly proc: SupervisedProcess;
   readonly health: HealthCounter;
   stopping: boolean;
+  /** Set once the replica is being stopped: resolves when its process is gone. */
+  stopped: Promise<void> | null;
   readyThisRun: boolean;
   spawnedAt: number;
   lastError: string | null;
@@ -192,6 +206,10 @@ export class LocalTarget implements Target {
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #listeners = new Set<TargetEventListener>();
   readonly #stopping = new Set<Promise<void>>();
+  /** Ends the drain delays in progress at once (the driver is closing). */
+  readonly #drains = new Set<() => void>();
+  readonly #drainMs: number;
+  #closing = false;
   #serial = 0;
   #closed: Promise<void> | undefined;
 
@@ -199,6 +217,12 @@ export class LocalTarget implements Target {
     this.#opts = opts;
     this.#health = { ...DEFAULT_LOCAL_HEALTH, ...opts.health };
     this.#cap = opts.maxReplicasPerService ?? 2;
+    this.#drainMs = opts.drainMs ?? DEFAULT_DRAIN_MS;
+    if (!Number.isFinite(this.#drainMs) || this.#drainMs < 0) {
+      throw new TargetError('MERIDIAN_E_TARGET_OPTIONS', `drainMs must be a number of milliseconds ≥ 0 (got ${String(opts.drainMs)})`, {
+        hint: 'pass drainMs: 0 to stop replicas without a drain delay',
+      });
+    }
     this.#clock = opts.clock ?? systemClock;
     this.#supervisor = new ProcessSupervisor({
       clock: this.#clock,
@@ -281,6 +305,9 @@ export class LocalTarget implements Target {
   }
 
   async #close(): Promise<void> {
+    // everything goes, routers included: no drain delay, and the ones under way end now
+    this.#closing = true;
+    for (const wake of [...this.#drains]) wake();
     await Promise.allSettled([...this.#queues.values()]);
     const all = [...this.#clusters.keys()].map((cluster) => this.#remove({ cluster }));
     await Promise.allSettled(all);
@@ -520,6 +547,7 @@ export class LocalTarget implements Target {
       }),
       health: new HealthCounter(this.#health),
       stopping: false,
+      stopped: null,
       readyThisRun: false,
       spawnedAt: this.#clock.now(),
       lastError: null,
@@ -547,17 +575,45 @@ export class LocalTarget implements Target {
     }
   }
 
+  /**
+   * Stops a replica: one that may be receiving traffic is first announced as `replica-draining` (it is
+   * no longer listed in {@link endpoints}), then signalled after the drain delay, so that routers have
+   * taken it out of rotation before it closes its listener.
+   */
   #stopReplica(t: TrackState, r: Replica): Promise<void> {
+    if (r.stopped) return r.stopped;
+    const serving = r.proc.state === 'running' && r.health.ready;
     r.stopping = true;
-    const p = r.proc.stop().then(() => {
+    let stop: Promise<void>;
+    if (serving && !this.#closing && this.#drainMs > 0) {
+      this.#emit('replica-draining', t, r, { reason: `draining for ${this.#drainMs} ms before SIGTERM` });
+      stop = this.#drain(this.#drainMs).then(() => r.proc.stop());
+    } else {
+      stop = r.proc.stop();
+    }
+    const p = stop.then(() => {
       const i = t.replicas.indexOf(r);
       if (i >= 0) t.replicas.splice(i, 1);
       this.#ports.release(r.port);
       this.#emit('replica-stopped', t, r, {});
     });
+    r.stopped = p;
     this.#stopping.add(p);
     void p.finally(() => this.#stopping.delete(p));
     return p;
+  }
+
+  /** Waits `ms` on the driver's clock, or less if the driver closes meanwhile. */
+  #drain(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.#clock.clearTimeout(timer);
+        this.#drains.delete(wake);
+        resolve();
+      };
+      const timer = this.#clock.setTimeout(wake, ms);
+      this.#drains.add(wake);
+    });
   }
 
   // ---- remove -----------------------------------------------------------------------------------
@@ -577,7 +633,7 @@ export class LocalTarget implements Target {
     if (t.timer !== undefined) this.#clock.clearTimeout(t.timer);
     t.timer = undefined;
     this.#clusters.get(t.cluster)?.delete(`${t.service}/${t.track}`);
-    await Promise.all(t.replicas.map((r) => (r.stopping ? r.proc.stop() : this.#stopReplica(t, r))));
+    await Promise.all(t.replicas.map((r) => r.stopped ?? this.#stopReplica(t, r)));
     this.#emit('track-removed', t, undefined, {});
   }
 

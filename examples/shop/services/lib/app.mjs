@@ -67,8 +67,10 @@ export function serve({ service, handle } = {}) {
     const headers = { 'content-type': 'application/json', 'x-served-by': `${info.service}@${info.cluster}` };
     const trace = req.headers.traceparent;
     if (typeof trace === 'string' && TRACEPARENT.test(trace.trim())) headers.traceparent = trace.trim();
-    if (shuttingDown) headers.connection = 'close';
     const send = (status, body) => {
+      // checked when answering, not on arrival: a request in flight at SIGTERM must not keep its
+      // keep-alive connection (and so the process) open after it is answered
+      if (shuttingDown) headers.connection = 'close';
       res.writeHead(status, headers);
       res.end(`${JSON.stringify(body)}\n`);
     };
