@@ -14,6 +14,12 @@
  *
  * Needs `nginx` and `wrk` (Debian packages); prints a note and exits 0 without them.
  * Run: `npx tsx bench/router-throughput.ts [--duration 10] [--rounds 3] [--json]`
+ *
+ * On a shared, noisy machine requests/s and CPU time move with the neighbours' load. `--callgrind N`
+ * measures instead what does not: the instructions each Node proxy (bare undici, Meridian) executes per
+ * request, under valgrind's callgrind, over N requests (after `--warm` requests), sent by an undici
+ * client in this process with the same headers as wrk's; rounds alternate. Reported in total and without
+ * V8's optimising compiler and major GC, which fall at random into a window (needs `valgrind`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +37,19 @@ const arg = (name: string, dflt: number): number => {
 const DURATION = arg('duration', 10);
 const ROUNDS = arg('rounds', 3);
 const JSON_OUT = process.argv.includes('--json');
+const strArg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+/** `--peers undici,meridian`: measure only these (default all three). */
+const PEERS = (strArg('peers') ?? 'nginx,undici,meridian').split(',') as Peer[];
+/** `--no-workers`: skip the 1-vs-2-workers part. */
+const WORKERS = !process.argv.includes('--no-workers');
+/** `--cpu-prof DIR`: the Node proxies write V8 CPU profiles there (slower; for finding where time goes). */
+const CPU_PROF = strArg('cpu-prof');
+/** `--callgrind N`: count instructions per request over N requests instead of timing (see above). */
+const CALLGRIND = arg('callgrind', 0);
+const WARM = arg('warm', 10_000);
 const CONNECTIONS = 64;
 const BODY = 'x'.repeat(100);
 
@@ -247,6 +266,136 @@ http {
 
 type Peer = 'nginx' | 'undici' | 'meridian';
 
+const profArgs = (peer: Peer): string[] => (CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, peer)]);
+
+/** The node command under callgrind, instrumentation off until `callgrind_control --instr=on`. */
+function callgrindWrap(dir: string, nodeArgs: string[]): [string, string[]] {
+  const out = join(dir, 'callgrind.%p');
+  return [
+    'valgrind',
+    [
+      '-q',
+      '--tool=callgrind',
+      '--smc-check=all-non-file',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${out}`,
+      process.execPath,
+      ...nodeArgs,
+    ],
+  ];
+}
+
+/** Sends `n` requests like wrk's script, `concurrency` at a time, over keep-alive connections; returns the non-2xx count. */
+async function drive(port: number, n: number, concurrency = 16): Promise<number> {
+  const { Pool } = await import('undici');
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency });
+  let next = 0;
+  let bad = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const r = await pool.request({
+        path: '/',
+        method: 'GET',
+        headers: { host: 'shop.example', cookie: `mrd_uid=user-${i % 1000}`, 'x-forwarded-for': '81.2.69.160' },
+      });
+      if (r.statusCode !== 200) bad++;
+      await r.body.dump();
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, () => worker()));
+  await pool.close();
+  return bad;
+}
+
+interface InstructionCount {
+  /** Instructions per request, all threads. */
+  total: number;
+  /** Of which V8's optimising compilers and major (mark-compact) GC: they land at random in a window. */
+  compiler: number;
+  majorGc: number;
+}
+
+/** Instructions per request in a callgrind dump, split as {@link InstructionCount}. */
+function readCallgrind(file: string, n: number): InstructionCount {
+  const out = spawnSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
+  let total = 0;
+  let compiler = 0;
+  let majorGc = 0;
+  for (const line of out.split('\n')) {
+    const m = /^\s*([\d,]+) \([^)]*\)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const v = Number((m[1] as string).replaceAll(',', ''));
+    const what = m[2] as string;
+    if (what.includes('PROGRAM TOTALS')) total = v;
+    else if (/compiler::|[Mm]aglev|[Tt]urboshaft|OptimizedCompilationJob|Compiler::|Pipeline/.test(what)) compiler += v;
+    else if (/MarkCompact|ConcurrentMarking|MarkingVisitor|Sweeper|MarkingWorklist|IncrementalMarking|MarkingBarrier/.test(what))
+      majorGc += v;
+  }
+  return { total: total / n, compiler: compiler / n, majorGc: majorGc / n };
+}
+
+async function instructionRounds(dir: string, launch: (peer: Peer) => Promise<{ proc: ChildProcess; port: number }>): Promise<void> {
+  if (!has('valgrind') || !has('callgrind_control') || !has('callgrind_annotate')) {
+    console.log('> router-throughput --callgrind: skipped (needs valgrind: `apt-get install -y valgrind`)');
+    return;
+  }
+  const peers: Peer[] = (['undici', 'meridian'] as const).filter((p) => PEERS.includes(p));
+  const counts: Record<string, InstructionCount[]> = { undici: [], meridian: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const peer of round % 2 === 0 ? peers : [...peers].reverse()) {
+      const { proc, port } = await launch(peer);
+      const pid = String(proc.pid);
+      const bad = await drive(port, WARM);
+      spawnSync('callgrind_control', ['--instr=on', pid]);
+      spawnSync('callgrind_control', ['-z', pid]);
+      const badMeasured = await drive(port, CALLGRIND);
+      spawnSync('callgrind_control', ['-d', pid]);
+      const dumped = (): boolean => readdirSync(dir).some((f) => f.startsWith(`callgrind.${pid}.`));
+      for (let i = 0; i < 100 && !dumped(); i++) await new Promise((r) => setTimeout(r, 100));
+      await stop(proc);
+      if (bad + badMeasured > 0) throw new Error(`${peer}: ${bad + badMeasured} requests failed`);
+      const dumps = readdirSync(dir)
+        .filter((f) => f.startsWith(`callgrind.${pid}.`))
+        .sort();
+      const last = dumps[dumps.length - 1];
+      if (last === undefined) throw new Error(`${peer}: no callgrind dump`);
+      const c = readCallgrind(join(dir, last), CALLGRIND);
+      (counts[peer] as InstructionCount[]).push(c);
+      for (const f of readdirSync(dir)) if (f.startsWith(`callgrind.${pid}`)) rmSync(join(dir, f));
+      if (!JSON_OUT) process.stderr.write(`round ${round + 1} ${peer}: ${Math.round(c.total)} instructions/request\n`);
+    }
+  }
+  const steady = (c: InstructionCount): number => c.total - c.compiler - c.majorGc;
+  const u = counts.undici ?? [];
+  const m = counts.meridian ?? [];
+  const ratio = {
+    total: median(u.map((c) => c.total)) / median(m.map((c) => c.total)),
+    steady: median(u.map(steady)) / median(m.map(steady)),
+  };
+  if (JSON_OUT) {
+    console.log(JSON.stringify({ requests: CALLGRIND, warm: WARM, rounds: ROUNDS, counts, ratio }, null, 2));
+    return;
+  }
+  const k = (x: number): string => `${(x / 1000).toFixed(1)}k`;
+  console.log('### Instructions per request (bench/router-throughput.ts --callgrind)\n');
+  console.log(`${CALLGRIND} requests after ${WARM} of warm-up, 16 at a time; ${ROUNDS} rounds in alternating order; medians.\n`);
+  console.log('| proxy | instructions / request | without compiler and major GC | runs (without) |');
+  console.log('| --- | ---: | ---: | --- |');
+  for (const [name, cs] of [
+    ['bare undici (Node)', u],
+    ['Meridian router, every feature on', m],
+  ] as const) {
+    console.log(
+      `| ${name} | ${k(median(cs.map((c) => c.total)))} | ${k(median(cs.map(steady)))} | ${cs.map((c) => k(steady(c))).join(', ')} |`,
+    );
+  }
+  const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+  console.log(
+    `\n- router / bare undici (throughput goes as 1 / work per request): ${pct(ratio.total)} in total, ${pct(ratio.steady)} without compiler and major GC`,
+  );
+}
+
 async function main(): Promise<void> {
   if (!NGINX || !has('wrk')) {
     console.log('> router-throughput: skipped (needs the Debian packages nginx and wrk: `apt-get install -y nginx wrk`)');
@@ -283,21 +432,33 @@ async function main(): Promise<void> {
           : [NGINX, ['-c', join(dir, 'proxy.conf'), '-p', dir]];
         proc = start(c, a);
       } else if (peer === 'undici') {
-        const args = [join(ROOT, 'bench', 'lib', 'bare-undici-proxy.mjs'), String(port), `127.0.0.1:${p1}:3`, `127.0.0.1:${p2}:1`];
-        const [c, a] = cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
+        const args = [
+          ...profArgs('undici'),
+          join(ROOT, 'bench', 'lib', 'bare-undici-proxy.mjs'),
+          String(port),
+          `127.0.0.1:${p1}:3`,
+          `127.0.0.1:${p2}:1`,
+        ];
+        const [c, a] = CALLGRIND > 0 ? callgrindWrap(dir, args) : cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
         proc = start(c, a);
       } else {
         const config = { fleet: dir, endpoints: join(dir, 'endpoints.json'), port, host: '127.0.0.1', workers };
-        const args = ['--import', 'tsx', join(ROOT, 'src', 'router', 'worker-main.ts')];
-        const [c, a] = cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
+        const args = [...profArgs('meridian'), '--import', 'tsx', join(ROOT, 'src', 'router', 'worker-main.ts')];
+        const [c, a] = CALLGRIND > 0 ? callgrindWrap(dir, args) : cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
         proc = start(c, a, { MERIDIAN_ROUTER_CONFIG: JSON.stringify(config) });
       }
-      await waitPort(port);
+      await waitPort(port, CALLGRIND > 0 ? 300_000 : 15_000);
       return { proc, port };
     };
 
+    if (CALLGRIND > 0) {
+      await instructionRounds(dir, (peer) => launch(peer));
+      await stop(upstream);
+      return;
+    }
+
     const results: Record<Peer, WrkResult[]> = { nginx: [], undici: [], meridian: [] };
-    const peers: Peer[] = ['nginx', 'undici', 'meridian'];
+    const peers: Peer[] = (['nginx', 'undici', 'meridian'] as const).filter((p) => PEERS.includes(p));
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? peers : [...peers].reverse();
       for (const peer of order) {
@@ -308,7 +469,7 @@ async function main(): Promise<void> {
       }
     }
     const workers: Record<string, WrkResult[]> = { '1': [], '2': [] };
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < (WORKERS ? ROUNDS : 0); round++) {
       for (const n of round % 2 === 0 ? [1, 2] : [2, 1]) {
         const { proc, port } = await launch('meridian', n, null);
         await wrk(port, 3, join(dir, 'req.lua'));

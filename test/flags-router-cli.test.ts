@@ -106,7 +106,12 @@ describe('meridian router --flags', () => {
 
     expect(['local-a', 'local-b']).toContain(await cluster());
     await store.setFlag({ fleet: 'tiny', flag: 'beta', region: 'eu', enabled: false, percent: 100 }, oncall);
-    await until(async () => (await cluster()) === 'local-c', 10_000, 'eu to stop serving');
+    // every worker polls on its own: wait until a run of answers (each worker asked in turn) shows it applied
+    const allServedBy = async (want: string): Promise<boolean> => {
+      for (let i = 0; i < workers * 3; i++) if ((await cluster()) !== want) return false;
+      return true;
+    };
+    await until(() => allServedBy('local-c'), 10_000, 'eu to stop serving');
     for (let i = 0; i < 30; i++) expect(await cluster()).toBe('local-c');
     await store.resetFlag('tiny', 'beta', 'eu', oncall);
     await until(async () => (await cluster()) !== 'local-c', 10_000, 'eu to serve again');

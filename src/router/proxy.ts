@@ -5,13 +5,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Writable, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { createDecision, decide, isIdempotent, nextAttempt, residencyRule, type Decision } from '../routing/index.js';
 import type { RouterClock } from './clock.js';
 import type { GeoIp } from './geoip.js';
 import type { OutlierDetector } from './outlier-detector.js';
-import { REASON, codeClass, type RouterMetrics } from './router-metrics.js';
+import type { RequestSpan, RequestTracer } from '../telemetry/request-tracing.js';
+import { REASON, REASONS, codeClass, type RouterMetrics } from './router-metrics.js';
 import type { ServiceRuntime, Snapshot } from './snapshot.js';
 import type { Upstream } from './upstream.js';
 
@@ -34,6 +35,8 @@ export interface ProxySettings {
   readonly maxBufferedBodyBytes: number;
   /** `generate`: a request without a valid `traceparent` gets a new one; `pass`: forwarded as received. */
   readonly traceparent: 'generate' | 'pass';
+  /** Starts a span per request when tracing is on; null when off (one check per request, nothing else). */
+  readonly tracer: RequestTracer | null;
 }
 
 /** Hop-by-hop request headers (RFC 9110 §7.6.1) plus `proxy-connection`; never forwarded. */
@@ -93,13 +96,13 @@ export function cookieValue(header: string, name: string): string | undefined {
 }
 
 /** The client address from X-Forwarded-For: the right-most entry that is not a trusted proxy. */
-export function clientFromForwardedFor(xff: string, isTrusted: (a: string) => boolean): string | null {
+export function clientFromForwardedFor(xff: string, trusted: ((a: string) => boolean) | { has(a: string): boolean }): string | null {
   let end = xff.length;
   while (end > 0) {
     const comma = xff.lastIndexOf(',', end - 1);
     const a = xff.slice(comma + 1, end).trim();
     end = comma < 0 ? 0 : comma;
-    if (a.length > 0 && !isTrusted(a)) return a;
+    if (a.length > 0 && !(typeof trusted === 'function' ? trusted(a) : trusted.has(a))) return a;
   }
   return null;
 }
@@ -125,21 +128,100 @@ function classify(err: unknown): Failure {
   return 'reset';
 }
 
-/** Swallows a response that will be retried elsewhere. */
-function discard(): Writable {
-  return new Writable({
-    write(_c, _e, cb) {
-      cb();
-    },
-  });
+/** Whether a raw header name (any case) is `name` (lower-case, of the same length). */
+function isNamed(raw: Buffer, name: string): boolean {
+  // `| 0x20` lower-cases ASCII letters and keeps `-`; a header name has no control characters
+  for (let i = 0; i < name.length; i++) if (((raw[i] as number) | 0x20) !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** A response header about one connection (RFC 9110 §7.6.1), never passed on; matched on the raw name. */
+function isHopByHopResponse(raw: Buffer): boolean {
+  switch (raw.length) {
+    case 2:
+      return isNamed(raw, 'te');
+    case 7:
+      return isNamed(raw, 'upgrade') || isNamed(raw, 'trailer');
+    case 10:
+      return isNamed(raw, 'connection') || isNamed(raw, 'keep-alive');
+    case 16:
+      return isNamed(raw, 'proxy-connection');
+    case 17:
+      return isNamed(raw, 'transfer-encoding');
+    default:
+      return false;
+  }
+}
+
+/** Response header names most upstreams send, by length: passed on as these constants instead of a new string each. */
+const COMMON_RESPONSE_HEADERS: readonly (readonly string[] | undefined)[] = (() => {
+  const byLength: string[][] = [];
+  for (const n of [
+    'date',
+    'etag',
+    'vary',
+    'server',
+    'expires',
+    'location',
+    'set-cookie',
+    'content-type',
+    'accept-ranges',
+    'cache-control',
+    'last-modified',
+    'content-length',
+    'content-encoding',
+  ]) {
+    (byLength[n.length] ??= []).push(n);
+  }
+  return byLength;
+})();
+
+/** A raw response header name as a string: a shared constant when it is a common one (in lower case), else as sent. */
+function headerName(raw: RawBuffer): string {
+  const common = COMMON_RESPONSE_HEADERS[raw.length];
+  if (common !== undefined) for (let k = 0; k < common.length; k++) if (isNamed(raw, common[k] as string)) return common[k] as string;
+  return raw.latin1Slice(0, raw.length);
+}
+
+/** Node's `Buffer#latin1Slice`: the bytes as a one-byte string, without `toString`'s encoding lookup. */
+type RawBuffer = Buffer & { latin1Slice(start: number, end: number): string };
+
+/** The response headers the router passes on, as Node's flat `[name, value, …]` list (reused: `writeHead` copies it). */
+const responseHead: string[] = [];
+
+/** The client went away: the upstream attempt is aborted with this. */
+class ClientGoneError extends Error {
+  readonly code = 'MERIDIAN_CLIENT_GONE';
+}
+
+/** `res` → its request, for the listeners shared by every request. */
+const EXCHANGE = Symbol('meridian.exchange');
+type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+/** The client's connection closed (or the response ended): an upstream attempt still running is aborted. */
+function onResponseClose(this: TrackedResponse): void {
+  const x = this[EXCHANGE];
+  if (x === undefined || !x.pending) return;
+  x.clientGone = true;
+  x.abort?.(new ClientGoneError('the client went away'));
+}
+
+/** The client took what was written: let undici read from the upstream again. */
+function onResponseDrain(this: TrackedResponse): void {
+  const x = this[EXCHANGE];
+  if (x !== undefined && x.pending) x.resume?.();
 }
 
 function randInt(): number {
   return (Math.random() * 0x80000000) | 0;
 }
 
-/** One request on its way through the router. */
-class Exchange {
+/**
+ * One request on its way through the router, and the undici dispatch handler of its upstream attempts
+ * (the raw interface: headers as buffers, the body chunk by chunk into the response — no promise, no
+ * stream object, no closure per request).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
   readonly start: number;
   svc!: ServiceRuntime;
   country = '';
@@ -155,13 +237,30 @@ class Exchange {
   canary = false;
   reason = 0;
   attempts = 0;
-  excluded: number[] = [];
+  /** Clusters tried already (allocated on the first retry or fall-back). */
+  excluded: number[] | null = null;
   upstream: Upstream | null = null;
   /** The current attempt's 5xx response is being discarded for a retry. */
   retrying = false;
   isRetry = false;
   status = 0;
   lastFailure: Failure | null = null;
+  /** The request's span, when tracing is on. */
+  span: RequestSpan | null = null;
+  /** An upstream attempt is under way (dispatched, neither complete nor failed yet). */
+  pending = false;
+  /** The response's `close` is watched (from the first attempt on). */
+  tracked = false;
+  /** The client's connection closed before the response was complete. */
+  clientGone = false;
+  /** Aborts the attempt under way (from undici, once it has a connection). */
+  abort: ((err?: Error) => void) | null = null;
+  /** Lets undici read the upstream's response again after `onData` said the client is full. */
+  resume: (() => void) | null = null;
+  /** The response's Content-Length, or -1. */
+  bodyLength = -1;
+  /** The whole body in one chunk, kept for `res.end(body)`: the head and body leave in one write, with no extra tick. */
+  held: Buffer | null = null;
 
   constructor(
     readonly proxy: Proxy,
@@ -171,6 +270,35 @@ class Exchange {
     now: number,
   ) {
     this.start = now;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    if (this.clientGone) abort(new ClientGoneError('the client went away'));
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    return this.proxy.onHeaders(this, status, raw, resume);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.retrying) return true; // a 5xx that is retried elsewhere: swallowed
+    if (chunk.length === this.bodyLength) {
+      this.held = chunk; // the whole body: `onComplete` follows in the same read of the upstream's socket
+      return true;
+    }
+    const res = this.res;
+    if (res.write(chunk) || res.destroyed) return true; // destroyed: the `close` listener aborts the attempt
+    res.once('drain', onResponseDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.proxy.onDone(this, null);
+  }
+
+  onError(err: Error): void {
+    this.proxy.onDone(this, err);
   }
 }
 
@@ -183,16 +311,6 @@ const REASON_OF_KIND: Record<Decision['kind'], number> = {
   'no-healthy': REASON['no-healthy'],
   'unknown-service': REASON['no-route'],
 };
-
-function onUpstreamHeaders(data: Dispatcher.StreamFactoryData<Exchange>): Writable {
-  const x = data.opaque;
-  return x.proxy.onHeaders(x, data.statusCode, data.headers);
-}
-
-function onUpstreamDone(err: Error | null, data: { opaque: Exchange }): void {
-  const x = data.opaque;
-  x.proxy.onDone(x, err);
-}
 
 export class Proxy {
   readonly #host: ProxyHost;
@@ -212,6 +330,7 @@ export class Proxy {
     host.inFlight++;
     const headers = req.headers;
     x.headers = headers;
+    if (host.settings.tracer !== null) x.span = host.settings.tracer.start(headers, req.method ?? 'GET', url);
     const svc = snap.matcher.match(headers.host, url);
     if (svc === undefined || url.charCodeAt(0) !== 47 /* / */) {
       this.#reject(
@@ -238,7 +357,7 @@ export class Proxy {
     const xff = headers['x-forwarded-for'];
     if (x.country === '') {
       let ip = remote ?? '';
-      if (trusted && typeof xff === 'string') ip = clientFromForwardedFor(xff, (a) => svc.trusted.has(a)) ?? ip;
+      if (trusted && typeof xff === 'string') ip = clientFromForwardedFor(xff, svc.trusted) ?? ip;
       x.country = host.geoip.country(ip) ?? '';
     }
     headers['x-forwarded-for'] = typeof xff === 'string' ? `${xff}, ${remote ?? ''}` : (remote ?? '');
@@ -263,9 +382,11 @@ export class Proxy {
     const cl = headers['content-length'];
     for (let i = 0; i < HOP_BY_HOP.length; i++) {
       const h = HOP_BY_HOP[i] as string;
-      if (headers[h] !== undefined) {
-        if (h === 'connection') {
-          for (const t of String(headers[h]).split(',')) {
+      const v = headers[h];
+      if (v !== undefined) {
+        // `keep-alive` and `close` name no header that is not stripped already
+        if (h === 'connection' && v !== 'keep-alive' && v !== 'close' && v !== 'Keep-Alive' && v !== 'Close') {
+          for (const t of String(v).split(',')) {
             const name = t.trim().toLowerCase();
             if (name !== 'host' && name !== 'x-forwarded-for') delete headers[name]; // a client cannot strip those
           }
@@ -351,18 +472,14 @@ export class Proxy {
     x.upstream = up;
     x.retrying = false;
     up.inFlight++;
+    if (!x.tracked) {
+      x.tracked = true;
+      (x.res as TrackedResponse)[EXCHANGE] = x;
+      x.res.on('close', onResponseClose);
+    }
     const req = x.req;
-    up.pool.stream(
-      {
-        path: req.url ?? '/',
-        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        headers: x.headers,
-        body: x.body,
-        opaque: x,
-      },
-      onUpstreamHeaders,
-      onUpstreamDone,
-    );
+    x.pending = true;
+    up.pool.dispatch({ path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: x.headers, body: x.body }, x);
   }
 
   /**
@@ -378,7 +495,7 @@ export class Proxy {
     const firstCanary = x.canary;
     const d = this.#decision;
     while (up === null) {
-      x.excluded.push(x.clusterIndex);
+      (x.excluded ??= []).push(x.clusterIndex);
       nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), x.excluded, d);
       if (d.clusterIndex < 0) break;
       x.clusterIndex = d.clusterIndex;
@@ -392,34 +509,52 @@ export class Proxy {
     return svc.sets[first]?.pickAny(firstCanary) ?? null;
   }
 
-  /** Response headers arrived: pass them on, or swallow a 5xx that will be retried. */
-  onHeaders(x: Exchange, status: number, headers: Record<string, string | string[] | undefined>): Writable {
+  /**
+   * Response headers arrived (raw, as undici read them): pass them on without the hop-by-hop ones and
+   * with where the request was served, or swallow a 5xx that will be retried. 1xx are not passed on.
+   */
+  onHeaders(x: Exchange, status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true;
     if (status >= 500 && this.#planRetry(x, '5xx')) {
       x.retrying = true;
-      return discard();
+      return true;
     }
     x.status = status;
-    const res = x.res;
-    if (headers.connection !== undefined) delete headers.connection;
-    if (headers['keep-alive'] !== undefined) delete headers['keep-alive'];
-    if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
+    x.resume = resume;
+    x.bodyLength = -1;
+    const head = responseHead;
+    head.length = 0;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i] as RawBuffer;
+      if (isHopByHopResponse(name)) continue;
+      const rawValue = raw[i + 1] as RawBuffer;
+      const value = rawValue.latin1Slice(0, rawValue.length);
+      const n = headerName(name);
+      if (n === 'content-length') x.bodyLength = Number(value);
+      head.push(n, value);
+    }
     const up = x.upstream as Upstream;
-    if (x.svc.exposeHeaders) {
-      const t = x.svc.table;
-      headers['x-meridian-cluster'] = up.cluster;
-      headers['x-meridian-region'] = t.regions[t.clusterRegion[x.clusterIndex] as number];
-      headers['x-meridian-version'] = up.version;
+    const svc = x.svc;
+    if (svc.exposeHeaders) {
+      head.push(
+        'x-meridian-cluster',
+        up.cluster,
+        'x-meridian-region',
+        svc.table.regions[svc.table.clusterRegion[x.clusterIndex] as number] as string,
+        'x-meridian-version',
+        up.version,
+      );
     }
-    if (x.setCookie !== null) {
-      const prev = headers['set-cookie'];
-      headers['set-cookie'] = prev === undefined ? x.setCookie : Array.isArray(prev) ? [...prev, x.setCookie] : [prev, x.setCookie];
-    }
-    res.writeHead(status, headers);
-    return res;
+    if (x.setCookie !== null) head.push('set-cookie', x.setCookie);
+    x.res.writeHead(status, head);
+    return true;
   }
 
   /** The attempt ended (response streamed, or an error). */
   onDone(x: Exchange, err: Error | null): void {
+    x.pending = false;
+    x.abort = null;
+    x.resume = null;
     const up = x.upstream as Upstream;
     up.inFlight--;
     const host = this.#host;
@@ -429,24 +564,35 @@ export class Proxy {
       if (x.retrying) {
         m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, '5xx']));
         host.outliers.failure(up);
-        this.#retry(x);
+        if (x.clientGone || res.destroyed) this.#finish(x, 0);
+        else this.#retry(x);
         return;
       }
       if (x.status >= 500) host.outliers.failure(up);
       else host.outliers.success(up);
+      if (x.clientGone || res.destroyed) {
+        this.#finish(x, 0); // the whole response came, but the client had gone
+        return;
+      }
+      const held = x.held;
+      x.held = null;
+      if (held === null) res.end();
+      else res.end(held);
       this.#finish(x, x.status);
       return;
     }
+    x.held = null;
+    const clientGone = x.clientGone || err instanceof ClientGoneError;
     if (x.retrying) {
-      // the 5xx being swallowed for a retry broke off: retry all the same
+      // the 5xx being swallowed for a retry broke off: retry all the same (unless nobody waits for it)
       host.outliers.failure(up);
-      this.#retry(x);
+      if (clientGone) this.#finish(x, 0);
+      else this.#retry(x);
       return;
     }
     const code = (err as { code?: string }).code ?? '';
     if (x.status !== 0 || res.headersSent) {
       // the response had started: the client went away, or the upstream failed in the middle of the body
-      const clientGone = code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'UND_ERR_ABORTED';
       if (!clientGone) {
         host.outliers.failure(up);
         m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, 'reset']));
@@ -455,7 +601,7 @@ export class Proxy {
       this.#finish(x, clientGone ? 0 : x.status);
       return;
     }
-    if (res.destroyed) {
+    if (clientGone || res.destroyed) {
       this.#finish(x, 0); // the client went away before anything came back
       return;
     }
@@ -502,11 +648,12 @@ export class Proxy {
       m.retries.inc(m.retries.series([svc.name, 'budget-exhausted']));
       return false;
     }
-    x.excluded.push(x.clusterIndex);
+    const excluded = (x.excluded ??= []);
+    excluded.push(x.clusterIndex);
     const d = this.#decision;
-    nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), x.excluded, d);
+    nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), excluded, d);
     if (d.clusterIndex < 0) {
-      x.excluded.pop();
+      excluded.pop();
       m.retries.inc(m.retries.series([svc.name, 'no-cluster']));
       return false;
     }
@@ -562,7 +709,7 @@ export class Proxy {
       service: svc?.name ?? null,
       client: { country: x.country || null, region: x.home },
       ...extra,
-      tried: up === null ? [] : [...new Set([...x.excluded, x.clusterIndex])].map((c) => svc?.table.clusters[c] ?? null),
+      tried: up === null ? [] : [...new Set([...(x.excluded ?? []), x.clusterIndex])].map((c) => svc?.table.clusters[c] ?? null),
       table: svc?.table.id ?? null,
       snapshot: x.snap.version,
     });
@@ -599,5 +746,25 @@ export class Proxy {
     } else {
       m.requests.inc(m.rejectSeries(svc ? svc.metricId : -1, x.homeId, code, x.reason));
     }
+    if (x.span !== null) this.#endSpan(x, status, x.span);
+  }
+
+  /** Ends the request's span with the decision (only when tracing is on). */
+  #endSpan(x: Exchange, status: number, span: RequestSpan): void {
+    const svc = x.svc as ServiceRuntime | undefined;
+    const up = x.upstream;
+    const t = svc?.table;
+    span.end({
+      status,
+      reason: REASONS[x.reason] ?? 'primary',
+      service: svc?.name ?? null,
+      cluster: up?.cluster ?? null,
+      region: up !== null && t !== undefined ? (t.regions[t.clusterRegion[x.clusterIndex] as number] ?? null) : null,
+      version: up?.version ?? null,
+      track: up?.track ?? null,
+      clientCountry: x.country || null,
+      clientRegion: x.home,
+      attempts: x.attempts + 1,
+    });
   }
 }
