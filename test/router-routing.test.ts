@@ -275,6 +275,36 @@ describe('headers, overrides and the admin endpoints', () => {
     expect(us!.lastHeaders?.traceparent).not.toBe(generated);
   });
 
+  it('passes request headers on as sent, without hop-by-hop ones (also those its Connection header names), with X-Forwarded-For appended', async () => {
+    const rev = revision({ ...EU_US, services: { web: { version: '1.0.0' } }, routing: LOCKED });
+    const [west, central, us] = await Promise.all([up('eu-west-1'), up('eu-central-1'), up('us-east-1')]);
+    const { port } = await start({
+      revision: rev,
+      endpoints: new StaticEndpoints([west!.endpoint(), central!.endpoint(), us!.endpoint()]),
+    });
+    const r = await get(port, '/', {
+      headers: {
+        'X-Client-Country': 'US',
+        'X-Kept': 'yes',
+        'X-Secret': 'hop',
+        Connection: 'X-Secret, keep-alive',
+        'Proxy-Authorization': 'Basic Zm9v',
+        TE: 'trailers',
+        'X-Forwarded-For': '10.1.2.3',
+        traceparent: 'not-a-trace',
+        TraceState: 'a=1',
+      },
+    });
+    expect(r.status).toBe(200);
+    const h = us!.lastHeaders ?? {};
+    expect(h).toMatchObject({ host: 'shop.example', 'x-kept': 'yes', 'x-client-country': 'US', 'x-forwarded-for': '10.1.2.3, 127.0.0.1' });
+    expect(h['x-secret']).toBeUndefined();
+    expect(h['proxy-authorization']).toBeUndefined();
+    expect(h.te).toBeUndefined();
+    expect(h.tracestate).toBeUndefined(); // it belonged to the invalid traceparent, which was replaced
+    expect(h.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+  });
+
   it('pins a request to a cluster for a trusted caller, but never past residency', async () => {
     const rev = revision({ ...EU_US, services: { web: { version: '1.0.0' } }, routing: LOCKED });
     const [west, central, us] = await Promise.all([up('eu-west-1'), up('eu-central-1'), up('us-east-1')]);

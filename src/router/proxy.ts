@@ -39,17 +39,6 @@ export interface ProxySettings {
   readonly tracer: RequestTracer | null;
 }
 
-/** Hop-by-hop request headers (RFC 9110 §7.6.1) plus `proxy-connection`; never forwarded. */
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authorization',
-] as const;
 const OVERRIDE_HEADER = 'x-meridian-cluster';
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const ZERO_TRACE = '0'.repeat(32);
@@ -105,6 +94,110 @@ export function clientFromForwardedFor(xff: string, trusted: ((a: string) => boo
     if (a.length > 0 && !(typeof trusted === 'function' ? trusted(a) : trusted.has(a))) return a;
   }
   return null;
+}
+
+/**
+ * The header names a request's `Connection` header lists (lower case; RFC 9110 §7.6.1), which are not
+ * passed on; null for none (no header, or only `keep-alive` / `close`, the common case). `host` and
+ * `x-forwarded-for` are never listed: a client cannot strip those.
+ */
+function connectionListed(v: string | undefined): string[] | null {
+  if (v === undefined || v === 'keep-alive' || v === 'close' || v === 'Keep-Alive' || v === 'Close') return null;
+  const names: string[] = [];
+  for (const t of v.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '' && name !== 'host' && name !== 'x-forwarded-for') names.push(name);
+  }
+  return names.length > 0 ? names : null;
+}
+
+/** Whether a header name as received (any case) is `name` (lower case, of the same length). */
+function isNamedStr(raw: string, name: string): boolean {
+  for (let i = 0; i < name.length; i++) if ((raw.charCodeAt(i) | 0x20) !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** What {@link forwardHeaders} changes in a request's headers. */
+interface ForwardOptions {
+  /** The country header, not passed on: its sender is not a trusted source (null: none to drop). */
+  readonly untrustedCountry: string | null;
+  /** The sender is a trusted source (else its `X-Forwarded-Proto` is dropped). */
+  readonly trusted: boolean;
+  /** Names the `Connection` header lists (see {@link connectionListed}). */
+  readonly listed: readonly string[] | null;
+  /** The `X-Forwarded-For` to send (the client's, with the sender appended). */
+  readonly xff: string;
+  /** The received `traceparent` and `tracestate` are replaced by the two below. */
+  readonly replaceTrace: boolean;
+  readonly traceparent: string | null;
+  readonly tracestate: string | string[] | undefined;
+}
+
+/**
+ * The request headers passed on, as undici's flat `[name, value, …]` list, from the raw ones as the
+ * client sent them (names compared length first, without lower-casing): hop-by-hop headers (RFC 9110
+ * §7.6.1, plus `proxy-connection` and `proxy-authorization`) and `x-meridian-cluster` dropped, a second
+ * `Host` or `Content-Length` dropped (Node keeps the first), X-Forwarded-For and trace context replaced.
+ */
+function forwardHeaders(raw: readonly string[], o: ForwardOptions): string[] {
+  const out: string[] = [];
+  let host = false;
+  let length = false;
+  const country = o.untrustedCountry;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    switch (name.length) {
+      case 2:
+        if (isNamedStr(name, 'te')) continue;
+        break;
+      case 4:
+        if (isNamedStr(name, 'host')) {
+          if (host) continue;
+          host = true;
+        }
+        break;
+      case 7:
+        if (isNamedStr(name, 'upgrade') || isNamedStr(name, 'trailer')) continue;
+        break;
+      case 10:
+        if (isNamedStr(name, 'connection') || isNamedStr(name, 'keep-alive')) continue;
+        if (o.replaceTrace && isNamedStr(name, 'tracestate')) continue;
+        break;
+      case 11:
+        if (o.replaceTrace && isNamedStr(name, 'traceparent')) continue;
+        break;
+      case 14:
+        if (isNamedStr(name, 'content-length')) {
+          if (length) continue;
+          length = true;
+        }
+        break;
+      case 15:
+        if (isNamedStr(name, 'x-forwarded-for')) continue;
+        break;
+      case 16:
+        if (isNamedStr(name, 'proxy-connection')) continue;
+        break;
+      case 17:
+        if (isNamedStr(name, 'transfer-encoding')) continue;
+        if (!o.trusted && isNamedStr(name, 'x-forwarded-proto')) continue; // only a trusted proxy says how the client came
+        break;
+      case 18:
+        if (isNamedStr(name, OVERRIDE_HEADER)) continue;
+        break;
+      case 19:
+        if (isNamedStr(name, 'proxy-authorization')) continue;
+        break;
+    }
+    if (country !== null && name.length === country.length && isNamedStr(name, country)) continue; // never pass on a claim nobody vouched for
+    if (o.listed !== null && o.listed.includes(name.toLowerCase())) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  out.push('x-forwarded-for', o.xff);
+  if (o.traceparent !== null) out.push('traceparent', o.traceparent);
+  const ts = o.tracestate;
+  if (ts !== undefined) out.push('tracestate', typeof ts === 'string' ? ts : ts.join(','));
+  return out;
 }
 
 /** Upstream failure kinds. */
@@ -229,7 +322,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   home: string | null = null;
   userKey: string | undefined = undefined;
   setCookie: string | null = null;
-  headers!: Record<string, string | string[] | undefined>;
+  /** The request headers passed on (undici's flat list; every attempt sends the same). */
+  headers: string[] = [];
   body: Buffer | Readable | null = null;
   replayable = true;
   idempotent = true;
@@ -328,9 +422,11 @@ export class Proxy {
     const snap = host.snapshot();
     const x = new Exchange(this, req, res, snap, host.clock.now());
     host.inFlight++;
+    // Node has built `req.headers` already (its server reads `host` and `expect`): values are read
+    // from it by name; the headers passed on are built from `req.rawHeaders` (see `forwardHeaders`)
     const headers = req.headers;
-    x.headers = headers;
-    if (host.settings.tracer !== null) x.span = host.settings.tracer.start(headers, req.method ?? 'GET', url);
+    const tracer = host.settings.tracer;
+    if (tracer !== null) x.span = tracer.start(headers, req.method ?? 'GET', url); // may set `traceparent`/`tracestate`
     const svc = snap.matcher.match(headers.host, url);
     if (svc === undefined || url.charCodeAt(0) !== 47 /* / */) {
       this.#reject(
@@ -347,21 +443,17 @@ export class Proxy {
     // 1. who is asking
     const remote = req.socket.remoteAddress;
     const trusted = svc.trusted.has(remote);
-    if (svc.countryHeader !== null) {
+    if (svc.countryHeader !== null && trusted) {
       const v = headers[svc.countryHeader];
-      if (v !== undefined) {
-        if (trusted) x.country = (typeof v === 'string' ? v : (v[0] ?? '')).trim();
-        else delete headers[svc.countryHeader]; // never pass on a claim nobody vouched for
-      }
+      if (v !== undefined) x.country = (typeof v === 'string' ? v : (v[0] ?? '')).trim();
     }
-    const xff = headers['x-forwarded-for'];
+    const xffValue = headers['x-forwarded-for'];
+    const xff = typeof xffValue === 'string' ? xffValue : undefined;
     if (x.country === '') {
       let ip = remote ?? '';
-      if (trusted && typeof xff === 'string') ip = clientFromForwardedFor(xff, svc.trusted) ?? ip;
+      if (trusted && xff !== undefined) ip = clientFromForwardedFor(xff, svc.trusted) ?? ip;
       x.country = host.geoip.country(ip) ?? '';
     }
-    headers['x-forwarded-for'] = typeof xff === 'string' ? `${xff}, ${remote ?? ''}` : (remote ?? '');
-    if (!trusted && headers['x-forwarded-proto'] !== undefined) delete headers['x-forwarded-proto']; // only a trusted proxy says how the client came
 
     // the sticky key: cookie (set one when absent) or header
     if (svc.stickyCookie !== null) {
@@ -377,32 +469,27 @@ export class Proxy {
       if (typeof v === 'string' && v.length > 0) x.userKey = v;
     }
 
-    // hop-by-hop headers and trace context (the body's framing is read first)
+    // the headers passed on: hop-by-hop ones dropped, X-Forwarded-For appended, trace context (the body's framing is read first)
     const te = headers['transfer-encoding'];
     const cl = headers['content-length'];
-    for (let i = 0; i < HOP_BY_HOP.length; i++) {
-      const h = HOP_BY_HOP[i] as string;
-      const v = headers[h];
-      if (v !== undefined) {
-        // `keep-alive` and `close` name no header that is not stripped already
-        if (h === 'connection' && v !== 'keep-alive' && v !== 'close' && v !== 'Keep-Alive' && v !== 'Close') {
-          for (const t of String(v).split(',')) {
-            const name = t.trim().toLowerCase();
-            if (name !== 'host' && name !== 'x-forwarded-for') delete headers[name]; // a client cannot strip those
-          }
-        }
-        delete headers[h];
-      }
-    }
-    const tp = headers.traceparent;
-    if (host.settings.traceparent === 'generate' && (typeof tp !== 'string' || !validTraceparent(tp))) {
-      headers.traceparent = newTraceparent();
-      delete headers.tracestate;
-    }
+    const listed = connectionListed(headers.connection);
+    const tpValue = listed !== null && listed.includes('traceparent') ? undefined : headers.traceparent;
+    const tp = typeof tpValue === 'string' ? tpValue : undefined;
+    let traceparent: string | null = null;
+    if (host.settings.traceparent === 'generate' && (tp === undefined || !validTraceparent(tp))) traceparent = newTraceparent();
+    else if (tracer !== null && tp !== undefined) traceparent = tp; // as the tracer set it
+    x.headers = forwardHeaders(req.rawHeaders, {
+      untrustedCountry: trusted ? null : svc.countryHeader,
+      trusted,
+      listed,
+      xff: xff === undefined ? (remote ?? '') : `${xff}, ${remote ?? ''}`,
+      replaceTrace: traceparent !== null || tracer !== null,
+      traceparent,
+      tracestate: tracer !== null ? headers.tracestate : undefined,
+    });
 
     // 2–6. the decision (residency first; the table holds steps 2–6)
     const override = headers[OVERRIDE_HEADER];
-    if (override !== undefined) delete headers[OVERRIDE_HEADER];
     const d = this.#decision;
     const table = svc.table;
     let pinned = false;
@@ -522,30 +609,34 @@ export class Proxy {
     x.status = status;
     x.resume = resume;
     x.bodyLength = -1;
+    // written by index, then cut to length: `length = 0` and `push` would free and regrow its storage each time
     const head = responseHead;
-    head.length = 0;
+    let n = 0;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i] as RawBuffer;
       if (isHopByHopResponse(name)) continue;
       const rawValue = raw[i + 1] as RawBuffer;
       const value = rawValue.latin1Slice(0, rawValue.length);
-      const n = headerName(name);
-      if (n === 'content-length') x.bodyLength = Number(value);
-      head.push(n, value);
+      const h = headerName(name);
+      if (h === 'content-length') x.bodyLength = Number(value);
+      head[n++] = h;
+      head[n++] = value;
     }
     const up = x.upstream as Upstream;
     const svc = x.svc;
     if (svc.exposeHeaders) {
-      head.push(
-        'x-meridian-cluster',
-        up.cluster,
-        'x-meridian-region',
-        svc.table.regions[svc.table.clusterRegion[x.clusterIndex] as number] as string,
-        'x-meridian-version',
-        up.version,
-      );
+      head[n++] = 'x-meridian-cluster';
+      head[n++] = up.cluster;
+      head[n++] = 'x-meridian-region';
+      head[n++] = svc.table.regions[svc.table.clusterRegion[x.clusterIndex] as number] as string;
+      head[n++] = 'x-meridian-version';
+      head[n++] = up.version;
     }
-    if (x.setCookie !== null) head.push('set-cookie', x.setCookie);
+    if (x.setCookie !== null) {
+      head[n++] = 'set-cookie';
+      head[n++] = x.setCookie;
+    }
+    if (head.length !== n) head.length = n;
     x.res.writeHead(status, head);
     return true;
   }
