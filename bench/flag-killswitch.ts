@@ -12,10 +12,11 @@
  * Run: `npm run bench -- flag-killswitch [--trials 20] [--interval 250ms] [--json]` (needs a built dist/).
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
+import { copyFlagGatedFleet, type Sample, trafficUntil } from '../test/fixtures/flag-gated-fleet.js';
 import { median } from './lib/measure.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -45,37 +46,7 @@ function meridian(args: string[]): Promise<{ code: number; out: string; err: str
   });
 }
 
-function send(router: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${router}checkout`,
-      { agent, headers: { host: 'tiny.example', 'x-client-country': 'DE', 'x-user': `u${Math.floor(Math.random() * 1e9)}` } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(String(res.headers['x-meridian-region'] ?? `status ${res.statusCode ?? 0}`)));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-interface Sample {
-  readonly sentAt: number;
-  readonly region: string;
-}
-
-async function traffic(router: string, stop: (s: readonly Sample[]) => boolean): Promise<Sample[]> {
-  const samples: Sample[] = [];
-  const client = async (): Promise<void> => {
-    while (!stop(samples)) {
-      const sentAt = Date.now();
-      samples.push({ sentAt, region: await send(router) });
-    }
-  };
-  await Promise.all([client(), client(), client(), client()]);
-  return samples;
-}
+const traffic = (router: string, stop: (s: readonly Sample[]) => boolean): Promise<Sample[]> => trafficUntil(router, agent, stop);
 
 async function must(args: string[]): Promise<Awaited<ReturnType<typeof meridian>>> {
   const r = await meridian(args);
@@ -119,14 +90,7 @@ async function trial(router: string): Promise<Trial> {
 
 async function main(): Promise<void> {
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-  cpSync(join(ROOT, 'test', 'fixtures', 'rollout-fleet'), fleet, { recursive: true });
-  cpSync(join(ROOT, 'examples', 'shop', 'services', 'lib'), join(fleet, 'services', 'lib'), { recursive: true });
-  const file = join(fleet, 'fleet.yaml');
-  const yaml = readFileSync(file, 'utf8').replace(
-    '    match: { hosts: [tiny.example] }\n',
-    '    match: { hosts: [tiny.example] }\n    flag: beta\n    clientCountryHeader: x-client-country\n    stickiness: { header: x-user }\n',
-  );
-  writeFileSync(file, `${yaml}\nflags:\n  beta: { default: true }\n`);
+  copyFlagGatedFleet(fleet);
   await must(['up', fleet, '--detach', '--port', '0', '--quiet', '--flags-interval', INTERVAL]);
   const info = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { router: string };
   const trials: Trial[] = [];

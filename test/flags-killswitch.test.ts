@@ -5,12 +5,12 @@
  * is measured and printed; the bound (5 s) is only a safety net — bench/flag-killswitch.ts measures it.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { copyFlagGatedFleet, type Sample, trafficUntil } from './fixtures/flag-gated-fleet.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -42,49 +42,11 @@ function meridianAsync(args: string[]): Promise<{ code: number; err: string }> {
   });
 }
 
-/** One request as a German client (home region eu); resolves with the region that served it. */
-function send(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${router}checkout`,
-      { agent, headers: { host: 'tiny.example', 'x-client-country': 'DE', 'x-user': `u${Math.floor(Math.random() * 1e9)}` } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(String(res.headers['x-meridian-region'] ?? `status ${res.statusCode ?? 0}`)));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-interface Sample {
-  readonly sentAt: number;
-  readonly region: string;
-}
-
-/** Sends requests from 4 sequential clients until `stop()` is true; returns every request's send time and region. */
-async function traffic(stop: (samples: readonly Sample[]) => boolean): Promise<Sample[]> {
-  const samples: Sample[] = [];
-  const client = async (): Promise<void> => {
-    while (!stop(samples)) {
-      const sentAt = Date.now();
-      samples.push({ sentAt, region: await send() });
-    }
-  };
-  await Promise.all([client(), client(), client(), client()]);
-  return samples;
-}
+const traffic = (stop: (samples: readonly Sample[]) => boolean): Promise<Sample[]> => trafficUntil(router, agent, stop);
 
 beforeAll(() => {
   if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
-  copyRolloutFleet(fleet);
-  const file = join(fleet, 'fleet.yaml');
-  const yaml = readFileSync(file, 'utf8').replace(
-    '    match: { hosts: [tiny.example] }\n',
-    '    match: { hosts: [tiny.example] }\n    flag: beta\n    clientCountryHeader: x-client-country\n    stickiness: { header: x-user }\n',
-  );
-  writeFileSync(file, `${yaml}\nflags:\n  beta: { default: true, description: the beta checkout }\n`);
+  copyFlagGatedFleet(fleet);
   const up = meridian(['up', fleet, '--detach', '--port', '0', '--quiet']);
   if (up.code !== 0) throw new Error(`meridian up failed (${up.code}): ${up.out}${up.err}`);
   const info = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { router: string; control: string };
