@@ -192,11 +192,26 @@ export function decide(
     const u3 = eHi > eLo ? (u2 - eLo) / (eHi - eLo) : 0;
     bucket = Math.min(BUCKETS - 1, (u3 * BUCKETS) | 0);
   }
+  return chose(out, t, s, row, l0, level, c, bucket, home, sticky);
+}
+
+/** Writes the choice of cluster `c` at priority level `level` of `row` (service `s`) into `out`. */
+function chose(
+  out: Decision,
+  t: RoutingTable,
+  s: number,
+  row: number,
+  l0: number,
+  level: number,
+  c: number,
+  bucket: number,
+  home: string | null,
+  sticky: boolean,
+): Decision {
   const k = s * t.clusters.length + c;
   const canary = bucket < (t.canaryBp[k] as number);
   const panic = t.levelPanic[level] === 1;
   const widened = t.rowWidened[row] === 1;
-
   out.kind = panic ? 'panic' : widened ? 'residency-widened' : t.levelPrimary[level] === 1 ? 'primary' : 'spillover';
   out.clusterIndex = c;
   out.cluster = t.clusters[c] as string;
@@ -338,21 +353,5 @@ export function nextAttempt(
   if (chosen < 0) return clear(out, 'no-healthy', home, sticky);
 
   const bucket = sticky ? (fmix32(hash) >>> 0) % BUCKETS : Math.min(BUCKETS - 1, Math.floor(rest * BUCKETS));
-  const k = s * t.clusters.length + chosen;
-  const canary = bucket < (t.canaryBp[k] as number);
-  const panic = t.levelPanic[chosenLevel] === 1;
-  const widened = t.rowWidened[row] === 1;
-  out.kind = panic ? 'panic' : widened ? 'residency-widened' : t.levelPrimary[chosenLevel] === 1 ? 'primary' : 'spillover';
-  out.clusterIndex = chosen;
-  out.cluster = t.clusters[chosen] as string;
-  out.region = t.regions[t.clusterRegion[chosen] as number] as string;
-  out.canary = canary;
-  out.version = canary ? (t.canaryVersion[k] as string) : (t.stableVersion[k] as string | null);
-  out.priority = chosenLevel - l0;
-  out.bucket = bucket;
-  out.sticky = sticky;
-  out.panic = panic;
-  out.widened = widened;
-  out.home = home;
-  return out;
+  return chose(out, t, s, row, l0, chosenLevel, chosen, bucket, home, sticky);
 }
