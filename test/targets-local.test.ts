@@ -8,7 +8,7 @@ import { checkOnce, HealthCounter } from '../src/targets/local/health-checker.js
 import { LocalTarget, type LocalReplicaStatus, type LocalTargetOptions } from '../src/targets/local/local-target.js';
 import { PortAllocator } from '../src/targets/local/port-allocator.js';
 import { type Clock, describeExit, ProcessSupervisor } from '../src/targets/local/process-supervisor.js';
-import { backoffDelay, RestartBackoff } from '../src/targets/local/restart-backoff.js';
+import { backoffDelay, RestartBackoff } from '../src/backoff.js';
 import { parseDotenv, SecretResolver, SecretValue } from '../src/targets/local/secret-resolver.js';
 import { isHealthyAt, type TargetEvent, trackStatus, waitForStatus } from '../src/targets/target.js';
 import { echoService, FIXTURE_DIR, getJson, isAlive, renderedCluster, waitGone } from './fixtures/local-services/cluster.js';

@@ -6,6 +6,7 @@
  * the router keeps its last table and reconnects with exponential backoff (with `Last-Event-ID`, so
  * that it gets what it missed; a restarted server sends its current view instead).
  */
+import { type BackoffPolicy, RestartBackoff } from '../backoff.js';
 import type { Revision } from '../render/render.js';
 import { StaticEndpoints, type EndpointsDocument } from './endpoints.js';
 import { RouterError } from './errors.js';
@@ -69,8 +70,15 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
   const log = opts.log ?? noLog;
   const base = opts.server.endsWith('/') ? opts.server : `${opts.server}/`;
   const headers = { authorization: `Bearer ${opts.token}` };
-  const first = opts.backoffMs ?? 250;
-  const max = opts.maxBackoffMs ?? 10_000;
+  // reconnects: from `backoffMs`, doubling up to `maxBackoffMs`, ±20 % so routers do not come back in step;
+  // a stream that stayed up 10 s starts the backoff again
+  const policy: BackoffPolicy = {
+    initialMs: opts.backoffMs ?? 250,
+    factor: 2,
+    maxMs: opts.maxBackoffMs ?? 10_000,
+    jitter: 0.2,
+    resetAfterMs: 10_000,
+  };
   const ctl = new AbortController();
   let closed = false;
 
@@ -106,12 +114,12 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
       const t = setTimeout(resolve, ms);
       ctl.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
     });
-  const jitter = (ms: number): number => Math.round(ms * (0.8 + Math.random() * 0.4));
 
   // the first table: wait for the server as long as it takes (a wrong token is fatal)
   let view: FollowedView;
   let revision: Revision;
-  for (let delay = first; ; delay = Math.min(max, delay * 2)) {
+  const waiting = new RestartBackoff(policy);
+  for (;;) {
     try {
       view = (await getJson('api/v1/routing')) as FollowedView;
       if (view.revision === null) throw new RouterError('MERIDIAN_E_ROUTER_SERVER', `the control plane at ${base} knows no fleet yet`);
@@ -119,8 +127,9 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
       break;
     } catch (err) {
       if ((err as { fatal?: boolean }).fatal) throw err;
+      const delay = waiting.next(0);
       log('warn', `waiting for the control plane at ${base}: ${(err as Error).message}; again in ${delay} ms`);
-      await sleep(jitter(delay));
+      await sleep(delay);
     }
   }
 
@@ -230,15 +239,14 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
 
   const loop = (async () => {
     let lastId: string | null = null;
-    let delay = first;
+    const reconnects = new RestartBackoff(policy);
     while (!closed) {
       const opened = Date.now();
       lastId = await stream(lastId);
       if (closed) break;
-      if (Date.now() - opened > 10_000) delay = first; // it had been up a while: start the backoff again
+      const delay = reconnects.next(Date.now() - opened);
       log('info', `reconnecting to the control plane in ${delay} ms`);
-      await sleep(jitter(delay));
-      delay = Math.min(max, delay * 2);
+      await sleep(delay);
     }
   })();
 

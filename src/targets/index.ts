@@ -11,4 +11,4 @@ export {
   type LocalTargetOptions,
   type OutputLine,
 } from './local/local-target.js';
-export { DEFAULT_BACKOFF, type BackoffPolicy } from './local/restart-backoff.js';
+export { DEFAULT_BACKOFF, type BackoffPolicy } from '../backoff.js';

@@ -31,7 +31,7 @@ import {
   type SupervisedProcess,
   systemClock,
 } from './process-supervisor.js';
-import type { BackoffPolicy } from './restart-backoff.js';
+import type { BackoffPolicy } from '../../backoff.js';
 import { SecretResolver } from './secret-resolver.js';
 
 /** How local replicas are health-checked. */

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { TargetError } from '../errors.js';
-import { type BackoffPolicy, DEFAULT_BACKOFF, RestartBackoff } from './restart-backoff.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF, RestartBackoff } from '../../backoff.js';
 import { WATCHDOG_SHELL, watchdogArgs } from './watchdog.js';
 
 /** Time and randomness, injectable for tests. */

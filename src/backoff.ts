@@ -1,6 +1,7 @@
 /**
- * Restart backoff for crashing processes: exponential with jitter, capped, and forgotten after a run that
- * lasted long enough to count as stable (like Kubernetes' CrashLoopBackOff, with laptop-sized numbers).
+ * Backoff for things that fail and are tried again — a crashing process restarted (like Kubernetes'
+ * CrashLoopBackOff, with laptop-sized numbers), a lost connection reopened: exponential with jitter,
+ * capped, and forgotten after a run that lasted long enough to count as stable.
  */
 
 export interface BackoffPolicy {
@@ -26,7 +27,7 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
   return Math.round(Math.min(policy.maxMs, Math.max(0, scaled)));
 }
 
-/** Counts consecutive crashes of one process and says how long to wait before the next restart. */
+/** Counts consecutive failures (crashes, lost connections) and says how long to wait before the next try. */
 export class RestartBackoff {
   #attempt = 0;
 
