@@ -33,7 +33,7 @@ export function readUpInfo(io: Io): UpInfo | undefined {
   try {
     info = JSON.parse(readFileSync(file, 'utf8')) as UpInfo;
   } catch {
-    return undefined; // being written right now (`up --detach` polls for it while the child writes it)
+    return undefined; // damaged (it is written to a temporary file and renamed, so never half-written)
   }
   try {
     process.kill(info.pid, 0);

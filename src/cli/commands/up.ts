@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
@@ -260,8 +260,11 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     ...(running.server && dashboard ? { server: running.server.url, dashboard } : {}),
   };
   mkdirSync(dirname(upFile(io)), { recursive: true });
-  writeFileSync(upFile(io), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(upFile(io), 0o600); // the token in it drives the fleet
+  // written whole, then renamed into place: `up --detach` polls for it, and must never read half a file
+  const tmp = `${upFile(io)}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600); // the token in it drives the fleet
+  renameSync(tmp, upFile(io));
   await write(
     io.out,
     `fleet ${info.fleet} is up: ${Object.keys(clusters).length} clusters, revision ${revision.id}\n` +
