@@ -131,5 +131,9 @@ describe('meridian router', () => {
     const bad = meridianRouter(['router', '--fleet', SHOP, '--endpoints', file]);
     expect(await bad.exited).toBe(2);
     expect(bad.err()).toMatch(/MERIDIAN_E_ROUTER_ENDPOINTS: .*bad\.json: endpoints\.0\.port/);
+    // a server that is not a URL is refused at once, not retried for ever
+    const server = meridianRouter(['router', '--server', 'notaurl', '--token', 't']);
+    expect(await server.exited).toBe(2);
+    expect(server.err()).toMatch(/MERIDIAN_E_USAGE: --server must be an http\(s\) URL .*"notaurl"/);
   });
 });

@@ -35,7 +35,8 @@ function portOf(flag: string, value: string): number {
   return n;
 }
 
-function flagsUrl(value: string): string {
+/** The value of an option that names an HTTP server (`--flags`, `--server`): an http(s) URL, else a usage error. */
+function httpUrl(option: string, what: string, value: string): string {
   try {
     const u = new URL(value);
     if (u.protocol === 'http:' || u.protocol === 'https:') return value;
@@ -43,8 +44,8 @@ function flagsUrl(value: string): string {
     // fall through
   }
   throw new UsageError(
-    `--flags must be an http(s) URL of an OFREP server, not ${JSON.stringify(value)}`,
-    'e.g. --flags http://127.0.0.1:7070/',
+    `${option} must be an http(s) URL of ${what}, not ${JSON.stringify(value)}`,
+    `e.g. ${option} http://127.0.0.1:7070/`,
   );
 }
 
@@ -118,7 +119,9 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
         traceparent: flags.traceparent,
         workers,
         ...(flags.otlp !== undefined ? { otlp: flags.otlp } : {}),
-        ...(flags.flags !== undefined ? { flags: flagsUrl(flags.flags), flagsIntervalMs: flagsInterval(flags.flagsInterval) } : {}),
+        ...(flags.flags !== undefined
+          ? { flags: httpUrl('--flags', 'an OFREP server', flags.flags), flagsIntervalMs: flagsInterval(flags.flagsInterval) }
+          : {}),
       };
       const log: RouterLog = (level, message) =>
         void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
@@ -149,7 +152,7 @@ async function followServerCommand(flags: RouterFlags, io: Io): Promise<number> 
     void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
   const running = await startFollowing(
     {
-      server: flags.server ?? '',
+      server: httpUrl('--server', 'the control plane (`meridian serve`)', flags.server ?? ''),
       token,
       port: portOf('--port', flags.port),
       host: flags.host,
