@@ -7,7 +7,10 @@
  * (b) a bare undici reverse proxy in Node (bench/lib/bare-undici-proxy.mjs),
  * (c) the Meridian router with every feature on: residency lock, GeoIP from X-Forwarded-For, sticky
  *     cookie per user, canary weight, retries, active health checks, outlier detection, metrics,
- *     traceparent generation, x-meridian-* response headers.
+ *     traceparent generation, x-meridian-* response headers. It runs compiled (src/ built with tsc
+ *     into bench/out/router-dist), as `meridian router` runs from dist/ — not under tsx, whose
+ *     transform costs the request path several per cent. Before each measurement `checkFeatures`
+ *     sees every one of those features work from outside, or the benchmark stops.
  * wrk (on the other core, with the upstream nginx) drives each with 64 connections; each request carries
  * a user cookie from a pool of 1,000 (a wrk Lua script), the same for all three. Rounds alternate the
  * proxies; medians are reported. Then the router with 1 and with 2 workers (node:cluster), unpinned.
@@ -15,21 +18,29 @@
  * Needs `nginx` and `wrk` (Debian packages); prints a note and exits 0 without them.
  * Run: `npx tsx bench/router-throughput.ts [--duration 10] [--rounds 3] [--json]`
  *
- * On a shared, noisy machine requests/s and CPU time move with the neighbours' load. `--callgrind N`
- * measures instead what does not: the instructions each Node proxy (bare undici, Meridian) executes per
- * request, under valgrind's callgrind, over N requests (after `--warm` requests), sent by an undici
- * client in this process with the same headers as wrk's; rounds alternate. Reported in total and without
- * V8's optimising compiler and major GC, which fall at random into a window (needs `valgrind`).
+ * On a shared VM one proxy's requests/s move by ±30 % from one run to the next. Two measures that
+ * such swings do not reach:
+ * - `--together`: the bare proxy and the router run at the same time on CPU 0, each in its own CPU
+ *   control group of equal weight and loaded by its own wrk, so whatever slows the machine slows both in
+ *   the same seconds; the ratio of their requests/s is reported per round.
+ * - `--callgrind N`: the instructions each Node proxy (bare undici, Meridian) executes per request, under
+ *   valgrind's callgrind, over N requests (after `--warm` requests), sent by an undici client in this
+ *   process with the same headers as wrk's; rounds alternate. Reported in total and without V8's
+ *   optimising compiler and major GC, which fall at random into a window (needs `valgrind`). User space
+ *   only: the kernel's share (the socket writes and reads) is not counted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { buildLibrary } from './lib/build.js';
 import { median } from './lib/measure.js';
 
 const ROOT = join(import.meta.dirname, '..');
+/** The router runs compiled, as `meridian router` does (not under tsx). */
+const LIB = join(ROOT, 'bench', 'out', 'router-dist');
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
@@ -47,6 +58,8 @@ const PEERS = (strArg('peers') ?? 'nginx,undici,meridian').split(',') as Peer[];
 const WORKERS = !process.argv.includes('--no-workers');
 /** `--cpu-prof DIR`: the Node proxies write V8 CPU profiles there (slower; for finding where time goes). */
 const CPU_PROF = strArg('cpu-prof');
+/** `--together`: the bare proxy and the router loaded at the same time on one core (see above). */
+const TOGETHER = process.argv.includes('--together');
 /** `--callgrind N`: count instructions per request over N requests instead of timing (see above). */
 const CALLGRIND = arg('callgrind', 0);
 const WARM = arg('warm', 10_000);
@@ -234,8 +247,8 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 100000000;
-  server { listen 127.0.0.1:${p1}; location / { return 200 "${BODY}"; } }
-  server { listen 127.0.0.1:${p2}; location / { return 200 "${BODY}"; } }
+  server { listen 127.0.0.1:${p1}; location / { return 200 "${BODY}"; } location /echo { return 200 "$http_traceparent|$http_x_forwarded_for"; } }
+  server { listen 127.0.0.1:${p2}; location / { return 200 "${BODY}"; } location /echo { return 200 "$http_traceparent|$http_x_forwarded_for"; } }
 }
 `;
 }
@@ -396,11 +409,158 @@ async function instructionRounds(dir: string, launch: (peer: Peer) => Promise<{ 
   );
 }
 
+/**
+ * Before a router is measured: its features are on and work, seen from outside — GeoIP from
+ * X-Forwarded-For with residency (a GB client served in the EU, a US client in the US), the
+ * `x-meridian-*` headers, a sticky cookie set when absent and kept when sent, the canary weight
+ * (both versions served), a generated `traceparent` and X-Forwarded-For reaching the upstream,
+ * metrics by decision reason and active health checks. Throws on the first that is not.
+ */
+async function checkFeatures(port: number): Promise<void> {
+  const { request } = await import('undici');
+  const base = `http://127.0.0.1:${port}`;
+  const get = async (
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; headers: Record<string, unknown>; body: string }> => {
+    const r = await request(base + path, { headers: { host: 'shop.example', ...headers } });
+    return { status: r.statusCode, headers: r.headers, body: await r.body.text() };
+  };
+  const fail = (what: string, got: unknown): never => {
+    throw new Error(`the router under test does not have every feature on: ${what} (got ${JSON.stringify(got)})`);
+  };
+  const gb = await get('/echo', { cookie: 'mrd_uid=user-1', 'x-forwarded-for': '81.2.69.160' });
+  if (gb.status !== 200 || gb.headers['x-meridian-region'] !== 'eu-west') fail('a GB client (GeoIP) is served in eu-west', gb.headers);
+  if (typeof gb.headers['x-meridian-cluster'] !== 'string' || typeof gb.headers['x-meridian-version'] !== 'string')
+    fail('x-meridian-cluster and x-meridian-version on the response', gb.headers);
+  const [traceparent, xff] = gb.body.split('|');
+  if (!/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/.test(traceparent ?? '')) fail('a generated traceparent reaches the upstream', gb.body);
+  if (xff !== '81.2.69.160, 127.0.0.1') fail('X-Forwarded-For with the sender appended reaches the upstream', gb.body);
+  const us = await get('/', { cookie: 'mrd_uid=user-1', 'x-forwarded-for': '8.8.8.8' });
+  if (us.headers['x-meridian-region'] !== 'us-east') fail('a US client (GeoIP) is served in us-east', us.headers);
+  const fresh = await get('/', { 'x-forwarded-for': '81.2.69.160' });
+  if (!/^mrd_uid=[^;]+;/.test(String(fresh.headers['set-cookie'] ?? ''))) fail('a sticky cookie is set for a new user', fresh.headers);
+  const versions = new Set<unknown>();
+  for (let i = 0; i < 300; i++) {
+    const r = await get('/', { cookie: `mrd_uid=check-${i}`, 'x-forwarded-for': '81.2.69.160' });
+    const again = await get('/', { cookie: `mrd_uid=check-${i}`, 'x-forwarded-for': '81.2.69.160' });
+    if (
+      r.headers['x-meridian-cluster'] === 'eu-west-1' &&
+      again.headers['x-meridian-cluster'] === 'eu-west-1' &&
+      r.headers['x-meridian-version'] !== again.headers['x-meridian-version']
+    )
+      fail('a user keeps their version (sticky canary bucket)', [r.headers, again.headers]);
+    versions.add(r.headers['x-meridian-version']);
+  }
+  if (!versions.has('1.0.0') || !versions.has('1.1.0'))
+    fail('the canary (10 % in eu-west-1) and the stable version both serve', [...versions]);
+  const metrics = (await get('/_meridian/metrics', {})).body;
+  for (const m of [
+    /meridian_router_requests_total\{[^}]*reason="sticky"/,
+    /meridian_router_sticky_assignments_total/,
+    /meridian_router_request_duration_seconds_bucket/,
+  ])
+    if (!m.test(metrics)) fail(`metrics show ${m.source}`, metrics.slice(0, 400));
+  const route = JSON.parse((await get('/_meridian/debug/route?country=GB&user=u1', {})).body) as {
+    residency?: { rule?: { mode?: string } };
+    endpoints?: Record<string, { state: string }[]>;
+  };
+  if (route.residency?.rule?.mode !== 'lock') fail('residency lock for a GB (EU) client in /debug/route', route.residency);
+  const states = Object.values(route.endpoints ?? {}).flatMap((es) => es.map((e) => e.state));
+  if (states.length !== 4 || states.some((st) => st !== 'healthy')) fail('every endpoint healthy by active health checks', states);
+}
+
+/**
+ * A CPU control group (cgroup v1 `cpu` or v2) of default weight for one proxy, so that two proxies on
+ * one core get equal shares however many threads each runs (V8's GC and compiler threads would
+ * otherwise win their process extra time). Returns a function that moves a process into it and one
+ * that removes it; null where there are no writable cgroups (then the scheduler shares per thread).
+ */
+function cpuGroup(name: string): { join(pid: number): void; remove(): void } | null {
+  for (const base of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup']) {
+    const path = join(base, name);
+    try {
+      if (!existsSync(join(base, 'cgroup.procs'))) continue;
+      if (base === '/sys/fs/cgroup' && !readFileSync(join(base, 'cgroup.subtree_control'), 'utf8').includes('cpu')) continue;
+      mkdirSync(path, { recursive: true });
+      return {
+        join: (pid) => writeFileSync(join(path, 'cgroup.procs'), String(pid)),
+        remove: () => {
+          try {
+            rmdirSync(path);
+          } catch {
+            // still has a process (it is being killed): left for the system
+          }
+        },
+      };
+    } catch {
+      // not writable here: try the next layout
+    }
+  }
+  return null;
+}
+
+/** `--together`: rounds of the bare proxy and the router loaded at the same time on one core (see TOGETHER). */
+async function togetherRounds(dir: string, launch: (peer: Peer) => Promise<{ proc: ChildProcess; port: number }>): Promise<void> {
+  const script = join(dir, 'req.lua');
+  const groups = { undici: cpuGroup(`meridian-bench-undici-${process.pid}`), meridian: cpuGroup(`meridian-bench-router-${process.pid}`) };
+  const fair = groups.undici !== null && groups.meridian !== null;
+  const rounds: { undici: WrkResult; meridian: WrkResult; busy: number }[] = [];
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const u = await launch('undici');
+      const m = await launch('meridian');
+      if (fair) {
+        groups.undici?.join(u.proc.pid as number);
+        groups.meridian?.join(m.proc.pid as number);
+      }
+      await Promise.all([wrk(u.port, 3, script), wrk(m.port, 3, script)]); // warm-up (JIT, connections)
+      const [ru, rm] = await Promise.all([wrk(u.port, DURATION, script, u.proc.pid), wrk(m.port, DURATION, script, m.proc.pid)]);
+      await Promise.all([stop(u.proc), stop(m.proc)]);
+      // how much of CPU 0 the two proxies used: near 1 when both were saturated, as the ratio assumes
+      const busy = (ru.cpuUs * ru.requests + rm.cpuUs * rm.requests) / 1e6 / DURATION;
+      rounds.push({ undici: ru, meridian: rm, busy });
+      if (!JSON_OUT)
+        process.stderr.write(
+          `round ${round + 1}: bare ${ru.rps.toFixed(0)} req/s, router ${rm.rps.toFixed(0)} req/s, router / bare ${((rm.rps / ru.rps) * 100).toFixed(1)} %, CPU 0 busy ${busy.toFixed(2)}\n`,
+        );
+    }
+  } finally {
+    groups.undici?.remove();
+    groups.meridian?.remove();
+  }
+  const ratios = rounds.map((r) => r.meridian.rps / r.undici.rps);
+  const cpuRatios = rounds.map((r) => r.undici.cpuUs / r.meridian.cpuUs);
+  const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, ${os.platform()} ${os.arch()}`;
+  const errors = rounds.reduce((a, r) => a + r.undici.errors + r.undici.non2xx + r.meridian.errors + r.meridian.non2xx, 0);
+  if (JSON_OUT) {
+    console.log(JSON.stringify({ machine, duration: DURATION, rounds, fair, ratios, cpuRatios, errors }, null, 2));
+    return;
+  }
+  const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+  console.log('### Router and bare undici proxy at the same time on one core (bench/router-throughput.ts --together)\n');
+  console.log(
+    `machine: ${machine}; both proxies pinned to CPU 0 ${fair ? 'in two CPU control groups of equal weight' : '(no writable cgroups: the scheduler shares per thread)'}, each loaded by its own wrk -t1 -c${CONNECTIONS} on CPU 1 with the upstream nginx; ${DURATION} s after 3 s of warm-up, per round.\n`,
+  );
+  console.log('| round | bare undici req/s | router req/s | router / bare | CPU/request bare vs router | CPU 0 busy |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  rounds.forEach((r, i) =>
+    console.log(
+      `| ${i + 1} | ${r.undici.rps.toFixed(0)} | ${r.meridian.rps.toFixed(0)} | ${pct(r.meridian.rps / r.undici.rps)} | ${r.undici.cpuUs.toFixed(1)} vs ${r.meridian.cpuUs.toFixed(1)} µs | ${r.busy.toFixed(2)} |`,
+    ),
+  );
+  console.log(
+    `\n- router / bare undici: **${pct(median(ratios))}** median of ${rounds.length} rounds (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}); from CPU per request ${pct(median(cpuRatios))}; target ≥ 95 %; errors + non-2xx: ${errors}`,
+  );
+}
+
 async function main(): Promise<void> {
   if (!NGINX || !has('wrk')) {
     console.log('> router-throughput: skipped (needs the Debian packages nginx and wrk: `apt-get install -y nginx wrk`)');
     return;
   }
+  const build = buildLibrary(ROOT, LIB);
+  if (!build.ok) throw new Error(`could not compile src/ for the benchmark: ${build.message}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'meridian-router-bench-'));
   try {
     const [p1, p2] = [await freePort(), await freePort()];
@@ -443,16 +603,22 @@ async function main(): Promise<void> {
         proc = start(c, a);
       } else {
         const config = { fleet: dir, endpoints: join(dir, 'endpoints.json'), port, host: '127.0.0.1', workers };
-        const args = [...profArgs('meridian'), '--import', 'tsx', join(ROOT, 'src', 'router', 'worker-main.ts')];
+        const args = [...profArgs('meridian'), join(LIB, 'router', 'worker-main.js')];
         const [c, a] = CALLGRIND > 0 ? callgrindWrap(dir, args) : cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
         proc = start(c, a, { MERIDIAN_ROUTER_CONFIG: JSON.stringify(config) });
       }
       await waitPort(port, CALLGRIND > 0 ? 300_000 : 15_000);
+      if (peer === 'meridian') await checkFeatures(port);
       return { proc, port };
     };
 
     if (CALLGRIND > 0) {
       await instructionRounds(dir, (peer) => launch(peer));
+      await stop(upstream);
+      return;
+    }
+    if (TOGETHER) {
+      await togetherRounds(dir, (peer) => launch(peer));
       await stop(upstream);
       return;
     }
@@ -514,19 +680,24 @@ async function main(): Promise<void> {
     console.log("CPU per request = the proxy processes' utime + stime over the run / requests.\n");
     console.log('| proxy | req/s | p99 | CPU per request | runs (req/s) | errors + non-2xx |');
     console.log('| --- | ---: | ---: | ---: | --- | ---: |');
-    console.log(row('nginx 1 worker', results.nginx));
-    console.log(row('bare undici (Node)', results.undici));
-    console.log(row('Meridian router, every feature on', results.meridian));
+    // only what was measured (`--peers`, `--no-workers` leave parts out)
+    if (PEERS.includes('nginx')) console.log(row('nginx 1 worker', results.nginx));
+    if (PEERS.includes('undici')) console.log(row('bare undici (Node)', results.undici));
+    if (PEERS.includes('meridian')) console.log(row('Meridian router, every feature on', results.meridian));
     console.log('');
+    if (!PEERS.includes('meridian') || PEERS.length < 2) return;
     console.log('| ratio | medians of req/s | per-round pairs (median) | from CPU per request | target |');
     console.log('| --- | ---: | ---: | ---: | ---: |');
-    console.log(
-      `| router / bare undici | ${pct(ratios.routerUndici)} | ${pct(ratios.routerUndiciPaired)} | ${pct(ratios.routerUndiciCpu)} | ≥ 95 % |`,
-    );
-    console.log(
-      `| router / nginx | ${pct(ratios.routerNginx)} | ${pct(ratios.routerNginxPaired)} | ${pct(ratios.routerNginxCpu)} | ≥ 25 % |`,
-    );
+    if (PEERS.includes('undici'))
+      console.log(
+        `| router / bare undici | ${pct(ratios.routerUndici)} | ${pct(ratios.routerUndiciPaired)} | ${pct(ratios.routerUndiciCpu)} | ≥ 95 % |`,
+      );
+    if (PEERS.includes('nginx'))
+      console.log(
+        `| router / nginx | ${pct(ratios.routerNginx)} | ${pct(ratios.routerNginxPaired)} | ${pct(ratios.routerNginxCpu)} | ≥ 25 % |`,
+      );
     console.log('');
+    if (!WORKERS) return;
     console.log('| router workers (unpinned, sharing 2 cores with wrk and the upstream) | req/s | p99 | runs |');
     console.log('| --- | ---: | ---: | --- |');
     for (const k of ['1', '2']) {
