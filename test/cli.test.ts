@@ -135,3 +135,32 @@ describe('meridian schema', () => {
     expect((JSON.parse(r.out) as { title: string }).title).toBe('Meridian fleet description');
   });
 });
+
+describe('meridian command loading', () => {
+  it('loads only the command it runs, lists every command in help, and suggests one for a typo', async () => {
+    const { Command } = await import('commander');
+    const { COMMAND_NAMES, registerCommands } = await import('../src/cli/commands/index.js');
+    const { processIo } = await import('../src/cli/io.js');
+    const names = async (argv: string[]): Promise<string[]> => {
+      const program = new Command('meridian');
+      await registerCommands(program, processIo(), { code: 0 }, argv);
+      return program.commands.map((c) => c.name()).sort();
+    };
+    expect(await names(['--version'])).toEqual([]);
+    expect(await names(['flag', 'get', 'x'])).toEqual(['flag']);
+    expect(await names(['reject', 'r1'])).toEqual(['approve', 'reject']); // one module registers both
+    expect(await names([])).toEqual([...COMMAND_NAMES].sort());
+    expect(await names(['--help'])).toEqual([...COMMAND_NAMES].sort());
+    expect(await names(['valdate'])).toEqual([...COMMAND_NAMES].sort());
+
+    expect(meridian(['--version']).out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const help = meridian(['--help']).out;
+    for (const name of COMMAND_NAMES) expect(help).toMatch(new RegExp(`^\\s+${name}\\b`, 'm'));
+    const typo = meridian(['valdate', 'examples/shop']);
+    expect(typo.code).toBe(2);
+    expect(typo.err).toMatch(/unknown command 'valdate'[\s\S]*Did you mean validate\?/);
+    const sub = meridian(['reject', '--help']);
+    expect(sub.code).toBe(0);
+    expect(sub.out).toMatch(/Usage: meridian reject/);
+  });
+});

@@ -27,7 +27,8 @@ export async function main(
     // options after a command belong to it (`rollout status -o json` is the subcommand's -o, not rollout's)
     .enablePositionalOptions();
   const result = { code: EXIT.ok as number };
-  (register ?? (await import('./commands/index.js')).registerCommands)(program, io, result);
+  if (register !== undefined) register(program, io, result);
+  else await (await import('./commands/index.js')).registerCommands(program, io, result, argv);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return result.code;
