@@ -224,11 +224,17 @@ describe('promtool test rules: latency', () => {
   function durations(slow: readonly string[]): Series {
     return Object.entries(rev.clusters).flatMap(([cluster, c]) => {
       const s = slow.includes(c.region);
-      const bucket = (le: string, perMin: number) => ({
-        series: `meridian_router_request_duration_seconds_bucket{service="web",cluster="${cluster}",version="2.4.0",le="${le}"}`,
+      // as the router exposes it: per client region too (two here, half the requests each)
+      const bucket = (client: string, le: string, perMin: number) => ({
+        series: `meridian_router_request_duration_seconds_bucket{service="web",client_region="${client}",cluster="${cluster}",version="2.4.0",le="${le}"}`,
         values: grow(perMin),
       });
-      return [bucket('0.1', s ? 0 : 600), bucket('0.5', s ? 0 : 600), bucket('1', 600), bucket('+Inf', 600)];
+      return ['eu-west', 'us-east'].flatMap((client) => [
+        bucket(client, '0.1', s ? 0 : 300),
+        bucket(client, '0.5', s ? 0 : 300),
+        bucket(client, '1', 300),
+        bucket(client, '+Inf', 300),
+      ]);
     });
   }
   const slow = (region?: string): Record<string, string> => ({

@@ -34,9 +34,12 @@ function traffic(m: RouterMetrics, scale = 1): void {
   req('eu-west-2', '2.5.0', '2xx', 100);
   req('us-east-1', '2.5.0', '5xx', 1000); // another cluster, not in the wave
   m.requests.inc(m.requests.series(['web', 'eu-west', 'none', 'none', '5xx', 'no-healthy']), 50); // answered by the router
+  // per client region, as the router measures: half of each from two regions, summed by the source
   const lat = (cluster: string, version: string, seconds: number, n: number) => {
-    const s = m.duration.series(['web', cluster, version]);
-    for (let i = 0; i < n * scale; i++) m.duration.observe(s, seconds);
+    for (const client of ['eu-west', 'us-east']) {
+      const s = m.duration.series(['web', client, cluster, version]);
+      for (let i = 0; i < (n * scale) / 2; i++) m.duration.observe(s, seconds);
+    }
   };
   lat('eu-west-1', '2.4.0', 0.02, 990);
   lat('eu-west-1', '2.4.0', 0.3, 10);

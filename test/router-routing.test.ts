@@ -360,11 +360,14 @@ describe('headers, overrides and the admin endpoints', () => {
 
     const stats = (await get(port, '/_meridian/stats')).json<{ snapshot: number; services: Record<string, unknown> }>();
     expect(stats.snapshot).toBe(2);
+    const served = await get(port, '/', { headers: { 'x-client-country': 'DE' } }); // one request, so its series exist
+    expect(served.headers['x-meridian-cluster']).toBe('eu-central-1');
     const metrics = await get(port, '/_meridian/metrics');
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
     for (const name of [
       'meridian_router_requests_total',
       'meridian_router_request_duration_seconds',
+      'meridian_router_request_duration_seconds_bucket{service="web",client_region="eu-central",cluster="eu-central-1",version=',
       'meridian_router_upstream_connect_errors_total',
       'meridian_router_ejections_total',
       'meridian_router_table_version 2',

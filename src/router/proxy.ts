@@ -833,7 +833,7 @@ export class Proxy {
     const up = x.upstream;
     if (up !== null) {
       m.requests.inc(m.requestSeries(up, x.homeId, code, x.reason));
-      m.duration.observe(m.durationSeries(up), (host.clock.now() - x.start) / 1000);
+      m.duration.observe(m.durationSeries(up, x.homeId), (host.clock.now() - x.start) / 1000);
     } else {
       m.requests.inc(m.rejectSeries(svc ? svc.metricId : -1, x.homeId, code, x.reason));
     }

@@ -67,8 +67,8 @@ export class RouterMetrics {
     });
     this.duration = new HistogramVec({
       name: 'meridian_router_request_duration_seconds',
-      help: 'Time from receiving a request to the end of its response, by service, serving cluster and version.',
-      labelNames: ['service', 'cluster', 'version'],
+      help: 'Time from receiving a request to the end of its response, by service, client region, serving cluster and version.',
+      labelNames: ['service', 'client_region', 'cluster', 'version'],
       registers,
     });
     this.connectErrors = new CounterVec({
@@ -175,8 +175,13 @@ export class RouterMetrics {
     return s;
   }
 
-  durationSeries(u: Upstream): number {
-    if (u.durationSeries < 0) u.durationSeries = this.duration.series([u.service, u.cluster, u.version]);
-    return u.durationSeries;
+  /** The duration series of requests from client region `homeId` served by `u` (created on first use). */
+  durationSeries(u: Upstream, homeId: number): number {
+    let s = u.durationSeries[homeId];
+    if (s === undefined) {
+      s = this.duration.series([u.service, this.names.region.name(homeId), u.cluster, u.version]);
+      u.durationSeries[homeId] = s;
+    }
+    return s;
   }
 }

@@ -457,7 +457,7 @@ export class Router implements ProxyHost, AdminHost {
         if (e.version !== u.version) {
           u.version = e.version;
           u.requestSeries.clear();
-          u.durationSeries = -1;
+          u.durationSeries.length = 0;
         }
         u.sourceHealthy = e.healthy ?? true;
         if (u.update()) changed = true;

@@ -74,9 +74,9 @@ export class Upstream {
   /** Requests in flight to this endpoint. */
   inFlight = 0;
 
-  /** @internal metrics: series numbers by (client region, code class, reason) key, and the duration series. */
+  /** @internal metrics: series numbers by (client region, code class, reason) key, and duration series by client region id. */
   readonly requestSeries = new Map<number, number>();
-  durationSeries = -1;
+  readonly durationSeries: number[] = [];
   /** @internal timers owned by the outlier detector and the active checker. */
   ejectionTimer: unknown = null;
   checkTimer: unknown = null;

@@ -1,7 +1,8 @@
 /**
  * Live traffic from the router's counters: two scrapes of `meridian_router_requests_total` and
  * `meridian_router_request_duration_seconds` a few seconds apart give, per client region, cluster and
- * version, the request rate, the error rate (5xx and routing rejections) and the p99 latency. Pure.
+ * version, the request rate, the error rate (5xx and routing rejections) and the p99 latency the clients
+ * of that region saw. Pure.
  */
 import { parseExposition, type ExpositionSample } from '../rollout/analysis/exposition.js';
 
@@ -14,7 +15,7 @@ export interface TrafficFlow {
   readonly version: string;
   readonly rps: number;
   readonly errorRate: number;
-  /** p99 latency of the cluster and version (the router's histogram is not per client region), or null. */
+  /** p99 latency of this flow's requests (client region, cluster and version), or null. */
   readonly p99Ms: number | null;
 }
 
@@ -30,7 +31,7 @@ export interface TrafficSample {
   readonly at: number;
   /** `service|client|cluster|version` → [requests, errors]. */
   readonly requests: ReadonlyMap<string, readonly [number, number]>;
-  /** `service|cluster|version` → le → cumulative count. */
+  /** `service|client|cluster|version` (as `requests`) → le → cumulative count. */
   readonly buckets: ReadonlyMap<string, ReadonlyMap<number, number>>;
 }
 
@@ -54,7 +55,7 @@ export function sampleOf(text: string, at: number): TrafficSample {
       if (l['code'] === '5xx' || l['cluster'] === 'none') v[1] += s.value;
       requests.set(key, v);
     } else if (s.name === 'meridian_router_request_duration_seconds_bucket') {
-      const key = [l['service'] ?? '', l['cluster'] ?? '', l['version'] ?? ''].join('|');
+      const key = [l['service'] ?? '', l['client_region'] || '(unknown)', l['cluster'] || 'none', l['version'] || 'none'].join('|');
       const le = l['le'] === '+Inf' ? Infinity : Number(l['le']);
       const m = buckets.get(key) ?? new Map<number, number>();
       m.set(le, (m.get(le) ?? 0) + s.value);
@@ -95,7 +96,6 @@ export function trafficBetween(before: TrafficSample, after: TrafficSample, regi
     const dn = n - b0;
     if (dn <= 0) continue;
     const [service = '', clientRegion = '', cluster = '', version = ''] = key.split('|');
-    const hkey = [service, cluster, version].join('|');
     flows.push({
       service,
       clientRegion,
@@ -104,7 +104,7 @@ export function trafficBetween(before: TrafficSample, after: TrafficSample, regi
       version,
       rps: Math.round((dn / seconds) * 100) / 100,
       errorRate: Math.round(((err - b1) / dn) * 10000) / 10000,
-      p99Ms: ((x) => (x === null ? null : Math.round(x * 10) / 10))(p99(before.buckets.get(hkey), after.buckets.get(hkey))),
+      p99Ms: ((x) => (x === null ? null : Math.round(x * 10) / 10))(p99(before.buckets.get(key), after.buckets.get(key))),
     });
   }
   flows.sort((a, b) => b.rps - a.rps);
