@@ -17,7 +17,7 @@ import type { Actor, AuditEntry, RolloutRecord, Store } from '../store/store.js'
 import type { Endpoint, TrackStatus } from '../targets/target.js';
 import { ApiError } from './api-error.js';
 import type { EventHub } from './event-hub.js';
-import type { FleetLink } from './fleet-link.js';
+import type { FleetDrain, FleetLink } from './fleet-link.js';
 import { sampleOf, trafficBetween, type TrafficSample, type TrafficView } from './traffic-sampler.js';
 
 /** One endpoint as routers receive it. */
@@ -139,6 +139,8 @@ export class ControlState {
   #stateOf: Awaited<ReturnType<Store['clusterStates']>> = {};
   readonly #revisions = new Map<string, Revision>();
   #drained = new Set<string>();
+  /** Each drain's kind and reason, as recorded (what the fleet's router is told). */
+  #drainInfo = new Map<string, FleetDrain>();
   #canary: RoutingView['canary'] = {};
   #flags: RoutingView['flags'] = {};
   #endpoints: RoutingEndpoint[] = [];
@@ -208,8 +210,8 @@ export class ControlState {
     await this.#loadRevision();
     await this.#loadFlags();
     await this.#readAudit(true);
-    // drains outlive a restart: the fleet's own router (inside `meridian up`) starts without them
-    if (this.#drained.size > 0) await this.#o.link?.setDrained([...this.#drained], true);
+    // drains outlive a restart: the fleet's own router starts without them
+    await this.#syncDrains(true);
     await this.#loadRollouts(false);
     await this.#pollFleet();
     this.#recompute();
@@ -252,12 +254,52 @@ export class ControlState {
       });
     }
     await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
-    this.#applyDrain(name, drained);
+    this.#applyDrain(name, drained, kind, reason);
     this.#recompute(); // routers that follow the server learn it now
     const view = this.#table;
-    await this.#o.link?.setDrained([name], drained);
+    const link = this.#o.link;
+    let failure: unknown = null;
+    try {
+      await link?.setDrained([name], drained, { kind, reason });
+    } catch (err) {
+      failure = err;
+    }
     await this.pollStore(); // publishes the audit entry
+    if (link && failure !== null) {
+      const what = `${drained ? 'the drain' : 'the undrain'} of ${kind} ${name}`;
+      throw new ApiError(
+        'MERIDIAN_E_API_FLEET_ROUTER',
+        `${what} is recorded and routers that follow this server apply it, but the fleet's own router did not: ` +
+          `${link.describe} failed (${(failure as Error).message})`,
+        {
+          cause: failure,
+          hint:
+            'the server sends it again whenever it reaches the control API (it looks every few seconds); check that ' +
+            '`meridian up` runs and that --control and MERIDIAN_CONTROL_TOKEN match its .meridian/up.json, or repeat the call',
+        },
+      );
+    }
     return view;
+  }
+
+  /**
+   * Brings the fleet's own router to the recorded drains (a restarted `meridian up` has none; an undrain
+   * may have missed it). A failure is logged: the next look at the fleet tries again.
+   */
+  async #syncDrains(atStart: boolean): Promise<void> {
+    const link = this.#o.link;
+    if (!link) return;
+    const drains = [...this.#drained].map((name) => this.#drainInfo.get(name) ?? { kind: this.#kindOf(name), name });
+    try {
+      if (link.syncDrained) await link.syncDrained(drains);
+      else if (atStart && drains.length > 0) await link.setDrained([...this.#drained], true);
+    } catch (err) {
+      this.#o.log?.(`cannot tell ${link.describe} the ${drains.length} drain(s) in force, trying again: ${(err as Error).message}`);
+    }
+  }
+
+  #kindOf(name: string): 'cluster' | 'region' {
+    return this.#revision?.regions[name] && !this.#revision.clusters[name] ? 'region' : 'cluster';
   }
 
   /** Looks at the store's audit head and follows what changed. Public for tests and for callers that just wrote. */
@@ -285,8 +327,9 @@ export class ControlState {
       const page = await this.#o.store.listAudit({ afterSeq: this.#auditSeq, limit: AUDIT_PAGE });
       for (const e of page) {
         if (e.action === 'routing.drain') {
-          const d = e.data as { drained?: unknown } | null;
-          this.#applyDrain(e.subject, d?.drained === true);
+          const d = e.data as { drained?: unknown; kind?: unknown } | null;
+          const kind = d?.kind === 'region' || d?.kind === 'cluster' ? d.kind : this.#kindOf(e.subject);
+          this.#applyDrain(e.subject, d?.drained === true, kind, e.reason ?? undefined);
         }
         if (!initial) {
           this.#o.hub.publish('audit', auditJson(e));
@@ -301,9 +344,14 @@ export class ControlState {
     return out;
   }
 
-  #applyDrain(name: string, drained: boolean): void {
-    if (drained) this.#drained.add(name);
-    else this.#drained.delete(name);
+  #applyDrain(name: string, drained: boolean, kind: 'cluster' | 'region', reason?: string): void {
+    if (drained) {
+      this.#drained.add(name);
+      this.#drainInfo.set(name, { kind, name, reason });
+    } else {
+      this.#drained.delete(name);
+      this.#drainInfo.delete(name);
+    }
   }
 
   async #loadRevision(): Promise<void> {
@@ -441,6 +489,7 @@ export class ControlState {
           .sort((a, b) => (a.cluster + a.service + a.replica < b.cluster + b.service + b.replica ? -1 : 1));
       }
       this.#setClusters(clusters);
+      if (reachable) await this.#syncDrains(false);
       const text = await link.routerMetrics();
       if (text !== null) {
         const sample = sampleOf(text, Date.now());

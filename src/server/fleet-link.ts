@@ -8,6 +8,13 @@ import type { Router } from '../router/router.js';
 import { RemoteTarget } from '../targets/remote-target.js';
 import type { ClusterStatus, Endpoint, Target, TargetEvent } from '../targets/target.js';
 
+/** A drain as the fleet's router is told it. */
+export interface FleetDrain {
+  readonly kind: 'cluster' | 'region';
+  readonly name: string;
+  readonly reason?: string | undefined;
+}
+
 export interface FleetLink {
   /** Where it leads, for messages. */
   readonly describe: string;
@@ -15,8 +22,17 @@ export interface FleetLink {
   endpoints(cluster: string): Promise<readonly Endpoint[]>;
   /** The fleet router's Prometheus text, or null when it has none. */
   routerMetrics(): Promise<string | null>;
-  /** Tells the fleet's own router about a drain, when that router can be reached. */
-  setDrained(names: readonly string[], drained: boolean): Promise<void>;
+  /**
+   * Tells the fleet's own router about a drain (or undrain); in force on return. Rejects when the router
+   * cannot be told (its control API does not answer, or refuses).
+   */
+  setDrained(names: readonly string[], drained: boolean, how?: { kind: 'cluster' | 'region'; reason?: string | undefined }): Promise<void>;
+  /**
+   * Brings the fleet's own router to exactly these drains: the ones it lacks are sent, the ones told
+   * earlier and lifted since are undrained. Called at start and on every look at the fleet, so that a
+   * restarted fleet or server converges. Absent: {@link setDrained} of every drain at start only.
+   */
+  syncDrained?(drains: readonly FleetDrain[]): Promise<void>;
   subscribe(listener: (e: TargetEvent) => void): () => void;
   close(): Promise<void>;
 }
@@ -35,8 +51,18 @@ export function remoteLink(url: string, token: string): FleetLink {
         return null;
       }
     },
-    // the control API has no drain call: routers that follow this server get drains from its event stream
-    setDrained: () => Promise.resolve(),
+    setDrained: async (names, drained, how) => {
+      for (const name of names) await t.drain({ kind: how?.kind ?? 'cluster', name, drained, reason: how?.reason });
+    },
+    // the router's drains, as told through the control API (all of them: a fresh `meridian up` has none)
+    syncDrained: async (drains) => {
+      const told = await t.drains();
+      const want = new Map(drains.map((d) => [d.name, d]));
+      for (const d of drains) {
+        if (!told.some((x) => x.name === d.name)) await t.drain({ kind: d.kind, name: d.name, drained: true, reason: d.reason });
+      }
+      for (const x of told) if (!want.has(x.name)) await t.drain({ kind: x.kind, name: x.name, drained: false });
+    },
     subscribe: (l) => t.subscribe(l),
     close: () => t.close(),
   };
@@ -47,14 +73,31 @@ export function localLink(
   target: Pick<Target, 'status' | 'endpoints' | 'subscribe'>,
   router: Pick<Router, 'setDrained' | 'flush' | 'metricsText'>,
 ): FleetLink {
+  /** What this link has drained in the router (it starts with none). */
+  const applied = new Set<string>();
+  const setDrained = (names: readonly string[], drained: boolean): void => {
+    router.setDrained(names, drained);
+    router.flush(true);
+    for (const n of names) {
+      if (drained) applied.add(n);
+      else applied.delete(n);
+    }
+  };
   return {
     describe: 'the local fleet in this process',
     status: (c) => target.status(c),
     endpoints: (c) => Promise.resolve(target.endpoints(c)),
     routerMetrics: () => router.metricsText(),
     setDrained: (names, drained) => {
-      router.setDrained(names, drained);
-      router.flush(true);
+      setDrained(names, drained);
+      return Promise.resolve();
+    },
+    syncDrained: (drains) => {
+      const want = new Set(drains.map((d) => d.name));
+      const add = [...want].filter((n) => !applied.has(n));
+      const lift = [...applied].filter((n) => !want.has(n));
+      if (add.length > 0) setDrained(add, true);
+      if (lift.length > 0) setDrained(lift, false);
       return Promise.resolve();
     },
     subscribe: (l) => target.subscribe(l),

@@ -11,6 +11,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   404: 'not found',
   409: 'conflicts with the current state',
   422: 'the request is well-formed but invalid',
+  502: "recorded, but the fleet's control API failed to carry it out",
   503: 'the fleet or the store cannot be reached',
 };
 

@@ -227,13 +227,13 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
       method: 'POST',
       path: `/api/v1/${kind === 'cluster' ? 'clusters' : 'regions'}/{name}/drain`,
       operationId: `drain${kind === 'cluster' ? 'Cluster' : 'Region'}`,
-      summary: `Drain (or undrain) a ${kind}: it takes no new traffic; every router that follows the server applies it`,
+      summary: `Drain (or undrain) a ${kind}: it takes no new traffic; every router that follows the server applies it, and the fleet's own router (502 when it cannot be told)`,
       tag: 'routing',
       permission: 'drain',
       action: `drain a ${kind}`,
       body: S.DrainBody,
       response: { kind: 'json', schema: S.DrainResult },
-      errors: [404],
+      errors: [404, 502],
       handle: async ({ params, body, actor }) => {
         const name = params['name'] ?? '';
         const view = await state.drain(kind, name, body.drained, actor, body.reason);

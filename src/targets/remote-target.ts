@@ -6,6 +6,7 @@
 import { MeridianError } from '../errors.js';
 import type { TrafficControl } from '../rollout/ports.js';
 import { TargetError } from './errors.js';
+import type { ControlDrain } from './local/control-api.js';
 import type {
   ApplyRequest,
   ClusterStatus,
@@ -101,6 +102,20 @@ export class RemoteTarget implements Target {
         await this.call('POST', 'v1/router/revision', { revision });
       },
     };
+  }
+
+  /**
+   * Drains (or undrains) a cluster or a region in the router (`POST /v1/router/drain`), in force on
+   * return. Answers the drains told through the API since it started.
+   */
+  async drain(order: { kind: 'cluster' | 'region'; name: string; drained: boolean; reason?: string | undefined }): Promise<ControlDrain[]> {
+    const res = (await this.call('POST', 'v1/router/drain', order)) as { drained: ControlDrain[] };
+    return res.drained;
+  }
+
+  /** The drains told to the router through the API since it started (`GET /v1/router/drained`). */
+  async drains(): Promise<ControlDrain[]> {
+    return ((await this.call('GET', 'v1/router/drained')) as { drained: ControlDrain[] }).drained;
   }
 
   /** The router's Prometheus text (its counters, for analysis). */

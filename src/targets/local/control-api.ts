@@ -1,7 +1,8 @@
 /**
  * The local fleet's control API: what `meridian up` offers other processes (a rollout) over HTTP on
  * loopback — the driver's operations (apply, remove, status, endpoints, events) and the router's traffic
- * control and counters. Every request carries the random bearer token written into .meridian/up.json.
+ * control (canary weights, revision, drains) and counters. Every request carries the random bearer token
+ * written into .meridian/up.json.
  * The same shape a Kubernetes driver has: the rollout talks to clusters over the network.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -20,6 +21,15 @@ export interface ControlRouter {
   stats(): unknown;
   /** Routes with this revision's policies and clusters from now on (a rollout's promotion or rollback). */
   setRevision?(revision: Revision): void;
+  /** Drains (or undrains) clusters or whole regions, by name: they take no new traffic. */
+  setDrained?(names: readonly string[], drained: boolean): void;
+}
+
+/** A drain told to the router through this API, as `GET /v1/router/drained` lists it. */
+export interface ControlDrain {
+  readonly kind: 'cluster' | 'region';
+  readonly name: string;
+  readonly reason: string | null;
 }
 
 export interface ControlApiOptions {
@@ -47,6 +57,8 @@ const MAX_BODY = 8 * 1024 * 1024;
 export async function startControlApi(opts: ControlApiOptions): Promise<ControlApi> {
   const expected = Buffer.from(`Bearer ${opts.token}`);
   const streams = new Set<ServerResponse>();
+  /** The drains told through this API (name → drain): what a control plane compares its own with. */
+  const drains = new Map<string, ControlDrain>();
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => fail(res, err));
   });
@@ -102,6 +114,19 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         router.setRevision(revisionBody(await json(req)));
         return send(res, 200, { ok: true });
       }
+      case 'POST /v1/router/drain': {
+        const router = needRouter();
+        if (!router.setDrained) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot drain');
+        const order = drainBody(await json(req));
+        router.setDrained([order.name], order.drained);
+        router.flush(true); // in force on return
+        if (order.drained) drains.set(order.name, { kind: order.kind, name: order.name, reason: order.reason });
+        else drains.delete(order.name);
+        return send(res, 200, { ok: true, drained: drainList() });
+      }
+      case 'GET /v1/router/drained':
+        needRouter();
+        return send(res, 200, { drained: drainList() });
       case 'GET /v1/router/stats':
         return send(res, 200, needRouter().stats());
       case 'GET /v1/events': {
@@ -118,6 +143,10 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       default:
         return send(res, 404, { error: 'MERIDIAN_E_CONTROL_NOT_FOUND', message: `no route ${route}` });
     }
+  }
+
+  function drainList(): ControlDrain[] {
+    return [...drains.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   function needRouter(): ControlRouter {
@@ -221,6 +250,18 @@ function revisionBody(body: unknown): Revision {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad(`revision.${key} must be an object (a rendered revision)`);
   }
   return r as unknown as Revision;
+}
+
+/** `{kind, name, drained, reason?}`: a drain (or undrain) of a cluster or a region. */
+function drainBody(body: unknown): { kind: 'cluster' | 'region'; name: string; drained: boolean; reason: string | null } {
+  const b = obj(body);
+  const kind = b['kind'];
+  if (kind !== 'cluster' && kind !== 'region') throw bad('kind must be cluster or region');
+  const drained = b['drained'];
+  if (typeof drained !== 'boolean') throw bad('drained must be true or false');
+  const reason = b['reason'];
+  if (reason !== undefined && reason !== null && typeof reason !== 'string') throw bad('reason must be a string');
+  return { kind, name: str(b, 'name'), drained, reason: typeof reason === 'string' ? reason : null };
 }
 
 function removeRequest(body: unknown): RemoveRequest {
