@@ -193,12 +193,18 @@ describe('rollout controls on the live local fleet with real traffic', () => {
         .map((e) => `${which(e.subject)} ${e.action} ${e.actor.id}`),
     ).toEqual([
       'first rollout.start alice',
+      'first approval.refused alice', // the author's own approval, refused
       'first approval.approve bob',
       'first rollout.abort-requested alice',
       'second rollout.start alice',
       'second approval.approve bob',
       'second rollout.approvals-met alice',
     ]);
+    // carol's refused rollout names the holder: alice's waiting driver of the second rollout
+    expect(audit.find((e) => e.action === 'rollout.lock.refused')).toMatchObject({
+      actor: { id: 'carol' },
+      data: { code: 'MERIDIAN_E_ROLLOUT_LOCKED', holder: { rollout: second.id, actor: 'alice', pid: waiting.pid } },
+    });
     const approvals = audit.filter((e) => e.action === 'approval.approve');
     expect(approvals.map((e) => e.data?.['planHash'])).toEqual([first.planHash, second.planHash]);
     expect(audit.find((e) => e.action === 'rollout.approvals-met')?.data).toMatchObject({ approvers: ['bob'] });

@@ -391,6 +391,56 @@ describe('on PostgreSQL', () => {
       await admin.end();
     }
   });
+
+  it('audits a refused self-approval and a refused concurrent rollout, each in its own transaction; the chain verifies', async () => {
+    const url = process.env['MERIDIAN_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `mrd_refused_${process.pid}_${Date.now().toString(36)}`;
+    try {
+      const r = await setup({ open: () => openPostgresStore(url, { schema }) });
+      expect((await r.drive()).outcome).toBe('awaiting-approval');
+      const rollout = (await r.w.store.getRollout(r.id))!;
+      const own = recordDecision(r.w.store, {
+        rollout,
+        spec: r.spec,
+        wave: 'europe',
+        actor: alice,
+        decision: 'approve',
+        now: r.clock.now(),
+      });
+      await expect(own).rejects.toMatchObject({ code: 'MERIDIAN_E_APPROVAL_AUTHOR' });
+      const second = createRollout(r.w.store, r.spec, { ...holderFor('ro-second', bob), host: 'ci-7', pid: 4242 }, { now: r.clock.now() });
+      await expect(second).rejects.toMatchObject({
+        code: 'MERIDIAN_E_ROLLOUT_LOCKED',
+        message: expect.stringMatching(/^service (api|web) is held by rollout ro-test \(started by alice, awaiting-approval, /),
+      });
+      const audit = await r.w.store.listAudit({ newestFirst: true, limit: 2 });
+      expect(audit.map((e) => e.action)).toEqual(['rollout.lock.refused', 'approval.refused']);
+      expect(audit[1]).toMatchObject({
+        actor: alice,
+        subject: 'ro-test',
+        data: { code: 'MERIDIAN_E_APPROVAL_AUTHOR', wave: 'europe', decision: 'approve' },
+      });
+      expect(audit[0]).toMatchObject({
+        actor: bob,
+        subject: 'ro-second',
+        data: {
+          code: 'MERIDIAN_E_ROLLOUT_LOCKED',
+          attempt: 'start',
+          host: 'ci-7',
+          pid: 4242,
+          holder: { rollout: 'ro-test', actor: 'alice' },
+        },
+      });
+      expect(await r.w.store.getRollout('ro-second')).toBeUndefined();
+      expect(await r.w.store.listApprovals(r.spec.planHash)).toEqual([]);
+      expect(await r.w.store.verifyAudit()).toMatchObject({ ok: true });
+    } finally {
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    }
+  });
 });
 
 describe('locks', () => {
@@ -412,6 +462,44 @@ describe('locks', () => {
       /^MERIDIAN_E_ROLLOUT_LOCKED: service (api|web) is held by rollout ro-[ab] \(started by (alice|bob), running, holding it since \S+; driven by pid (111|222) on host ci-runner/,
     );
     expect(await w.store.listRollouts()).toHaveLength(1);
+    // the refusal is audited, in a transaction of its own (the refused one was rolled back), naming the holder
+    const [winner] = await w.store.listRollouts();
+    const refused = (await w.store.listAudit()).filter((e) => e.action === 'rollout.lock.refused');
+    expect(refused).toHaveLength(1);
+    const loser = winner?.id === 'ro-a' ? { id: 'ro-b', actor: 'bob', pid: 222 } : { id: 'ro-a', actor: 'alice', pid: 111 };
+    expect(refused[0]).toMatchObject({
+      actor: { id: loser.actor, via: 'flag' },
+      subject: loser.id,
+      reason: outcomes[0]?.replace(/^MERIDIAN_E_ROLLOUT_LOCKED: /, ''),
+      data: {
+        code: 'MERIDIAN_E_ROLLOUT_LOCKED',
+        attempt: 'start',
+        fleet: spec.fleet,
+        host: 'ci-runner',
+        pid: loser.pid,
+        holder: { rollout: winner?.id, actor: winner?.author, state: 'running', host: 'ci-runner', pid: loser.pid === 111 ? 222 : 111 },
+      },
+    });
+    // a second driver for the winner (resume while its live driver runs) is refused and audited too
+    const carol = { id: 'carol', via: 'flag' };
+    const resume = takeOver(
+      w.store,
+      winner?.id ?? '',
+      { ...holderFor(winner?.id ?? '', carol), host: 'ci-runner', pid: 333 },
+      { now: Date.now() },
+    );
+    await expect(resume).rejects.toMatchObject({
+      code: 'MERIDIAN_E_ROLLOUT_LOCKED',
+      message: expect.stringMatching(/is already being driven/),
+    });
+    const [last] = await w.store.listAudit({ newestFirst: true, limit: 1 });
+    expect(last).toMatchObject({
+      action: 'rollout.lock.refused',
+      actor: carol,
+      subject: winner?.id,
+      data: { attempt: 'resume', pid: 333, holder: { rollout: winner?.id, pid: loser.pid === 111 ? 222 : 111 } },
+    });
+    expect(await w.store.verifyAudit()).toMatchObject({ ok: true });
   });
 });
 
@@ -431,10 +519,32 @@ describe('approvals', () => {
         now: r.clock.now(),
         ...extra,
       });
-    await expect(decide(alice)).rejects.toMatchObject({ code: 'MERIDIAN_E_APPROVAL_AUTHOR' });
+    const seq = (await r.w.store.listAudit()).length;
+    await expect(decide(alice)).rejects.toMatchObject({
+      code: 'MERIDIAN_E_APPROVAL_AUTHOR',
+      message: 'alice is an author of this change (started rollout ro-test or recorded its revision) and cannot approve it',
+    });
     await expect(decide({ id: 'planner' })).rejects.toMatchObject({ code: 'MERIDIAN_E_APPROVAL_AUTHOR' });
     await expect(decide(bob, { role: 'intern' })).rejects.toMatchObject({ code: 'MERIDIAN_E_APPROVAL_ROLE' });
     await expect(decide(bob, { wave: 'canary' })).rejects.toMatchObject({ code: 'MERIDIAN_E_APPROVAL_NOT_REQUIRED' });
+    await expect(decide(bob, { wave: 'mars' })).rejects.toMatchObject({ code: 'MERIDIAN_E_APPROVAL_UNKNOWN_WAVE' });
+    // each refusal is audited with who, the wave, the code and the message; nothing is approved
+    const refusals = await r.w.store.listAudit({ afterSeq: seq });
+    expect(refusals.map((e) => `${e.action} ${e.actor.id} ${e.subject} ${String((e.data as Record<string, JsonValue>)['code'])}`)).toEqual([
+      'approval.refused alice ro-test MERIDIAN_E_APPROVAL_AUTHOR',
+      'approval.refused planner ro-test MERIDIAN_E_APPROVAL_AUTHOR',
+      'approval.refused bob ro-test MERIDIAN_E_APPROVAL_ROLE',
+      'approval.refused bob ro-test MERIDIAN_E_APPROVAL_NOT_REQUIRED',
+      'approval.refused bob ro-test MERIDIAN_E_APPROVAL_UNKNOWN_WAVE',
+    ]);
+    expect(refusals[0]).toMatchObject({
+      actor: { id: 'alice', via: 'flag' },
+      reason: 'alice is an author of this change (started rollout ro-test or recorded its revision) and cannot approve it',
+      data: { code: 'MERIDIAN_E_APPROVAL_AUTHOR', decision: 'approve', wave: 'europe', role: 'release-manager', planHash: r.spec.planHash },
+    });
+    expect(refusals[4]?.data).toMatchObject({ wave: 'mars' });
+    expect(await r.w.store.listApprovals(r.spec.planHash)).toEqual([]);
+    expect(await r.w.store.verifyAudit()).toMatchObject({ ok: true, count: seq + 5 });
     // an approval that expires before the gate looks
     await decide(bob, { ttlMs: 1000 });
     r.clock.advance(5000);

@@ -139,6 +139,18 @@ describe('actions', () => {
       body: { wave: 'europe', role: 'release-manager' },
     });
     expect([own.status, codeOf(own)]).toEqual([403, 'MERIDIAN_E_APPROVAL_AUTHOR']);
+    // the refusal is in the audit log under the API identity, and the chain still verifies
+    const audit = (await get('/api/v1/audit?limit=5')).body as {
+      verified: boolean;
+      entries: { action: string; actor: string; via: string; subject: string; detail: Record<string, unknown> }[];
+    };
+    expect(audit.verified).toBe(true);
+    expect(audit.entries.find((e) => e.action === 'approval.refused')).toMatchObject({
+      actor: 'alice',
+      via: expect.stringMatching(/^token:/),
+      subject: ROLLOUT,
+      detail: { code: 'MERIDIAN_E_APPROVAL_AUTHOR', wave: 'europe', decision: 'approve' },
+    });
     const badBody = await api(sw.url, 'POST', `/api/v1/rollouts/${ROLLOUT}/approve`, { token: sw.tokens.approver, body: { wave: 7 } });
     expect([badBody.status, codeOf(badBody)]).toEqual([422, 'MERIDIAN_E_API_INVALID']);
     const badJson = await api(sw.url, 'POST', `/api/v1/rollouts/${ROLLOUT}/approve`, { token: sw.tokens.approver, raw: '{nope' });

@@ -70,56 +70,109 @@ export interface Decision {
   readonly ttlMs?: number | undefined;
 }
 
-/** Checks and records an approval or rejection with its audit entry; throws a RolloutError saying what is wrong. */
-export async function recordDecision(store: Store, d: Decision): Promise<ApprovalRecord> {
+/** What is wrong with a decision (`error` null when it may be recorded), and the role it is made in. Pure. */
+function refusalOf(
+  d: Decision,
+): { readonly error: RolloutError; readonly role: string | undefined } | { readonly error: null; readonly role: string } {
   const { rollout, spec } = d;
   if (FINAL_STATES.includes(rollout.state)) {
-    throw new RolloutError(
-      'MERIDIAN_E_APPROVAL_FINISHED',
-      `rollout ${rollout.id} has finished (${rollout.state}); there is nothing to approve`,
-    );
+    return {
+      error: new RolloutError(
+        'MERIDIAN_E_APPROVAL_FINISHED',
+        `rollout ${rollout.id} has finished (${rollout.state}); there is nothing to approve`,
+      ),
+      role: d.role,
+    };
   }
   const wave = spec.config.waves.find((w) => w.name === d.wave);
   if (!wave) {
-    throw new RolloutError('MERIDIAN_E_APPROVAL_UNKNOWN_WAVE', `rollout ${rollout.id} has no wave named ${d.wave}`, {
-      hint: `its waves are: ${spec.config.waves.map((w) => w.name).join(', ')}`,
-    });
+    return {
+      error: new RolloutError('MERIDIAN_E_APPROVAL_UNKNOWN_WAVE', `rollout ${rollout.id} has no wave named ${d.wave}`, {
+        hint: `its waves are: ${spec.config.waves.map((w) => w.name).join(', ')}`,
+      }),
+      role: d.role,
+    };
   }
   if (!wave.approvals) {
-    throw new RolloutError('MERIDIAN_E_APPROVAL_NOT_REQUIRED', `wave ${wave.name} of rollout ${rollout.id} needs no approval`, {
-      hint: `waves that need approval: ${
-        spec.config.waves
-          .filter((w) => w.approvals)
-          .map((w) => w.name)
-          .join(', ') || '(none)'
-      }`,
-    });
+    return {
+      error: new RolloutError('MERIDIAN_E_APPROVAL_NOT_REQUIRED', `wave ${wave.name} of rollout ${rollout.id} needs no approval`, {
+        hint: `waves that need approval: ${
+          spec.config.waves
+            .filter((w) => w.approvals)
+            .map((w) => w.name)
+            .join(', ') || '(none)'
+        }`,
+      }),
+      role: d.role,
+    };
   }
   const roles = wave.approvals.roles;
   const role = d.role ?? (roles.length === 1 ? roles[0] : undefined);
   if (role === undefined || !roles.includes(role)) {
-    throw new RolloutError(
-      'MERIDIAN_E_APPROVAL_ROLE',
-      role === undefined
-        ? `wave ${wave.name} may be approved in one of several roles`
-        : `wave ${wave.name} needs approval from ${roles.join(' or ')}, not ${role}`,
-      { hint: `say which role you approve in: --role ${roles[0] ?? 'ROLE'} (one of ${roles.join(', ')})` },
-    );
+    return {
+      error: new RolloutError(
+        'MERIDIAN_E_APPROVAL_ROLE',
+        role === undefined
+          ? `wave ${wave.name} may be approved in one of several roles`
+          : `wave ${wave.name} needs approval from ${roles.join(' or ')}, not ${role}`,
+        { hint: `say which role you approve in: --role ${roles[0] ?? 'ROLE'} (one of ${roles.join(', ')})` },
+      ),
+      role,
+    };
   }
   if (spec.authors.includes(d.actor.id)) {
-    throw new RolloutError(
-      'MERIDIAN_E_APPROVAL_AUTHOR',
-      `${d.actor.id} is an author of this change (started rollout ${rollout.id} or recorded its revision) and cannot ${d.decision} it`,
-      { hint: `someone else in the role ${role} must ${d.decision} wave ${wave.name}` },
-    );
+    return {
+      error: new RolloutError(
+        'MERIDIAN_E_APPROVAL_AUTHOR',
+        `${d.actor.id} is an author of this change (started rollout ${rollout.id} or recorded its revision) and cannot ${d.decision} it`,
+        { hint: `someone else in the role ${role} must ${d.decision} wave ${wave.name}` },
+      ),
+      role,
+    };
   }
+  return { error: null, role };
+}
+
+/**
+ * Checks and records an approval or rejection with its audit entry; throws a RolloutError saying what is
+ * wrong. A refused decision is audited too (`approval.refused`: who, the wave, the code, the message), in
+ * its own transaction, before the error is thrown.
+ */
+export async function recordDecision(store: Store, d: Decision): Promise<ApprovalRecord> {
+  const { rollout, spec } = d;
+  const refusal = refusalOf(d);
+  if (refusal.error) {
+    const err = refusal.error;
+    try {
+      await store.appendAudit({
+        actor: d.actor,
+        action: 'approval.refused',
+        subject: rollout.id,
+        reason: err.message,
+        data: {
+          code: err.code,
+          decision: d.decision,
+          wave: d.wave,
+          role: refusal.role ?? null,
+          planHash: spec.planHash,
+          given: d.reason ?? null,
+        },
+      });
+    } catch (auditErr) {
+      // The refusal stands either way (callers and exit codes depend on its code); the failed write rides along.
+      Object.defineProperty(err, 'cause', { value: auditErr, configurable: true, writable: true });
+    }
+    throw err;
+  }
+  const role = refusal.role;
+  const wave = d.wave;
   const at = new Date(d.now).toISOString();
   const expiresAt = new Date(d.now + (d.ttlMs ?? DEFAULT_APPROVAL_TTL_MS)).toISOString();
   return store.withTransaction(async (tx) => {
     const a = await tx.addApproval({
       planHash: spec.planHash,
       rolloutId: rollout.id,
-      wave: wave.name,
+      wave,
       actor: d.actor.id,
       role,
       decision: d.decision,
@@ -132,7 +185,7 @@ export async function recordDecision(store: Store, d: Decision): Promise<Approva
       action: `approval.${d.decision}`,
       subject: rollout.id,
       reason: d.reason,
-      data: { wave: wave.name, role, planHash: spec.planHash, expiresAt, approval: a.id },
+      data: { wave, role, planHash: spec.planHash, expiresAt, approval: a.id },
     });
     return a;
   });

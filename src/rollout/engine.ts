@@ -13,7 +13,7 @@ import type { Actor, JsonValue, RolloutEventRecord, RolloutRecord, Store, StoreT
 import { isHealthyAt, type ClusterStatus } from '../targets/target.js';
 import { evaluateApprovals, gateOf } from './approvals.js';
 import { asState, CREATED, positionOf } from './events.js';
-import { acquireLocks, assertHolder, heartbeat, type Holder, lockKey, park } from './lock.js';
+import { acquireLocks, assertHolder, heartbeat, type Holder, lockKey, park, withLocksAudited } from './lock.js';
 import type { Analysis, ClusterDriver, EngineClock, StepCluster, StepContext, TrafficControl } from './ports.js';
 import { asSpec, type RolloutSpec } from './rollout-spec.js';
 import {
@@ -76,7 +76,10 @@ interface ClusterRecordPlan {
   readonly state: RenderedCluster;
 }
 
-/** Records a new rollout of `spec`: locks, the rollout, its first event and audit entry, in one transaction. */
+/**
+ * Records a new rollout of `spec`: locks, the rollout, its first event and audit entry, in one transaction.
+ * Refused locks are audited (`rollout.lock.refused`) on their own.
+ */
 export async function createRollout(
   store: Store,
   spec: RolloutSpec,
@@ -105,7 +108,8 @@ export async function createRollout(
     updatedAt: at,
     finishedAt: isFinal(state) ? at : null,
   };
-  return store.withTransaction(async (tx) => {
+  const attempt = { attempt: 'start', kind: spec.kind, fleet: spec.fleet, services: [...spec.services] };
+  return withLocksAudited(store, holder, attempt, async (tx) => {
     const keys = spec.services.map((s) => lockKey(spec.fleet, s));
     const acquired = await acquireLocks(tx, keys, holder, {
       now: opts.now,
@@ -687,7 +691,7 @@ function eventData(e: MachineEvent): Record<string, JsonValue> {
 
 /**
  * Takes the locks of an existing rollout for this process (resume, or an operator's control when no
- * process drives it), taking over from a driver that died. Audited.
+ * process drives it), taking over from a driver that died. Audited, and so is a refusal (`rollout.lock.refused`).
  */
 export async function takeOver(
   store: Store,
@@ -695,7 +699,7 @@ export async function takeOver(
   holder: Holder,
   opts: { now: number; lockTtlMs?: number; isAlive?: (pid: number) => boolean | undefined },
 ): Promise<RolloutRecord> {
-  return store.withTransaction(async (tx) => {
+  return withLocksAudited(store, holder, { attempt: 'resume' }, async (tx) => {
     const r = await tx.getRollout(id);
     if (!r)
       throw new RolloutError('MERIDIAN_E_ROLLOUT_UNKNOWN', `there is no rollout ${id}`, {

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RolloutError } from '../errors.js';
-import type { Actor, LockRecord, StoreTx } from '../store/store.js';
+import type { Actor, JsonValue, LockRecord, Store, StoreTx } from '../store/store.js';
 import { FINAL_STATES } from './events.js';
 
 /** The process driving a rollout. */
@@ -78,9 +78,73 @@ function describeHolder(lock: LockRecord, state: string | undefined, now: number
 }
 
 /**
+ * What a MERIDIAN_E_ROLLOUT_LOCKED error from {@link acquireLocks} was refused by, for its audit entry.
+ * Kept beside the error rather than on it, so that callers see the very same RolloutError as before.
+ */
+const refusedBy = new WeakMap<RolloutError, { readonly key: string; readonly holder: LockRecord; readonly state: string }>();
+
+function locked(message: string, hint: string, lock: LockRecord, state: string): RolloutError {
+  const err = new RolloutError('MERIDIAN_E_ROLLOUT_LOCKED', message, { hint });
+  refusedBy.set(err, { key: lock.key, holder: lock, state });
+  return err;
+}
+
+/**
+ * Runs `fn` — which takes locks with {@link acquireLocks} — in one write transaction. When the locks are
+ * refused (MERIDIAN_E_ROLLOUT_LOCKED), that transaction is rolled back, the refusal is audited in a
+ * transaction of its own (`rollout.lock.refused`: who asked, for which rollout, and the holder, with
+ * `attempt`'s details), and the same error is thrown.
+ */
+export async function withLocksAudited<T>(
+  store: Store,
+  holder: Holder,
+  attempt: { readonly [key: string]: JsonValue },
+  fn: (tx: StoreTx) => Promise<T>,
+): Promise<T> {
+  try {
+    return await store.withTransaction(fn);
+  } catch (err) {
+    const refusal = err instanceof RolloutError ? refusedBy.get(err) : undefined;
+    if (!refusal) throw err;
+    const refused = err as RolloutError;
+    const h = refusal.holder;
+    const data: JsonValue = {
+      ...attempt,
+      code: refused.code,
+      host: holder.host,
+      pid: holder.pid,
+      key: refusal.key,
+      holder: {
+        rollout: h.rolloutId,
+        actor: h.actor,
+        state: refusal.state,
+        host: h.host,
+        pid: h.pid,
+        acquiredAt: h.acquiredAt,
+        heartbeatAt: h.heartbeatAt,
+      },
+    };
+    try {
+      await store.appendAudit({
+        actor: holder.actor,
+        action: 'rollout.lock.refused',
+        subject: holder.rolloutId,
+        reason: refused.message,
+        data,
+      });
+    } catch (auditErr) {
+      // The refusal stands either way (exit code 6 depends on its code); the failed write rides along.
+      Object.defineProperty(refused, 'cause', { value: auditErr, configurable: true, writable: true });
+    }
+    throw refused;
+  }
+}
+
+/**
  * Takes the locks `keys` for `holder` inside a write transaction, or throws MERIDIAN_E_ROLLOUT_LOCKED
  * naming the holder. Locks of finished rollouts are stale and taken; locks of a dead driver are taken
- * over (the other rollout, when it is not this one, is recorded as abandoned by the caller).
+ * over (the other rollout, when it is not this one, is recorded as abandoned by the caller). Run that
+ * transaction with {@link withLocksAudited}, so that a refusal is audited.
  */
 export async function acquireLocks(tx: StoreTx, keys: readonly string[], holder: Holder, policy: LockPolicy): Promise<Acquired> {
   const nowIso = new Date(policy.now).toISOString();
@@ -98,12 +162,11 @@ export async function acquireLocks(tx: StoreTx, keys: readonly string[], holder:
         if (dead) takenOver.push(lock);
         continue;
       }
-      throw new RolloutError(
-        'MERIDIAN_E_ROLLOUT_LOCKED',
+      throw locked(
         `rollout ${lock.rolloutId} is already being driven: ${describeHolder(lock, other.state, policy.now)}`,
-        {
-          hint: 'let that process carry on (watch it with `meridian rollout status`); if it is hung, stop it, and resume after the lock TTL',
-        },
+        'let that process carry on (watch it with `meridian rollout status`); if it is hung, stop it, and resume after the lock TTL',
+        lock,
+        other.state,
       );
     }
     if (dead) {
@@ -112,15 +175,13 @@ export async function acquireLocks(tx: StoreTx, keys: readonly string[], holder:
       continue;
     }
     const service = lock.key.slice(lock.key.indexOf('/') + 1);
-    throw new RolloutError(
-      'MERIDIAN_E_ROLLOUT_LOCKED',
+    throw locked(
       `service ${service} is held by ${describeHolder(lock, other.state, policy.now)}; two rollouts of the same service cannot run at once`,
-      {
-        hint:
-          lock.pid === null
-            ? `resume it (\`meridian rollout resume --rollout ${lock.rolloutId}\`) or abort it (\`meridian rollout abort --rollout ${lock.rolloutId}\`) first`
-            : `wait for it to finish, or abort it with \`meridian rollout abort --rollout ${lock.rolloutId}\`; a driver that died is taken over once its heartbeat is older than the lock TTL`,
-      },
+      lock.pid === null
+        ? `resume it (\`meridian rollout resume --rollout ${lock.rolloutId}\`) or abort it (\`meridian rollout abort --rollout ${lock.rolloutId}\`) first`
+        : `wait for it to finish, or abort it with \`meridian rollout abort --rollout ${lock.rolloutId}\`; a driver that died is taken over once its heartbeat is older than the lock TTL`,
+      lock,
+      other.state,
     );
   }
   for (const key of keys) {
