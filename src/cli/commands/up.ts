@@ -200,11 +200,25 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   installShutdownHandlers([{ close: stopAll, terminateSync: () => rmSync(upFile(io), { force: true }) }, target], {
     onSignal: (sig) => say(`${sig}: stopping every process of the fleet…`),
   });
+  // the router, and the control API with the flags over OFREP, come before the clusters: every replica is
+  // started with MERIDIAN_OFREP_URL (the control API's), so the services read their flags from the start
+  const router = new Router({ revision, endpoints: target, log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`) });
+  running.router = router;
+  const token = randomBytes(24).toString('hex');
+  // flags: the fleet file's defaults with operators' settings from the store; the services and the router follow them
+  running.flagStore = await storeFor(opts.state, io, { readonly: true });
+  const ofrep = ofrepHandler(storeFlagSource(running.flagStore, rendered.revision), {
+    onError: (err) => say(`flags: ${err instanceof Error ? err.message : String(err)}`),
+  });
+  running.control = await startControlApi({ target, router, token, ofrep });
+  target.setOfrepUrl(running.control.url);
+
   const count = Object.values(clusters).reduce((n, c) => n + Object.keys(c.state.services).length, 0);
   say(`starting ${Object.keys(clusters).length} clusters, ${count} service deployments of revision ${revision.id}…`);
   try {
     await startClusters(target, clusters, { onClusterReady: (c, ms) => say(`${c} ready in ${(ms / 1000).toFixed(1)} s`) });
   } catch (err) {
+    await stopAll();
     await target.close();
     await store.close();
     throw new MeridianError('MERIDIAN_E_UP_FAILED', `the local fleet did not become healthy: ${(err as Error).message.slice(0, 400)}`, {
@@ -219,22 +233,13 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   }
   await store.close();
 
-  const router = new Router({ revision, endpoints: target, log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`) });
-  running.router = router;
-  const { port } = await router.listen(Number.parseInt(opts.port, 10));
-  const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
-  const token = randomBytes(24).toString('hex');
-  // flags: the fleet file's defaults with operators' settings from the store, over OFREP; the router follows them
-  running.flagStore = await storeFor(opts.state, io, { readonly: true });
-  const ofrep = ofrepHandler(storeFlagSource(running.flagStore, rendered.revision), {
-    onError: (err) => say(`flags: ${err instanceof Error ? err.message : String(err)}`),
-  });
-  running.control = await startControlApi({ target, router, token, ofrep });
   running.flags = followFlags(router, {
     url: running.control.url,
     intervalMs: flagsIntervalMs,
     log: (_level, msg) => say(`router ${msg}`),
   });
+  const { port } = await router.listen(Number.parseInt(opts.port, 10));
+  const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
   // the control plane beside the fleet: its API, event stream and dashboard, over this process's driver and router
   let dashboard: string | null = null;
   if (opts.server) {

@@ -120,6 +120,11 @@ export interface LocalTargetOptions {
   readonly nodePath?: string;
   /** Receives every line the replicas write; without it, output is dropped (the last stderr line shows in errors). */
   readonly onOutput?: (line: OutputLine) => void;
+  /**
+   * The flags' OFREP server (base URL), given to every replica as `MERIDIAN_OFREP_URL`; see also
+   * {@link LocalTarget.setOfrepUrl}. Without it, replicas get no such variable.
+   */
+  readonly ofrepUrl?: string;
 }
 
 /** A local replica's status: the portable fields plus its pid and port. */
@@ -212,9 +217,11 @@ export class LocalTarget implements Target {
   #closing = false;
   #serial = 0;
   #closed: Promise<void> | undefined;
+  #ofrepUrl: string | undefined;
 
   constructor(opts: LocalTargetOptions) {
     this.#opts = opts;
+    this.#ofrepUrl = opts.ofrepUrl;
     this.#health = { ...DEFAULT_LOCAL_HEALTH, ...opts.health };
     this.#cap = opts.maxReplicasPerService ?? 2;
     this.#drainMs = opts.drainMs ?? DEFAULT_DRAIN_MS;
@@ -230,6 +237,14 @@ export class LocalTarget implements Target {
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
     this.#ports = new PortAllocator(LOOPBACK);
+  }
+
+  /**
+   * Sets the OFREP URL that replicas applied from now on get as `MERIDIAN_OFREP_URL` (for a caller whose
+   * OFREP server needs the driver first: `meridian up` serves it on the control API over this driver).
+   */
+  setOfrepUrl(url: string | undefined): void {
+    this.#ofrepUrl = url;
   }
 
   subscribe(listener: TargetEventListener): () => void {
@@ -461,6 +476,7 @@ export class LocalTarget implements Target {
     env['MERIDIAN_CLUSTER'] = cluster;
     env['MERIDIAN_REGION'] = state.region;
     env['MERIDIAN_TRACK'] = track;
+    if (this.#ofrepUrl !== undefined) env['MERIDIAN_OFREP_URL'] = this.#ofrepUrl;
     const put = (k: string, v: string): void => {
       if (!RESERVED.test(k)) env[k] = v;
     };

@@ -1,6 +1,10 @@
 // A tiny HTTP service for the local fleet: plain Node, no dependencies. Every service of the example
 // shop is this app with a name; the local driver sets PORT, MERIDIAN_SERVICE, MERIDIAN_VERSION,
-// MERIDIAN_CLUSTER, MERIDIAN_REGION and the rendered env/config/secrets.
+// MERIDIAN_CLUSTER, MERIDIAN_REGION, MERIDIAN_OFREP_URL and the rendered env/config/secrets.
+//
+// Feature flags: a service that declares `flags` (name → default) reads them over OFREP (./flags.mjs) and
+// answers them as `"features"`, for the request's user (header x-user-id or cookie mrd_uid, the shop's
+// sticky keys) when it has one. FLAGS_POLL_INTERVAL (default 500ms, at least 250ms) sets how often it asks.
 //
 // Fault knobs (from env or config), so that a rollout has something to catch:
 //   FAULT_ERROR_RATIO  0..1 or 5%   that share of requests answers 500 (deterministic: exactly every 1/ratio-th)
@@ -8,6 +12,7 @@
 //   FAULT_CRASH_AFTER  100 or 30s   the process exits (code 1) after that many requests, or that long after start
 //   FAULT_HEALTH       true         the health check answers 503
 import { createServer } from 'node:http';
+import { flagClient } from './flags.mjs';
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -27,15 +32,23 @@ export function parseRatio(text) {
   return Math.min(1, Math.max(0, r));
 }
 
+/** The request's user: the x-user-id header, else the mrd_uid cookie (the shop's sticky keys); undefined when none. */
+function userOf(req) {
+  const header = req.headers['x-user-id'];
+  if (typeof header === 'string' && header !== '') return header;
+  return /(?:^|;\s*)mrd_uid=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+}
+
 function truthy(text) {
   return /^(1|true|yes|on|fail)$/i.test(String(text ?? '').trim());
 }
 
 /**
- * Starts the service. `handle(req, info)` may return an object to merge into the JSON answer for a
- * path the service knows; everything else answers the common JSON.
+ * Starts the service. `handle(req, url, info, features)` may return an object to merge into the JSON
+ * answer for a path the service knows; everything else answers the common JSON. `flags`: the feature
+ * flags it reads, with their defaults (`{ 'new-checkout': false }`).
  */
-export function serve({ service, handle } = {}) {
+export function serve({ service, handle, flags } = {}) {
   const env = process.env;
   const port = Number(env.PORT);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -61,6 +74,15 @@ export function serve({ service, handle } = {}) {
   let shuttingDown = false;
 
   const log = (msg, extra = {}) => process.stdout.write(`${JSON.stringify({ msg, ...info, ...extra })}\n`);
+  const features = flags
+    ? flagClient({
+        url: env.MERIDIAN_OFREP_URL,
+        defaults: flags,
+        context: { region: info.region, cluster: info.cluster, service: info.service },
+        intervalMs: Math.max(250, parseDuration(env.FLAGS_POLL_INTERVAL) || 500),
+        log,
+      })
+    : null;
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -85,18 +107,20 @@ export function serve({ service, handle } = {}) {
     const n = served;
     // Deterministic error ratio: request n fails when it crosses the next multiple of 1/ratio.
     const fail = Math.floor(n * errorRatio) > Math.floor((n - 1) * errorRatio);
-    const answer = () => {
+    const answer = async () => {
       if (crashAfterRequests > 0 && n >= crashAfterRequests) {
         res.on('finish', () => {
           log('crashing (FAULT_CRASH_AFTER)', { requests: n });
           process.exit(1);
         });
       }
-      if (fail) send(500, { error: 'injected fault (FAULT_ERROR_RATIO)', ...info, path: url.pathname });
-      else send(200, { ...info, path: url.pathname, ...(handle?.(req, url, info) ?? {}) });
+      if (fail) return send(500, { error: 'injected fault (FAULT_ERROR_RATIO)', ...info, path: url.pathname });
+      const values = features ? await features.flags(userOf(req)) : undefined;
+      send(200, { ...info, path: url.pathname, ...(values ? { features: values } : {}), ...(handle?.(req, url, info, values) ?? {}) });
     };
-    if (latency > 0) setTimeout(answer, latency);
-    else answer();
+    const run = () => void answer().catch((err) => send(500, { error: err.message, ...info, path: url.pathname }));
+    if (latency > 0) setTimeout(run, latency);
+    else run();
   });
 
   server.listen(port, '127.0.0.1', () => log('listening', { port, healthPath }));
@@ -115,6 +139,7 @@ export function serve({ service, handle } = {}) {
   const stop = (signal) => {
     if (shuttingDown) return;
     shuttingDown = true;
+    features?.stop();
     log('stopping', { signal });
     server.close(() => process.exit(0));
     server.closeIdleConnections();
