@@ -1,22 +1,16 @@
 /** The `meridian` command end to end, as a user runs it: real processes, real files, real SQLite. */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyPlan } from '../src/plan/plan.js';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'meridian.js');
 const shop = join(root, 'examples', 'shop');
 
-function meridian(args: string[], cwd = root): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ci-bot' },
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[], cwd = root): CliRun {
+  return runMeridian(args, { cwd, actor: 'ci-bot' });
 }
 
 beforeAll(() => {

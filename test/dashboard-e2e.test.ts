@@ -6,7 +6,7 @@
  * proceeds to the end; a viewer's page has no approve button and the API refuses the viewer's call.
  * Screenshots of the main views go to docs/screenshots/ with MERIDIAN_SCREENSHOTS=1.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { newApiToken } from '../src/server/auth/tokens.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { runTraffic } from '../src/traffic/generator.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -25,9 +26,8 @@ const shots = process.env['MERIDIAN_SCREENSHOTS'] === '1' ? join(root, 'docs', '
 const fleet = join(work, 'tiny');
 const env = { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ci' };
 
-function meridian(args: string[], extra: Record<string, string> = {}): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: work, encoding: 'utf8', env: { ...env, ...extra }, timeout: 120_000 });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[], extra: Record<string, string> = {}): CliRun {
+  return runMeridian(args, { cwd: work, env: { ...env, ...extra } });
 }
 
 /** A long-running `meridian` child; `out` grows as it prints. */

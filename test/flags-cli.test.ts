@@ -1,22 +1,16 @@
 /** `meridian flag` as a user runs it: the built CLI, the example fleet, a real SQLite store in a temp dir. */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'meridian.js');
 const shop = join(root, 'examples', 'shop');
 const work = mkdtempSync(join(tmpdir(), 'meridian-flag-cli-'));
 
-function meridian(args: string[], env: Record<string, string> = {}): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd: work,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ci-bot', ...env },
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[], env: Record<string, string> = {}): CliRun {
+  return runMeridian(args, { cwd: work, actor: 'ci-bot', env });
 }
 
 beforeAll(() => {

@@ -4,13 +4,14 @@
  * requests from reaching the eu clusters (they fail over to us), and `--on` brings them back. The delay
  * is measured and printed; the bound (5 s) is only a safety net — bench/flag-killswitch.ts measures it.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFlagGatedFleet, type Sample, trafficUntil } from './fixtures/flag-gated-fleet.js';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -20,14 +21,8 @@ const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 let router = '';
 let control = '';
 
-function meridian(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd: work,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'oncall' },
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[]): CliRun {
+  return runMeridian(args, { cwd: work, actor: 'oncall' });
 }
 
 /** The same, without blocking the event loop (traffic keeps flowing while the command runs). */

@@ -5,7 +5,7 @@
  * `meridian up` fleet, where `meridian flag set` for one region changes what that region's service answers
  * and not the other's. Every wait polls until the answer is seen, with a generous deadline.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flagBucket, flagState, type FlagState, ofrepHandler } from '../src/flags/index.js';
 import { Flag } from '../src/spec/schema.js';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const shop = join(root, 'examples', 'shop');
-const bin = join(root, 'bin', 'meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-flag-services-'));
 const USERS = Array.from({ length: 24 }, (_, i) => `user-${i}`);
 
@@ -204,15 +204,7 @@ describe('a live local fleet: `meridian flag set` changes what one region’s se
   const fleet = join(work, 'fleet');
   let router = '';
 
-  function meridian(args: string[]): { code: number; out: string; err: string } {
-    const r = spawnSync(process.execPath, [bin, ...args], {
-      cwd: work,
-      encoding: 'utf8',
-      env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'oncall' },
-      timeout: 120_000,
-    });
-    return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-  }
+  const meridian = (args: string[]): CliRun => runMeridian(args, { cwd: work, actor: 'oncall' });
 
   /** web through the router, as a client of `country` (DE → eu, US → us). */
   const web = (country: string, user?: string): Promise<Answer> =>

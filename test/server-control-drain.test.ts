@@ -4,12 +4,13 @@
  * in force reach the router again when it lost them or when the server restarts, and a control API that
  * does not answer makes the REST call fail with its own code. Real processes; needs a fresh build.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, until } from './server-kit.js';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -26,9 +27,8 @@ interface UpInfo {
 }
 let info: UpInfo;
 
-function meridian(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: work, encoding: 'utf8', env, timeout: 150_000 });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[]): CliRun {
+  return runMeridian(args, { cwd: work, env, timeout: 150_000 });
 }
 
 /** `meridian serve shop --control` in its own process; resolves with its URL and local admin token. */

@@ -3,27 +3,20 @@
  * in-memory admin token: the API then shows the live clusters and the traffic sent through the router.
  * Real processes; needs a fresh build.
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, until } from './server-kit.js';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-server-up-'));
 const fleet = join(work, 'shop');
 cpSync(join(root, 'examples', 'shop'), fleet, { recursive: true });
 
-function meridian(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd: work,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'local-user' },
-    timeout: 150_000,
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[]): CliRun {
+  return runMeridian(args, { cwd: work, actor: 'local-user', timeout: 150_000 });
 }
 
 afterAll(() => {

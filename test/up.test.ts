@@ -2,27 +2,20 @@
  * `meridian up --detach` and `meridian down` as a user runs them: the example fleet as real processes,
  * real requests through the router, and no process left behind.
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-up-'));
 const fleet = join(work, 'shop');
 cpSync(join(root, 'examples', 'shop'), fleet, { recursive: true });
 
-function meridian(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd: work,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1' },
-    timeout: 150_000,
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function meridian(args: string[]): CliRun {
+  return runMeridian(args, { cwd: work, timeout: 150_000 });
 }
 
 /** PIDs of processes whose working directory is the copied fleet: the replicas `up` started. */
