@@ -1,5 +1,5 @@
 /** Runs the built `meridian` command (bin/meridian.js) as a user would, for tests. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 export const BIN = join(import.meta.dirname, '..', 'bin', 'meridian.js');
@@ -30,4 +30,28 @@ export function runMeridian(args: readonly string[], o: CliOptions): CliRun {
     timeout: o.timeout ?? 120_000,
   });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** A long-running Node process of a test, with what it printed so far. */
+export interface NodeProcess {
+  readonly proc: ChildProcess;
+  out(): string;
+  err(): string;
+  /** Its exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `node NODE_ARGS` (for `meridian`: `[BIN, ...args]`) and collects its output; the caller stops it. */
+export function spawnNode(nodeArgs: readonly string[], o: Omit<CliOptions, 'timeout'>): NodeProcess {
+  const proc = spawn(process.execPath, [...nodeArgs], {
+    cwd: o.cwd,
+    env: { ...process.env, NO_COLOR: '1', ...(o.actor !== undefined ? { MERIDIAN_ACTOR: o.actor } : {}), ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return { proc, out: () => out, err: () => err, exited };
 }

@@ -1,13 +1,18 @@
 /**
  * `meridian router` as a process: the example fleet over a static endpoints file, in one process and with
- * two workers; SIGHUP reloads the file; SIGTERM stops it; bad input exits 2 with a clear message.
+ * two workers; SIGHUP reloads the file; SIGTERM stops it; bad input exits 2 with a clear message. And two
+ * workers following a real `meridian serve` (over a real `meridian up` fleet; these start bin/meridian.js,
+ * so they need a fresh build): table changes reach both, a killed worker comes back with the current
+ * table, and the workers keep serving when the server stops.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeAgents, get, startUpstream, until, type Upstream } from './router-kit.js';
+import { BIN, spawnNode, type NodeProcess } from './cli-kit.js';
+import { api } from './server-kit.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SHOP = join(ROOT, 'examples', 'shop');
@@ -38,19 +43,10 @@ afterEach(async () => {
 });
 afterAll(() => closeAgents());
 
-function meridianRouter(args: string[]): { proc: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUNNER, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.push(proc);
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  return { proc, out: () => out, err: () => err, exited };
+function meridianRouter(args: string[]): NodeProcess {
+  const p = spawnNode(['--import', 'tsx', '--input-type=module', '-e', RUNNER, ...args], { cwd: ROOT });
+  procs.push(p.proc);
+  return p;
 }
 
 async function endpointsFile(drained: string[] = []): Promise<{ file: string; write: (drained: string[]) => void }> {
@@ -136,4 +132,118 @@ describe('meridian router', () => {
     expect(await server.exited).toBe(2);
     expect(server.err()).toMatch(/MERIDIAN_E_USAGE: --server must be an http\(s\) URL .*"notaurl"/);
   });
+});
+
+describe('meridian router --server with --workers', () => {
+  const work = mkdtempSync(join(tmpdir(), 'meridian-router-follow-'));
+  const fleet = join(work, 'shop');
+  cpSync(SHOP, fleet, { recursive: true });
+
+  /** Starts `meridian ARGS` (the built CLI) in the work directory and collects its output. */
+  const meridian = (args: string[]): NodeProcess => spawnNode([BIN, ...args], { cwd: work, actor: 'tester' });
+
+  const started: { proc: ChildProcess; exited: Promise<number | null> }[] = [];
+  afterAll(async () => {
+    // the fleet (`meridian up`) last: it stops its own replicas on SIGTERM
+    for (const p of started.reverse()) {
+      if (p.proc.exitCode === null && p.proc.signalCode === null) {
+        p.proc.kill('SIGTERM');
+        await p.exited;
+      }
+    }
+  });
+
+  it('relays each table to every worker, replaces a killed worker with the current table, and keeps serving without the server', async () => {
+    // a real fleet of local processes (no control plane beside it), and a real control plane over it
+    const up = meridian(['up', 'shop', '--port', '0', '--no-server', '--quiet']);
+    started.push(up);
+    const upFile = join(work, '.meridian', 'up.json');
+    await until(() => existsSync(upFile), 120_000, `the fleet to start (meridian up: ${up.err()})`);
+    const fleetRouter = (JSON.parse(readFileSync(upFile, 'utf8')) as { router: string }).router;
+    const serve = meridian(['serve', 'shop', '--port', '0']);
+    started.push(serve);
+    await until(() => /admin\s+mrl_\S+/.test(serve.out()) && /control plane on http:\/\/\S+/.test(serve.out()), 30_000, 'the server');
+    const url = /control plane on (http:\/\/\S+)/.exec(serve.out())?.[1] ?? '';
+    const token = /admin\s+(mrl_\S+)/.exec(serve.out())?.[1] ?? '';
+    expect(fleetRouter).not.toBe(url);
+
+    const r = meridianRouter(['router', '--server', url, '--token', token, '--workers', '2', '--port', '0', '--admin-port', '0']);
+    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+, following .* \(2 workers, admin on/.test(r.out()), 30_000, 'the router');
+    const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
+    const adminPort = Number(/admin on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
+    // one stream to the server for both workers: each worker got its table from the primary
+    const workerPids = (): string[] =>
+      [...r.err().matchAll(/router worker (\d+) listening with routing table \d+/g)].map((m) => m[1] ?? '');
+    expect(workerPids()).toHaveLength(2);
+    await until(() => r.err().includes('following the control plane at'), 15_000, 'the event stream');
+    expect(r.err().match(/following the control plane at/g)).toHaveLength(1);
+    const serverMetrics = await api(url, 'GET', '/metrics', { token });
+    expect(String(serverMetrics.body)).toMatch(/^meridian_server_event_subscribers 1$/m);
+
+    /** The clusters answering `n` requests from Germany, each on a new connection (spread over the workers). */
+    const clustersFromDE = async (n: number): Promise<string[]> => {
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const x = await get(port, `/?i=${i}`, { headers: { host: 'shop.example', 'x-client-country': 'DE', connection: 'close' } });
+        expect(x.status).toBe(200);
+        out.push(String(x.headers['x-meridian-cluster']));
+      }
+      return out;
+    };
+    const metricTotal = async (): Promise<number> => {
+      const text = (await get(adminPort, '/metrics')).body;
+      let sum = 0;
+      for (const m of text.matchAll(/^meridian_router_requests_total\{[^}]*client_region="eu-central"[^}]*\} (\d+)$/gm))
+        sum += Number(m[1]);
+      return sum;
+    };
+    // the fleet's endpoints reach the server with its first fleet poll
+    await until(
+      async () => (await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'DE' } })).status === 200,
+      30_000,
+      'endpoints',
+    );
+    expect(new Set(await clustersFromDE(20))).toEqual(new Set(['eu-central-1']));
+
+    // a drain through the REST API reaches both workers: the primary logs it once every worker acknowledged it
+    const d = await api(url, 'POST', '/api/v1/regions/eu-central/drain', { token, body: { drained: true } });
+    expect(d.status).toBe(200);
+    const version = (d.body as { tableVersion: number }).tableVersion;
+    await until(() => r.err().includes(`routing table ${version} applied in 2 workers`), 15_000, 'the drain in both workers');
+    const before = await metricTotal();
+    const drained = await clustersFromDE(30);
+    expect(drained.filter((c) => c === 'eu-central-1')).toEqual([]);
+    expect(drained.every((c) => c.startsWith('eu-west-'))).toBe(true);
+    expect((await metricTotal()) - before).toBe(30); // summed over the workers on the admin port
+
+    // each worker in turn is killed; its replacement gets the current table (the drain), not the first one,
+    // and while it is the only one left, the other replacement answers everything
+    for (const pid of workerPids().slice(0, 2)) {
+      const seen = workerPids().length;
+      process.kill(Number(pid), 'SIGKILL');
+      await until(() => r.err().includes(`router worker ${pid} exited`), 15_000, `worker ${pid} to be reported`);
+      await until(() => workerPids().length === seen + 1, 15_000, 'the replacement');
+      expect(r.err()).toMatch(new RegExp(`router worker \\d+ listening with routing table ${version}\\b`));
+      expect((await clustersFromDE(10)).filter((c) => c === 'eu-central-1')).toEqual([]);
+    }
+
+    // the server stops: the workers keep serving with the last table, and a worker started now still gets it
+    serve.proc.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    await until(() => /lost the control plane at .*; keeping routing table \d+/.test(r.err()), 15_000, 'the router to notice');
+    expect((await clustersFromDE(20)).filter((c) => c === 'eu-central-1')).toEqual([]);
+    const last = workerPids().at(-1) ?? '';
+    const seen = workerPids().length;
+    process.kill(Number(last), 'SIGKILL');
+    await until(() => workerPids().length === seen + 1, 15_000, 'a replacement while the server is down');
+    expect(r.err().slice(r.err().lastIndexOf('listening with routing table'))).toMatch(
+      new RegExp(`^listening with routing table ${version}\\b`),
+    );
+    const without = await clustersFromDE(20);
+    expect(without.filter((c) => c === 'eu-central-1')).toEqual([]);
+    expect(without.every((c) => c.startsWith('eu-west-'))).toBe(true);
+
+    r.proc.kill('SIGTERM');
+    expect(await r.exited).toBe(0);
+  }, 240_000);
 });

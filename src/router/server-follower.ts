@@ -5,6 +5,10 @@
  * endpoints, canary weights, drains and flag gates — as an atomic table swap. When the server goes away
  * the router keeps its last table and reconnects with exponential backoff (with `Last-Event-ID`, so
  * that it gets what it missed; a restarted server sends its current view instead).
+ *
+ * Two halves, so that one connection can feed many routers (`--workers`, src/router/table-relay.ts):
+ * {@link connectControlPlane} follows the server and yields tables (a view with its revision), and
+ * {@link FollowedRouter} applies tables to a router.
  */
 import { type BackoffPolicy, RestartBackoff } from '../backoff.js';
 import type { Revision } from '../render/render.js';
@@ -33,21 +37,48 @@ export interface FollowedView {
   }[];
 }
 
-export interface FollowOptions {
+/** A routing view with the revision it names: everything a router needs for its table (plain data). */
+export interface FollowedTable {
+  readonly view: FollowedView;
+  readonly revision: Revision;
+}
+
+/** How to reach the control plane, and how patiently. */
+export interface ConnectOptions {
   /** The server's base URL (`http://127.0.0.1:7070/`). */
   readonly server: string;
   /** A bearer token with at least the viewer role. */
   readonly token: string;
-  /** The router's other options (GeoIP, health checks, …). */
-  readonly router?: Omit<RouterOptions, 'revision' | 'endpoints' | 'state'>;
   readonly log?: RouterLog;
-  /** Called after each view is applied, with its table version. */
-  readonly onApplied?: (view: FollowedView) => void;
   /** First reconnect delay, ms (default 250); doubles up to `maxBackoffMs` (default 10000). */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
   /** A stream silent this long is dead (the server sends heartbeats), ms (default 45000). */
   readonly idleMs?: number;
+}
+
+/** A connection to the control plane that has its first table and, once {@link follow} is called, follows the stream. */
+export interface ControlPlaneFeed {
+  /** The server's base URL, with a trailing slash. */
+  readonly base: string;
+  /** The last table received (the first one until the stream brings another). */
+  readonly current: FollowedTable;
+  /** True while the event stream is open. */
+  readonly connected: boolean;
+  /**
+   * Opens the event stream and calls `onTable` with each later table, in order, one at a time (a
+   * rejected call is logged; the next table is still delivered). Call once.
+   */
+  follow(onTable: (table: FollowedTable) => void | Promise<void>): void;
+  /** Closes the stream and waits for the table being delivered. */
+  close(): Promise<void>;
+}
+
+export interface FollowOptions extends ConnectOptions {
+  /** The router's other options (GeoIP, health checks, …). */
+  readonly router?: Omit<RouterOptions, 'revision' | 'endpoints' | 'state'>;
+  /** Called after each view is applied, with its table version. */
+  readonly onApplied?: (view: FollowedView) => void;
 }
 
 /** A router that follows a server. */
@@ -62,11 +93,75 @@ export interface ServerFollower {
 
 const noLog: RouterLog = () => undefined;
 
+/** A short description of a table for the logs. */
+export function describeTable(view: FollowedView): string {
+  return `revision ${view.revision ?? '-'}, ${view.endpoints.length} endpoints, ${view.drained.length} drained`;
+}
+
+/** How long ago the server made the change, as a log suffix (empty when the view does not say). */
+export function lagOf(view: FollowedView, now = Date.now()): string {
+  const lag = view.at ? now - Date.parse(view.at) : Number.NaN;
+  return Number.isFinite(lag) ? `, ${lag} ms after the change` : '';
+}
+
+/** A router built over a followed table, to which later tables are applied (each an atomic table swap). */
+export class FollowedRouter {
+  readonly router: Router;
+  readonly #source: StaticEndpoints;
+  #current: FollowedView;
+
+  constructor(table: FollowedTable, opts: Omit<RouterOptions, 'revision' | 'endpoints' | 'state'> = {}) {
+    const { view, revision } = table;
+    this.#source = new StaticEndpoints(view.endpoints, versionOf(revision));
+    this.router = new Router({
+      ...opts,
+      revision,
+      endpoints: this.#source,
+      state: { drained: view.drained, canary: view.canary, ...(view.flags ? { flags: view.flags } : {}) },
+    });
+    this.router.flush(true);
+    this.#current = view;
+  }
+
+  /** The table version last applied. */
+  get applied(): number {
+    return this.#current.tableVersion;
+  }
+
+  /** Applies the next table: its revision (when another), endpoints, canary weights, drains and flag gates. */
+  apply(table: FollowedTable): void {
+    const { view: next, revision } = table;
+    const router = this.router;
+    const current = this.#current;
+    if (revision.id !== router.revision.id) router.setRevision(revision);
+    // endpoints are listed again only when they changed (a drain or a weight leaves them as they are)
+    if (JSON.stringify(next.endpoints) !== JSON.stringify(current.endpoints)) this.#source.replace(next.endpoints);
+    for (const [svc, byCluster] of Object.entries(current.canary)) {
+      for (const c of Object.keys(byCluster)) if (!next.canary[svc]?.[c]) router.setCanary(svc, c, null);
+    }
+    for (const [svc, byCluster] of Object.entries(next.canary))
+      for (const [c, canary] of Object.entries(byCluster)) router.setCanary(svc, c, canary);
+    router.setDrained(
+      current.drained.filter((d) => !next.drained.includes(d)),
+      false,
+    );
+    router.setDrained(next.drained, true);
+    if (next.flags) router.setFlags(next.flags);
+    router.flush(true);
+    this.#current = next;
+  }
+}
+
+function versionOf(rev: Revision): (cluster: string, service: string) => string {
+  return (c, s) => rev.clusters[c]?.services[s]?.version ?? 'unknown';
+}
+
 /**
- * Loads the routing view and revision from the server (retrying with backoff until it answers), builds
- * the router over them, and follows the event stream. Resolves once the router has its first table.
+ * Loads the routing view and its revision from the server, retrying with backoff until it answers (a
+ * refused token is fatal). Resolves with the first table; {@link ControlPlaneFeed.follow} then follows
+ * the event stream, reconnecting with backoff and `Last-Event-ID` whenever it is lost.
  */
-export async function followServer(opts: FollowOptions): Promise<ServerFollower> {
+export async function connectControlPlane(opts: ConnectOptions): Promise<ControlPlaneFeed> {
   const log = opts.log ?? noLog;
   const base = opts.server.endsWith('/') ? opts.server : `${opts.server}/`;
   const headers = { authorization: `Bearer ${opts.token}` };
@@ -116,14 +211,14 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
     });
 
   // the first table: wait for the server as long as it takes (a wrong token is fatal)
-  let view: FollowedView;
-  let revision: Revision;
+  let current: FollowedTable;
   const waiting = new RestartBackoff(policy);
   for (;;) {
     try {
-      view = (await getJson('api/v1/routing')) as FollowedView;
+      const view = (await getJson('api/v1/routing')) as FollowedView;
       if (view.revision === null) throw new RouterError('MERIDIAN_E_ROUTER_SERVER', `the control plane at ${base} knows no fleet yet`);
-      revision = (await getJson(`api/v1/revisions/${encodeURIComponent(view.revision)}`)) as Revision;
+      const revision = (await getJson(`api/v1/revisions/${encodeURIComponent(view.revision)}`)) as Revision;
+      current = { view, revision };
       break;
     } catch (err) {
       if ((err as { fatal?: boolean }).fatal) throw err;
@@ -133,55 +228,22 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
     }
   }
 
-  const versionOf = (rev: Revision) => (c: string, s: string) => rev.clusters[c]?.services[s]?.version ?? 'unknown';
-  const source = new StaticEndpoints(view.endpoints, versionOf(revision));
-  const router = new Router({
-    ...opts.router,
-    revision,
-    endpoints: source,
-    ...(opts.log ? { log: opts.log } : {}),
-    state: { drained: view.drained, canary: view.canary, ...(view.flags ? { flags: view.flags } : {}) },
-  });
-  router.flush(true);
-  let current: FollowedView = view;
-  let applied = view.tableVersion;
   let connected = false;
-  opts.onApplied?.(view);
+  let onTable: ((table: FollowedTable) => void | Promise<void>) | null = null;
 
-  async function apply(next: FollowedView): Promise<void> {
-    if (next.revision !== null && next.revision !== router.revision.id) {
-      const rev = (await getJson(`api/v1/revisions/${encodeURIComponent(next.revision)}`)) as Revision;
-      router.setRevision(rev);
-    }
-    // endpoints are listed again only when they changed (a drain or a weight leaves them as they are)
-    if (JSON.stringify(next.endpoints) !== JSON.stringify(current.endpoints)) source.replace(next.endpoints);
-    for (const [svc, byCluster] of Object.entries(current.canary)) {
-      for (const c of Object.keys(byCluster)) if (!next.canary[svc]?.[c]) router.setCanary(svc, c, null);
-    }
-    for (const [svc, byCluster] of Object.entries(next.canary))
-      for (const [c, canary] of Object.entries(byCluster)) router.setCanary(svc, c, canary);
-    router.setDrained(
-      current.drained.filter((d) => !next.drained.includes(d)),
-      false,
-    );
-    router.setDrained(next.drained, true);
-    if (next.flags) router.setFlags(next.flags);
-    router.flush(true);
-    current = next;
-    applied = next.tableVersion;
-    const lag = next.at ? Date.now() - Date.parse(next.at) : Number.NaN;
-    log(
-      'info',
-      `routing table ${next.tableVersion} applied (revision ${next.revision ?? '-'}, ${next.endpoints.length} endpoints, ${next.drained.length} drained)${Number.isFinite(lag) ? `, ${lag} ms after the change` : ''}`,
-    );
-    opts.onApplied?.(next);
-  }
-
-  // applies events one at a time, in order
+  // delivers tables one at a time, in order; a new revision is loaded first
   let chain = Promise.resolve();
   const enqueue = (v: FollowedView): void => {
     chain = chain
-      .then(() => apply(v))
+      .then(async () => {
+        const revision =
+          v.revision !== null && v.revision !== current.revision.id
+            ? ((await getJson(`api/v1/revisions/${encodeURIComponent(v.revision)}`)) as Revision)
+            : current.revision;
+        const next = { view: v, revision };
+        await onTable?.(next);
+        current = next;
+      })
       .catch((err: unknown) =>
         log('error', `could not apply routing table ${v.tableVersion}: ${(err as Error).message}; keeping the previous one`),
       );
@@ -228,7 +290,8 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
         }
       }
     } catch (err) {
-      if (!closed) log('warn', `lost the control plane at ${base} (${(err as Error).message}); keeping routing table ${applied}`);
+      if (!closed)
+        log('warn', `lost the control plane at ${base} (${(err as Error).message}); keeping routing table ${current.view.tableVersion}`);
     } finally {
       clearTimeout(watchdog);
       ctl.signal.removeEventListener('abort', abort);
@@ -237,33 +300,65 @@ export async function followServer(opts: FollowOptions): Promise<ServerFollower>
     return lastId;
   }
 
-  const loop = (async () => {
-    let lastId: string | null = null;
-    const reconnects = new RestartBackoff(policy);
-    while (!closed) {
-      const opened = Date.now();
-      lastId = await stream(lastId);
-      if (closed) break;
-      const delay = reconnects.next(Date.now() - opened);
-      log('info', `reconnecting to the control plane in ${delay} ms`);
-      await sleep(delay);
-    }
-  })();
-
+  let loop: Promise<void> = Promise.resolve();
   return {
-    router,
-    get applied() {
-      return applied;
+    base,
+    get current() {
+      return current;
     },
     get connected() {
       return connected;
+    },
+    follow(fn) {
+      if (onTable) throw new Error('ControlPlaneFeed.follow called twice');
+      onTable = fn;
+      loop = (async () => {
+        let lastId: string | null = null;
+        const reconnects = new RestartBackoff(policy);
+        while (!closed) {
+          const opened = Date.now();
+          lastId = await stream(lastId);
+          if (closed) break;
+          const delay = reconnects.next(Date.now() - opened);
+          log('info', `reconnecting to the control plane in ${delay} ms`);
+          await sleep(delay);
+        }
+      })();
     },
     close: async () => {
       closed = true;
       ctl.abort();
       await loop;
       await chain;
-      await router.close();
+    },
+  };
+}
+
+/**
+ * Loads the routing view and revision from the server (retrying with backoff until it answers), builds
+ * the router over them, and follows the event stream. Resolves once the router has its first table.
+ */
+export async function followServer(opts: FollowOptions): Promise<ServerFollower> {
+  const log = opts.log ?? noLog;
+  const feed = await connectControlPlane(opts);
+  const followed = new FollowedRouter(feed.current, { ...opts.router, ...(opts.log ? { log: opts.log } : {}) });
+  opts.onApplied?.(feed.current.view);
+  feed.follow((table) => {
+    followed.apply(table);
+    log('info', `routing table ${table.view.tableVersion} applied (${describeTable(table.view)})${lagOf(table.view)}`);
+    opts.onApplied?.(table.view);
+  });
+  return {
+    router: followed.router,
+    get applied() {
+      return followed.applied;
+    },
+    get connected() {
+      return feed.connected;
+    },
+    close: async () => {
+      await feed.close();
+      await followed.router.close();
     },
   };
 }

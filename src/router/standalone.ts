@@ -1,7 +1,8 @@
 /**
  * A standalone router process over a fleet and a static endpoints file (`meridian router`), alone or as
  * N workers sharing one port through node:cluster (one per core). Each worker runs its own health checks
- * and outlier detection; the primary only supervises, and serves aggregated metrics on `adminPort`.
+ * and outlier detection; the primary only supervises, and serves aggregated metrics on `adminPort`. Also
+ * the entry points of a router that follows the control plane instead (`startFollowing`).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
@@ -147,9 +148,54 @@ function workerEntry(): string {
  * worker listens. A worker that dies is replaced after a second. Must be called in the primary.
  */
 export async function startWorkers(config: StandaloneConfig, log?: RouterLog): Promise<RunningRouter> {
-  const n = Math.max(1, config.workers ?? 1);
   loadRevision(config.fleet); // fail here, once, on a bad fleet
   readEndpointsFile(config.endpoints);
+  const workers = await superviseWorkers({
+    workers: config.workers ?? 1,
+    config: { ...config, workers: 1, adminPort: undefined },
+    host: config.host,
+    ...(config.adminPort !== undefined ? { adminPort: config.adminPort } : {}),
+    ...(log ? { log } : {}),
+  });
+  const reload = (): void => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.process.pid) process.kill(w.process.pid, 'SIGHUP');
+  };
+  return { port: workers.port, adminPort: workers.adminPort, router: null, reload, close: () => workers.close() };
+}
+
+/** What {@link superviseWorkers} runs. */
+export interface SupervisionOptions {
+  /** How many workers (at least 1). */
+  readonly workers: number;
+  /** Each worker's configuration (JSON in {@link WORKER_CONFIG_ENV}; read by worker-main.ts). */
+  readonly config: object;
+  readonly host: string;
+  /** Serve the metrics summed over the workers on this port. */
+  readonly adminPort?: number;
+  readonly log?: RouterLog;
+  /** Called with each worker as it is forked (the first ones and every replacement), before it runs. */
+  readonly onFork?: (worker: Worker) => void;
+}
+
+/** Workers under supervision. */
+export interface Supervision {
+  /** The traffic port the workers share. */
+  readonly port: number;
+  readonly adminPort: number | null;
+  /** The workers alive now. */
+  workers(): Worker[];
+  /** Stops every worker (SIGTERM) and waits for them. */
+  close(): Promise<void>;
+}
+
+/**
+ * Forks router workers sharing one port (node:cluster) and keeps them running: a worker that dies is
+ * replaced after a second. With `adminPort`, serves their metrics summed. Resolves once every worker
+ * listens. Must be called in the primary.
+ */
+export async function superviseWorkers(opts: SupervisionOptions): Promise<Supervision> {
+  const n = Math.max(1, opts.workers);
+  const log = opts.log;
   const aggregator = new AggregatorRegistry();
   // the workers run the entry module with this process's Node flags (e.g. --import tsx), not its -e script
   const execArgv: string[] = [];
@@ -161,11 +207,13 @@ export async function startWorkers(config: StandaloneConfig, log?: RouterLog): P
   }
   cluster.setupPrimary({ exec: workerEntry(), args: [], execArgv, silent: false });
   let closing = false;
-  let port = config.port;
+  let port = 0;
+  const env = { [WORKER_CONFIG_ENV]: JSON.stringify(opts.config) };
   const fork = (): Promise<Worker> =>
     new Promise((resolve, reject) => {
       // every worker asks for the configured port: with 0, node:cluster gives them all the same free one
-      const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify({ ...config, workers: 1, adminPort: undefined }) });
+      const w = cluster.fork(env);
+      opts.onFork?.(w);
       const onExit = (code: number | null): void => reject(new Error(`router worker exited with ${code ?? 'a signal'} before listening`));
       w.once('exit', onExit);
       w.once('listening', (addr: AddressInfo) => {
@@ -182,7 +230,7 @@ export async function startWorkers(config: StandaloneConfig, log?: RouterLog): P
   await Promise.all(Array.from({ length: n }, () => fork()));
   let admin: Server | null = null;
   let adminPort: number | null = null;
-  if (config.adminPort !== undefined) {
+  if (opts.adminPort !== undefined) {
     admin = createServer((req, res) => {
       if (!(req.url ?? '').replace(/^\/_meridian/, '').startsWith('/metrics')) {
         res
@@ -195,25 +243,22 @@ export async function startWorkers(config: StandaloneConfig, log?: RouterLog): P
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     });
-    await new Promise<void>((r) => (admin as Server).listen(config.adminPort, config.host, r));
+    await new Promise<void>((r) => (admin as Server).listen(opts.adminPort, opts.host, r));
     adminPort = (admin.address() as AddressInfo).port;
   }
-  const reload = (): void => {
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.process.pid) process.kill(w.process.pid, 'SIGHUP');
-  };
+  const alive = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
   return {
     port,
     adminPort,
-    router: null,
-    reload,
+    workers: alive,
     close: async () => {
       closing = true;
       admin?.close();
       await Promise.all(
-        Object.values(cluster.workers ?? {}).map(
+        alive().map(
           (w) =>
             new Promise<void>((resolve) => {
-              if (!w || w.isDead()) return resolve();
+              if (w.isDead()) return resolve();
               w.once('exit', () => resolve());
               w.process.kill('SIGTERM');
             }),
@@ -233,10 +278,22 @@ export interface FollowingConfig {
   readonly geoip?: string | null;
   readonly healthChecks?: boolean;
   readonly traceparent?: 'generate' | 'pass';
+  /**
+   * Worker processes; 1 (default) runs the router in this process. With more, this process follows the
+   * server once and relays each table to the workers (src/router/table-relay.ts).
+   */
+  readonly workers?: number;
 }
 
-/** Runs one router in this process that follows the server's routing table (src/router/server-follower.ts). */
+/**
+ * Runs one router in this process that follows the server's routing table (src/router/server-follower.ts),
+ * or with `workers > 1` follows it here for that many worker processes.
+ */
 export async function startFollowing(config: FollowingConfig, log?: RouterLog): Promise<RunningRouter> {
+  if ((config.workers ?? 1) > 1) {
+    const { startFollowingWorkers } = await import('./table-relay.js');
+    return startFollowingWorkers(config, log);
+  }
   const { followServer } = await import('./server-follower.js');
   const follower = await followServer({
     server: config.server,

@@ -1,6 +1,7 @@
 /**
- * `meridian router`: a standalone router over a fleet and a static endpoints file (docs/router.md), in
- * one process or one worker per core. Runs until SIGINT/SIGTERM; SIGHUP re-reads the endpoints file.
+ * `meridian router`: a standalone router over a fleet and a static endpoints file (docs/router.md), or
+ * following the control plane (`--server`), in one process or one worker per core. Runs until
+ * SIGINT/SIGTERM; SIGHUP re-reads the endpoints file.
  */
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
@@ -49,6 +50,12 @@ function httpUrl(option: string, what: string, value: string): string {
   );
 }
 
+function workersOf(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--workers must be a whole number ≥ 1, not ${JSON.stringify(value)}`);
+  return n;
+}
+
 function flagsInterval(value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined || ms <= 0)
@@ -76,7 +83,11 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
     .option('-p, --port <port>', 'traffic port (0 picks a free one)', '8080')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--admin-port <port>', 'also serve the admin endpoints (metrics, stats, debug/route) on this port')
-    .option('-w, --workers <n>', `worker processes sharing the port (this machine has ${availableParallelism()} cores)`, '1')
+    .option(
+      '-w, --workers <n>',
+      `worker processes sharing the port (this machine has ${availableParallelism()} cores); with --server the primary follows the server for all of them`,
+      '1',
+    )
     .option('--geoip <file>', 'MaxMind-format country database (.mmdb); default: the bundled one')
     .option('--no-geoip', 'no GeoIP: clients without a trusted country header have no home region')
     .option('--no-health-checks', 'no active health checks (passive outlier detection still runs)')
@@ -105,9 +116,7 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
           'write the endpoints as described in docs/router.md, e.g. {"endpoints": [{"cluster": "eu-west-1", "service": "web", "port": 9001}]}',
         );
       }
-      const workers = Number(flags.workers);
-      if (!Number.isInteger(workers) || workers < 1)
-        throw new UsageError(`--workers must be a whole number ≥ 1, not ${JSON.stringify(flags.workers)}`);
+      const workers = workersOf(flags.workers);
       const config: StandaloneConfig = {
         fleet: flags.fleet,
         endpoints: flags.endpoints,
@@ -138,7 +147,7 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
     });
 }
 
-/** `meridian router --server URL`: one router process that follows the control plane. */
+/** `meridian router --server URL`: a router that follows the control plane, in one process or N workers fed by this one. */
 async function followServerCommand(flags: RouterFlags, io: Io): Promise<number> {
   const token = flags.token ?? io.env['MERIDIAN_SERVER_TOKEN'];
   if (!token)
@@ -146,8 +155,7 @@ async function followServerCommand(flags: RouterFlags, io: Io): Promise<number> 
       '--server needs a token',
       'pass --token T (or MERIDIAN_SERVER_TOKEN); create one with `meridian token create --role viewer --name router`',
     );
-  if (Number(flags.workers) !== 1)
-    throw new UsageError('--workers is not supported with --server yet', 'run one router process per core, each with --server');
+  const workers = workersOf(flags.workers);
   const log: RouterLog = (level, message) =>
     void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
   const running = await startFollowing(
@@ -160,10 +168,15 @@ async function followServerCommand(flags: RouterFlags, io: Io): Promise<number> 
       ...(flags.geoip === false ? { geoip: null } : typeof flags.geoip === 'string' ? { geoip: flags.geoip } : {}),
       healthChecks: flags.healthChecks,
       traceparent: flags.traceparent,
+      workers,
     },
     log,
   );
-  await write(io.out, `meridian router listening on http://${flags.host}:${running.port}, following ${flags.server ?? ''}\n`);
+  const admin = running.adminPort !== null ? `, admin on http://${flags.host}:${running.adminPort}/` : '';
+  await write(
+    io.out,
+    `meridian router listening on http://${flags.host}:${running.port}, following ${flags.server ?? ''} (${workers} worker${workers > 1 ? 's' : ''}${admin})\n`,
+  );
   const signal = await untilSignal(['SIGINT', 'SIGTERM']);
   await write(io.err, `${signal}: stopping the router\n`);
   await running.close();
