@@ -1,7 +1,8 @@
 /**
  * The OFREP client the router uses to learn flag state: it polls the bulk endpoint with `If-None-Match`
  * (default every 250 ms), reads every flag's per-region gates from the evaluation metadata, and reports a
- * change. When the endpoint is down or answers garbage it keeps the last state it had and says so once.
+ * change. When the endpoint is down, answers garbage or refuses the token (401/403, `meridian serve
+ * --ofrep-auth`) it keeps the last state it had and says so once, with how to fix a refusal.
  */
 import type { FlagGate } from '../routing/state.js';
 import { OFREP_BULK_PATH } from './ofrep-handler.js';
@@ -16,8 +17,10 @@ export interface FlagPollerOptions {
   readonly intervalMs?: number;
   /** A poll that takes longer is abandoned, ms (default 1000). */
   readonly timeoutMs?: number;
-  /** Headers sent with every poll (e.g. an Authorization bearer token). */
+  /** Headers sent with every poll. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** A bearer token sent as `Authorization: Bearer …` (for `meridian serve --ofrep-auth`). */
+  readonly token?: string | undefined;
   /** Called with the new gates whenever they change (and after the first successful poll). */
   readonly onChange: (gates: FlagGates) => void;
   readonly log?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -124,6 +127,7 @@ export class FlagPoller {
           'content-type': 'application/json',
           ...(this.#etag !== null ? { 'if-none-match': this.#etag } : {}),
           ...this.#opts.headers,
+          ...(this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {}),
         },
         body: '{"context":{}}',
         signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 1000),
@@ -132,6 +136,7 @@ export class FlagPoller {
         await res.body?.cancel();
         return this.#ok('unchanged');
       }
+      if (res.status === 401 || res.status === 403) throw new Error(await this.#refusal(res));
       if (res.status !== 200) {
         const text = (await res.text()).slice(0, 300);
         throw new Error(`HTTP ${res.status}${text ? `: ${text}` : ''}`);
@@ -153,6 +158,27 @@ export class FlagPoller {
       this.#polls++;
       return 'error';
     }
+  }
+
+  /** The message for a 401/403: what the server says (OFREP's `errorDetails`) and what to do about it. */
+  async #refusal(res: Response): Promise<string> {
+    const text = await res.text();
+    let details = text.slice(0, 300);
+    try {
+      // meridian serve also sends its own error; its message alone, since the fix below replaces its hint
+      const body = JSON.parse(text) as { errorDetails?: unknown; error?: { message?: unknown } };
+      if (typeof body.error?.message === 'string') details = body.error.message;
+      else if (typeof body.errorDetails === 'string') details = body.errorDetails;
+    } catch {
+      // not JSON: the text as it is
+    }
+    const fix =
+      res.status === 403
+        ? 'the token has no role that may read flags; give the router a viewer token'
+        : this.#opts.token
+          ? 'the token was refused (revoked, expired or unknown); create another with `meridian token create --role viewer --name router` and restart the router with it in MERIDIAN_FLAGS_TOKEN'
+          : 'the OFREP server needs a token (`meridian serve --ofrep-auth`); create one with `meridian token create --role viewer --name router` and start the router with it in MERIDIAN_FLAGS_TOKEN (or --flags-token)';
+    return `HTTP ${res.status}${details ? `: ${details}` : ''} — ${fix}`;
   }
 
   #ok(outcome: PollOutcome): PollOutcome {

@@ -1,6 +1,7 @@
 /**
  * The OpenFeature Remote Evaluation Protocol (OFREP) over HTTP, as a request handler that any node:http
- * server can mount (`meridian up` mounts it on its control API; `meridian serve` will too):
+ * server can mount (`meridian up` mounts it on its control API, `meridian serve` too, behind its token
+ * authentication with `--ofrep-auth`):
  *
  * - `POST /ofrep/v1/evaluate/flags/{key}`: one flag; 404 FLAG_NOT_FOUND, 400 INVALID_CONTEXT,
  *   TARGETING_KEY_MISSING or PARSE_ERROR, 500 with `errorDetails`;

@@ -37,6 +37,8 @@ export interface StandaloneConfig {
   readonly flags?: string;
   /** How often to poll `flags`, ms (default 250). */
   readonly flagsIntervalMs?: number;
+  /** A bearer token for `flags` (a `meridian serve --ofrep-auth`); default none. */
+  readonly flagsToken?: string;
 }
 
 export interface RunningRouter {
@@ -97,6 +99,7 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
       ? followFlags(router, {
           url: config.flags,
           ...(config.flagsIntervalMs !== undefined ? { intervalMs: config.flagsIntervalMs } : {}),
+          ...(config.flagsToken !== undefined ? { token: config.flagsToken } : {}),
           ...(log ? { log } : {}),
         })
       : null;

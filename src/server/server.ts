@@ -1,8 +1,9 @@
 /**
  * `meridian serve`: the control plane over node:http — the API of src/server/routes.ts, the event
  * stream, Prometheus metrics, OFREP flag evaluation at /ofrep/v1/, and the dashboard's static files at
- * `/`. Every API call but the document and liveness needs a bearer token whose role allows it; every
- * mutating call is audited with the identity that made it.
+ * `/`. Every API call but the document and liveness needs a bearer token whose role allows it (OFREP
+ * too with `ofrepAuth`; without it OFREP is open and read-only); every mutating call is audited with the
+ * identity that made it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +40,11 @@ export interface ServerOptions {
   /** The fleet as written, in force while the store records nothing running. */
   readonly written?: Revision | null | undefined;
   readonly oidc?: OidcConfig | undefined;
+  /**
+   * Whether OFREP (`/ofrep/v1/…`) needs a bearer token the API accepts (any role: reading flags needs
+   * `viewer`). Default false: OFREP is open and read-only, as `meridian up`'s control API serves it.
+   */
+  readonly ofrepAuth?: boolean | undefined;
   /** An in-memory admin token (what `meridian up` puts into the dashboard URL). */
   readonly localAdmin?: { readonly token: string; readonly id: string } | undefined;
   /** The dashboard's directory, or null for none. */
@@ -88,6 +94,23 @@ function parseBody<B>(schema: z.ZodType<B>, value: unknown, where: string): B {
   throw new ApiError('MERIDIAN_E_API_INVALID', `the body of ${where} is invalid: ${problems}`, {
     hint: 'see the request schema in /api/v1/openapi.json',
   });
+}
+
+/**
+ * An authentication failure on `/ofrep/`: OFREP leaves the body of its 401/403 open, and its clients read
+ * `errorDetails` (its general error shape), so that carries the message and hint; `error` is the API's own
+ * body, so a Meridian client finds the same code as on any other call.
+ */
+function sendOfrepRefusal(res: ServerResponse, status: number, err: unknown): void {
+  const { error } = errorBody(err);
+  const text = JSON.stringify({ errorDetails: error.hint ? `${error.message}; ${error.hint}` : error.message, error });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...(status === 401 ? { 'www-authenticate': 'Bearer realm="meridian"' } : {}),
+  });
+  res.end(text);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -183,6 +206,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     try {
       if (url.pathname.startsWith('/ofrep/')) {
         label = '/ofrep/v1';
+        if (opts.ofrepAuth) {
+          try {
+            authorize(await auth.identify(bearerOf(req, url)), 'read', 'evaluate flags over OFREP');
+          } catch (err) {
+            const status = statusOf(err);
+            if (status !== 401 && status !== 403) throw err;
+            metrics.authFailures.inc({ reason: status === 403 ? 'forbidden' : 'unauthenticated' });
+            sendOfrepRefusal(res, status, err);
+            done(status);
+            return;
+          }
+        }
         const h = ofrepFor();
         if (h && h(req, res)) {
           res.on('finish', () => done(res.statusCode));

@@ -24,6 +24,7 @@ interface RouterFlags {
   traceparent: 'generate' | 'pass';
   flags?: string;
   flagsInterval: string;
+  flagsToken?: string;
   otlp?: string;
   server?: string;
   token?: string;
@@ -94,6 +95,10 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
     .option('--flags <url>', 'follow flag gates from this OFREP server (e.g. the `flags` URL `meridian up` prints); see docs/flags.md')
     .option('--flags-interval <duration>', 'how often to poll --flags', '250ms')
     .option(
+      '--flags-token <token>',
+      'bearer token for --flags, for a `meridian serve --ofrep-auth` (default: MERIDIAN_FLAGS_TOKEN, which `ps` does not show)',
+    )
+    .option(
       '--server <url>',
       'follow the routing table, revision, drains and flags of this control plane (`meridian serve`) instead of --fleet/--endpoints',
     )
@@ -117,6 +122,9 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
         );
       }
       const workers = workersOf(flags.workers);
+      if (flags.flagsToken !== undefined && flags.flags === undefined)
+        throw new UsageError('--flags-token is the token for --flags, which is not given', 'add --flags URL of the OFREP server');
+      const flagsToken = flags.flagsToken ?? (io.env['MERIDIAN_FLAGS_TOKEN'] || undefined);
       const config: StandaloneConfig = {
         fleet: flags.fleet,
         endpoints: flags.endpoints,
@@ -129,7 +137,11 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
         workers,
         ...(flags.otlp !== undefined ? { otlp: flags.otlp } : {}),
         ...(flags.flags !== undefined
-          ? { flags: httpUrl('--flags', 'an OFREP server', flags.flags), flagsIntervalMs: flagsInterval(flags.flagsInterval) }
+          ? {
+              flags: httpUrl('--flags', 'an OFREP server', flags.flags),
+              flagsIntervalMs: flagsInterval(flags.flagsInterval),
+              ...(flagsToken !== undefined ? { flagsToken } : {}),
+            }
           : {}),
       };
       const log: RouterLog = (level, message) =>

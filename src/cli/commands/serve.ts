@@ -28,6 +28,7 @@ interface ServeFlags {
   state?: string;
   control?: string;
   oidc?: string;
+  ofrepAuth?: boolean;
   dashboard: boolean;
   localAdmin: boolean;
   actor?: string;
@@ -55,6 +56,19 @@ export function readOidcConfig(path: string): OidcConfig {
 /** True for an address only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/**
+ * The startup lines about OFREP: its URL and whether it needs a token, and, when it is open on an address
+ * beyond loopback, a note that anyone who reaches the port reads every flag.
+ */
+export function ofrepLines(url: string, host: string, ofrepAuth: boolean): { line: string; note: string | null } {
+  const line = `${url}ofrep/v1/evaluate/flags (OFREP; ${ofrepAuth ? 'needs a token of any role' : 'open: read-only, no token (--ofrep-auth to require one)'})`;
+  const note =
+    ofrepAuth || isLoopback(host)
+      ? null
+      : 'OFREP is open beyond loopback: anyone who reaches this port reads every flag; start with --ofrep-auth and give routers MERIDIAN_FLAGS_TOKEN';
+  return { line, note };
 }
 
 /** The fleet link from --control (token in MERIDIAN_CONTROL_TOKEN), else a running `meridian up` here, else none. */
@@ -94,6 +108,7 @@ export async function serveControlPlane(
     link: FleetLink | null;
     written: Revision | null;
     oidc?: OidcConfig | undefined;
+    ofrepAuth?: boolean | undefined;
     localAdmin: boolean;
     dashboard: boolean;
     actor?: string | undefined;
@@ -107,6 +122,7 @@ export async function serveControlPlane(
     link: opts.link,
     written: opts.written,
     oidc: opts.oidc,
+    ofrepAuth: opts.ofrepAuth,
     localAdmin: adminToken ? { token: adminToken, id: resolveActor(opts.actor, io.env).id } : undefined,
     dashboard: opts.dashboard ? dashboardDir() : null,
     log: (level, message) =>
@@ -140,10 +156,15 @@ export function registerServe(program: Command, io: Io, result: Result): void {
     .description('run the control plane: REST API, event stream, metrics, flags (OFREP) and the dashboard, until interrupted')
     .argument('[fleet]', 'fleet directory or file (in force while the store records nothing running)')
     .option('-p, --port <port>', 'port (0 picks a free one)', '7070')
-    .option('--host <address>', 'address to listen on (loopback by default; every call needs a token either way)', '127.0.0.1')
+    .option(
+      '--host <address>',
+      'address to listen on (loopback by default; every API call needs a token either way, OFREP only with --ofrep-auth)',
+      '127.0.0.1',
+    )
     .option('--state <store>', 'state store (a SQLite path or postgres:// URL); default .meridian/state.db or MERIDIAN_STATE')
     .option('--control <url>', "the fleet's control API (token from MERIDIAN_CONTROL_TOKEN); default: a `meridian up` running here")
     .option('--oidc <file>', 'accept OIDC ID tokens by these rules (JSON or YAML; docs/server.md)')
+    .option('--ofrep-auth', 'flag evaluation (OFREP, /ofrep/v1/) needs a bearer token too, of any role (default: open and read-only)')
     .option('--no-dashboard', 'do not serve the dashboard')
     .option('--no-local-admin', 'do not print an in-memory admin token (use `meridian token create` tokens only)')
     .option('--actor <id>', 'who the local admin token acts as, in the audit log (default: MERIDIAN_ACTOR or the user)')
@@ -163,6 +184,7 @@ export function registerServe(program: Command, io: Io, result: Result): void {
           link,
           written,
           oidc,
+          ofrepAuth: flags.ofrepAuth === true,
           localAdmin: flags.localAdmin,
           dashboard: flags.dashboard,
           actor: flags.actor,
@@ -180,6 +202,7 @@ export function registerServe(program: Command, io: Io, result: Result): void {
       }
       const { server, adminToken, dashboardUrl } = running;
       const s = io.style;
+      const ofrep = ofrepLines(server.url, flags.host, flags.ofrepAuth === true);
       await write(
         io.out,
         `meridian control plane on ${server.url}\n` +
@@ -187,9 +210,11 @@ export function registerServe(program: Command, io: Io, result: Result): void {
           `  api        ${server.url}api/v1/openapi.json\n` +
           `  events     ${server.url}api/v1/events\n` +
           `  metrics    ${server.url}metrics\n` +
+          `  flags      ${ofrep.line}\n` +
           `  fleet      ${link ? link.describe : s.dim('no link to a running fleet (health and traffic are unknown; --control URL)')}\n` +
           (adminToken ? `  admin      ${adminToken}  ${s.dim('(in memory, until this process stops)')}\n` : '') +
-          (isLoopback(flags.host) ? '' : `  ${s.yellow('listening beyond loopback')}: every call needs a token; put TLS in front\n`),
+          (isLoopback(flags.host) ? '' : `  ${s.yellow('listening beyond loopback')}: every API call needs a token; put TLS in front\n`) +
+          (ofrep.note ? `  ${s.yellow('note')}: ${ofrep.note}\n` : ''),
       );
       const signal = await untilSignal(['SIGINT', 'SIGTERM']);
       await write(io.err, `${signal}: stopping the control plane\n`);
