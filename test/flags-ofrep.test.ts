@@ -4,7 +4,7 @@
  * real router whose flag gate follows the endpoint.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -255,6 +255,51 @@ describe('a router that follows the flags endpoint', () => {
       await until(async () => (await where()) === 'eu-west-1', 5000, 'eu-west to serve again');
     } finally {
       poller.stop();
+    }
+  });
+});
+
+describe('the OFREP poller while a fleet starts', () => {
+  it('does not log slow first answers within its start grace, but logs a timeout after it and after an answer', async () => {
+    // a server that takes connections and answers only when told to: a busy `meridian up` at start
+    let answer = false;
+    const held: ServerResponse[] = [];
+    const slow = createServer((req, res) => {
+      req.resume();
+      if (answer) res.writeHead(200, { 'content-type': 'application/json', etag: '"1"' }).end('{"flags":[]}');
+      else held.push(res);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`;
+    try {
+      const quiet: string[] = [];
+      const starting = new FlagPoller({
+        url,
+        timeoutMs: 100,
+        startGraceMs: 60_000,
+        onChange: () => undefined,
+        log: (_l, m) => quiet.push(m),
+      });
+      expect(await starting.poll()).toBe('error');
+      expect(starting.failing).toBe(true);
+      expect(quiet).toEqual([]); // within the grace: nothing said
+      answer = true;
+      expect(await starting.poll()).toBe('changed');
+      expect(quiet).toEqual([]); // no failure was logged, so no recovery either
+      answer = false;
+      expect(await starting.poll()).toBe('error'); // after an answer a timeout is an outage
+      expect(quiet).toHaveLength(1);
+      expect(quiet[0]).toMatch(/cannot poll .*keeping the last flag state/);
+
+      const loud: string[] = [];
+      const late = new FlagPoller({ url, timeoutMs: 100, startGraceMs: 0, onChange: () => undefined, log: (_l, m) => loud.push(m) });
+      expect(await late.poll()).toBe('error');
+      expect(loud).toHaveLength(1);
+      expect(loud[0]).toMatch(/keeping the fleet file's flag state/);
+    } finally {
+      for (const r of held) r.destroy();
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
     }
   });
 });

@@ -17,6 +17,11 @@ export interface FlagPollerOptions {
   readonly intervalMs?: number;
   /** A poll that takes longer is abandoned, ms (default 1000). */
   readonly timeoutMs?: number;
+  /**
+   * Before the first answer, polls that time out are not logged for this long, ms (default 5000): a
+   * process that starts a whole fleet (`meridian up`) is busy then. Other failures are logged at once.
+   */
+  readonly startGraceMs?: number;
   /** Headers sent with every poll. */
   readonly headers?: Readonly<Record<string, string>>;
   /** A bearer token sent as `Authorization: Bearer …` (for `meridian serve --ofrep-auth`). */
@@ -71,6 +76,10 @@ export class FlagPoller {
   #timer: NodeJS.Timeout | null = null;
   #running = false;
   #failing = false;
+  /** A failure was logged and no answer has come since (so its recovery is logged too). */
+  #logged = false;
+  #answered = false;
+  readonly #startedAt = Date.now();
   #polls = 0;
   readonly #opts: FlagPollerOptions;
 
@@ -148,7 +157,10 @@ export class FlagPoller {
       this.#opts.onChange(gates);
       return this.#ok('changed');
     } catch (err) {
-      if (!this.#failing) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      const starting = !this.#answered && timedOut && Date.now() - this.#startedAt < (this.#opts.startGraceMs ?? 5000);
+      if (!this.#logged && !starting) {
+        this.#logged = true;
         this.#opts.log?.(
           'warn',
           `flags: cannot poll ${this.url} (${err instanceof Error ? err.message : String(err)}); keeping the ${this.#gates ? 'last' : "fleet file's"} flag state until it answers`,
@@ -182,8 +194,10 @@ export class FlagPoller {
   }
 
   #ok(outcome: PollOutcome): PollOutcome {
-    if (this.#failing) this.#opts.log?.('info', `flags: ${this.url} answers again`);
+    if (this.#logged) this.#opts.log?.('info', `flags: ${this.url} answers again`);
+    this.#logged = false;
     this.#failing = false;
+    this.#answered = true;
     this.#polls++;
     return outcome;
   }

@@ -12,7 +12,7 @@ const MAX_USERS = 1000; // cached user evaluations; the oldest goes first
  * `defaults`: flag → value, the flags the service reads (others are ignored). `context`: the evaluation
  * context (region, cluster, …). Returns `{ flags(targetingKey?) → Promise<values>, stop() }`.
  */
-export function flagClient({ url, defaults, context, intervalMs = 500, timeoutMs = 2000, log = () => {} }) {
+export function flagClient({ url, defaults, context, intervalMs = 500, timeoutMs = 2000, startGraceMs = 10_000, log = () => {} }) {
   if (!url) {
     log('flags: MERIDIAN_OFREP_URL is not set; the flags keep their defaults');
     return { flags: async () => ({ ...defaults }), stop: () => {} };
@@ -22,7 +22,9 @@ export function flagClient({ url, defaults, context, intervalMs = 500, timeoutMs
   const bulk = u.toString();
   const regional = entry(context);
   const users = new Map(); // targetingKey → entry
-  let failing = false;
+  let failing = false; // a failure was logged and no answer came since
+  let answered = false;
+  const started = Date.now();
 
   function entry(ctx) {
     return { ctx, etag: null, values: null, at: 0, pending: null };
@@ -46,12 +48,16 @@ export function flagClient({ url, defaults, context, intervalMs = 500, timeoutMs
         }
         if (failing) log(`flags: ${bulk} answers again`);
         failing = false;
+        answered = true;
       } catch (err) {
-        if (!failing)
-          log(
-            `flags: no usable answer from ${bulk} (${err.cause?.code ?? err.message}); keeping the ${e.values ? 'last known values' : 'defaults'}`,
-          );
-        failing = true;
+        // while a whole fleet starts, a slow first answer is expected: quiet for `startGraceMs`, unless
+        // nothing listens there at all (a wrong URL, worth saying at once)
+        const code = err.cause?.code;
+        const starting = !answered && Date.now() - started < startGraceMs && code !== 'ECONNREFUSED';
+        if (!failing && !starting) {
+          log(`flags: no usable answer from ${bulk} (${code ?? err.message}); keeping the ${e.values ? 'last known values' : 'defaults'}`);
+          failing = true;
+        }
       } finally {
         e.at = Date.now();
         e.pending = null;
