@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -190,12 +191,12 @@ describe('sqlite store', () => {
     const file = fresh();
     const store = await openSqliteStore(file, { maxPageCount: 40, clock: steppingClock() });
     await store.appendAudit({ actor: alice, action: 'before', subject: 'x' });
-    // a revision far larger than the 40 pages (160 KiB) the database may grow to
+    // a revision far larger than the 40 pages (160 KiB) the database may grow to, even compressed (random)
     const big = build({
       ...shopInput(),
       services: {
         ...shopInput().services,
-        web: { ...shopInput().services?.['web'], image: 'x', version: '1', port: 1, env: { BIG: 'y'.repeat(300_000) } },
+        web: { ...shopInput().services?.['web'], image: 'x', version: '1', port: 1, env: { BIG: randomBytes(450_000).toString('base64') } },
       },
     }).revision;
     const err = await store.putRevision(big, alice).catch((e: unknown) => e);

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MeridianError } from '../src/errors.js';
-import type { Revision } from '../src/render/render.js';
+import { revisionJson, type Revision } from '../src/render/render.js';
 import { entryHash, GENESIS_HASH } from '../src/store/audit-chain.js';
 import type { AuditEntry, Clock, LockRecord, RolloutRecord, Store } from '../src/store/store.js';
 import { build, shopInput, shopNext, steppingClock } from './plan-fixtures.js';
@@ -105,6 +105,22 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
         expect((await store.listRevisions()).map((r) => r.id)).toEqual([rev1.id, rev2.id]);
         expect(await store.getRevision(rev2.id)).toEqual(rev2);
         expect(await store.getRevision('0000000000000000')).toBeUndefined();
+      });
+
+      it('keeps a revision compressed, and still reads one kept as plain JSON by an older store', async () => {
+        await store.putRevision(rev1, alice);
+        const [row] = await h.query(`SELECT content FROM revisions WHERE id = ${q(rev1.id)}`);
+        const stored = String(row?.['content']);
+        const json = revisionJson(rev1);
+        expect(stored.startsWith('br1:')).toBe(true);
+        expect(stored.length).toBeLessThan(json.length / 2); // four clusters already repeat themselves
+        expect(await store.getRevision(rev1.id)).toEqual(rev1);
+        // a row as schema version 5 wrote it: plain canonical JSON
+        await h.exec(
+          `INSERT INTO revisions (id, fleet, content, created_at, created_by, reason) VALUES (${q(rev2.id)}, 'shop', ${q(revisionJson(rev2))}, '2026-01-01T00:00:00.000Z', 'old', NULL)`,
+        );
+        expect(await store.getRevision(rev2.id)).toEqual(rev2);
+        expect(await store.putRevision(rev2, alice)).toEqual({ created: false }); // same content: no conflict
       });
 
       it('refuses a revision whose id is already recorded with other content', async () => {

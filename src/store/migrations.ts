@@ -257,6 +257,13 @@ export const MIGRATIONS: readonly Migration[] = [
         )`,
     ],
   },
+  {
+    // revisions are stored compressed from now on (src/store/revision-content.ts); a binary older than
+    // this migration could not read them, and refuses the store for its newer schema version
+    version: 6,
+    name: 'revision-content-compressed',
+    sql: ['CREATE INDEX revisions_by_created ON revisions (created_at, id)'],
+  },
 ];
 
 /** The statements of a migration for one backend. */

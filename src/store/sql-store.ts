@@ -6,6 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { StoreError } from '../errors.js';
 import { canonicalJson } from '../render/canonical.js';
 import { revisionJson, type RenderedCluster, type Revision } from '../render/render.js';
+import { decodeRevisionContent, encodeRevisionContent } from './revision-content.js';
 import type { Actor } from './actor.js';
 import { type AuditBody, ChainWalker, entryHash } from './audit-chain.js';
 import { LATEST_VERSION, MIGRATIONS, statementsFor } from './migrations.js';
@@ -269,7 +270,7 @@ class SqlOps implements StoreOps {
     const content = revisionJson(rev);
     const existing = await this.c.get('SELECT content FROM revisions WHERE id = ?', [rev.id]);
     if (existing) {
-      if (existing['content'] !== content) {
+      if (decodeRevisionContent(String(existing['content'])) !== content) {
         throw new StoreError(
           'MERIDIAN_E_STORE_REVISION_CONFLICT',
           `revision ${rev.id} is already recorded in ${this.location} with different content`,
@@ -284,7 +285,7 @@ class SqlOps implements StoreOps {
     await this.c.run('INSERT INTO revisions (id, fleet, content, created_at, created_by, reason) VALUES (?, ?, ?, ?, ?, ?)', [
       rev.id,
       rev.fleet,
-      content,
+      encodeRevisionContent(content),
       at,
       by.id,
       reason ?? null,
@@ -301,7 +302,7 @@ class SqlOps implements StoreOps {
 
   async getRevision(id: string): Promise<Revision | undefined> {
     const row = await this.c.get('SELECT content FROM revisions WHERE id = ?', [id]);
-    return row ? parseRevision(String(row['content']), id) : undefined;
+    return row ? parseRevision(decodeRevisionContent(String(row['content'])), id) : undefined;
   }
 
   async listRevisions(): Promise<RevisionSummary[]> {
