@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MeridianError } from '../src/errors.js';
+import { revisionJson } from '../src/render/render.js';
 import { LATEST_VERSION, MIGRATIONS } from '../src/store/migrations.js';
 import { openStore, resolveStoreSpec } from '../src/store/open-store.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
@@ -164,6 +165,35 @@ describe('sqlite store', () => {
     } finally {
       undo();
     }
+  });
+
+  it('reads a store one upgrade behind when opened read-only, if this binary can read it unmigrated', async () => {
+    const file = fresh();
+    const rev = build(shopInput()).revision;
+    await (await openSqliteStore(file, { clock: steppingClock() })).close();
+    // as schema version 5 left it: no migration 6, the revision as plain JSON
+    const db = new Database(file);
+    db.prepare('DELETE FROM schema_migrations WHERE version = 6').run();
+    db.exec('DROP INDEX revisions_by_created');
+    db.prepare("INSERT INTO revisions VALUES (?, 'shop', ?, '2026-01-01T00:00:00.000Z', 'old', NULL)").run(rev.id, revisionJson(rev));
+    db.close();
+    const ro = await openSqliteStore(file, { readonly: true });
+    expect(await ro.getRevision(rev.id)).toEqual(rev); // read as it is, not migrated
+    await ro.close();
+    expect(new Database(file, { readonly: true }).prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 5 });
+    const rw = await openSqliteStore(file); // a write open migrates
+    expect(await rw.getRevision(rev.id)).toEqual(rev);
+    await rw.close();
+    expect(new Database(file, { readonly: true }).prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 6 });
+
+    // a missing migration it cannot read without (api-tokens' table) still needs a write first
+    const older = fresh();
+    await (await openSqliteStore(older)).close();
+    const db2 = new Database(older);
+    db2.prepare('DELETE FROM schema_migrations WHERE version >= 5').run();
+    db2.exec('DROP TABLE api_tokens');
+    db2.close();
+    expect(await codeOf(openSqliteStore(older, { readonly: true }))).toBe('MERIDIAN_E_STORE_READ_ONLY');
   });
 
   it('says clearly when the path cannot be a file, or the file is not a database', async () => {

@@ -13,6 +13,12 @@ export interface Migration {
   /** Short kebab-case name; checked on open so that a store and a binary that disagree are caught. */
   readonly name: string;
   readonly sql: readonly string[] | Readonly<Record<Dialect, readonly string[]>>;
+  /**
+   * This binary reads a store that lacks this migration as well as one that has it (an index; a new
+   * encoding beside the old): a read-only open (`meridian validate`) of a store one upgrade behind then
+   * reads it as it is instead of refusing it. The next write migrates it.
+   */
+  readonly readCompatible?: boolean;
 }
 
 const GENESIS = '0'.repeat(64);
@@ -263,6 +269,7 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 6,
     name: 'revision-content-compressed',
     sql: ['CREATE INDEX revisions_by_created ON revisions (created_at, id)'],
+    readCompatible: true, // plain-JSON revisions are still read
   },
 ];
 

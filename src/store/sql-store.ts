@@ -61,6 +61,8 @@ export class SqlStore implements Store {
     const applied = await this.guarded(() => this.db.read((c) => readApplied(this.db, c)));
     checkApplied(applied, this.location);
     if (applied.length >= MIGRATIONS.length) return;
+    // a read-only open reads a store whose missing migrations this binary can read without
+    if (this.db.readonly && MIGRATIONS.slice(applied.length).every((m) => m.readCompatible === true)) return;
     if (this.db.readonly) {
       throw new StoreError('MERIDIAN_E_STORE_READ_ONLY', `the state at ${this.location} needs migrating, but it was opened read-only`, {
         hint: 'run any meridian command that writes (e.g. `meridian plan`) with write access to it once, then read it',
