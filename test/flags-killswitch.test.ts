@@ -72,7 +72,7 @@ describe('the flag kill switch on a live local fleet', () => {
 
   it('stops new requests from reaching a region within a second of `flag set --off`, and brings them back with --on', async () => {
     const before = await traffic((s) => s.length >= 40);
-    expect(before.every((s) => s.region === 'eu')).toBe(true);
+    expect(before.filter((s) => s.region !== 'eu')).toEqual([]); // names any request served elsewhere
 
     let setDone = 0;
     const running = traffic((s) => {

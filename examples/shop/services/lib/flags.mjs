@@ -7,6 +7,7 @@
 
 const BULK_PATH = '/ofrep/v1/evaluate/flags';
 const MAX_USERS = 1000; // cached user evaluations; the oldest goes first
+const USER_INTERVALS = 10; // a user's evaluation is revalidated every 10 polling intervals (5 s by default)
 
 /**
  * `defaults`: flag → value, the flags the service reads (others are ignored). `context`: the evaluation
@@ -97,11 +98,14 @@ export function flagClient({ url, defaults, context, intervalMs = 500, timeoutMs
           if (!failing)
             await refresh(e); // a new user waits for its first answer, unless OFREP is down
           else void refresh(e);
-        } else if (Date.now() - e.at >= intervalMs) {
+        } else if (Date.now() - e.at >= intervalMs * USER_INTERVALS) {
           void refresh(e); // revalidated in the background; this request gets the cached values
         }
       }
-      return { ...defaults, ...regional.values, ...e.values };
+      // a value the region's evaluation has is the same for every user there (a flag on or off for the
+      // whole region, a kill switch): it wins over a user's cached one, so a user's answer can be less
+      // fresh only for flags that are on for a share of the region's users
+      return { ...defaults, ...e.values, ...regional.values };
     },
     stop() {
       running = false;
