@@ -710,7 +710,8 @@ async function main(): Promise<void> {
       `\n- 2 workers / 1 worker: **${ratios.workers2to1.toFixed(2)}×** (per-round pairs: ${ratios.workers2to1Paired.toFixed(2)}×)`,
     );
   } finally {
-    cleanup();
+    // SIGTERM first (then SIGKILL): an nginx master killed outright leaves its workers running
+    await Promise.all([...children].map((c) => stop(c)));
     rmSync(dir, { recursive: true, force: true });
   }
 }
