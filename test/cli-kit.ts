@@ -1,5 +1,6 @@
 /** Runs the built `meridian` command (bin/meridian.js) as a user would, for tests. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const BIN = join(import.meta.dirname, '..', 'bin', 'meridian.js');
@@ -54,4 +55,18 @@ export function spawnNode(nodeArgs: readonly string[], o: Omit<CliOptions, 'time
   proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   return { proc, out: () => out, err: () => err, exited };
+}
+
+/** Processes whose working directory is `dir`: the replicas the local driver started for a fleet there. */
+export function replicaPids(dir: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readlinkSync(`/proc/${d}/cwd`) === dir;
+      } catch {
+        return false; // gone, or not ours to read
+      }
+    })
+    .map(Number);
 }

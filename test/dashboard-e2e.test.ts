@@ -7,7 +7,7 @@
  * Screenshots of the main views go to docs/screenshots/ with MERIDIAN_SCREENSHOTS=1.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -16,7 +16,7 @@ import { newApiToken } from '../src/server/auth/tokens.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { runTraffic } from '../src/traffic/generator.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -40,18 +40,7 @@ function start(args: string[]): { child: ChildProcess; out: () => string; done: 
 }
 
 /** PIDs whose working directory is the fleet: the replicas `up` started (to be sure none is left). */
-function replicaPids(): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return readlinkSync(`/proc/${d}/cwd`) === fleet;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const fleetPids = (): number[] => replicaPids(fleet);
 
 async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -164,7 +153,7 @@ afterAll(async () => {
   if (server && server.child.exitCode === null && server.child.pid) server.child.kill('SIGTERM');
   await server?.done;
   meridian(['down']);
-  for (const pid of replicaPids()) process.kill(pid, 'SIGKILL');
+  for (const pid of fleetPids()) process.kill(pid, 'SIGKILL');
   rmSync(work, { recursive: true, force: true });
 }, 60_000);
 

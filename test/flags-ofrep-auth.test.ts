@@ -4,7 +4,7 @@
  * with MERIDIAN_FLAGS_TOKEN gates a route on a flag through it, and without a usable token says how to fix
  * it once and keeps its last state. Without the option OFREP stays open. Needs a fresh build.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ofrepLines } from '../src/cli/commands/serve.js';
 import { BIN, runMeridian, spawnNode, type NodeProcess } from './cli-kit.js';
-import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { copyFlagGatedFleet } from './fixtures/flag-gated-fleet.js';
 import { closeAgents, get, startUpstream, type Upstream } from './router-kit.js';
 import { api, serverWorld, until } from './server-kit.js';
 
@@ -92,13 +92,7 @@ function count(text: string, needle: string): number {
 beforeAll(async () => {
   if (!existsSync(join(import.meta.dirname, '..', 'dist', 'cli', 'main.js')))
     throw new Error('dist/ is missing: run `npm run build` (npm test does)');
-  copyRolloutFleet(fleet);
-  const file = join(fleet, 'fleet.yaml');
-  const yaml = readFileSync(file, 'utf8').replace(
-    '    match: { hosts: [tiny.example] }\n',
-    '    match: { hosts: [tiny.example] }\n    flag: beta\n    clientCountryHeader: x-client-country\n',
-  );
-  writeFileSync(file, `${yaml}\nflags:\n  beta: { default: true }\n`);
+  copyFlagGatedFleet(fleet); // web gated by `beta`, placed by x-client-country
   tokens.viewer = createToken('viewer', 'reader');
   tokens.deployer = createToken('deployer', 'oncall');
   tokens.router = createToken('viewer', 'router');

@@ -358,12 +358,24 @@ describe('rollout engine with port fakes', () => {
 });
 
 describe('on PostgreSQL', () => {
-  it('runs the same rollout, parked at its approval gate and resumed, with the same transitions', async () => {
+  /** Runs `fn` with stores on a schema of its own, dropped afterwards. */
+  async function inPgSchema(prefix: string, fn: (open: () => Promise<Store>) => Promise<void>): Promise<void> {
     const url = process.env['MERIDIAN_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const schema = `mrd_rollout_${process.pid}_${Date.now().toString(36)}`;
+    const schema = `${prefix}_${process.pid}_${Date.now().toString(36)}`;
     try {
+      await fn(() => openPostgresStore(url, { schema }));
+    } finally {
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    }
+  }
+
+  it('runs the same rollout, parked at its approval gate and resumed, with the same transitions', async () => {
+    await inPgSchema('mrd_rollout', async (open) => {
       const r = await setup({
-        open: () => openPostgresStore(url, { schema }),
+        open,
         onFailure: 'rollback-all',
         script: (ctx) => (ctx.wave.name === 'rest' ? 'fail' : 'pass'),
       });
@@ -384,19 +396,12 @@ describe('on PostgreSQL', () => {
       expect(Object.values(await r.w.store.clusterStates()).every((c) => c.revisionId === r.w.rev1.id)).toBe(true);
       expect(await r.w.store.listLocks()).toEqual([]);
       expect(await r.w.store.verifyAudit()).toMatchObject({ ok: true });
-    } finally {
-      const admin = new pg.Client({ connectionString: url });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await admin.end();
-    }
+    });
   });
 
   it('audits a refused self-approval and a refused concurrent rollout, each in its own transaction; the chain verifies', async () => {
-    const url = process.env['MERIDIAN_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const schema = `mrd_refused_${process.pid}_${Date.now().toString(36)}`;
-    try {
-      const r = await setup({ open: () => openPostgresStore(url, { schema }) });
+    await inPgSchema('mrd_refused', async (open) => {
+      const r = await setup({ open });
       expect((await r.drive()).outcome).toBe('awaiting-approval');
       const rollout = (await r.w.store.getRollout(r.id))!;
       const own = recordDecision(r.w.store, {
@@ -434,12 +439,7 @@ describe('on PostgreSQL', () => {
       expect(await r.w.store.getRollout('ro-second')).toBeUndefined();
       expect(await r.w.store.listApprovals(r.spec.planHash)).toEqual([]);
       expect(await r.w.store.verifyAudit()).toMatchObject({ ok: true });
-    } finally {
-      const admin = new pg.Client({ connectionString: url });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await admin.end();
-    }
+    });
   });
 });
 

@@ -5,13 +5,14 @@
  * and `meridian down` with every replica process accounted for.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { replicaPids } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -95,20 +96,6 @@ export function liveFleet(prefix: string, edit: (yaml: string) => string = (y) =
     remove: () => rmSync(work, { recursive: true, force: true }),
   };
   return self;
-}
-
-/** Processes whose working directory is the fleet's (the replicas of the local driver). */
-export function replicaPids(fleet: string): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return readlinkSync(`/proc/${d}/cwd`) === fleet;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 function isAlive(pid: number): boolean {

@@ -5,12 +5,12 @@
  * does not answer makes the REST call fail with its own code. Real processes; needs a fresh build.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, until } from './server-kit.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');
@@ -81,14 +81,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers) await stop(s);
   meridian(['down']);
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readlinkSync(`/proc/${d}/cwd`) === fleet) process.kill(Number(d), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  for (const pid of replicaPids(fleet)) process.kill(pid, 'SIGKILL'); // any replica \`down\` left
   rmSync(work, { recursive: true, force: true });
 }, 60_000);
 

@@ -3,12 +3,12 @@
  * in-memory admin token: the API then shows the live clusters and the traffic sent through the router.
  * Real processes; needs a fresh build.
  */
-import { cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, until } from './server-kit.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-server-up-'));
@@ -21,14 +21,7 @@ function meridian(args: string[]): CliRun {
 
 afterAll(() => {
   meridian(['down']);
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readlinkSync(`/proc/${d}/cwd`) === fleet) process.kill(Number(d), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  for (const pid of replicaPids(fleet)) process.kill(pid, 'SIGKILL'); // any replica \`down\` left
   rmSync(work, { recursive: true, force: true });
 });
 

@@ -2,12 +2,12 @@
  * `meridian up --detach` and `meridian down` as a user runs them: the example fleet as real processes,
  * real requests through the router, and no process left behind.
  */
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-up-'));
@@ -19,18 +19,7 @@ function meridian(args: string[]): CliRun {
 }
 
 /** PIDs of processes whose working directory is the copied fleet: the replicas `up` started. */
-function replicaPids(): number[] {
-  const pids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readlinkSync(`/proc/${d}/cwd`) === fleet) pids.push(Number(d));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return pids;
-}
+const fleetPids = (): number[] => replicaPids(fleet);
 
 function get(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -46,7 +35,7 @@ function get(url: string, headers: Record<string, string>): Promise<{ status: nu
 
 afterAll(() => {
   meridian(['down']);
-  for (const pid of replicaPids()) process.kill(pid, 'SIGKILL');
+  for (const pid of fleetPids()) process.kill(pid, 'SIGKILL');
 });
 
 describe('meridian up --detach / down', () => {
@@ -56,7 +45,7 @@ describe('meridian up --detach / down', () => {
     expect(up.code).toBe(0);
     const info = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { pid: number; router: string };
     expect(up.out).toContain(info.router);
-    const pids = replicaPids();
+    const pids = fleetPids();
     expect(pids.length).toBeGreaterThanOrEqual(16); // 8 clusters, several services, 2 replicas each (capped)
 
     const de = await get(info.router, { host: 'shop.example', 'x-client-country': 'DE' });

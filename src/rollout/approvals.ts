@@ -7,6 +7,7 @@
 import { RolloutError } from '../errors.js';
 import type { Actor, ApprovalRecord, RolloutRecord, Store } from '../store/store.js';
 import { FINAL_STATES } from './events.js';
+import { refuseAudited } from './refusal.js';
 import type { RolloutSpec } from './rollout-spec.js';
 
 /** How long an approval counts when no expiry is given. */
@@ -143,8 +144,9 @@ export async function recordDecision(store: Store, d: Decision): Promise<Approva
   const refusal = refusalOf(d);
   if (refusal.error) {
     const err = refusal.error;
-    try {
-      await store.appendAudit({
+    return refuseAudited(
+      store,
+      {
         actor: d.actor,
         action: 'approval.refused',
         subject: rollout.id,
@@ -157,12 +159,9 @@ export async function recordDecision(store: Store, d: Decision): Promise<Approva
           planHash: spec.planHash,
           given: d.reason ?? null,
         },
-      });
-    } catch (auditErr) {
-      // The refusal stands either way (callers and exit codes depend on its code); the failed write rides along.
-      Object.defineProperty(err, 'cause', { value: auditErr, configurable: true, writable: true });
-    }
-    throw err;
+      },
+      err,
+    );
   }
   const role = refusal.role;
   const wave = d.wave;

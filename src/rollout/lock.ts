@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { RolloutError } from '../errors.js';
 import type { Actor, JsonValue, LockRecord, Store, StoreTx } from '../store/store.js';
 import { FINAL_STATES } from './events.js';
+import { refuseAudited } from './refusal.js';
 
 /** The process driving a rollout. */
 export interface Holder {
@@ -124,19 +125,11 @@ export async function withLocksAudited<T>(
         heartbeatAt: h.heartbeatAt,
       },
     };
-    try {
-      await store.appendAudit({
-        actor: holder.actor,
-        action: 'rollout.lock.refused',
-        subject: holder.rolloutId,
-        reason: refused.message,
-        data,
-      });
-    } catch (auditErr) {
-      // The refusal stands either way (exit code 6 depends on its code); the failed write rides along.
-      Object.defineProperty(refused, 'cause', { value: auditErr, configurable: true, writable: true });
-    }
-    throw refused;
+    return refuseAudited(
+      store,
+      { actor: holder.actor, action: 'rollout.lock.refused', subject: holder.rolloutId, reason: refused.message, data },
+      refused,
+    );
   }
 }
 
