@@ -248,11 +248,23 @@ describe('rollout controls on the live local fleet with real traffic', () => {
     const k2 = await live.start(['rollout', '--resume', ...FAST], { MERIDIAN_TEST_CRASH_AT: seq('weight-set', 1) }).done;
     expect(k2.signal, k2.err).toBe('SIGKILL');
     expect((await status()).weights).toEqual({ 'local-a': 100 });
+    // (the router serves a cluster's stable replicas while its canary is not usable — on a starved machine a
+    // health check can time out — so the request is sent once the router counts the canary usable; what it
+    // said about local-a goes with a failure)
+    const localA = async () => {
+      const stats = (await control(live.info(), 'v1/router/stats')) as {
+        services: Record<string, { clusters: Record<string, { detail: { track: string; version: string; usable: boolean }[] }> }>;
+      };
+      return stats.services['web']?.clusters['local-a']?.detail ?? [];
+    };
+    await until('the router to count local-a’s canary usable', async () =>
+      (await localA()).some((u) => u.track === 'canary' && u.version === '1.3.0' && u.usable) ? true : undefined,
+    );
     const fromA = await until('a German client served by local-a', async () => {
       const body = JSON.parse((await get(live.info().router, 'DE')).body) as { cluster: string; track: string; version: string };
       return body.cluster === 'local-a' ? body : undefined;
     });
-    expect(fromA).toMatchObject({ track: 'canary', version: '1.3.0' });
+    expect(fromA, JSON.stringify(await localA())).toMatchObject({ track: 'canary', version: '1.3.0' });
 
     // halfway through the promotion: the new stable replicas run, the promotion is not recorded yet
     const r3 = live.start(['rollout', '--resume', ...FAST]);
