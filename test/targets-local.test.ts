@@ -420,11 +420,13 @@ describe('local driver parts', () => {
     expect(await checkOnce({ host: '127.0.0.1', port, path: '/ok', timeoutMs: 500 })).toEqual({
       ok: false,
       reached: false,
+      refused: true,
       reason: '/ok: ECONNREFUSED',
     });
     expect(await checkOnce({ host: '127.0.0.1', port, path: null, timeoutMs: 500 })).toEqual({
       ok: false,
       reached: false,
+      refused: true,
       reason: 'TCP: ECONNREFUSED',
     });
   });

@@ -3,8 +3,7 @@
  * 3xx pass) or a TCP connect when no path is known, every `interval`, failing after `timeout`. Each
  * endpoint's first check is spread over the first interval so that a large fleet is not checked in bursts.
  */
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { probe } from '../health/probe.js';
 import { parseDuration } from '../units/duration.js';
 import type { Routing } from '../spec/schema.js';
 import type { RouterClock } from './clock.js';
@@ -33,45 +32,8 @@ export function checkPolicy(r: Routing['healthCheck'] | undefined, servicePath: 
 /** Runs one check; never rejects. */
 export type Probe = (host: string, port: number, path: string | null, timeoutMs: number) => Promise<ProbeResult>;
 
-/** HTTP GET (or TCP connect) with a fresh connection, so that a dead process is never hidden by a pooled socket. */
-export const httpProbe: Probe = (host, port, path, timeoutMs) =>
-  new Promise((resolve) => {
-    let done = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const finish = (r: ProbeResult): void => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      resolve(r);
-    };
-    const onError = (err: NodeJS.ErrnoException): void =>
-      finish({ ok: false, refused: err.code === 'ECONNREFUSED', reason: err.code ?? err.message });
-    if (path === null) {
-      const socket = connect({ host, port });
-      timer = setTimeout(() => {
-        socket.destroy();
-        finish({ ok: false, reason: `no TCP connection within ${timeoutMs} ms` });
-      }, timeoutMs);
-      socket.once('connect', () => {
-        socket.destroy();
-        finish({ ok: true });
-      });
-      socket.once('error', onError);
-      return;
-    }
-    const req = request({ host, port, path, method: 'GET', agent: false, headers: { 'user-agent': 'meridian-router-health' } }, (res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      res.on('error', () => undefined);
-      finish(status >= 200 && status < 400 ? { ok: true } : { ok: false, reason: `HTTP ${status} from ${path}` });
-    });
-    timer = setTimeout(() => {
-      finish({ ok: false, reason: `no answer from ${path} within ${timeoutMs} ms` });
-      req.destroy();
-    }, timeoutMs);
-    req.on('error', onError);
-    req.end();
-  });
+/** The shared probe (src/health/probe.ts): HTTP GET (or TCP connect) on a fresh connection. */
+export const httpProbe: Probe = (host, port, path, timeoutMs) => probe({ host, port, path, timeoutMs, userAgent: 'meridian-router-health' });
 
 export class ActiveHealthChecker {
   #closed = false;

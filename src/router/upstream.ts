@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici';
 import type { RouterEndpoint } from './endpoints.js';
+import type { ProbeResult } from '../health/probe.js';
 
 /** Why an endpoint is not usable (the first that applies), or `healthy`. */
 export type UpstreamState = 'healthy' | 'gone' | 'source-unhealthy' | 'unreachable' | 'ejected' | 'unhealthy';
@@ -15,13 +16,7 @@ export interface CheckThresholds {
   readonly healthyThreshold: number;
 }
 
-/** The outcome of one active check. */
-export interface ProbeResult {
-  readonly ok: boolean;
-  /** The connection was refused: nothing listens there. */
-  readonly refused?: boolean;
-  readonly reason?: string;
-}
+export type { ProbeResult };
 
 export interface PoolOptions {
   /** Connections per endpoint (default 256). */

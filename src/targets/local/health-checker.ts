@@ -1,76 +1,16 @@
 /**
- * Health checks for local replicas: an HTTP GET on the service's health path (2xx and 3xx pass, as in
- * Kubernetes), or a TCP connect when the service declares no health path; and the consecutive
+ * Health checks for local replicas: one check is the shared probe (src/health/probe.ts: an HTTP GET on the
+ * service's health path, 2xx and 3xx pass, or a TCP connect when it declares none); here is the consecutive
  * success/failure counting that turns single checks into a ready/unhealthy state.
  */
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { probe, type ProbeResult } from '../../health/probe.js';
 
-export interface CheckResult {
-  readonly ok: boolean;
-  /** False when nothing answered at all (connection refused or reset): the process may still be starting. */
-  readonly reached?: boolean;
-  /** Why it failed (`HTTP 503`, `timeout after 1000 ms`, `ECONNREFUSED`); absent when it passed. */
-  readonly reason?: string;
-}
+/** What one check of a replica found (the shared probe's result). */
+export type CheckResult = ProbeResult;
 
-export interface CheckTarget {
-  readonly host: string;
-  readonly port: number;
-  /** The HTTP path; null for a TCP connect check. */
-  readonly path: string | null;
-  readonly timeoutMs: number;
-}
-
-/** Runs one check; never rejects. */
-export function checkOnce(t: CheckTarget): Promise<CheckResult> {
-  return t.path === null ? checkTcp(t) : checkHttp(t, t.path);
-}
-
-function checkHttp(t: CheckTarget, path: string): Promise<CheckResult> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (r: CheckResult): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    const req = request(
-      { host: t.host, port: t.port, path, method: 'GET', agent: false, headers: { 'user-agent': 'meridian-health' } },
-      (res) => {
-        const status = res.statusCode ?? 0;
-        res.resume();
-        res.on('error', () => undefined);
-        finish(status >= 200 && status < 400 ? { ok: true } : { ok: false, reason: `HTTP ${status} from ${path}` });
-      },
-    );
-    const timer = setTimeout(() => {
-      finish({ ok: false, reason: `no answer from ${path} within ${t.timeoutMs} ms` });
-      req.destroy();
-    }, t.timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reached: false, reason: `${path}: ${err.code ?? err.message}` }));
-    req.end();
-  });
-}
-
-function checkTcp(t: CheckTarget): Promise<CheckResult> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: t.host, port: t.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ ok: false, reason: `no TCP connection within ${t.timeoutMs} ms` });
-    }, t.timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ ok: true });
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve({ ok: false, reached: false, reason: `TCP: ${err.code ?? err.message}` });
-    });
-  });
+/** Runs one check of a replica (src/health/probe.ts); never rejects. */
+export function checkOnce(t: { host: string; port: number; path: string | null; timeoutMs: number }): Promise<CheckResult> {
+  return probe({ ...t, userAgent: 'meridian-health' });
 }
 
 export interface HealthThresholds {
