@@ -220,6 +220,70 @@ describe('table swaps under load', () => {
   });
 });
 
+describe('a slow upstream', () => {
+  const IE = { headers: { 'x-client-country': 'IE' } };
+  const metric = async (port: number, name: string): Promise<string[]> =>
+    (await get(port, '/_meridian/metrics')).body.split('\n').filter((l) => l.startsWith(name));
+
+  it('an attempt past retries.perTryTimeout is retried on another cluster, and timeouts in a row eject the slow one', async () => {
+    const rev = revision(fleet({ retries: { attempts: 1, budget: '100%', perTryTimeout: '200ms' } }));
+    const [a, b] = await Promise.all([startUpstream('eu-west-1', '1.0.0'), startUpstream('eu-west-2', '1.0.0')]);
+    upstreams.push(a, b);
+    a.delayMs = 3000;
+    const { router, port } = await start({
+      revision: rev,
+      endpoints: new StaticEndpoints([a.endpoint(), b.endpoint()]),
+      healthChecks: false,
+    });
+    const replies = [];
+    for (let i = 0; i < 30; i++) replies.push(await get(port, '/', IE));
+    // every request answered by the fast cluster: those sent to the slow one first were retried there
+    expect(replies.map((r) => `${r.status} ${String(r.headers['x-meridian-cluster'])}`)).toEqual(new Array(30).fill('200 eu-west-2'));
+    expect(a.hits).toBeGreaterThanOrEqual(5);
+    expect(await metric(port, 'meridian_router_upstream_failures_total')).toContainEqual(
+      `meridian_router_upstream_failures_total{service="web",cluster="eu-west-1",kind="timeout"} ${a.hits}`,
+    );
+    // five timeouts in a row (consecutive5xx counts local failures too) ejected it: the rest went to eu-west-2 at once
+    expect(a.hits).toBeLessThan(30);
+    const slow = router.stats().services['web']?.clusters['eu-west-1']?.detail as { state: string }[];
+    expect(slow.map((u) => u.state)).toEqual(['ejected']);
+  });
+
+  it('without retries, answers 504 upstream-timeout once the route timeout passes, instead of waiting', async () => {
+    const rev = revision(fleet({ timeout: '300ms' }));
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    upstreams.push(a);
+    a.delayMs = 3000;
+    const { port } = await start({ revision: rev, endpoints: new StaticEndpoints([a.endpoint()]), healthChecks: false });
+    const r = await get(port, '/', IE);
+    expect(r.status).toBe(504);
+    expect(r.headers['x-meridian-reason']).toBe('upstream-timeout');
+    expect(r.json()).toMatchObject({ error: 'upstream-timeout', tried: ['eu-west-1'] });
+  });
+
+  it('the route timeout bounds every attempt together: no retry is sent once it has passed', async () => {
+    const rev = revision(fleet({ timeout: '300ms', retries: { attempts: 3, budget: '100%', perTryTimeout: '200ms' } }));
+    const ups = await Promise.all([
+      startUpstream('eu-west-1', '1.0.0'),
+      startUpstream('eu-west-2', '1.0.0'),
+      startUpstream('eu-central-1', '1.0.0'),
+    ]);
+    upstreams.push(...ups);
+    for (const u of ups) u.delayMs = 3000;
+    const { router, port } = await start({
+      revision: rev,
+      endpoints: new StaticEndpoints(ups.map((u) => u.endpoint())),
+      healthChecks: false,
+    });
+    const r = await get(port, '/', IE);
+    expect(r.status).toBe(504);
+    // 200 ms on the first cluster, what was left (≤ 100 ms) on the second, and no third attempt
+    expect(r.json<{ message: string }>().message).toBe('no answer within the timeout of 300 ms (2 attempts)');
+    expect(ups.reduce((n, u) => n + u.hits, 0)).toBe(2);
+    expect(router.stats().services['web']).toMatchObject({ active: 0, retries: 0 }); // nothing leaked
+  });
+});
+
 describe('retry rules', () => {
   it('retries a POST only when nothing was sent (connection refused), and never a streamed body', async () => {
     const rev = revision(fleet({ retries: { attempts: 1, budget: '100%' } }));

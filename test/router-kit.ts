@@ -94,6 +94,8 @@ export interface Upstream {
   readonly version: string;
   hits: number;
   status: number;
+  /** Waits this long before answering a request (not a health check). */
+  delayMs: number;
   /** Last request headers seen. */
   lastHeaders: IncomingHttpHeaders | null;
   endpoint(track?: 'stable' | 'canary', service?: string): RouterEndpoint;
@@ -109,6 +111,7 @@ export async function startUpstream(cluster: string, version: string): Promise<U
     version,
     hits: 0,
     status: 200,
+    delayMs: 0,
     lastHeaders: null,
     endpoint(track = 'stable', service = 'web') {
       return { cluster, service, track, version, host: '127.0.0.1', port: this.port };
@@ -128,7 +131,8 @@ export async function startUpstream(cluster: string, version: string): Promise<U
     up.lastHeaders = req.headers;
     const body = JSON.stringify({ cluster, version, port: up.port });
     req.resume();
-    req.on('end', () => res.writeHead(up.status, { 'content-type': 'application/json', 'set-cookie': 'app=1' }).end(body));
+    const answer = (): void => void res.writeHead(up.status, { 'content-type': 'application/json', 'set-cookie': 'app=1' }).end(body);
+    req.on('end', () => (up.delayMs > 0 ? setTimeout(answer, up.delayMs) : answer()));
   });
   server.on('connection', (s: Socket) => {
     sockets.add(s);

@@ -249,6 +249,24 @@ describe('versions and skew', () => {
   });
 });
 
+describe('retries', () => {
+  it('warns about a per-try timeout that leaves no time for a retry, at its position; a shorter one is fine', async () => {
+    const retry = (routing: Doc): Promise<Finding[]> => validate(patch(base(), { routing: { web: routing } }));
+    const unused = await retry({ timeout: '2s', retries: { attempts: 1, perTryTimeout: '2s' } });
+    expect(codes(unused)).toEqual(['MERIDIAN_W_RETRY_TIMEOUT_UNUSED']);
+    expect(unused[0]).toMatchObject({
+      severity: 'warning',
+      path: 'routing.web.retries.perTryTimeout',
+      message:
+        "routing.web.retries.perTryTimeout (2s) is not shorter than the request's timeout (2s): an attempt that times out leaves no time for a retry",
+      location: { line: expect.any(Number) },
+    });
+    expect((await retry({ retries: { attempts: 1, perTryTimeout: '20s' } }))[0]?.message).toContain('(15s, the default)');
+    expect(await retry({ timeout: '10s', retries: { attempts: 1, perTryTimeout: '2s' } })).toEqual([]);
+    expect(await retry({ retries: { attempts: 1, perTryTimeout: '2s' } })).toEqual([]);
+  });
+});
+
 describe('quotas', () => {
   it('reports memory over quota with the biggest consumers', async () => {
     const fs = await validate(patch(base(), { regions: { 'us-east': { quota: { memory: '1Gi' } } } }));

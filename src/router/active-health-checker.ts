@@ -33,7 +33,8 @@ export function checkPolicy(r: Routing['healthCheck'] | undefined, servicePath: 
 export type Probe = (host: string, port: number, path: string | null, timeoutMs: number) => Promise<ProbeResult>;
 
 /** The shared probe (src/health/probe.ts): HTTP GET (or TCP connect) on a fresh connection. */
-export const httpProbe: Probe = (host, port, path, timeoutMs) => probe({ host, port, path, timeoutMs, userAgent: 'meridian-router-health' });
+export const httpProbe: Probe = (host, port, path, timeoutMs) =>
+  probe({ host, port, path, timeoutMs, userAgent: 'meridian-router-health' });
 
 export class ActiveHealthChecker {
   #closed = false;

@@ -200,6 +200,23 @@ function forwardHeaders(raw: readonly string[], o: ForwardOptions): string[] {
   return out;
 }
 
+/** An attempt had no response headers within its time (`timeout`, `retries.perTryTimeout`). */
+class AttemptTimeoutError extends Error {
+  readonly code = 'MERIDIAN_ATTEMPT_TIMEOUT';
+}
+const ATTEMPT_TIMEOUT = new AttemptTimeoutError('no response headers within the attempt’s time');
+
+/**
+ * The attempt's own timer (undici's headers timeout ticks every half second: too coarse for a 200 ms
+ * per-try timeout). Aborts the attempt, or, while it waits for a connection, marks it to be aborted then.
+ */
+function onAttemptTimeout(x: Exchange): void {
+  x.timer = null;
+  if (!x.pending) return;
+  x.timedOut = true;
+  x.abort?.(ATTEMPT_TIMEOUT);
+}
+
 /** Upstream failure kinds. */
 type Failure = 'refused' | 'connect' | 'reset' | 'timeout' | '5xx';
 
@@ -217,7 +234,7 @@ function classify(err: unknown): Failure {
   const code = (err as { code?: string } | null)?.code ?? '';
   if (code === 'ECONNREFUSED') return 'refused';
   if (CONNECT_ERRORS.has(code)) return 'connect';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === ATTEMPT_TIMEOUT.code) return 'timeout';
   return 'reset';
 }
 
@@ -349,6 +366,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   clientGone = false;
   /** Aborts the attempt under way (from undici, once it has a connection). */
   abort: ((err?: Error) => void) | null = null;
+  /** The attempt's timer, when the service sets `timeout` or `retries.perTryTimeout`. */
+  timer: ReturnType<typeof setTimeout> | null = null;
+  /** The attempt's time ran out (abort it as soon as it has a connection). */
+  timedOut = false;
   /** Lets undici read the upstream's response again after `onData` said the client is full. */
   resume: (() => void) | null = null;
   /** The response's Content-Length, or -1. */
@@ -369,6 +390,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
     if (this.clientGone) abort(new ClientGoneError('the client went away'));
+    else if (this.timedOut) abort(ATTEMPT_TIMEOUT);
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
@@ -551,6 +573,28 @@ export class Proxy {
 
   /** Sends the current attempt to an endpoint of `x.clusterIndex` (or another cluster of the row when it has none usable). */
   #attempt(x: Exchange): void {
+    // the time this attempt may wait for response headers: `retries.perTryTimeout`, within what is left of
+    // `timeout` (without either, undici's pool timeout per attempt)
+    const svc = x.svc;
+    let limit = 0;
+    if (svc.timed) {
+      limit = svc.timeoutMs;
+      if (x.attempts > 0) {
+        limit -= this.#host.clock.now() - x.start;
+        if (limit <= 0) {
+          x.clusterIndex = x.excluded?.pop() ?? x.clusterIndex; // the last one tried, not the one chosen next
+          this.#answer(
+            x,
+            504,
+            'upstream-timeout',
+            `no answer within the timeout of ${svc.timeoutMs} ms (${x.attempts} attempts)`,
+            x.upstream,
+          );
+          return;
+        }
+      }
+      if (svc.perTryTimeoutMs > 0 && svc.perTryTimeoutMs < limit) limit = svc.perTryTimeoutMs;
+    }
     const up = this.#choose(x);
     if (up === null) {
       this.#reject(x, 503, 'no-healthy', `no endpoint of ${x.svc.name} can take the request`);
@@ -566,6 +610,11 @@ export class Proxy {
     }
     const req = x.req;
     x.pending = true;
+    x.abort = null;
+    if (limit > 0) {
+      x.timedOut = false;
+      x.timer = setTimeout(onAttemptTimeout, limit, x); // before dispatch: it may end the attempt at once
+    }
     up.pool.dispatch({ path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: x.headers, body: x.body }, x);
   }
 
@@ -602,6 +651,10 @@ export class Proxy {
    */
   onHeaders(x: Exchange, status: number, raw: Buffer[], resume: () => void): boolean {
     if (status < 200) return true;
+    if (x.timer !== null) {
+      clearTimeout(x.timer);
+      x.timer = null;
+    }
     if (status >= 500 && this.#planRetry(x, '5xx')) {
       x.retrying = true;
       return true;
@@ -645,6 +698,10 @@ export class Proxy {
   onDone(x: Exchange, err: Error | null): void {
     x.pending = false;
     x.abort = null;
+    if (x.timer !== null) {
+      clearTimeout(x.timer);
+      x.timer = null;
+    }
     x.resume = null;
     const up = x.upstream as Upstream;
     up.inFlight--;

@@ -10,10 +10,11 @@
 import type { Revision } from '../render/render.js';
 import { buildRoutingTable, RetryBudget, type ClusterHealth, type RoutingState, type RoutingTable } from '../routing/index.js';
 import type { Routing } from '../spec/schema.js';
+import { parseDuration } from '../units/duration.js';
 import { parseRatio } from '../units/quantity.js';
 import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
 import { ServiceMatcher } from './service-matcher.js';
-import type { EndpointSet } from './upstream.js';
+import { DEFAULT_UPSTREAM_TIMEOUT_MS, type EndpointSet } from './upstream.js';
 
 /** Live counters of one service, kept across snapshots (for the retry budget and stats). */
 export interface ServiceCounters {
@@ -38,6 +39,12 @@ export interface ServiceRuntime {
   readonly stickyHeader: string | null;
   readonly exposeHeaders: boolean;
   readonly retry: RetryBudget | null;
+  /** `timeout`: for the upstream's response headers, all attempts together (ms). */
+  readonly timeoutMs: number;
+  /** `retries.perTryTimeout`: for each attempt's response headers (ms; 0 = only `timeoutMs`). */
+  readonly perTryTimeoutMs: number;
+  /** Either is set: attempts run on the router's own timer (else on undici's pool timeout, 15 s each). */
+  readonly timed: boolean;
   /** Endpoint sets by the table's cluster index (null where the cluster has none). */
   readonly sets: readonly (EndpointSet | null)[];
   readonly counters: ServiceCounters;
@@ -227,6 +234,9 @@ function runtime(name: string, view: Revision, table: RoutingTable, inputKey: st
     stickyHeader: sticky && 'header' in sticky ? sticky.header.toLowerCase() : null,
     exposeHeaders: routing?.exposeHeaders ?? true,
     retry: retries ? new RetryBudget({ attempts: retries.attempts, budget: parseRatio(retries.budget) ?? 0.2 }) : null,
+    timeoutMs: (routing?.timeout !== undefined ? parseDuration(routing.timeout) : undefined) ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    perTryTimeoutMs: (retries?.perTryTimeout !== undefined ? parseDuration(retries.perTryTimeout) : undefined) ?? 0,
+    timed: routing?.timeout !== undefined || retries?.perTryTimeout !== undefined,
     sets: table.clusters.map((c) => inputs.setOf(name, c)),
     counters: inputs.countersOf(name),
     metricId: inputs.metricId('service', name),

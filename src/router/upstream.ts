@@ -18,6 +18,9 @@ export interface CheckThresholds {
 
 export type { ProbeResult };
 
+/** An upstream's time for response headers, and between body chunks, unless a route sets its `timeout` (Envoy's default). */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
+
 export interface PoolOptions {
   /** Connections per endpoint (default 256). */
   readonly connections?: number;
@@ -88,7 +91,7 @@ export class Upstream {
     this.sourceHealthy = e.healthy ?? true;
     const host = e.host.includes(':') && !e.host.startsWith('[') ? `[${e.host}]` : e.host;
     this.origin = `http://${host}:${e.port}`;
-    const timeout = opts.upstreamTimeoutMs ?? 15_000;
+    const timeout = opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
     this.pool = new Pool(this.origin, {
       connections: opts.connections ?? 256,
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,

@@ -141,7 +141,10 @@ export const Routing = z.strictObject({
   overprovisioningFactor: z.number().min(1).default(1.4),
   panicThreshold: Ratio.default('50%'),
   stickiness: z.union([z.strictObject({ cookie: z.string() }), z.strictObject({ header: z.string() })]).optional(),
-  retries: z.strictObject({ attempts: z.number().int().min(0).max(5), budget: Ratio.default('20%') }).optional(),
+  retries: z
+    .strictObject({ attempts: z.number().int().min(0).max(5), budget: Ratio.default('20%'), perTryTimeout: Duration.optional() })
+    .optional(),
+  timeout: Duration.optional(),
   flag: Name.optional(),
   exposeHeaders: z.boolean().default(true),
 });

@@ -13,6 +13,7 @@ import { checkFailover } from './checks/failover.js';
 import { checkMinReplicas } from './checks/min-replicas.js';
 import { checkNoLiteralSecrets } from './checks/no-literal-secrets.js';
 import { checkPlacement } from './checks/placement.js';
+import { checkRetries } from './checks/retries.js';
 import { checkQuotas } from './checks/quotas.js';
 import { checkResidency } from './checks/residency.js';
 import { checkResourcesRequired } from './checks/resources-required.js';
@@ -48,6 +49,7 @@ export const CHECKS: Readonly<Record<string, Check>> = {
   residency: checkResidency,
   failover: checkFailover,
   placement: checkPlacement,
+  retries: checkRetries,
   'no-literal-secrets': checkNoLiteralSecrets,
   'resources-required': checkResourcesRequired,
   'min-replicas': checkMinReplicas,
