@@ -7,6 +7,9 @@
  *    when the last request was sent to the cluster (target ≤ 1 s); and how many client requests failed.
  * 2. Bad cluster: the same load at 200 req/s; one cluster starts answering 500. Measured from the
  *    switch: when it was ejected (consecutive5xx: 5) and when the last request reached it (target ≤ 2 s).
+ * 3. Slow cluster: the same load; one cluster starts answering after 5 s. With `retries.perTryTimeout:
+ *    250ms` each attempt there is retried elsewhere after 250 ms, and five timeouts in a row eject it.
+ *    Measured: when it was ejected, the clients' latency from the switch on, and failed requests.
  *
  * The health settings are those of examples/shop (checks every 2 s, 5 consecutive 5xx). Each scenario
  * runs several times with a fresh router; medians and maxima are reported. Loopback only, bounded in
@@ -34,7 +37,7 @@ const http = require('node:http');
 http.createServer((req, res) => { req.resume(); res.end(process.env.CLUSTER); }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-function revision(): Revision {
+function revision(routing: Record<string, unknown> = {}): Revision {
   const svc = (version: string): Revision['clusters'][string]['services'][string] => ({
     image: `example.test/web@sha256:${'0'.repeat(64)}`,
     digest: `sha256:${'0'.repeat(64)}`,
@@ -77,6 +80,7 @@ function revision(): Revision {
         healthCheck: { path: '/healthz', interval: '2s', timeout: '1s', unhealthyThreshold: 3, healthyThreshold: 2 },
         outlierDetection: { consecutive5xx: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 50 },
         retries: { attempts: 1, budget: '20%' },
+        ...routing,
       }),
     },
     flags: {},
@@ -120,19 +124,23 @@ async function processUpstream(cluster: string): Promise<{ proc: ChildProcess; e
 interface InProcess {
   server: Server;
   status: number;
+  /** Answers requests (not health checks) this much later. */
+  delayMs: number;
   hits: number;
   lastHitAt: number;
   endpoint: RouterEndpoint;
 }
 async function inProcessUpstream(cluster: string): Promise<InProcess> {
-  const u = { status: 200, hits: 0, lastHitAt: 0 } as InProcess;
+  const u = { status: 200, delayMs: 0, hits: 0, lastHitAt: 0 } as InProcess;
   u.server = createServer((req, res) => {
     req.resume();
     if (req.url !== '/healthz') {
       u.hits++;
       u.lastHitAt = performance.now();
     }
-    res.writeHead(req.url === '/healthz' ? 200 : u.status).end(cluster);
+    if (req.url === '/healthz') res.writeHead(200).end(cluster);
+    else if (u.delayMs > 0) setTimeout(() => res.writeHead(u.status).end(cluster), u.delayMs);
+    else res.writeHead(u.status).end(cluster);
   });
   await new Promise<void>((r) => u.server.listen(0, '127.0.0.1', r));
   u.endpoint = {
@@ -158,6 +166,7 @@ async function pacedLoad(
   rps: number,
   ms: number,
   during: (elapsed: number) => void,
+  latencies?: number[],
 ): Promise<{ sent: number; failed: number }> {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64 });
   const t0 = performance.now();
@@ -168,6 +177,7 @@ async function pacedLoad(
     const due = Math.floor(((performance.now() - t0) / 1000) * rps);
     while (sent < due) {
       sent++;
+      const t = performance.now();
       const p = pool
         .request({ path: '/', method: 'GET', headers: { host: 'shop.example', 'x-client-country': 'IE' } })
         .then(async (r) => {
@@ -182,7 +192,10 @@ async function pacedLoad(
           failed++;
           failedAs(String((err as { code?: string }).code ?? err));
         })
-        .finally(() => inflight.delete(p));
+        .finally(() => {
+          latencies?.push(performance.now() - t);
+          inflight.delete(p);
+        });
       inflight.add(p);
     }
     during(performance.now() - t0);
@@ -259,6 +272,7 @@ async function badCluster(): Promise<BadRun> {
   const router = new Router({ revision: revision(), endpoints: new StaticEndpoints(ups.map((u) => u.endpoint)), geoip: null });
   const { port } = await router.listen(0);
   const bad = ups[0] as InProcess;
+  const ejections = (): number => router.metrics.ejections.sum({ cluster: 'eu-west-1' });
   let switchAt = -1;
   let ejected = -1;
   const load = await pacedLoad(port, 200, 3000, (elapsed) => {
@@ -266,26 +280,86 @@ async function badCluster(): Promise<BadRun> {
       bad.status = 500;
       switchAt = performance.now();
     }
-    if (switchAt >= 0 && ejected < 0) {
-      const d = router.stats().services['web']?.clusters['eu-west-1']?.detail[0] as { state: string } | undefined;
-      if (d?.state === 'ejected') ejected = performance.now() - switchAt;
-    }
+    if (switchAt >= 0 && ejected < 0 && ejections() > 0) ejected = performance.now() - switchAt;
   });
   await router.close();
   for (const u of ups) u.server.close();
   return { ejectedMs: ejected, lastHitMs: Math.max(0, bad.lastHitAt - switchAt), failed: load.failed, sent: load.sent };
 }
 
+interface SlowRun {
+  ejectedMs: number;
+  lastHitMs: number;
+  failed: number;
+  sent: number;
+  /** Client latency of requests sent from the switch on: p50, p99, max (ms). */
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** A cluster goes slow (answers after 5 s): each attempt there times out after `perTryTimeout` and is retried elsewhere. */
+async function slowCluster(): Promise<SlowRun> {
+  const ups = await Promise.all([inProcessUpstream('eu-west-1'), inProcessUpstream('eu-west-2'), inProcessUpstream('eu-central-1')]);
+  const router = new Router({
+    revision: revision({ timeout: '10s', retries: { attempts: 1, budget: '20%', perTryTimeout: '250ms' } }),
+    endpoints: new StaticEndpoints(ups.map((u) => u.endpoint)),
+    geoip: null,
+  });
+  const { port } = await router.listen(0);
+  const slow = ups[0] as InProcess;
+  // the ejection counter, not router.stats(): building the stats every millisecond would load the router under test
+  const ejections = (): number => router.metrics.ejections.sum({ cluster: 'eu-west-1' });
+  let switchAt = -1;
+  let ejected = -1;
+  const latencies: number[] = [];
+  let before = 0;
+  const load = await pacedLoad(
+    port,
+    200,
+    3000,
+    (elapsed) => {
+      if (switchAt < 0 && elapsed >= 1000) {
+        slow.delayMs = 5000;
+        switchAt = performance.now();
+        before = latencies.length;
+      }
+      if (switchAt >= 0 && ejected < 0 && ejections() > 0) ejected = performance.now() - switchAt;
+    },
+    latencies,
+  );
+  await router.close();
+  for (const u of ups) {
+    u.server.closeAllConnections();
+    u.server.close();
+  }
+  // latencies are pushed as requests finish; those of requests sent before the switch are mostly first
+  const after = latencies.slice(before).sort((a, b) => a - b);
+  const q = (p: number): number => after[Math.min(after.length - 1, Math.floor(p * after.length))] ?? -1;
+  return {
+    ejectedMs: ejected,
+    lastHitMs: Math.max(0, slow.lastHitAt - switchAt),
+    failed: load.failed,
+    sent: load.sent,
+    p50: q(0.5),
+    p99: q(0.99),
+    max: after.at(-1) ?? -1,
+  };
+}
+
 const dead: DeadRun[] = [];
 const badRuns: BadRun[] = [];
+const slowRuns: SlowRun[] = [];
 for (let i = 0; i < RUNS; i++) {
   dead.push(await deadCluster());
   badRuns.push(await badCluster());
+  slowRuns.push(await slowCluster());
 }
 const f = (v: number): string => (v < 0 ? 'never' : `${v.toFixed(0)} ms`);
+const ms1 = (v: number): string => `${v.toFixed(1)} ms`;
 const stat = (xs: number[]): string => `${f(median(xs))} (max ${f(Math.max(...xs))})`;
 if (JSON_OUT) {
-  console.log(JSON.stringify({ runs: RUNS, dead, bad: badRuns, failureKinds }, null, 2));
+  console.log(JSON.stringify({ runs: RUNS, dead, bad: badRuns, slow: slowRuns, failureKinds }, null, 2));
 } else {
   console.log('### Router failure detection (bench/router-failover.ts)\n');
   console.log(
@@ -301,6 +375,16 @@ if (JSON_OUT) {
   console.log(`| | last request reaching it | ${stat(badRuns.map((d) => d.lastHitMs))} | |`);
   console.log(
     `| | client requests failed | ${badRuns.reduce((a, d) => a + d.failed, 0)} of ${badRuns.reduce((a, d) => a + d.sent, 0)} | 0 |`,
+  );
+  console.log(
+    `| cluster answers after 5 s, 200 req/s (perTryTimeout 250ms) | ejected (5 timeouts in a row) | ${stat(slowRuns.map((d) => d.ejectedMs))} | |`,
+  );
+  console.log(`| | last request reaching it | ${stat(slowRuns.map((d) => d.lastHitMs))} | |`);
+  console.log(
+    `| | client latency from the switch on: p50 · p99 · max | ${ms1(median(slowRuns.map((d) => d.p50)))} · ${ms1(median(slowRuns.map((d) => d.p99)))} · ${ms1(Math.max(...slowRuns.map((d) => d.max)))} | |`,
+  );
+  console.log(
+    `| | client requests failed | ${slowRuns.reduce((a, d) => a + d.failed, 0)} of ${slowRuns.reduce((a, d) => a + d.sent, 0)} | 0 |`,
   );
   if (Object.keys(failureKinds).length > 0) {
     console.log(

@@ -6,7 +6,8 @@
  * (a) nginx (one worker) as a reverse proxy with upstream keep-alive,
  * (b) a bare undici reverse proxy in Node (bench/lib/bare-undici-proxy.mjs),
  * (c) the Meridian router with every feature on: residency lock, GeoIP from X-Forwarded-For, sticky
- *     cookie per user, canary weight, retries, active health checks, outlier detection, metrics,
+ *     cookie per user, canary weight, retries with a per-try timeout (the router's own timer per
+ *     attempt), active health checks, outlier detection, metrics,
  *     traceparent generation, x-meridian-* response headers. It runs compiled (src/ built with tsc
  *     into bench/out/router-dist), as `meridian router` runs from dist/ — not under tsx, whose
  *     transform costs the request path several per cent. Before each measurement `checkFeatures`
@@ -226,7 +227,8 @@ routing:
     healthCheck: { path: /healthz, interval: 2s, timeout: 1s, unhealthyThreshold: 3, healthyThreshold: 2 }
     outlierDetection: { consecutive5xx: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50 }
     stickiness: { cookie: mrd_uid }
-    retries: { attempts: 1, budget: 20% }
+    retries: { attempts: 1, budget: 20%, perTryTimeout: 5s }
+    timeout: 15s
 `;
 }
 

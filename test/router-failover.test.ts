@@ -332,4 +332,41 @@ describe('retry rules', () => {
     await a.kill();
     for (let i = 0; i < 6; i++) expect((await post('hello')).status).toBe(200);
   });
+
+  it('moves a request whose connection was refused on to the next cluster: not a retry, so without retries and past the budget too', async () => {
+    // no `retries` at all: a 5xx would be passed on, but a refused connection sent nothing anywhere
+    const rev = revision(fleet({}));
+    const [dead, central] = await Promise.all([startUpstream('eu-west-1', '1.0.0'), startUpstream('eu-central-1', '1.0.0')]);
+    upstreams.push(dead, central);
+    await dead.kill(); // nothing listens there; without health checks the router learns it from the refusal
+    const { router, port } = await start({
+      revision: rev,
+      endpoints: new StaticEndpoints([dead.endpoint(), central.endpoint()]),
+      healthChecks: false,
+    });
+    // IE's home is eu-west: the first request goes to the dead eu-west-1, and moves on
+    const first = await get(port, '/', { method: 'POST', body: 'order', headers: { 'x-client-country': 'IE' } });
+    expect(first.status).toBe(200);
+    expect(first.headers['x-meridian-cluster']).toBe('eu-central-1');
+    expect(central.hits).toBe(1);
+    const m = (await get(port, '/_meridian/metrics')).body;
+    expect(m).toContain('meridian_router_retries_total{service="web",outcome="rerouted"} 1');
+    expect(m).not.toContain('outcome="sent"');
+    // the refusal took eu-west-1 out of rotation at once: the next requests go straight to eu-central-1
+    for (let i = 0; i < 5; i++) expect((await get(port, '/', IE_HEADERS)).headers['x-meridian-cluster']).toBe('eu-central-1');
+    expect(router.stats().services['web']).toMatchObject({ active: 0, retries: 0 });
+  });
+
+  it('never retries a pinned request elsewhere', async () => {
+    const rev = revision(fleet({ retries: { attempts: 2, budget: '100%' } }));
+    const [a, b] = await Promise.all([startUpstream('eu-west-1', '1.0.0'), startUpstream('eu-west-2', '1.0.0')]);
+    upstreams.push(a, b);
+    a.status = 500;
+    const { port } = await start({ revision: rev, endpoints: new StaticEndpoints([a.endpoint(), b.endpoint()]), healthChecks: false });
+    const r = await get(port, '/', { headers: { 'x-client-country': 'IE', 'x-meridian-cluster': 'eu-west-1' } });
+    expect(r.status).toBe(500);
+    expect([a.hits, b.hits]).toEqual([1, 0]);
+  });
 });
+
+const IE_HEADERS = { headers: { 'x-client-country': 'IE' } };

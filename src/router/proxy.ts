@@ -370,6 +370,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   timer: ReturnType<typeof setTimeout> | null = null;
   /** The attempt's time ran out (abort it as soon as it has a connection). */
   timedOut = false;
+  /** The attempt may run until `timeout` (not cut short by `retries.perTryTimeout`). */
+  lastSlice = false;
   /** Lets undici read the upstream's response again after `onData` said the client is full. */
   resume: (() => void) | null = null;
   /** The response's Content-Length, or -1. */
@@ -581,19 +583,18 @@ export class Proxy {
       limit = svc.timeoutMs;
       if (x.attempts > 0) {
         limit -= this.#host.clock.now() - x.start;
-        if (limit <= 0) {
+        if (limit < 1) {
           x.clusterIndex = x.excluded?.pop() ?? x.clusterIndex; // the last one tried, not the one chosen next
-          this.#answer(
-            x,
-            504,
-            'upstream-timeout',
-            `no answer within the timeout of ${svc.timeoutMs} ms (${x.attempts} attempts)`,
-            x.upstream,
-          );
+          x.attempts--; // this one is not sent
+          this.#outOfTime(x);
           return;
         }
       }
-      if (svc.perTryTimeoutMs > 0 && svc.perTryTimeoutMs < limit) limit = svc.perTryTimeoutMs;
+      x.lastSlice = true;
+      if (svc.perTryTimeoutMs > 0 && svc.perTryTimeoutMs < limit) {
+        limit = svc.perTryTimeoutMs;
+        x.lastSlice = false;
+      }
     }
     const up = this.#choose(x);
     if (up === null) {
@@ -616,6 +617,13 @@ export class Proxy {
       x.timer = setTimeout(onAttemptTimeout, limit, x); // before dispatch: it may end the attempt at once
     }
     up.pool.dispatch({ path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: x.headers, body: x.body }, x);
+  }
+
+  /** `timeout` passed: 504, whatever attempts are left. */
+  #outOfTime(x: Exchange): void {
+    const n = x.attempts + 1;
+    const msg = `no answer within the timeout of ${x.svc.timeoutMs} ms (${n} attempt${n === 1 ? '' : 's'})`;
+    this.#answer(x, 504, 'upstream-timeout', msg, x.upstream);
   }
 
   /**
@@ -763,8 +771,13 @@ export class Proxy {
       m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, failure]));
       host.outliers.failure(up);
     }
-    if (this.#planRetry(x, failure)) {
-      this.#retry(x);
+    if (failure === 'timeout' && x.lastSlice && x.timedOut) {
+      this.#outOfTime(x); // the attempt ran until `timeout`: nothing is left for another
+      return;
+    }
+    if (failure === 'refused' ? this.#reroute(x) : this.#planRetry(x, failure)) {
+      if (failure === 'refused') this.#attempt(x);
+      else this.#retry(x);
       return;
     }
     if (failure === 'refused' || failure === 'connect') {
@@ -779,16 +792,21 @@ export class Proxy {
   }
 
   /**
-   * May the request be tried again on another cluster? Connect failures (nothing was sent) for any
-   * method; 5xx, resets and timeouts for idempotent methods only; never a streamed body; within the
-   * service's `retries.attempts` and retry budget; and only when the row has another cluster. On yes,
-   * `x` points at that cluster.
+   * May the request be tried again on another cluster? Connect failures (nothing was sent: no connection
+   * in time, an unreachable host) for any method; 5xx, resets and timeouts for idempotent methods only;
+   * never a streamed body nor a pinned request; within the service's `retries.attempts` and retry budget;
+   * and only when the row has another cluster. On yes, `x` points at that cluster. (A refused connection
+   * is not retried but rerouted: `#reroute`.)
    */
   #planRetry(x: Exchange, failure: Failure): boolean {
     const svc = x.svc;
     const m = this.#host.metrics;
     const budget = svc.retry;
-    if (budget === null || !x.replayable || (!x.idempotent && failure !== 'refused' && failure !== 'connect')) {
+    if (x.reason === REASON.override) {
+      m.retries.inc(m.retries.series([svc.name, 'not-retryable'])); // a pinned request stays where it was pinned
+      return false;
+    }
+    if (budget === null || !x.replayable || (!x.idempotent && failure !== 'connect')) {
       m.retries.inc(m.retries.series([svc.name, 'not-retryable']));
       return false;
     }
@@ -796,6 +814,31 @@ export class Proxy {
       m.retries.inc(m.retries.series([svc.name, 'budget-exhausted']));
       return false;
     }
+    return this.#nextCluster(x);
+  }
+
+  /**
+   * After a refused connection: nothing listens at that endpoint (it is out of rotation already) and
+   * nothing was sent, so the request moves on to the next cluster of its row at once — as when a
+   * cluster has no usable endpoint (`#choose`), not as a retry: for any method and body that is still
+   * whole, whatever `retries` says, without using the budget. Bounded by the row: each cluster once.
+   */
+  #reroute(x: Exchange): boolean {
+    const m = this.#host.metrics;
+    if (x.reason === REASON.override || !x.replayable) {
+      m.retries.inc(m.retries.series([x.svc.name, 'not-retryable'])); // pinned, or a streamed body may be partly read
+      return false;
+    }
+    if (!this.#nextCluster(x)) return false;
+    m.retries.inc(m.retries.series([x.svc.name, 'rerouted']));
+    if (x.reason !== REASON.retry) x.reason = REASON_OF_KIND[this.#decision.kind];
+    return true;
+  }
+
+  /** Points `x` at the next cluster of its row (not one tried); false, counted as `no-cluster`, when none is left. */
+  #nextCluster(x: Exchange): boolean {
+    const svc = x.svc;
+    const m = this.#host.metrics;
     const excluded = (x.excluded ??= []);
     excluded.push(x.clusterIndex);
     const d = this.#decision;
