@@ -156,5 +156,20 @@ describe('meridian command loading', () => {
     const sub = meridian(['reject', '--help']);
     expect(sub.code).toBe(0);
     expect(sub.out).toMatch(/Usage: meridian reject/);
+    expect(meridian(['help', 'reject']).out).toBe(sub.out);
+  });
+
+  it('lists each command in --help as its own module describes it (from the build, without loading the modules)', async () => {
+    const { Command } = await import('commander');
+    const { registerCommands } = await import('../src/cli/commands/index.js');
+    const { processIo } = await import('../src/cli/io.js');
+    const program = new Command('meridian');
+    await registerCommands(program, processIo(), { code: 0 }, [], { summaries: false });
+    const help = program.createHelp();
+    const flat = (t: string): string => t.replace(/\s+/g, ' ');
+    const listed = flat(meridian(['--help']).out);
+    expect(program.commands.length).toBeGreaterThan(15);
+    for (const c of program.commands) expect(listed).toContain(flat(`  ${help.subcommandTerm(c)} ${help.subcommandDescription(c)}`));
+    expect(listed).toContain(' help [command] display help for command');
   });
 });

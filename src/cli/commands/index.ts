@@ -3,7 +3,8 @@
  * imports) is loaded only when it runs: `meridian flag get …` does not load the router, the server or
  * the rollout engine, and `meridian --version` loads none.
  */
-import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Help, type Command } from 'commander';
 import type { Io } from '../io.js';
 
 /** Where a command leaves its exit code. */
@@ -36,14 +37,52 @@ const MODULES: readonly (readonly [names: readonly string[], load: () => Promise
 /** The top-level command names, for tests and completion. */
 export const COMMAND_NAMES: readonly string[] = MODULES.flatMap(([names]) => names);
 
+/** One command as the top-level help lists it (written at build time by scripts/cli-summaries.mjs). */
+interface Summary {
+  readonly name: string;
+  readonly term: string;
+  readonly description: string;
+}
+
 /**
  * Registers what `argv` needs: nothing for `--version`, only the named command's module when the first
- * argument names one, else every command (no command, `help`, `--help`, or an unknown name, which gets
- * "did you mean" from the full list).
+ * argument names one (also after `help`), else every command (no command, `help`, `--help`, or an
+ * unknown name, which gets "did you mean" from the full list). For those, when the build wrote
+ * summaries.json, each command is registered by its name and help line only, without loading its module.
  */
-export async function registerCommands(program: Command, io: Io, result: Result, argv?: readonly string[]): Promise<void> {
+export async function registerCommands(
+  program: Command,
+  io: Io,
+  result: Result,
+  argv?: readonly string[],
+  opts: { summaries?: boolean } = {},
+): Promise<void> {
   const first = argv?.[0];
   if (first === '-V' || first === '--version') return;
-  const named = first === undefined ? undefined : MODULES.find(([names]) => names.includes(first));
-  for (const [, load] of named !== undefined ? [named] : MODULES) (await load())(program, io, result);
+  const name = first === 'help' ? argv?.[1] : first;
+  const named = name === undefined ? undefined : MODULES.find(([names]) => names.includes(name));
+  if (named !== undefined) return (await named[1]())(program, io, result);
+  const summaries = opts.summaries === false ? null : readSummaries();
+  if (summaries === null) {
+    for (const [, load] of MODULES) (await load())(program, io, result);
+    return;
+  }
+  for (const s of summaries) program.command(s.name).description(s.description);
+  const term = new Map(summaries.map((s) => [s.name, s.term]));
+  program.configureHelp({
+    subcommandTerm(c) {
+      return term.get(c.name()) ?? Help.prototype.subcommandTerm.call(this, c); // `help [command]`
+    },
+  });
+}
+
+/** The build's summaries.json beside this module, when it lists exactly the commands there are; else null. */
+function readSummaries(): readonly Summary[] | null {
+  try {
+    const list = JSON.parse(readFileSync(new URL('summaries.json', import.meta.url), 'utf8')) as Summary[];
+    const names = list.map((s) => s.name);
+    return names.length === COMMAND_NAMES.length && COMMAND_NAMES.every((n) => names.includes(n)) ? list : null;
+  } catch {
+    return null; // not built (tests run the sources): load every command
+  }
 }
