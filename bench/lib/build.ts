@@ -18,6 +18,10 @@ export function buildLibrary(root: string, outDir: string): { ok: boolean; messa
       encoding: 'utf8',
     },
   );
+  // as `npm run build`: the CLI's command summaries for --help, from the compiled command modules
+  if (existsSync(join(outDir, 'cli', 'commands', 'index.js'))) {
+    spawnSync(process.execPath, [join(root, 'scripts', 'cli-summaries.mjs'), outDir], { cwd: root, encoding: 'utf8' });
+  }
   const ok = ['spec/load.js', 'render/render.js'].every((f) => existsSync(join(outDir, f)));
   const errors = (r.stdout.match(/error TS/g) ?? []).length;
   return {
