@@ -775,10 +775,10 @@ export class Proxy {
       this.#outOfTime(x); // the attempt ran until `timeout`: nothing is left for another
       return;
     }
-    if (failure === 'refused' ? this.#reroute(x) : this.#planRetry(x, failure)) {
-      if (failure === 'refused') this.#attempt(x);
-      else this.#retry(x);
-      return;
+    if (failure === 'refused') {
+      if (this.#reroute(x)) return this.#attempt(x);
+    } else if (this.#planRetry(x, failure)) {
+      return this.#retry(x);
     }
     if (failure === 'refused' || failure === 'connect') {
       // nothing was sent anywhere: no cluster the client may use could be reached

@@ -8,13 +8,20 @@
  * snapshot.
  */
 import type { Revision } from '../render/render.js';
-import { buildRoutingTable, RetryBudget, type ClusterHealth, type RoutingState, type RoutingTable } from '../routing/index.js';
+import {
+  buildRoutingTable,
+  RetryBudget,
+  routeTimeouts,
+  type ClusterHealth,
+  type RouteTimeouts,
+  type RoutingState,
+  type RoutingTable,
+} from '../routing/index.js';
 import type { Routing } from '../spec/schema.js';
-import { parseDuration } from '../units/duration.js';
 import { parseRatio } from '../units/quantity.js';
 import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
 import { ServiceMatcher } from './service-matcher.js';
-import { DEFAULT_UPSTREAM_TIMEOUT_MS, type EndpointSet } from './upstream.js';
+import type { EndpointSet } from './upstream.js';
 
 /** Live counters of one service, kept across snapshots (for the retry budget and stats). */
 export interface ServiceCounters {
@@ -25,7 +32,7 @@ export interface ServiceCounters {
 }
 
 /** Everything a request needs about its service. */
-export interface ServiceRuntime {
+export interface ServiceRuntime extends RouteTimeouts {
   readonly name: string;
   readonly table: RoutingTable;
   /** The inputs the table was built from, to skip rebuilding an unchanged service. */
@@ -39,12 +46,6 @@ export interface ServiceRuntime {
   readonly stickyHeader: string | null;
   readonly exposeHeaders: boolean;
   readonly retry: RetryBudget | null;
-  /** `timeout`: for the upstream's response headers, all attempts together (ms). */
-  readonly timeoutMs: number;
-  /** `retries.perTryTimeout`: for each attempt's response headers (ms; 0 = only `timeoutMs`). */
-  readonly perTryTimeoutMs: number;
-  /** Either is set: attempts run on the router's own timer (else on undici's pool timeout, 15 s each). */
-  readonly timed: boolean;
   /** Endpoint sets by the table's cluster index (null where the cluster has none). */
   readonly sets: readonly (EndpointSet | null)[];
   readonly counters: ServiceCounters;
@@ -234,9 +235,7 @@ function runtime(name: string, view: Revision, table: RoutingTable, inputKey: st
     stickyHeader: sticky && 'header' in sticky ? sticky.header.toLowerCase() : null,
     exposeHeaders: routing?.exposeHeaders ?? true,
     retry: retries ? new RetryBudget({ attempts: retries.attempts, budget: parseRatio(retries.budget) ?? 0.2 }) : null,
-    timeoutMs: (routing?.timeout !== undefined ? parseDuration(routing.timeout) : undefined) ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
-    perTryTimeoutMs: (retries?.perTryTimeout !== undefined ? parseDuration(retries.perTryTimeout) : undefined) ?? 0,
-    timed: routing?.timeout !== undefined || retries?.perTryTimeout !== undefined,
+    ...routeTimeouts(routing), // timed: attempts run on the router's own timer (else undici's pool timeout, 15 s each)
     sets: table.clusters.map((c) => inputs.setOf(name, c)),
     counters: inputs.countersOf(name),
     metricId: inputs.metricId('service', name),

@@ -4,6 +4,7 @@
  * outlier ejection. An endpoint takes new requests only while all of them say yes (`usable`).
  */
 import { Pool } from 'undici';
+import { DEFAULT_ROUTE_TIMEOUT_MS } from '../routing/index.js';
 import type { RouterEndpoint } from './endpoints.js';
 import type { ProbeResult } from '../health/probe.js';
 
@@ -17,9 +18,6 @@ export interface CheckThresholds {
 }
 
 export type { ProbeResult };
-
-/** An upstream's time for response headers, and between body chunks, unless a route sets its `timeout` (Envoy's default). */
-export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 
 export interface PoolOptions {
   /** Connections per endpoint (default 256). */
@@ -91,7 +89,7 @@ export class Upstream {
     this.sourceHealthy = e.healthy ?? true;
     const host = e.host.includes(':') && !e.host.startsWith('[') ? `[${e.host}]` : e.host;
     this.origin = `http://${host}:${e.port}`;
-    const timeout = opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+    const timeout = opts.upstreamTimeoutMs ?? DEFAULT_ROUTE_TIMEOUT_MS; // headers, and between body chunks
     this.pool = new Pool(this.origin, {
       connections: opts.connections ?? 256,
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,

@@ -27,10 +27,13 @@ export { capLoads } from './capacity.js';
 export { biasedDistance, countryRegions, haversineKm, EARTH_RADIUS_KM, type LatLon } from './geo.js';
 export { bucketOf, fmix32, fnv1aString, hashSeed, unitOf, userBucket, userHash, BUCKETS } from './hash.js';
 export {
+  DEFAULT_ROUTE_TIMEOUT_MS,
   IDEMPOTENT_METHODS,
   isIdempotent,
   RetryBudget,
   retryBudgetFor,
+  routeTimeouts,
+  type RouteTimeouts,
   type RetryBudgetOptions,
   type RetryCounters,
 } from './retry-budget.js';

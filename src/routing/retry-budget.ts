@@ -2,6 +2,8 @@
  * Retry budget, as Envoy's `retry_budget`: concurrent retries are limited to a percentage of active
  * requests, never below a minimum concurrency. Pure: the router injects its live counters.
  */
+import type { Routing } from '../spec/schema.js';
+import { parseDuration } from '../units/duration.js';
 import type { RoutingTable } from './table.js';
 
 /** Live counters supplied by the router. */
@@ -61,4 +63,26 @@ export function retryBudgetFor(t: RoutingTable, service: string): RetryBudget | 
   if (s === undefined) return null;
   const policy = t.model.policies[s]?.retries;
   return policy ? new RetryBudget({ attempts: policy.attempts, budget: policy.budget }) : null;
+}
+
+/** The time for an upstream's response headers when a route sets no `timeout` (Envoy's default route timeout). */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
+/** A route's timeouts in milliseconds: `timeout` (all attempts together) and `retries.perTryTimeout`. */
+export interface RouteTimeouts {
+  readonly timeoutMs: number;
+  /** 0 when unset: each attempt may use what is left of `timeoutMs`. */
+  readonly perTryTimeoutMs: number;
+  /** The route sets either (else the defaults apply, and the router leaves timing to its upstream pool). */
+  readonly timed: boolean;
+}
+
+export function routeTimeouts(r: Pick<Routing, 'timeout' | 'retries'> | undefined): RouteTimeouts {
+  const timeout = r?.timeout;
+  const perTry = r?.retries?.perTryTimeout;
+  return {
+    timeoutMs: (timeout !== undefined ? parseDuration(timeout) : undefined) ?? DEFAULT_ROUTE_TIMEOUT_MS,
+    perTryTimeoutMs: (perTry !== undefined ? parseDuration(perTry) : undefined) ?? 0,
+    timed: timeout !== undefined || perTry !== undefined,
+  };
 }
