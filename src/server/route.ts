@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { Actor } from '../store/store.js';
+import { ApiError } from './api-error.js';
 import type { Identity, Permission } from './auth/roles.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -95,9 +96,20 @@ export function match(
     }
     const params: Record<string, string> = {};
     r.names.forEach((n, i) => {
-      params[n] = decodeURIComponent(m[i + 1] ?? '');
+      params[n] = decodeParam(m[i + 1] ?? '');
     });
     return { route: r, params };
   }
   return { route: null, allowed };
+}
+
+/** A path segment, percent-decoded; a malformed escape (`%ZZ`, a cut UTF-8 sequence) is the client's error: 400. */
+function decodeParam(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError('MERIDIAN_E_API_BAD_REQUEST', `the path segment ${JSON.stringify(segment)} is not valid percent-encoded UTF-8`, {
+      hint: 'encode names with encodeURIComponent (every % starts an escape of two hex digits)',
+    });
+  }
 }

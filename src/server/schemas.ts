@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { PERMISSIONS, ROLES } from './auth/roles.js';
+import { MAX_TOKEN_LIFETIME_HOURS } from './auth/tokens.js';
 import { EVENT_TYPES } from './event-hub.js';
 
 const json = z.unknown();
@@ -280,7 +281,7 @@ export const Token = z.object({
 export const TokenBody = z.strictObject({
   name: z.string().min(1).max(100),
   role: z.enum(ROLES),
-  expiresInHours: z.number().positive().optional(),
+  expiresInHours: z.number().positive().max(MAX_TOKEN_LIFETIME_HOURS).optional(),
 });
 
 export const CreatedToken = z.object({ token: z.string().describe('shown once; only its hash is kept'), record: Token });

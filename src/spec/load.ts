@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { isMap, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { FleetNotFoundError, InputError } from '../errors.js';
 import { type Finding, compareFindings, formatPath } from '../validate/finding.js';
@@ -64,7 +64,13 @@ export function tryLoadFleet(path: string): LoadedFleet | { findings: Finding[];
   const findings: Finding[] = [];
   const sources: SourceFile[] = [];
   for (const file of files) {
-    const text = readFileSync(file, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      findings.push(unreadable(display(file), err));
+      continue;
+    }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, merge: false });
     const shown = display(file);
@@ -91,7 +97,13 @@ export function tryLoadFleet(path: string): LoadedFleet | { findings: Finding[];
   const merged: Record<string, unknown> = {};
   const map = new SourceMap(sources, origins);
   sources.forEach((src, fileIndex) => {
-    const value: unknown = src.doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = src.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      findings.push(unconvertible(src, err));
+      return;
+    }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
       const prev = origins.get(key);
@@ -157,6 +169,52 @@ export function tryLoadFleet(path: string): LoadedFleet | { findings: Finding[];
   const refFindings = checkReferences(parsed.data, map);
   if (refFindings.length > 0) return { findings: refFindings.sort(compareFindings), sources: map };
   return { fleet: parsed.data, dir, sources: map };
+}
+
+/** How many times a YAML alias may be expanded: a bound on "billion laughs" documents. */
+const MAX_ALIAS_COUNT = 100;
+
+/** The finding for a `*.yaml` entry of the fleet directory that cannot be read (a directory, a dangling link, no permission). */
+function unreadable(shown: string, err: unknown): Finding {
+  const errno = (err as NodeJS.ErrnoException).code;
+  const why =
+    errno === 'EISDIR'
+      ? 'is a directory, not a file'
+      : errno === 'ENOENT'
+        ? 'does not exist (a symbolic link to nothing?)'
+        : errno === 'EACCES' || errno === 'EPERM'
+          ? 'may not be read by this user'
+          : `cannot be read (${(err as Error).message})`;
+  return {
+    code: 'MERIDIAN_E_FILE_UNREADABLE',
+    severity: 'error',
+    message: `this entry of the fleet directory ${why}`,
+    location: { file: shown, line: 1, col: 1 },
+    fix: 'every *.yaml entry of a fleet directory is read: make it a readable file, or rename or remove it',
+  };
+}
+
+/** The finding for a parsed document that cannot become data: its aliases expand past the bound, or it nests too deep. */
+function unconvertible(src: SourceFile, err: unknown): Finding {
+  const aliases = err instanceof ReferenceError && /alias/i.test(err.message);
+  let at = 0;
+  if (aliases)
+    visit(src.doc, {
+      Alias(_, node) {
+        at = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+  const pos = src.lines.linePos(at);
+  return {
+    code: 'MERIDIAN_E_YAML_SYNTAX',
+    severity: 'error',
+    message: aliases
+      ? `YAML aliases here expand past ${MAX_ALIAS_COUNT} copies (the shape of a "billion laughs" attack)`
+      : `the YAML cannot be read as data: ${(err as Error).message.split('\n')[0]}`,
+    location: { file: src.display, line: pos.line, col: pos.col },
+    fix: aliases ? 'write the values out instead of nesting aliases of aliases' : 'simplify the YAML at this position',
+  };
 }
 
 function withLocation(loc: Finding['location']): { location?: NonNullable<Finding['location']> } {

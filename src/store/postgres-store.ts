@@ -209,6 +209,13 @@ export function mapPgError(err: unknown, location: string): unknown {
       opts('another meridian command held the write lock too long: wait for it to finish (or end its session), then run this one again'),
     );
   }
+  if (code === '42P01' || code === '42703') {
+    return new StoreError(
+      'MERIDIAN_E_STORE_CORRUPT',
+      `the PostgreSQL store at ${location} lacks a table or column meridian created (${err.message}); it was damaged or edited by hand`,
+      opts('restore the schema from a backup, or point MERIDIAN_STATE (or --state) at the right database and schema'),
+    );
+  }
   if (code === '42501') {
     return new StoreError(
       'MERIDIAN_E_STORE_PERMISSION',

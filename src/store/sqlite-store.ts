@@ -250,6 +250,16 @@ export function mapSqliteError(err: unknown, location: string): unknown {
       hint: 'restore it from a backup, or point MERIDIAN_STATE (or --state) at the right file',
     });
   }
+  if (code === 'SQLITE_ERROR' && /^no such (table|column)\b/.test(err.message)) {
+    return new StoreError(
+      'MERIDIAN_E_STORE_CORRUPT',
+      `${location} lacks a table or column meridian created (${err.message}); it was damaged or edited by hand`,
+      {
+        cause: err,
+        hint: 'restore it from a backup, or point MERIDIAN_STATE (or --state) at the right file',
+      },
+    );
+  }
   if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_PERM') {
     return new StoreError(
       'MERIDIAN_E_STORE_IO',

@@ -6,7 +6,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { isRole, ROLES } from '../../server/auth/roles.js';
-import { newApiToken } from '../../server/auth/tokens.js';
+import { MAX_TOKEN_LIFETIME_HOURS, newApiToken } from '../../server/auth/tokens.js';
 import { resolveActor } from '../../store/actor.js';
 import { parseDuration } from '../../units/duration.js';
 import { type Io, write } from '../io.js';
@@ -45,6 +45,8 @@ export function registerToken(program: Command, io: Io, result: Result): void {
       const ms = parseDuration(flags.expires);
       if (ms === undefined || ms <= 0)
         throw new UsageError(`--expires must be a duration like 720h or 30m, not ${JSON.stringify(flags.expires)}`);
+      if (ms > MAX_TOKEN_LIFETIME_HOURS * 3_600_000)
+        throw new UsageError(`--expires must be at most ${MAX_TOKEN_LIFETIME_HOURS}h (ten years), not ${JSON.stringify(flags.expires)}`);
       expiresAt = new Date(io.now().getTime() + ms).toISOString();
     }
     const actor = resolveActor(flags.actor, io.env);

@@ -9,6 +9,9 @@ import type { ApiTokenRecord, Actor, Store } from '../../store/store.js';
 import { type Identity, isRole, type Role, ROLES } from './roles.js';
 
 const PREFIX = 'mrd_';
+
+/** The longest lifetime a token may be given: ten years, in hours (a longer one is refused, not clamped). */
+export const MAX_TOKEN_LIFETIME_HOURS = 87_600;
 const SHAPE = /^mrd_([a-z0-9]{10})_([A-Za-z0-9_-]{43})$/;
 
 /** SHA-256 (hex) of a token. */
