@@ -1,8 +1,9 @@
 /**
- * The catalogue of Meridian's error classes. Every error has a stable code (`MERIDIAN_E_…`) that is
- * never reused for something else; the CLI and the server map them to exit codes and HTTP statuses.
+ * Meridian's error classes. Every error carries a stable code (`MERIDIAN_E_…`) from the catalogue in
+ * src/error-codes.ts, which says what it means, how to fix it, and how the CLI and the API report it.
  */
 
+import { type ErrorCode, type ErrorCodeOf, errorSpec } from './error-codes.js';
 import type { Finding } from './validate/finding.js';
 
 /** Where in the fleet description something is. */
@@ -19,18 +20,23 @@ export function formatLocation(loc: SourceLocation | undefined): string {
 
 /** Base class of every error Meridian raises on purpose. */
 export class MeridianError extends Error {
-  readonly code: string;
-  /** A user error is the user's to fix: the CLI prints the message without a stack. */
-  readonly user: boolean;
-  /** How to fix it, when we know. */
+  readonly code: ErrorCode;
+  /** How to fix it: the error's own hint, else the catalogue's. */
   readonly hint: string | undefined;
 
-  constructor(code: string, message: string, opts: { cause?: unknown; user?: boolean; hint?: string } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; hint?: string } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
-    this.user = opts.user ?? true;
-    this.hint = opts.hint;
+    this.hint = opts.hint ?? errorSpec(code)?.hint;
+  }
+
+  /**
+   * A user error is the user's to fix: the CLI prints the message without a stack. Decided by the
+   * catalogue (exit kind `internal` is a bug); a code missing from it counts as a bug too.
+   */
+  get user(): boolean {
+    return (errorSpec(this.code)?.exit ?? 'internal') !== 'internal';
   }
 }
 
@@ -55,7 +61,7 @@ export class FleetNotFoundError extends MeridianError {
 
 /** The state store refused or failed an operation. */
 export class StoreError extends MeridianError {
-  constructor(code: `MERIDIAN_E_STORE_${string}`, message: string, opts: { cause?: unknown; hint?: string } = {}) {
+  constructor(code: ErrorCodeOf<'StoreError'>, message: string, opts: { cause?: unknown; hint?: string } = {}) {
     super(code, message, opts);
   }
 }
@@ -74,7 +80,7 @@ export class AuditChainError extends MeridianError {
 
 /** A saved plan does not match its own hash or the fleet it claims to plan. */
 export class PlanError extends MeridianError {
-  constructor(code: `MERIDIAN_E_PLAN_${string}`, message: string, hint?: string) {
+  constructor(code: ErrorCodeOf<'PlanError'>, message: string, hint?: string) {
     super(code, message, hint === undefined ? {} : { hint });
   }
 }
@@ -88,11 +94,7 @@ export class UsageError extends MeridianError {
 
 /** A rollout, approval, lock or rollback could not go ahead (`MERIDIAN_E_ROLLOUT_…`, `MERIDIAN_E_APPROVAL_…`). */
 export class RolloutError extends MeridianError {
-  constructor(
-    code: `MERIDIAN_E_ROLLOUT_${string}` | `MERIDIAN_E_APPROVAL_${string}`,
-    message: string,
-    opts: { cause?: unknown; hint?: string; user?: boolean } = {},
-  ) {
+  constructor(code: ErrorCodeOf<'RolloutError'>, message: string, opts: { cause?: unknown; hint?: string } = {}) {
     super(code, message, opts);
   }
 }

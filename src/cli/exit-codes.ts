@@ -1,4 +1,7 @@
-/** Stable exit codes of the `meridian` command. */
+/** Stable exit codes of the `meridian` command, and the one mapping from an error to its exit code. */
+import { errorSpec } from '../error-codes.js';
+import { MeridianError } from '../errors.js';
+
 export const EXIT = {
   ok: 0,
   /** Findings (validate), or a check that did not pass. */
@@ -18,3 +21,12 @@ export const EXIT = {
   /** A bug in Meridian: the stack is printed and a report is asked for. */
   internal: 70,
 } as const;
+
+/**
+ * The exit code of an error that ends a command: its code's exit kind in the catalogue
+ * (src/error-codes.ts); {@link EXIT.internal} for anything else (a bug).
+ */
+export function exitCodeOf(err: unknown): number {
+  if (!(err instanceof MeridianError)) return EXIT.internal;
+  return EXIT[errorSpec(err.code)?.exit ?? 'internal'];
+}

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { InputError, MeridianError } from '../errors.js';
-import { EXIT } from './exit-codes.js';
+import { EXIT, exitCodeOf } from './exit-codes.js';
 import { type Io, processIo, write } from './io.js';
 import { printFindings } from './print-findings.js';
 
@@ -50,25 +50,19 @@ async function report(err: unknown, io: Io, argv: readonly string[]): Promise<nu
     if (asJson)
       await write(io.out, `${JSON.stringify({ ok: false, error: err.code, message: err.message, findings: err.findings }, null, 2)}\n`);
     else await printFindings(io, err.findings, `${s.red('error')}: ${err.message}`);
-    return EXIT.input;
+    return exitCodeOf(err);
   }
   if (err instanceof MeridianError && err.user) {
     let text = `${s.red('error')} ${s.dim(err.code)}: ${err.message}\n`;
     if (err.hint) text += `  ${s.bold('fix')}: ${err.hint}\n`;
     await write(io.err, text);
-    return exitCodeFor(err);
+    return exitCodeOf(err);
   }
   const stack = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  const code = err instanceof MeridianError ? ` ${s.dim(err.code)}` : '';
   await write(
     io.err,
-    `${s.red('internal error')}: ${stack}\n\nThis is a bug in Meridian. Please report it with the command you ran and the output above.\n`,
+    `${s.red('internal error')}${code}: ${stack}\n\nThis is a bug in Meridian. Please report it with the command you ran and the output above.\n`,
   );
   return EXIT.internal;
-}
-
-function exitCodeFor(err: MeridianError): number {
-  if (err.code.startsWith('MERIDIAN_E_STORE_')) return EXIT.unavailable;
-  if (err.code === 'MERIDIAN_E_ROLLOUT_LOCKED' || err.code === 'MERIDIAN_E_ROLLOUT_LEASE_LOST') return EXIT.locked;
-  if (err.code === 'MERIDIAN_E_TARGET_UNREACHABLE' || err.code === 'MERIDIAN_E_ROLLOUT_NO_FLEET') return EXIT.unavailable;
-  return EXIT.input;
 }

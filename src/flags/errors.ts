@@ -1,10 +1,11 @@
 /** Errors of the flags part (`MERIDIAN_E_FLAG_…`): unknown flags and regions, bad settings. */
+import type { ErrorCodeOf } from '../error-codes.js';
 import { MeridianError } from '../errors.js';
 import { closest } from '../spec/schema-walk.js';
 
 /** A flag request that cannot be carried out as given. */
 export class FlagError extends MeridianError {
-  constructor(code: `MERIDIAN_E_FLAG_${string}`, message: string, hint?: string) {
+  constructor(code: ErrorCodeOf<'FlagError'>, message: string, hint?: string) {
     super(code, message, hint === undefined ? {} : { hint });
   }
 }

@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { ofrepHandler, type OfrepHandler } from '../flags/ofrep-handler.js';
 import { storeFlagSource } from '../flags/store-source.js';
 import { flagState } from '../flags/flag-state.js';
+import { MeridianError } from '../errors.js';
 import type { Revision } from '../render/render.js';
 import type { RolloutRecord, Store } from '../store/store.js';
 import { ApiError, errorBody, statusOf } from './api-error.js';
@@ -277,8 +278,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       done(status);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500 && !(err instanceof ApiError))
+      if (!(err instanceof MeridianError && err.user))
         log('error', `${method} ${url.pathname}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      else if (status >= 500 && !(err instanceof ApiError)) log('error', `${method} ${url.pathname}: ${err.code}: ${err.message}`);
       if (res.headersSent) res.destroy();
       else sendJson(res, status, errorBody(err));
       done(status);

@@ -2,11 +2,12 @@
  * Errors raised by deployment drivers. Codes are `MERIDIAN_E_TARGET_…` and, like every Meridian code,
  * are never reused for something else.
  */
+import type { ErrorCodeOf } from '../error-codes.js';
 import { MeridianError } from '../errors.js';
 
 /** A driver could not do what was asked (bad request, unsupported platform, closed driver, timeout). */
 export class TargetError extends MeridianError {
-  constructor(code: `MERIDIAN_E_TARGET_${string}`, message: string, opts: { cause?: unknown; hint?: string; user?: boolean } = {}) {
+  constructor(code: ErrorCodeOf<'TargetError' | 'SecretResolutionError'>, message: string, opts: { cause?: unknown; hint?: string } = {}) {
     super(code, message, opts);
   }
 }
@@ -17,7 +18,7 @@ export class TargetError extends MeridianError {
  */
 export class SecretResolutionError extends TargetError {
   readonly ref: string;
-  constructor(code: `MERIDIAN_E_TARGET_SECRET_${string}`, ref: string, message: string, opts: { cause?: unknown; hint?: string } = {}) {
+  constructor(code: ErrorCodeOf<'SecretResolutionError'>, ref: string, message: string, opts: { cause?: unknown; hint?: string } = {}) {
     super(code, message, opts);
     this.ref = ref;
   }

@@ -3,6 +3,7 @@
  * control-api.ts), and the traffic control of its router. A rollout in another process drives the local
  * fleet through this, as it would drive a remote cluster's driver.
  */
+import { isErrorCode, isErrorCodeOf } from '../error-codes.js';
 import { MeridianError } from '../errors.js';
 import type { TrafficControl } from '../rollout/ports.js';
 import { TargetError } from './errors.js';
@@ -150,10 +151,11 @@ export class RemoteTarget implements Target {
       } catch {
         info = { message: raw.slice(0, 300) };
       }
-      const code = info.error ?? 'MERIDIAN_E_TARGET_REMOTE';
+      // the code as the control API sent it, when it is one of ours; raised again by its class
+      const code = info.error !== undefined && isErrorCode(info.error) ? info.error : 'MERIDIAN_E_TARGET_REMOTE';
       const message = `${info.message ?? `HTTP ${res.status}`} (from ${this.#base})`;
       const opts = info.hint ? { hint: info.hint } : {};
-      if (code.startsWith('MERIDIAN_E_TARGET_')) throw new TargetError(code as `MERIDIAN_E_TARGET_${string}`, message, opts);
+      if (isErrorCodeOf(code, 'TargetError', 'SecretResolutionError')) throw new TargetError(code, message, opts);
       throw new MeridianError(code, message, opts);
     }
     if (text) return raw;

@@ -8,6 +8,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { errorSpec } from '../../error-codes.js';
 import { MeridianError } from '../../errors.js';
 import type { Revision } from '../../render/render.js';
 import type { ApplyRequest, RemoveRequest, Target, TargetEvent } from '../target.js';
@@ -67,7 +68,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     if (opts.ofrep?.(req, res)) return;
     const given = Buffer.from(req.headers.authorization ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return send(res, 401, { error: 'MERIDIAN_E_CONTROL_AUTH', message: 'a valid bearer token is required (see .meridian/up.json)' });
+      throw new MeridianError('MERIDIAN_E_CONTROL_AUTH', 'a valid bearer token is required (see .meridian/up.json)');
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
@@ -141,7 +142,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         return;
       }
       default:
-        return send(res, 404, { error: 'MERIDIAN_E_CONTROL_NOT_FOUND', message: `no route ${route}` });
+        throw new MeridianError('MERIDIAN_E_CONTROL_NOT_FOUND', `no route ${route}`);
     }
   }
 
@@ -184,12 +185,12 @@ function fail(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  if (err instanceof MeridianError) {
-    const status = err.code === 'MERIDIAN_E_CONTROL_BAD_REQUEST' ? 400 : err.user ? 409 : 500;
-    send(res, status, { error: err.code, message: err.message, hint: err.hint ?? null });
+  if (err instanceof MeridianError && err.user) {
+    send(res, errorSpec(err.code)?.status ?? 500, { error: err.code, message: err.message, hint: err.hint ?? null });
     return;
   }
-  send(res, 500, { error: 'MERIDIAN_E_CONTROL_INTERNAL', message: err instanceof Error ? err.message : String(err) });
+  const message = err instanceof MeridianError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+  send(res, 500, { error: 'MERIDIAN_E_CONTROL_INTERNAL', message });
 }
 
 function bad(message: string): MeridianError {

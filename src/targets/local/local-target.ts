@@ -331,7 +331,7 @@ export class LocalTarget implements Target {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new TargetError('MERIDIAN_E_TARGET_CLOSED', 'the local driver is closed', { user: false });
+    if (this.#closed) throw new TargetError('MERIDIAN_E_TARGET_CLOSED', 'the local driver is closed');
   }
 
   #serially<T>(cluster: string, fn: () => Promise<T>): Promise<T> {
