@@ -105,6 +105,26 @@ describe('F-11: token lifetimes out of range are refused', () => {
   });
 });
 
+// found beside the review's reproductions: the same escape through option parsing and output files
+describe('bad option values and unwritable output files are usage errors (exit 2), not a stack', () => {
+  it.each([
+    ['audit log --limit abc', ['audit', 'log', '--limit', 'abc'], '--limit'],
+    ['audit log --after -1', ['audit', 'log', '--after', '-1'], '--after'],
+    ['up --port abc', ['up', EXAMPLE, '--port', 'abc'], '--port'],
+    ['traffic --users 0', ['traffic', '--users', '0'], '--users'],
+    [
+      'validate --report in a directory that does not exist',
+      ['validate', EXAMPLE, '--no-state', '--report', join(work, 'no', 'r.xml')],
+      '--report',
+    ],
+    ['validate --report naming a directory', ['validate', EXAMPLE, '--no-state', '--report', work], '--report'],
+  ])('%s', (_name, args, flag) => {
+    const r = meridian(args);
+    expectTyped(r, 'MERIDIAN_E_USAGE', 2);
+    expect(r.err).toContain(flag);
+  });
+});
+
 describe('F-11: a store missing one of its tables', () => {
   it('`audit verify` after `DROP TABLE audit_log` is MERIDIAN_E_STORE_CORRUPT (exit 3), not a SqliteError', () => {
     const state = join(work, 'dropped.db');

@@ -5,6 +5,7 @@ import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import { EXIT } from '../exit-codes.js';
 import type { Result } from './index.js';
+import { wholeNumber } from '../options.js';
 
 function line(e: AuditEntry): string {
   const who = e.actor.via ? `${e.actor.id} (${e.actor.via})` : e.actor.id;
@@ -17,8 +18,8 @@ export function registerAudit(program: Command, io: Io, result: Result): void {
     .command('log')
     .description('list audit entries, oldest first')
     .option('--state <store>', 'state store (a SQLite path or postgres:// URL)')
-    .option('-n, --limit <n>', 'only the newest N entries', (v) => Number.parseInt(v, 10))
-    .option('--after <seq>', 'only entries after this sequence number', (v) => Number.parseInt(v, 10))
+    .option('-n, --limit <n>', 'only the newest N entries', wholeNumber('--limit', 1))
+    .option('--after <seq>', 'only entries after this sequence number', wholeNumber('--after', 0))
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (opts: { state?: string; limit?: number; after?: number; output: 'text' | 'json' }) => {
       const store = await storeFor(opts.state, io, { readonly: true });

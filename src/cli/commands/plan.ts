@@ -2,7 +2,6 @@
  * `meridian plan`: what would change, cluster by cluster, against what the store says runs now; the
  * waves; and the blast radius. Records the new revision (idempotently, audited) and can save the plan.
  */
-import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { baselineRevisionId, makePlan } from '../../plan/plan.js';
 import { formatPlan } from '../../plan/format-plan.js';
@@ -12,6 +11,7 @@ import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
+import { writeNamedFile } from '../options.js';
 
 export function registerPlan(program: Command, io: Io, result: Result): void {
   program
@@ -34,7 +34,7 @@ export function registerPlan(program: Command, io: Io, result: Result): void {
         const plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: clientShares(revision), now: io.now() });
         const actor = resolveActor(opts.actor, io.env);
         const { created } = await store.putRevision(revision, actor, opts.reason ?? `planned from ${dir}`);
-        if (opts.out !== undefined) writeFileSync(opts.out, `${JSON.stringify(plan, null, 2)}\n`);
+        if (opts.out !== undefined) writeNamedFile('--out', opts.out, `${JSON.stringify(plan, null, 2)}\n`);
         if (opts.output === 'json') {
           await write(io.out, `${JSON.stringify(plan, null, 2)}\n`);
         } else {

@@ -4,7 +4,7 @@
  * `abort` and `promote`. Exit codes by outcome (src/cli/exit-codes.ts): promoted 0, rolled back 4,
  * paused 5, locked 6, rollback failed 7.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { PlanError, RolloutError, UsageError } from '../../errors.js';
 import { baselineRevisionId, makePlan, verifyPlan, type Plan } from '../../plan/plan.js';
@@ -29,6 +29,7 @@ import type { Result } from './index.js';
 import { clientShares } from '../../routing/traffic-table.js';
 import { loadAndRender } from './render.js';
 import { readUpInfo } from '../up-info.js';
+import { writeNamedFile } from '../options.js';
 
 /** Flags shared by the commands that drive a rollout. */
 export interface DriveFlags {
@@ -201,7 +202,7 @@ export async function driveAndReport(
   const r = result.rollout;
   if (flags.summary !== undefined) {
     const view = rolloutView(r, spec, await store.listRolloutEvents(id), await store.listApprovals(spec.planHash), Date.now());
-    appendFileSync(flags.summary, summaryMarkdown(view, code));
+    writeNamedFile('--summary', flags.summary, summaryMarkdown(view, code), { append: true });
   }
   if (flags.output === 'jsonl') {
     io.out.write(

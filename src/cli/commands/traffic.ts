@@ -7,6 +7,7 @@ import { formatReport, summarizeReport } from '../../traffic/report.js';
 import { parseDuration } from '../../units/duration.js';
 import { type Io, write } from '../io.js';
 import type { Result } from './index.js';
+import { wholeNumber } from '../options.js';
 
 export function registerTraffic(program: Command, io: Io, result: Result): void {
   program
@@ -16,8 +17,8 @@ export function registerTraffic(program: Command, io: Io, result: Result): void 
     .option('--rps <n>', 'requests per second', (v) => Number(v), 50)
     .option('--mix <mix>', 'client countries and weights', 'DE:30,US:40,IN:20,BR:10')
     .option('--duration <d>', 'how long (e.g. 10s, 2m)', '10s')
-    .option('-n, --requests <n>', 'stop after this many requests', (v) => Number.parseInt(v, 10))
-    .option('--users <n>', 'distinct users per stream (for stickiness)', (v) => Number.parseInt(v, 10), 100)
+    .option('-n, --requests <n>', 'stop after this many requests', wholeNumber('--requests', 1))
+    .option('--users <n>', 'distinct users per stream (for stickiness)', wholeNumber('--users', 1), 100)
     .option('--host <host>', 'Host header to send')
     .option('--country-header <name>', 'header carrying the client country', 'x-client-country')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))

@@ -17,6 +17,7 @@ import { Router } from '../../router/router.js';
 import { localLink } from '../../server/fleet-link.js';
 import type { RunningServer } from '../../server/server.js';
 import { serveBesideFleet } from './serve.js';
+import { wholeNumber } from '../options.js';
 import { resolveActor } from '../../store/actor.js';
 import { type ControlApi, startControlApi } from '../../targets/local/control-api.js';
 import { LocalTarget } from '../../targets/local/local-target.js';
@@ -63,6 +64,11 @@ export function registerUp(program: Command, io: Io, result: Result): void {
     .option('--server-port <n>', 'port of the control plane (API, events, dashboard); another free one when taken', '7070')
     .option('--no-server', 'do not start the control plane (`meridian serve`) beside the fleet')
     .action(async (dir: string, opts: UpOptions) => {
+      // a bad number is a usage error before anything starts (the values are read again where they are used)
+      wholeNumber('--port', 0, 65535)(opts.port);
+      wholeNumber('--admin-port', 0, 65535)(opts.adminPort);
+      wholeNumber('--server-port', 0, 65535)(opts.serverPort);
+      wholeNumber('--max-replicas', 1)(opts.maxReplicas);
       if (opts.detach) {
         result.code = await detach(dir, opts, io);
         return;

@@ -1,11 +1,11 @@
 /** `meridian validate`: the fail-closed preflight, reported for people or for CI. Exit 0 clean, 1 findings, 2 unusable input. */
-import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { OUTPUTS, report, type Output } from '../../validate/report/index.js';
 import { validateFleet } from '../../validate/run.js';
 import { type Io, write } from '../io.js';
 import { recordedState } from '../state.js';
 import type { Result } from './index.js';
+import { writeNamedFile } from '../options.js';
 
 export function registerValidate(program: Command, io: Io, result: Result): void {
   program
@@ -23,7 +23,7 @@ export function registerValidate(program: Command, io: Io, result: Result): void
       const r = await validateFleet(dir, { now: io.now(), recorded, env: io.env });
       const text = report(opts.output, r.findings, { color: opts.output === 'text' && io.style.color, checks: r.checks });
       if (opts.report !== undefined) {
-        writeFileSync(opts.report, report(opts.output, r.findings, { checks: r.checks }));
+        writeNamedFile('--report', opts.report, report(opts.output, r.findings, { checks: r.checks }));
         await write(io.out, report('text', r.findings, { color: io.style.color, checks: r.checks }));
       } else {
         await write(io.out, text);
