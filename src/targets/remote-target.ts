@@ -152,8 +152,9 @@ export class RemoteTarget implements Target {
         info = { message: raw.slice(0, 300) };
       }
       // the code as the control API sent it, when it is one of ours; raised again by its class
-      const code = info.error !== undefined && isErrorCode(info.error) ? info.error : 'MERIDIAN_E_TARGET_REMOTE';
-      const message = `${info.message ?? `HTTP ${res.status}`} (from ${this.#base})`;
+      const known = typeof info.error === 'string' && isErrorCode(info.error) ? info.error : undefined;
+      const code = known ?? 'MERIDIAN_E_TARGET_REMOTE';
+      const message = `${known === undefined && info.error ? `${info.error}: ` : ''}${info.message ?? `HTTP ${res.status}`} (from ${this.#base})`;
       const opts = info.hint ? { hint: info.hint } : {};
       if (isErrorCodeOf(code, 'TargetError', 'SecretResolutionError')) throw new TargetError(code, message, opts);
       throw new MeridianError(code, message, opts);
