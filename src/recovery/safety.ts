@@ -6,7 +6,6 @@
  */
 import type { Revision } from '../render/render.js';
 import { allows, ruleFor, servable } from '../routing/servable.js';
-import { formatDuration } from '../units/duration.js';
 
 /** A place an evacuation moves traffic away from. */
 export interface Place {
@@ -89,6 +88,13 @@ export function clustersOf(revision: Revision, places: readonly Place[]): Set<st
 }
 
 const round = (n: number): number => Math.round(n * 100) / 100;
+
+/** A span for people, to the second: `4m54s`, `40s`. */
+function span(ms: number): string {
+  const s = Math.round(ms / 1000);
+  const m = Math.floor(s / 60);
+  return m === 0 ? `${s}s` : s % 60 === 0 ? `${m}m` : `${m}m${s % 60}s`;
+}
 const pct = (n: number): string => `${round(n * 100)} %`;
 
 /** Judges one evacuation against the safety rules. Pure. */
@@ -123,8 +129,8 @@ export function checkEvacuation(revision: Revision, policy: SafetyPolicy, state:
     const left = policy.holdDownMs - (state.now - last);
     violations.push({
       rule: 'hold-down',
-      message: `${place.kind} ${place.name} changed ${formatDuration(state.now - last)} ago; the hold-down of ${formatDuration(policy.holdDownMs)} has ${formatDuration(left)} left`,
-      fix: `wait ${formatDuration(left)}, or declare a disaster (its approvers may override the hold-down)`,
+      message: `${place.kind} ${place.name} changed ${span(state.now - last)} ago; the hold-down of ${span(policy.holdDownMs)} has ${span(left)} left`,
+      fix: `wait ${span(left)}, or declare a disaster (its approvers may override the hold-down)`,
       yieldsToDisaster: true,
       numbers: { sinceMs: state.now - last, holdDownMs: policy.holdDownMs, leftMs: left },
     });
