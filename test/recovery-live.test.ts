@@ -5,12 +5,12 @@
  * EU region is refused naming the residency rule, and `meridian restore` brings eu-west back.
  * Real processes; needs a fresh build.
  */
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from './server-kit.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-evacuate-'));
@@ -71,7 +71,10 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(() => {
-  meridian(['down', 'shop']);
+  const down = meridian(['down']);
+  for (const pid of replicaPids(fleet)) process.kill(pid, 'SIGKILL'); // any replica `down` left
+  rmSync(work, { recursive: true, force: true });
+  expect(down.code, down.err).toBe(0);
 }, 60_000);
 
 describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {

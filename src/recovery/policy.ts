@@ -40,3 +40,26 @@ export function rtoMs(recovery: Recovery | undefined, service: string | null, re
 export function disasterClasses(recovery: Recovery | undefined): string[] {
   return (recovery?.incidents ?? []).filter((i) => i.disaster).map((i) => i.name);
 }
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+
+/** Minutes since Sunday 00:00 UTC of `Day:HH:MM`. */
+function weekMinute(text: string): number {
+  const [day, hh, mm] = text.split(':');
+  return DAYS.indexOf(day as (typeof DAYS)[number]) * 1440 + Number(hh) * 60 + Number(mm);
+}
+
+/** The blocked window or date `now` falls in (what a drill refuses to start in), or null. */
+export function blockedBy(recovery: Recovery | undefined, now: Date): string | null {
+  const drills = recovery?.drills;
+  if (!drills) return null;
+  const date = now.toISOString().slice(0, 10);
+  if (drills.blockedDates?.includes(date)) return `the blocked date ${date} (recovery.drills.blockedDates)`;
+  const minute = now.getUTCDay() * 1440 + now.getUTCHours() * 60 + now.getUTCMinutes();
+  for (const w of drills.blockedWindows ?? []) {
+    const [from, to] = w.split('-').map(weekMinute) as [number, number];
+    const inside = from <= to ? minute >= from && minute < to : minute >= from || minute < to;
+    if (inside) return `the blocked window ${w} UTC (recovery.drills.blockedWindows)`;
+  }
+  return null;
+}

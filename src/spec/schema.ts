@@ -256,6 +256,20 @@ export const Recovery = z.strictObject({
     })
     .default({ capacityFloor: '100%', holdDown: '5m', automatedEvacuations: false }),
   restore: z.strictObject({ ramp: z.array(z.number().min(0).max(100)).min(1), step: Duration }).optional(),
+  drills: z
+    .strictObject({
+      /** Weekly windows (UTC) when no drill may start, like `Fri:16:00-Mon:08:00`. */
+      blockedWindows: z
+        .array(
+          z.string().regex(/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):\d{2}:\d{2}-(Mon|Tue|Wed|Thu|Fri|Sat|Sun):\d{2}:\d{2}$/, {
+            error: 'a weekly window in UTC like Fri:16:00-Mon:08:00',
+          }),
+        )
+        .optional(),
+      /** Dates (UTC) when no drill may start. */
+      blockedDates: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'a date like 2026-12-24' })).optional(),
+    })
+    .optional(),
 });
 
 /** The whole fleet, after the files of a fleet directory are merged. */

@@ -6,9 +6,10 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { evacuate as evacuateIn, restore as restoreIn, verdictJson } from '../../recovery/evacuation.js';
 import { disasterStanding, recoveryLedger, type Declaration, type RecoveryLedger } from '../../recovery/ledger.js';
 import { disasterClasses, safetyPolicy } from '../../recovery/policy.js';
-import { checkEvacuation, placeKey, type Place, type SafetyVerdict } from '../../recovery/safety.js';
+import type { Place, SafetyVerdict } from '../../recovery/safety.js';
 import { render } from '../../render/render.js';
 import { loadFleet } from '../../spec/load.js';
 import type { Fleet } from '../../spec/schema.js';
@@ -55,14 +56,6 @@ async function ledgerOf(store: Store): Promise<RecoveryLedger> {
   return recoveryLedger(await store.listAudit());
 }
 
-/** The disaster standing now, if any: the newest declaration that is approved and not ended. */
-function standingDisaster(fleet: Fleet, ledger: RecoveryLedger): Declaration | null {
-  const gate = fleet.recovery?.disaster?.approvals;
-  if (!gate) return null;
-  const standing = ledger.declarations.filter((d) => disasterStanding(d, gate).declared);
-  return standing[standing.length - 1] ?? null;
-}
-
 function verdictLines(v: SafetyVerdict): string[] {
   const out: string[] = [];
   for (const x of v.violations) {
@@ -71,21 +64,6 @@ function verdictLines(v: SafetyVerdict): string[] {
     if (!over) out.push(`    fix: ${x.fix}`);
   }
   return out;
-}
-
-function verdictJson(v: SafetyVerdict): Record<string, unknown> {
-  return {
-    allowed: v.allowed,
-    violations: v.violations.map((x) => ({
-      rule: x.rule,
-      message: x.message,
-      fix: x.fix,
-      numbers: x.numbers,
-      overridden: v.overridden.includes(x),
-    })),
-    removedClusters: v.removedClusters,
-    effects: v.effects,
-  };
 }
 
 async function evacuate(name: string, flags: EvacuateFlags, io: Io): Promise<number> {
@@ -104,51 +82,29 @@ async function evacuate(name: string, flags: EvacuateFlags, io: Io): Promise<num
   const revision = render(loaded).revision;
   const store = await storeFor(flags.state, io);
   try {
-    const ledger = await ledgerOf(store);
-    if (ledger.evacuated.some((p) => placeKey(p) === placeKey(place))) {
+    const order = { place, reason: flags.reason, declaredDown, automated: flags.automated === true, actor };
+    const outcome = await evacuateIn(store, fleet, revision, order);
+    if (outcome.kind === 'already') {
       await write(io.out, `${place.kind} ${name} is evacuated already; nothing to do\n`);
       return EXIT.ok;
     }
-    const disaster = standingDisaster(fleet, ledger);
-    const verdict = checkEvacuation(
-      revision,
-      safetyPolicy(fleet.recovery),
-      { evacuated: ledger.evacuated, lastChange: ledger.lastChange, now: Date.now() },
-      { place, declaredDown, automated: flags.automated === true, disaster: disaster !== null },
-    );
-    const data = {
-      kind: place.kind,
-      declaredDown,
-      automated: flags.automated === true,
-      disaster: disaster?.id ?? null,
-      verdict: verdictJson(verdict),
-    };
-    if (!verdict.allowed) {
-      await store.appendAudit({
-        actor,
-        action: 'recovery.refused',
-        subject: name,
-        reason: flags.reason,
-        data: JSON.parse(JSON.stringify(data)),
-      });
-      if (flags.output === 'json') await write(io.out, `${JSON.stringify({ place, evacuated: false, ...data }, null, 2)}\n`);
-      else
-        await write(
-          io.out,
-          [`refused: evacuating ${place.kind} ${name} breaks the safety rules (audited)`, ...verdictLines(verdict), ''].join('\n'),
-        );
-      return EXIT.findings;
-    }
-    await store.appendAudit({
-      actor,
-      action: 'routing.drain',
-      subject: name,
-      reason: flags.reason,
-      data: JSON.parse(JSON.stringify({ ...data, drained: true, evacuation: true })),
-    });
+    const { verdict } = outcome;
     if (flags.output === 'json') {
-      await write(io.out, `${JSON.stringify({ place, evacuated: true, ...data }, null, 2)}\n`);
-      return EXIT.ok;
+      const json = {
+        place,
+        evacuated: outcome.kind === 'evacuated',
+        disaster: outcome.disaster?.id ?? null,
+        verdict: verdictJson(verdict),
+      };
+      await write(io.out, `${JSON.stringify(json, null, 2)}\n`);
+      return outcome.kind === 'evacuated' ? EXIT.ok : EXIT.findings;
+    }
+    if (outcome.kind === 'refused') {
+      await write(
+        io.out,
+        [`refused: evacuating ${place.kind} ${name} breaks the safety rules (audited)`, ...verdictLines(verdict), ''].join('\n'),
+      );
+      return EXIT.findings;
     }
     const lines = [
       `evacuated ${place.kind} ${name}: ${verdict.removedClusters.join(', ')} take no new traffic (audited as routing.drain by ${actor.id})`,
@@ -173,18 +129,10 @@ async function restore(name: string, flags: Common & { reason?: string }, io: Io
   const actor = resolveActor(flags.actor, io.env);
   const store = await storeFor(flags.state, io);
   try {
-    const ledger = await ledgerOf(store);
-    if (!ledger.evacuated.some((p) => placeKey(p) === placeKey(place))) {
+    if (!(await restoreIn(store, place, actor, flags.reason))) {
       await write(io.out, `${place.kind} ${name} is not evacuated; nothing to restore\n`);
       return EXIT.ok;
     }
-    await store.appendAudit({
-      actor,
-      action: 'routing.drain',
-      subject: name,
-      reason: flags.reason,
-      data: { kind: place.kind, drained: false, restore: true },
-    });
     const hold = safetyPolicy(loaded.fleet.recovery).holdDownMs;
     if (flags.output === 'json') await write(io.out, `${JSON.stringify({ place, restored: true, holdDownMs: hold }, null, 2)}\n`);
     else
