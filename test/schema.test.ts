@@ -22,6 +22,7 @@ describe('the JSON Schema', () => {
       'rollout',
       'flags',
       'policies',
+      'recovery',
     ]);
     expect(schema.required).toEqual(['apiVersion', 'fleet']);
   });

@@ -8,7 +8,7 @@ import { render, type RenderedCluster } from '../src/render/render.js';
 import type { SecretPresence } from '../src/secrets/presence.js';
 import { tryLoadFleet, type LoadedFleet } from '../src/spec/load.js';
 import { checkDigests } from '../src/validate/checks/digests.js';
-import { FlowNetwork, servable } from '../src/validate/checks/failover.js';
+import { FlowNetwork, servable } from '../src/routing/servable.js';
 import { createContext, parsePath } from '../src/validate/context.js';
 import type { Finding } from '../src/validate/finding.js';
 import { formatPath } from '../src/validate/finding.js';

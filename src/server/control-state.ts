@@ -314,6 +314,8 @@ export class ControlState {
       if (kinds.has('flag') || kinds.has('cluster')) await this.#loadFlags();
       if (kinds.has('rollout') || kinds.has('rollback') || kinds.has('approval') || kinds.has('cluster')) await this.#loadRollouts(true);
       this.#recompute();
+      // a drain written by another process (`meridian evacuate`) reaches the fleet's own router now, not at the next look
+      if (entries.some((e) => e.action === 'routing.drain')) await this.#syncDrains(false);
     } catch (err) {
       this.#o.log?.(`cannot read the store: ${(err as Error).message}`);
     } finally {

@@ -118,6 +118,20 @@ export function checkReferences(fleet: Fleet, map: SourceMap): Finding[] {
   for (const [name, f] of Object.entries(fleet.flags)) {
     for (const region of Object.keys(f.regions ?? {})) ref(['flags', name, 'regions', region], 'region', region, regions);
   }
+  const recovery = fleet.recovery;
+  for (const s of Object.keys(recovery?.rto?.services ?? {})) ref(['recovery', 'rto', 'services', s], 'service', s, services);
+  for (const r of Object.keys(recovery?.rto?.regions ?? {})) ref(['recovery', 'rto', 'regions', r], 'region', r, regions);
+  const disasterClass = recovery?.incidents.findIndex((i) => i.disaster) ?? -1;
+  if (recovery && disasterClass >= 0 && !recovery.disaster) {
+    findings.push({
+      code: 'MERIDIAN_E_MISSING_KEY',
+      severity: 'error',
+      message: `recovery.incidents[${disasterClass}] is a disaster class, but recovery.disaster.approvals does not say who may declare one`,
+      path: formatPath(['recovery', 'incidents', disasterClass, 'disaster']),
+      ...loc(map, ['recovery', 'incidents', disasterClass, 'disaster']),
+      fix: 'add `recovery: { disaster: { approvals: { count: 2, roles: [incident-commander] } } }` (N distinct approvers; the one who declares never counts)',
+    });
+  }
   fleet.policies?.custom?.forEach((c, i) => selector(['policies', 'custom', i, 'match'], c.match));
   fleet.policies?.waivers?.forEach((w, i) => {
     if (w.target.service !== undefined) ref(['policies', 'waivers', i, 'target', 'service'], 'service', w.target.service, services);

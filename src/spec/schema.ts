@@ -219,6 +219,59 @@ export const Policies = z.strictObject({
     .optional(),
 });
 
+/** Who must agree before something happens: N distinct approvers of the given roles, never the one who asked. */
+export const Approvals = z.strictObject({ count: z.number().int().min(1), roles: z.array(z.string()).min(1) });
+
+/**
+ * How incidents are classified, who may declare a disaster, the recovery time each service or region
+ * may take, and the safety rules every evacuation is checked against (docs/recovery.md).
+ */
+export const Recovery = z.strictObject({
+  incidents: z
+    .array(
+      z.strictObject({
+        name: Name,
+        description: z.string().optional(),
+        /** Declaring an incident of this class is declaring a disaster: it needs `disaster.approvals`. */
+        disaster: z.boolean().default(false),
+      }),
+    )
+    .default([]),
+  disaster: z.strictObject({ approvals: Approvals }).optional(),
+  rto: z
+    .strictObject({
+      default: Duration.optional(),
+      services: z.record(Name, Duration).optional(),
+      regions: z.record(Name, Duration).optional(),
+    })
+    .optional(),
+  safety: z
+    .strictObject({
+      /** The share of each service's expected traffic that must stay servable after an evacuation. */
+      capacityFloor: Ratio.default('100%'),
+      /** How long after an evacuation or a restore the same place may not be changed back. */
+      holdDown: Duration.default('5m'),
+      /** The master switch: evacuations started by automation (not a person) are refused while false. */
+      automatedEvacuations: z.boolean().default(false),
+    })
+    .default({ capacityFloor: '100%', holdDown: '5m', automatedEvacuations: false }),
+  restore: z.strictObject({ ramp: z.array(z.number().min(0).max(100)).min(1), step: Duration }).optional(),
+  drills: z
+    .strictObject({
+      /** Weekly windows (UTC) when no drill may start, like `Fri:16:00-Mon:08:00`. */
+      blockedWindows: z
+        .array(
+          z.string().regex(/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):\d{2}:\d{2}-(Mon|Tue|Wed|Thu|Fri|Sat|Sun):\d{2}:\d{2}$/, {
+            error: 'a weekly window in UTC like Fri:16:00-Mon:08:00',
+          }),
+        )
+        .optional(),
+      /** Dates (UTC) when no drill may start. */
+      blockedDates: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'a date like 2026-12-24' })).optional(),
+    })
+    .optional(),
+});
+
 /** The whole fleet, after the files of a fleet directory are merged. */
 export const Fleet = z.strictObject({
   apiVersion: z.literal('meridian/v1', { error: 'apiVersion must be meridian/v1' }),
@@ -230,6 +283,7 @@ export const Fleet = z.strictObject({
   rollout: Rollout.optional(),
   flags: z.record(Name, Flag).default({}),
   policies: Policies.optional(),
+  recovery: Recovery.optional(),
 });
 
 export type Fleet = z.output<typeof Fleet>;
@@ -246,6 +300,7 @@ export type Wave = z.output<typeof Wave>;
 export type Metric = z.output<typeof Metric>;
 export type Flag = z.output<typeof Flag>;
 export type Policies = z.output<typeof Policies>;
+export type Recovery = z.output<typeof Recovery>;
 export type BuiltinRule = (typeof BUILTIN_RULES)[number];
 
 /** The fleet schema as JSON Schema (draft 2020-12), for editors and for `meridian schema`. */

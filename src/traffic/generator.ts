@@ -30,6 +30,18 @@ export interface TrafficOptions {
   readonly onProgress?: (r: TrafficReport) => void;
   /** Stops early when aborted; the report covers what was sent. */
   readonly signal?: AbortSignal;
+  /** Called with every answer (or failure), for callers that judge traffic over time (`meridian drill`). */
+  readonly onAnswer?: (a: Answer) => void;
+}
+
+/** One request's outcome: when it was sent (`performance.now()` ms), from where, what came back. */
+export interface Answer {
+  readonly sentAt: number;
+  readonly country: string;
+  /** The HTTP status, or 0 when the request failed (timeout, reset, refused). */
+  readonly status: number;
+  readonly latencyMs: number;
+  readonly cluster: string | null;
 }
 
 const TICK_MS = 10;
@@ -77,6 +89,8 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficReport> {
             inc(stats.versions, res.headers['x-meridian-version']);
             if ((res.statusCode ?? 0) >= 500) inc(stats.reasons, res.headers['x-meridian-reason']);
             stats.latenciesMs.push(performance.now() - t0);
+            const c = res.headers['x-meridian-cluster'];
+            opts.onAnswer?.({ sentAt: t0, country, status: res.statusCode ?? 0, latencyMs: performance.now() - t0, cluster: typeof c === 'string' ? c : null });
             resolve();
           });
           res.on('error', () => resolve());
@@ -87,6 +101,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficReport> {
         const key = err.message === 'timeout' ? 'timeout' : 'error';
         stats.statuses[key] = (stats.statuses[key] ?? 0) + 1;
         stats.latenciesMs.push(performance.now() - t0);
+        opts.onAnswer?.({ sentAt: t0, country, status: 0, latencyMs: performance.now() - t0, cluster: null });
         resolve();
       });
       req.end();

@@ -32,6 +32,8 @@ const MODULES: readonly (readonly [names: readonly string[], load: () => Promise
   [['token'], async () => (await import('./token.js')).registerToken],
   [['flag'], async () => (await import('./flag.js')).registerFlag],
   [['export'], async () => (await import('./export.js')).registerExport],
+  [['evacuate', 'restore', 'disaster'], async () => (await import('./evacuate.js')).registerEvacuate],
+  [['drill'], async () => (await import('./drill.js')).registerDrill],
 ];
 
 /** The top-level command names, for tests and completion. */

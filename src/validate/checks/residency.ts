@@ -6,27 +6,7 @@
 import type { Routing } from '../../spec/schema.js';
 import type { CheckContext } from '../context.js';
 import type { Finding } from '../finding.js';
-
-/** The residency rule that applies to clients of a jurisdiction, and the key it is written under. */
-export interface AppliedRule {
-  /** `EU`, `default`, or null when no rule applies (any cluster may serve). */
-  readonly key: string | null;
-  readonly allow: readonly string[] | null;
-  readonly mode: 'lock' | 'prefer';
-}
-
-export function ruleFor(routing: Routing, clientJurisdiction: string): AppliedRule {
-  const own = routing.residency?.[clientJurisdiction];
-  if (own) return { key: clientJurisdiction, allow: own.allow, mode: own.mode };
-  const def = routing.residency?.['default'];
-  if (def) return { key: 'default', allow: def.allow, mode: def.mode };
-  return { key: null, allow: null, mode: 'prefer' };
-}
-
-/** Whether a cluster of `clusterJurisdiction` may serve clients under this rule (strictly: what it allows). */
-export function allows(rule: AppliedRule, clusterJurisdiction: string): boolean {
-  return rule.allow === null || rule.allow.includes(clusterJurisdiction);
-}
+import { type AppliedRule, allows, ruleFor } from '../../routing/servable.js';
 
 /** The client jurisdictions to check: those of regions that are home for some countries, and `default`. */
 export function clientJurisdictions(ctx: CheckContext, routing: Routing): string[] {

@@ -1,0 +1,121 @@
+/**
+ * Evacuation on the live local fleet: `meridian up` runs the example fleet with its control plane, real
+ * GET traffic flows from Ireland and Germany through the router, and `meridian evacuate` (another process,
+ * writing to the same store) moves Irish clients off eu-west with no failed request; evacuating the other
+ * EU region is refused naming the residency rule, and `meridian restore` brings eu-west back.
+ * Real processes; needs a fresh build.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from './server-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
+
+const root = join(import.meta.dirname, '..');
+const work = mkdtempSync(join(tmpdir(), 'meridian-evacuate-'));
+const fleet = join(work, 'shop');
+cpSync(join(root, 'examples', 'shop'), fleet, { recursive: true });
+const env = { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ops' };
+let router = '';
+
+function meridian(args: string[]): CliRun {
+  return runMeridian(args, { cwd: work, env, timeout: 150_000 });
+}
+
+interface Answer {
+  readonly at: number;
+  readonly country: string;
+  readonly status: number;
+  readonly cluster: string;
+}
+
+/** Sends GETs from the given countries, one after another per country, until `stop()`; records every answer. */
+function traffic(countries: readonly string[]): { answers: Answer[]; stop: () => Promise<void> } {
+  const answers: Answer[] = [];
+  let running = true;
+  const loops = countries.map(async (country) => {
+    for (let i = 0; running && i < 20_000; i++) {
+      try {
+        const res = await fetch(router, { headers: { 'x-client-country': country } });
+        await res.text();
+        answers.push({ at: Date.now(), country, status: res.status, cluster: res.headers.get('x-meridian-cluster') ?? '' });
+      } catch {
+        answers.push({ at: Date.now(), country, status: 0, cluster: '' });
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+  return {
+    answers,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+beforeAll(async () => {
+  const up = meridian(['up', 'shop', '--detach', '--port', '0']);
+  expect(up.code, up.err).toBe(0);
+  router = (JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { router: string }).router;
+  await until(
+    async () => {
+      const res = await fetch(router, { headers: { 'x-client-country': 'IE' } });
+      await res.text();
+      return res.status === 200 && (res.headers.get('x-meridian-cluster') ?? '').startsWith('eu-west');
+    },
+    'eu-west to serve Irish clients',
+    90_000,
+  );
+}, 180_000);
+
+afterAll(() => {
+  const down = meridian(['down']);
+  for (const pid of replicaPids(fleet)) process.kill(pid, 'SIGKILL'); // any replica `down` left
+  rmSync(work, { recursive: true, force: true });
+  expect(down.code, down.err).toBe(0);
+}, 60_000);
+
+describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {
+  it('moves its clients away with no failed request, refuses to strand locked EU clients, and restores', async () => {
+    const t = traffic(['IE', 'DE']);
+    await until(() => t.answers.length > 40, 'traffic to flow', 30_000);
+
+    const asked = Date.now();
+    const ev = meridian(['evacuate', 'eu-west', '-f', 'shop', '--reason', 'drill: eu-west serves errors']);
+    expect(ev.code, ev.out + ev.err).toBe(0);
+    const done = Date.now();
+    await until(
+      () => {
+        const irish = t.answers.filter((a) => a.country === 'IE' && a.at > done);
+        return irish.length >= 20 && irish.slice(-20).every((a) => a.cluster === 'eu-central-1');
+      },
+      'Irish clients to be served by eu-central-1',
+      30_000,
+    );
+    const lastOnEuWest = Math.max(0, ...t.answers.filter((a) => a.cluster.startsWith('eu-west')).map((a) => a.at));
+    console.log(`evacuate: command took ${done - asked} ms; last request served by eu-west ${lastOnEuWest - done} ms after it returned`);
+
+    const refused = meridian(['evacuate', 'eu-central', '-f', 'shop', '--reason', 'and frankfurt']);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain('residency: EU clients of web would have no cluster left');
+
+    const back = meridian(['restore', 'eu-west', '-f', 'shop', '--reason', 'drill over']);
+    expect(back.code, back.err).toBe(0);
+    const restored = Date.now();
+    await until(
+      () => t.answers.some((a) => a.country === 'IE' && a.at > restored && a.cluster.startsWith('eu-west')),
+      'Irish clients back on eu-west',
+      30_000,
+    );
+    await t.stop();
+
+    const failed = t.answers.filter((a) => a.status !== 200);
+    expect(failed, `failed requests: ${JSON.stringify(failed.slice(0, 5))}`).toEqual([]);
+    // locked EU clients never left the EU, evacuated or not
+    expect(t.answers.filter((a) => !a.cluster.startsWith('eu-'))).toEqual([]);
+    // Irish clients were on eu-west before the evacuation, on eu-central-1 during it, back after the restore
+    expect(t.answers.some((a) => a.country === 'IE' && a.at < asked && a.cluster.startsWith('eu-west'))).toBe(true);
+  });
+});
