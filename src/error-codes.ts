@@ -64,6 +64,29 @@ export const ERROR_CODES = {
     hint: 'read the services’ output printed above; fix the service or its configuration and run `meridian up` again',
   },
 
+  // recovery drills (src/cli/commands/drill.ts, docs/recovery.md)
+  MERIDIAN_E_DRILL_FLEET: {
+    class: 'MeridianError',
+    exit: 'unavailable',
+    status: 502,
+    summary: "a drill could not read the running local fleet's replicas from its control API",
+    hint: 'check that `meridian up` still runs in this directory (`.meridian/up.json`), then run the drill again',
+  },
+  MERIDIAN_E_DRILL_BLOCKED: {
+    class: 'MeridianError',
+    exit: 'input',
+    status: 409,
+    summary: 'a drill was asked for inside a blocked window or on a blocked date of `recovery.drills`',
+    hint: 'run it outside the blocked windows and dates, or change recovery.drills in the fleet',
+  },
+  MERIDIAN_E_DRILL_REFUSED: {
+    class: 'MeridianError',
+    exit: 'input',
+    status: 409,
+    summary: "an evacuation drill's evacuation was refused by the fleet's safety rules",
+    hint: 'drill a place the rules allow (the message names each rule that fired), or change the policy (docs/recovery.md)',
+  },
+
   // the state store (src/store)
   MERIDIAN_E_STORE_OPEN: {
     class: 'StoreError',
