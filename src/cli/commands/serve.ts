@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
 import type { Revision } from '../../render/render.js';
-import { OidcConfig } from '../../server/auth/oidc.js';
+import { OidcConfig, OidcRuleError, ruleProblems } from '../../server/auth/oidc.js';
 import { isLoopbackHost } from '../../server/host-check.js';
 import { type FleetLink, remoteLink } from '../../server/fleet-link.js';
 import { startServer, type RunningServer } from '../../server/server.js';
@@ -53,6 +53,8 @@ export function readOidcConfig(path: string): OidcConfig {
       'write it as {"rules": [{"issuer": "https://token.actions.githubusercontent.com", "audience": "meridian", "role": "deployer", "claims": {"repository": "acme/fleet"}}]} (docs/server.md)',
     );
   }
+  const loose = ruleProblems(r.data);
+  if (loose.length > 0) throw new OidcRuleError(`the OIDC configuration ${path} is refused: ${loose.join('; ')}`);
   return r.data;
 }
 
