@@ -201,3 +201,27 @@ describe('F-18: DNS rebinding — a loopback control plane answers only to loopb
     }
   });
 });
+
+describe('found by the fuzz (test/security-api-fuzz.test.ts)', () => {
+  it('a request target that starts with // and does not parse as a URL gets 400, and the server lives on', async () => {
+    for (const path of ['//%%lr%G', '//cl%5E*I%25HU-', '//I%5D-U%3CaM(a%60/%00/constructor']) {
+      const r = await Promise.race([
+        raw('GET', path, { host: new URL(sw.url).host }),
+        new Promise<{ status: number }>((r) => setTimeout(() => r({ status: -1 }), 5000)),
+      ]);
+      expect([path, r.status]).toEqual([path, expect.any(Number)]);
+      expect(r.status >= 400 && r.status < 500).toBe(true);
+    }
+    expect((await api(sw.url, 'GET', '/healthz')).status).toBe(200);
+  });
+
+  it('HEAD on the event stream answers its headers at once and holds no subscriber', async () => {
+    const before = sw.server.hub.subscribers;
+    const r = await Promise.race([
+      raw('HEAD', '/api/v1/events', { host: new URL(sw.url).host, authorization: `Bearer ${sw.tokens.viewer}` }),
+      new Promise<{ status: number }>((r) => setTimeout(() => r({ status: -1 }), 5000)),
+    ]);
+    expect(r.status).toBe(200);
+    expect(sw.server.hub.subscribers).toBe(before);
+  });
+});

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { Actor } from '../store/store.js';
+import { ApiError } from './api-error.js';
 import type { Identity, Permission } from './auth/roles.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -97,9 +98,20 @@ export function match(
     }
     const params: Record<string, string> = {};
     r.names.forEach((n, i) => {
-      params[n] = decodeURIComponent(m[i + 1] ?? '');
+      params[n] = decodeSegment(m[i + 1] ?? '');
     });
     return { route: r, params };
   }
   return { route: null, allowed };
+}
+
+/** A path segment, percent-decoded; a malformed escape (`%E0%A4%A`, `%ZZ`) is the client's error: 400. */
+function decodeSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ApiError('MERIDIAN_E_API_BAD_REQUEST', `the path segment ${JSON.stringify(raw)} is not valid percent-encoding`, {
+      hint: 'escape path segments with encodeURIComponent',
+    });
+  }
 }

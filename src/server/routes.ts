@@ -483,6 +483,11 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
             hint: `the types are: ${EVENT_TYPES.join(', ')}`,
           });
         }
+        if (req.method === 'HEAD') {
+          // no body to stream: answer the headers and end, rather than hold a subscriber that is never sent anything
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' }).end();
+          return Promise.resolve(undefined);
+        }
         const last = req.headers['last-event-id'];
         hub.subscribe(res, types as EventType[], typeof last === 'string' ? last : url.searchParams.get('lastEventId'), { stillValid });
         return Promise.resolve(undefined);

@@ -130,6 +130,22 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * The URL of a request target. In origin form (`/path?query`) a leading `//` is part of the path, not an
+ * authority: `new URL('//x%%', base)` would throw, and did so outside any handler (a one-line request
+ * ended the process). Anything that still does not parse is the client's error: 400.
+ */
+function requestUrl(target: string): URL {
+  try {
+    return target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target, 'http://localhost');
+  } catch (err) {
+    throw new ApiError('MERIDIAN_E_API_BAD_REQUEST', `the request target ${JSON.stringify(target.slice(0, 200))} is not a URL`, {
+      cause: err,
+      hint: 'send a path that starts with / and escape its segments with encodeURIComponent',
+    });
+  }
+}
+
 /** Starts the control plane. */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = new ServerMetrics();
@@ -207,7 +223,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url = new URL('http://localhost/');
     const method = req.method ?? 'GET';
     const peer = req.socket.remoteAddress;
     let label = 'unmatched';
@@ -216,6 +232,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       metrics.duration.observe({ method, route: label }, Number(process.hrtime.bigint() - started) / 1e9);
     };
     try {
+      url = requestUrl(req.url ?? '/');
       if (!hostAllowed(req.headers.host, host, opts.allowedHosts)) {
         throw new ApiError(
           'MERIDIAN_E_API_HOST',
@@ -316,7 +333,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   await state.start();
-  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handle(req, res));
+  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    // handle answers every error itself; this is the last net, so that no request can end the process
+    handle(req, res).catch((err: unknown) => {
+      log('error', `${req.method ?? '?'} request failed outside the handler: ${err instanceof Error ? err.message : String(err)}`);
+      res.destroy();
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {
