@@ -87,6 +87,29 @@ export const ERROR_CODES = {
     hint: 'drill a place the rules allow (the message names each rule that fired), or change the policy (docs/recovery.md)',
   },
 
+  // authentication and the audit anchor (src/server/auth, src/store/audit-anchor.ts)
+  MERIDIAN_E_OIDC_RULE: {
+    class: 'OidcRuleError',
+    exit: 'input',
+    status: 500,
+    summary: 'an OIDC rule would give its role to too many tokens (no claims, or a shared CI issuer without a pinned repository)',
+    hint: 'pin the rule with `claims` (e.g. repository: org/repo); to accept every token of a private issuer on purpose, set anyTokenOfIssuer: true (docs/security.md)',
+  },
+  MERIDIAN_E_AUDIT_CHECKPOINT: {
+    class: 'AuditCheckpointError',
+    exit: 'input',
+    status: 422,
+    summary: 'an audit checkpoint or a head given to `audit verify` is malformed, unsigned or signed by another key',
+    hint: 'give the head as printed by `meridian audit verify` (64 hex digits) and the checkpoint with the public key that signed it',
+  },
+  MERIDIAN_E_API_HOST: {
+    class: 'ApiError',
+    exit: 'input',
+    status: 403,
+    summary: 'a request named a Host the control plane does not answer for (DNS rebinding protection)',
+    hint: 'call it by a loopback name, or start `meridian serve` with --allowed-host NAME',
+  },
+
   // the state store (src/store)
   MERIDIAN_E_STORE_OPEN: {
     class: 'StoreError',

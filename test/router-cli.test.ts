@@ -160,7 +160,7 @@ describe('meridian router --server with --workers', () => {
     const upFile = join(work, '.meridian', 'up.json');
     await until(() => existsSync(upFile), 120_000, `the fleet to start (meridian up: ${up.err()})`);
     const fleetRouter = (JSON.parse(readFileSync(upFile, 'utf8')) as { router: string }).router;
-    const serve = meridian(['serve', 'shop', '--port', '0']);
+    const serve = meridian(['serve', 'shop', '--port', '0', '--print-admin-token']);
     started.push(serve);
     await until(() => /admin\s+mrl_\S+/.test(serve.out()) && /control plane on http:\/\/\S+/.test(serve.out()), 30_000, 'the server');
     const url = /control plane on (http:\/\/\S+)/.exec(serve.out())?.[1] ?? '';

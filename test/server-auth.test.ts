@@ -3,9 +3,7 @@
  * weak for it (403) and with one that is allowed (neither); OIDC ID tokens from a local issuer (discovery
  * and JWKS on loopback) are accepted only when issuer, audience, claims, expiry and signature are right.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,31 +12,8 @@ import { readOidcConfig } from '../src/cli/commands/serve.js';
 import { allows, ROLES, type Role } from '../src/server/auth/roles.js';
 import { newApiToken } from '../src/server/auth/tokens.js';
 import type { RouteSpec } from '../src/server/route.js';
+import { type Issuer, startIssuer } from './oidc-kit.js';
 import { api, codeOf, ROLLOUT, serverWorld, type ServerWorld } from './server-kit.js';
-
-interface Issuer {
-  readonly url: string;
-  readonly server: Server;
-  readonly key: CryptoKey;
-}
-
-async function startIssuer(): Promise<Issuer> {
-  const { publicKey, privateKey } = await generateKeyPair('RS256');
-  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-  let url = '';
-  const server = createServer((req, res) => {
-    const body =
-      req.url === '/.well-known/openid-configuration'
-        ? { issuer: url, jwks_uri: `${url}/jwks` }
-        : req.url === '/jwks'
-          ? { keys: [jwk] }
-          : null;
-    res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(body ?? {}));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, server, key: privateKey };
-}
 
 let sw: ServerWorld;
 let issuer: Issuer;

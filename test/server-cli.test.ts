@@ -65,7 +65,7 @@ describe('meridian token, serve and router --server', () => {
   }, 60_000);
 
   it('serve answers the API with the token, refuses without, and serves the dashboard page with its headers', async () => {
-    const s = start(['serve', resolve('examples/shop'), '--port', '0', '--state', state]);
+    const s = start(['serve', resolve('examples/shop'), '--port', '0', '--state', state, '--print-admin-token']);
     await until(() => /control plane on (http:\/\/\S+)/.test(s.out()), 'the server to start', 30_000);
     url = /control plane on (http:\/\/\S+)/.exec(s.out())?.[1] ?? '';
     expect(s.out()).toMatch(/admin\s+mrl_/);

@@ -35,7 +35,7 @@ function meridian(args: string[]): CliRun {
 async function serve(): Promise<{ child: ChildProcess; url: string; admin: string; err: () => string }> {
   const child = spawn(
     process.execPath,
-    [bin, 'serve', 'shop', '--port', '0', '--state', join(work, 'server.db'), '--control', info.control],
+    [bin, 'serve', 'shop', '--port', '0', '--state', join(work, 'server.db'), '--control', info.control, '--print-admin-token'],
     { cwd: work, env: { ...env, MERIDIAN_CONTROL_TOKEN: info.token }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   servers.push(child);

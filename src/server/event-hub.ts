@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { ApiError } from './api-error.js';
 
 /**
  * The event names of the stream. `table` is what routers follow (the routing view without the traffic
@@ -26,6 +27,17 @@ export interface HubEvent {
 interface Subscriber {
   readonly res: ServerResponse;
   readonly types: ReadonlySet<EventType>;
+  /** Whether the subscriber's credentials still hold (its token not revoked or expired). */
+  readonly stillValid?: (() => Promise<boolean>) | undefined;
+}
+
+/** Per-subscriber options of {@link EventHub.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Asked on every heartbeat and on {@link EventHub.recheck}: when it resolves false the stream ends (the
+   * client reconnects, and must authenticate again).
+   */
+  readonly stillValid?: (() => Promise<boolean>) | undefined;
 }
 
 export interface EventHubOptions {
@@ -37,8 +49,20 @@ export interface EventHubOptions {
   /** The current state of a stream, sent to a new subscriber that cannot resume (routing, health, traffic). */
   readonly snapshot?: (type: EventType) => unknown;
   readonly onSubscribersChanged?: (count: number) => void;
-  readonly onPublish?: (type: EventType) => void;
+  readonly onPublish?: (type: EventType, data: unknown) => void;
+  /**
+   * Bytes a subscriber may have waiting to be sent (default 4 MiB). One that stops reading is disconnected
+   * when it passes this, instead of the server buffering everything for it; it resumes with Last-Event-ID.
+   */
+  readonly maxBacklogBytes?: number;
+  /** Subscribers at once (default 1000); one more gets 503. */
+  readonly maxSubscribers?: number;
 }
+
+/** Default of {@link EventHubOptions.maxBacklogBytes}. */
+export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+/** Default of {@link EventHubOptions.maxSubscribers}. */
+export const MAX_SUBSCRIBERS = 1000;
 
 function frame(e: HubEvent): string {
   return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`;
@@ -80,7 +104,7 @@ export class EventHub {
 
   /** Sends an event to every subscriber of its type and keeps it for resuming. */
   publish(type: EventType, data: unknown): HubEvent {
-    this.#opts.onPublish?.(type);
+    this.#opts.onPublish?.(type, data);
     const seq = ++this.#seq;
     const e: HubEvent = { id: `${this.epoch}-${seq}`, seq, type, data };
     const text = frame(e);
@@ -92,7 +116,7 @@ export class EventHub {
       this.#bytes -= this.#frames.get(old.seq)?.length ?? 0;
       this.#frames.delete(old.seq);
     }
-    for (const s of this.#subs) if (s.types.has(type)) s.res.write(text);
+    for (const s of this.#subs) if (s.types.has(type)) this.#send(s, text);
     return e;
   }
 
@@ -100,7 +124,13 @@ export class EventHub {
    * Takes over `res` as a subscriber: writes the headers, what it missed since `lastEventId` (or the
    * snapshots), then every new event of `types` until the client goes away.
    */
-  subscribe(res: ServerResponse, types: readonly EventType[], lastEventId: string | null): void {
+  subscribe(res: ServerResponse, types: readonly EventType[], lastEventId: string | null, opts: SubscribeOptions = {}): void {
+    const max = this.#opts.maxSubscribers ?? MAX_SUBSCRIBERS;
+    if (this.#subs.size >= max) {
+      throw new ApiError('MERIDIAN_E_API_UNAVAILABLE', `the event stream has its maximum of ${max} subscribers`, {
+        hint: 'try again later; routers and dashboards reconnect by themselves',
+      });
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -108,7 +138,7 @@ export class EventHub {
       'x-accel-buffering': 'no',
     });
     res.socket?.setNoDelay(true);
-    const sub: Subscriber = { res, types: new Set(types) };
+    const sub: Subscriber = { res, types: new Set(types), stillValid: opts.stillValid };
     res.write(`retry: 1000\n: meridian events ${this.epoch}\n\n`);
     const missed = this.#since(lastEventId);
     if (missed) {
@@ -134,8 +164,7 @@ export class EventHub {
     this.#subs.add(sub);
     this.#opts.onSubscribersChanged?.(this.#subs.size);
     res.on('close', () => {
-      this.#subs.delete(sub);
-      this.#opts.onSubscribersChanged?.(this.#subs.size);
+      if (this.#subs.delete(sub)) this.#opts.onSubscribersChanged?.(this.#subs.size);
     });
   }
 
@@ -158,8 +187,38 @@ export class EventHub {
     return this.#buffer.filter((e) => e.seq > seq);
   }
 
+  /** Asks every subscriber's {@link SubscribeOptions.stillValid} now, and ends the streams that no longer hold. */
+  async recheck(): Promise<void> {
+    await Promise.all(
+      [...this.#subs].map(async (s) => {
+        if (!s.stillValid) return;
+        let ok = false;
+        try {
+          ok = await s.stillValid();
+        } catch {
+          ok = false;
+        }
+        if (!ok) this.#drop(s, false);
+      }),
+    );
+  }
+
+  /** Writes to a subscriber, and drops it once more than the backlog bound waits unsent (it stopped reading). */
+  #send(s: Subscriber, text: string): void {
+    s.res.write(text);
+    if (s.res.writableLength > (this.#opts.maxBacklogBytes ?? MAX_BACKLOG_BYTES)) this.#drop(s, true);
+  }
+
+  #drop(s: Subscriber, abort: boolean): void {
+    if (!this.#subs.delete(s)) return;
+    this.#opts.onSubscribersChanged?.(this.#subs.size);
+    if (abort) s.res.destroy();
+    else s.res.end();
+  }
+
   #heartbeat(): void {
     const text = `: heartbeat ${Date.now()}\n\n`;
-    for (const s of this.#subs) s.res.write(text);
+    for (const s of this.#subs) this.#send(s, text);
+    void this.recheck();
   }
 }

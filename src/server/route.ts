@@ -21,6 +21,8 @@ export interface RouteContext<B> {
   readonly identity: Identity | null;
   /** The identity as the audit log records it. */
   readonly actor: Actor;
+  /** Whether the request's credentials still hold now (not revoked, not expired): long-lived streams ask again. */
+  readonly stillValid: () => Promise<boolean>;
 }
 
 /** A query parameter, for the document. */

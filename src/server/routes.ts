@@ -18,6 +18,7 @@ import type { JsonValue, RolloutRecord, Store } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import { capabilities } from './auth/roles.js';
 import { newApiToken } from './auth/tokens.js';
+import { AuditVerifier } from './audit-verifier.js';
 import { auditJson, type ControlState } from './control-state.js';
 import { EVENT_TYPES, type EventHub, type EventType } from './event-hub.js';
 import type { RouteSpec } from './route.js';
@@ -112,6 +113,7 @@ function verdictRows(view: ReturnType<typeof rolloutView>): S.Verdict[] {
 /** Every route of the API. */
 export function apiRoutes(d: RouteDeps): RouteSpec[] {
   const { store, state, hub } = d;
+  const auditVerifier = new AuditVerifier(store);
 
   async function rolloutDetail(r: RolloutRecord): Promise<S.RolloutDetailT> {
     const spec = asSpec(r.spec);
@@ -451,11 +453,11 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
       errors: [422],
       handle: async ({ url }) => {
         const limit = intParam(url, 'limit', 100, 1000);
-        const v = await store.verifyAudit();
+        const v = await auditVerifier.verify();
         const entries = (await store.listAudit({ limit, newestFirst: true })).map(auditJson);
         return v.ok
-          ? { verified: true, count: v.count, entries }
-          : { verified: false, count: v.count, brokenAt: v.seq, problem: `${v.problem}: ${v.message}`, entries };
+          ? { verified: true, count: v.count, headHash: v.headHash, entries }
+          : { verified: false, count: v.count, headHash: v.headHash, brokenAt: v.seq, problem: `${v.problem}: ${v.message}`, entries };
       },
     }),
     route({
@@ -463,7 +465,7 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
       path: '/api/v1/events',
       operationId: 'events',
       summary:
-        'Server-sent events: routing, health, traffic, rollout, flag, audit. `Last-Event-ID` resumes; `?types=routing,health` filters; `?access_token=` for EventSource',
+        'Server-sent events: routing, health, traffic, rollout, flag, audit. `Last-Event-ID` resumes; `?types=routing,health` filters; `?access_token=` for EventSource (here only); the stream ends when its token is revoked or expires',
       tag: 'events',
       permission: 'read',
       query: [
@@ -472,7 +474,7 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
       ],
       response: { kind: 'sse' },
       errors: [422],
-      handle: ({ req, res, url }) => {
+      handle: ({ req, res, url, stillValid }) => {
         const raw = url.searchParams.get('types');
         const types = raw === null || raw === '' ? [...EVENT_TYPES] : raw.split(',').map((t) => t.trim());
         const bad = types.filter((t) => !(EVENT_TYPES as readonly string[]).includes(t));
@@ -481,8 +483,13 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
             hint: `the types are: ${EVENT_TYPES.join(', ')}`,
           });
         }
+        if (req.method === 'HEAD') {
+          // no body to stream: answer the headers and end, rather than hold a subscriber that is never sent anything
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' }).end();
+          return Promise.resolve(undefined);
+        }
         const last = req.headers['last-event-id'];
-        hub.subscribe(res, types as EventType[], typeof last === 'string' ? last : url.searchParams.get('lastEventId'));
+        hub.subscribe(res, types as EventType[], typeof last === 'string' ? last : url.searchParams.get('lastEventId'), { stillValid });
         return Promise.resolve(undefined);
       },
     }),

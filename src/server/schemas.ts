@@ -183,16 +183,23 @@ export const RolloutDetail = RolloutSummary.extend({
   events: z.array(z.object({ seq: z.number(), at: iso, type: z.string(), actor: z.string(), text: z.string(), data: json })),
 });
 
+/**
+ * The most characters a free-text field (`reason`, `comment`) may hold. It is kept in the audit log for
+ * ever and sent to every audit subscriber; Kubernetes caps an Event's note at 1 KiB.
+ */
+export const MAX_TEXT = 4096;
+const text = (): z.ZodString => z.string().max(MAX_TEXT);
+
 export const ApproveBody = z.strictObject({
   wave: z.string().min(1).optional().describe('default: the current wave'),
   role: z.string().min(1).optional().describe("the wave's approval role you act in (from the fleet file); optional when it names one"),
-  comment: z.string().optional(),
+  comment: text().optional(),
 });
 
 export const RejectBody = z.strictObject({
   wave: z.string().min(1).optional(),
   role: z.string().min(1).optional(),
-  reason: z.string().min(1),
+  reason: text().min(1),
 });
 
 export const Decision = z.object({
@@ -208,7 +215,7 @@ export const Decision = z.object({
   gate: z.object({ met: z.boolean(), approvers: z.array(z.string()), needed: z.number(), rejectedBy: z.string().nullable() }),
 });
 
-export const ControlBody = z.strictObject({ reason: z.string().optional() });
+export const ControlBody = z.strictObject({ reason: text().optional() });
 
 export const ControlResult = z.object({
   rollout: z.string(),
@@ -217,7 +224,7 @@ export const ControlResult = z.object({
   hint: z.string().nullable(),
 });
 
-export const DrainBody = z.strictObject({ drained: z.boolean(), reason: z.string().optional() });
+export const DrainBody = z.strictObject({ drained: z.boolean(), reason: text().optional() });
 
 export const DrainResult = z.object({
   name: z.string(),
@@ -244,12 +251,15 @@ export const Flag = z.object({
 export const FlagBody = z.strictObject({
   enabled: z.boolean(),
   percent: z.number().min(0).max(100).default(100),
-  reason: z.string().optional(),
+  reason: text().optional(),
 });
 
 export const Audit = z.object({
   verified: z.boolean(),
   count: z.number(),
+  headHash: z
+    .string()
+    .describe('the hash of the newest entry that verifies: keep it outside the store and check later with `meridian audit verify --head`'),
   brokenAt: z.number().optional(),
   problem: z.string().optional(),
   entries: z.array(

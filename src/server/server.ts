@@ -19,6 +19,7 @@ import { authorize, Authenticator, bearerOf } from './auth/authenticate.js';
 import { type OidcConfig, OidcVerifier } from './auth/oidc.js';
 import type { Identity } from './auth/roles.js';
 import { ControlState } from './control-state.js';
+import { hostAllowed } from './host-check.js';
 import { EventHub } from './event-hub.js';
 import type { FleetLink } from './fleet-link.js';
 import { openApiDocument } from './openapi.js';
@@ -46,7 +47,12 @@ export interface ServerOptions {
    * `viewer`). Default false: OFREP is open and read-only, as `meridian up`'s control API serves it.
    */
   readonly ofrepAuth?: boolean | undefined;
-  /** An in-memory admin token (what `meridian up` puts into the dashboard URL). */
+  /**
+   * Host names (beyond loopback names) that `Host` may carry. Bound to loopback, only loopback names and
+   * these are answered (DNS rebinding); bound beyond it, any name unless this lists some.
+   */
+  readonly allowedHosts?: readonly string[] | undefined;
+  /** An in-memory admin token (what `meridian up` puts into the dashboard URL); accepted from loopback peers only. */
   readonly localAdmin?: { readonly token: string; readonly id: string } | undefined;
   /** The dashboard's directory, or null for none. */
   readonly dashboard?: string | null | undefined;
@@ -125,6 +131,22 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * The URL of a request target. In origin form (`/path?query`) a leading `//` is part of the path, not an
+ * authority: `new URL('//x%%', base)` would throw, and did so outside any handler (a one-line request
+ * ended the process). Anything that still does not parse is the client's error: 400.
+ */
+function requestUrl(target: string): URL {
+  try {
+    return target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target, 'http://localhost');
+  } catch (err) {
+    throw new ApiError('MERIDIAN_E_API_BAD_REQUEST', `the request target ${JSON.stringify(target.slice(0, 200))} is not a URL`, {
+      cause: err,
+      hint: 'send a path that starts with / and escape its segments with encodeURIComponent',
+    });
+  }
+}
+
 /** Starts the control plane. */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = new ServerMetrics();
@@ -152,7 +174,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return undefined;
     },
     onSubscribersChanged: (n) => metrics.subscribers.set(n),
-    onPublish: (type) => metrics.events.inc({ type }),
+    onPublish: (type, data) => {
+      metrics.events.inc({ type });
+      // a revoked token's streams end now, not at the next heartbeat
+      if (type === 'audit' && (data as { action?: unknown } | null)?.action === 'token.revoke') void hub.recheck();
+    },
   });
   const log = opts.log ?? (() => undefined);
   state = new ControlState({
@@ -195,21 +221,33 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return ofrep;
   };
 
+  const host = opts.host ?? '127.0.0.1';
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url = new URL('http://localhost/');
     const method = req.method ?? 'GET';
+    const peer = req.socket.remoteAddress;
     let label = 'unmatched';
     const done = (code: number): void => {
       metrics.requests.inc({ method, route: label, code: String(code) });
       metrics.duration.observe({ method, route: label }, Number(process.hrtime.bigint() - started) / 1e9);
     };
     try {
+      url = requestUrl(req.url ?? '/');
+      if (!hostAllowed(req.headers.host, host, opts.allowedHosts)) {
+        throw new ApiError(
+          'MERIDIAN_E_API_HOST',
+          `this control plane does not answer to the host name in Host: ${JSON.stringify(req.headers.host)}`,
+          {
+            hint: 'reach it as localhost or 127.0.0.1, or start it with --allowed-host NAME (a page of another site may be trying DNS rebinding)',
+          },
+        );
+      }
       if (url.pathname.startsWith('/ofrep/')) {
         label = '/ofrep/v1';
         if (opts.ofrepAuth) {
           try {
-            authorize(await auth.identify(bearerOf(req, url)), 'read', 'evaluate flags over OFREP');
+            authorize(await auth.identify(bearerOf(req, url), peer), 'read', 'evaluate flags over OFREP');
           } catch (err) {
             const status = statusOf(err);
             if (status !== 401 && status !== 403) throw err;
@@ -246,9 +284,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const spec = m.route.spec;
       label = spec.path;
       let identity: Identity | null = null;
+      let bearer: string | null = null;
       if (spec.permission !== null) {
         try {
-          identity = await auth.identify(bearerOf(req, url));
+          bearer = bearerOf(req, url, spec.response.kind === 'sse');
+          identity = await auth.identify(bearer, peer);
           authorize(identity, spec.permission, spec.action ?? `${method} ${spec.path}`);
         } catch (err) {
           metrics.authFailures.inc({ reason: statusOf(err) === 403 ? 'forbidden' : 'unauthenticated' });
@@ -257,7 +297,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       const body = spec.body ? parseBody(spec.body, await readJson(req), `${method} ${spec.path}`) : undefined;
       const actor = identity ? { id: identity.id, via: identity.via } : { id: 'anonymous', via: 'none' };
-      const out = await spec.handle({ req, res, url, params: m.params, body, identity, actor });
+      const stillValid = (): Promise<boolean> =>
+        spec.permission === null
+          ? Promise.resolve(true)
+          : auth.identify(bearer, peer).then(
+              () => true,
+              (err: unknown) => statusOf(err) !== 401, // a revoked or expired token; an unreachable issuer is not a verdict
+            );
+      const out = await spec.handle({ req, res, url, params: m.params, body, identity, actor, stillValid });
       if (spec.response.kind === 'sse') {
         done(200);
         return;
@@ -288,8 +335,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   await state.start();
-  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handle(req, res));
-  const host = opts.host ?? '127.0.0.1';
+  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    // handle answers every error itself; this is the last net, so that no request can end the process
+    handle(req, res).catch((err: unknown) => {
+      log('error', `${req.method ?? '?'} request failed outside the handler: ${err instanceof Error ? err.message : String(err)}`);
+      res.destroy();
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {

@@ -34,9 +34,15 @@ export interface AuditAnchor {
  * the chain against the anchor. Feed it page by page, so that a long log needs no memory.
  */
 export class ChainWalker {
-  private count = 0;
-  private prev = GENESIS_HASH;
+  private count: number;
+  private prev: string;
   private failure: AuditVerification | undefined;
+
+  /** `start`: a head verified before (the walk goes on after it); default the genesis. */
+  constructor(start?: AuditAnchor) {
+    this.count = start?.count ?? 0;
+    this.prev = start?.hash ?? GENESIS_HASH;
+  }
 
   /** Checks the next entry; returns false once the chain is broken (later entries are not looked at). */
   push(e: AuditEntry): boolean {

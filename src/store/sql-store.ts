@@ -195,10 +195,15 @@ export class SqlStore implements Store {
     return this.writing((ops) => ops.resetFlag(fleet, flag, region, by, reason));
   }
 
-  verifyAudit(): Promise<AuditVerification> {
+  verifyAudit(opts: { readonly from?: { readonly count: number; readonly hash: string } | undefined } = {}): Promise<AuditVerification> {
     return this.reading(async (_ops, c) => {
-      const walker = new ChainWalker();
-      let after = Number.NEGATIVE_INFINITY;
+      let from = opts.from && opts.from.count > 0 ? opts.from : undefined;
+      if (from) {
+        const at = await c.get('SELECT hash FROM audit_log WHERE seq = ?', [from.count]);
+        if (at?.['hash'] !== from.hash) from = undefined; // changed under us: walk it all, to say where
+      }
+      const walker = new ChainWalker(from);
+      let after = from ? from.count : Number.NEGATIVE_INFINITY;
       for (;;) {
         const rows = await c.all(
           `SELECT ${AUDIT_COLUMNS} FROM audit_log ${after === Number.NEGATIVE_INFINITY ? '' : 'WHERE seq > ?'} ORDER BY seq LIMIT ${PAGE}`,

@@ -3,7 +3,7 @@
  * `BEGIN IMMEDIATE`, waited for without blocking the event loop, so two stores on one file — in one
  * process or in several — keep one audit chain.
  */
-import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
@@ -32,7 +32,8 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
   const busyMs = opts.busyTimeoutMs ?? 5000;
   if (!readonly) {
     try {
-      mkdirSync(dirname(file), { recursive: true });
+      // owner only: the store holds rendered revisions (env and config), the audit log and token hashes
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new StoreError(
         'MERIDIAN_E_STORE_OPEN',
@@ -44,6 +45,7 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
       );
     }
   }
+  if (!readonly && !existsSync(file)) createPrivate(file);
   if (readonly && !existsSync(file)) {
     throw new StoreError('MERIDIAN_E_STORE_NOT_FOUND', `there is no state at ${location}`, {
       hint: 'run `meridian plan` once to create it, or point MERIDIAN_STATE (or --state) at the right file',
@@ -86,6 +88,7 @@ async function connect(
     db.pragma(`busy_timeout = ${busyMs}`);
     db.pragma('foreign_keys = ON');
     if (opts.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.floor(opts.maxPageCount)}`);
+    quickCheck(db, location);
     const store = new SqlStore(new SqliteBackend(db, location, readonly, busyMs), opts.clock ?? (() => new Date()));
     await store.migrate();
     return store;
@@ -93,6 +96,33 @@ async function connect(
     db.close();
     throw mapSqliteError(err, location);
   }
+}
+
+/**
+ * Creates an empty state file readable and writable by its owner only (SQLite gives its -wal and -shm
+ * files the same mode). When another process created it first, or it cannot be created, SQLite's open
+ * goes on as before (and names the problem).
+ */
+function createPrivate(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch {
+    // taken by another process (EEXIST), or not creatable here: SQLite's own open says why
+  }
+}
+
+/**
+ * `PRAGMA quick_check`: reads every page and checks its structure (not the indexes against the tables),
+ * so a damaged page is found when the store opens rather than when some later command happens to read
+ * it. It costs one read of the file (measured in docs/security.md).
+ */
+function quickCheck(db: Database.Database, location: string): void {
+  const rows = db.pragma('quick_check(5)') as { quick_check: string }[];
+  const problems = rows.map((r) => r.quick_check).filter((p) => p !== 'ok');
+  if (problems.length === 0) return;
+  throw new StoreError('MERIDIAN_E_STORE_CORRUPT', `${location} is damaged: SQLite's quick_check reports ${problems.join('; ')}`, {
+    hint: 'restore it from a backup (then run `meridian audit verify --checkpoint FILE` against the last checkpoint CI kept); nothing was written',
+  });
 }
 
 /** Marks a copy of a database file as not in WAL mode (header bytes 18-19), so that it opens in memory. */

@@ -301,8 +301,12 @@ export interface Store extends StoreOps {
    * Do not call the store itself inside `fn`; use `tx`.
    */
   withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
-  /** Walks the audit chain from the genesis to the head anchor; never throws for a broken chain. */
-  verifyAudit(): Promise<AuditVerification>;
+  /**
+   * Walks the audit chain from the genesis to the head anchor; never throws for a broken chain. With
+   * `from` (a head this store verified before), walks only the entries after it — when that entry is
+   * still there with that hash; otherwise the whole chain.
+   */
+  verifyAudit(opts?: { readonly from?: { readonly count: number; readonly hash: string } | undefined }): Promise<AuditVerification>;
   close(): Promise<void>;
 }
 

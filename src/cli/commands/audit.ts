@@ -1,6 +1,17 @@
 /** `meridian audit log` and `meridian audit verify`: read the hash-chained audit log, and prove it unbroken. */
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { AuditEntry } from '../../store/store.js';
+import { UsageError } from '../../errors.js';
+import {
+  anchoredEntry,
+  type AnchorCheck,
+  checkAnchor,
+  type ExternalAnchor,
+  isHeadHash,
+  makeCheckpoint,
+  readCheckpoint,
+} from '../../store/audit-anchor.js';
+import type { AuditEntry, Store } from '../../store/store.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import { EXIT } from '../exit-codes.js';
@@ -10,6 +21,54 @@ import { wholeNumber } from '../options.js';
 function line(e: AuditEntry): string {
   const who = e.actor.via ? `${e.actor.id} (${e.actor.via})` : e.actor.id;
   return `#${e.seq}  ${e.at}  ${who}  ${e.action}  ${e.subject}${e.reason ? `  — ${e.reason}` : ''}`;
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${path}: ${(err as Error).message}`);
+  }
+}
+
+interface VerifyFlags {
+  state?: string;
+  output: 'text' | 'json';
+  head?: string;
+  count?: string;
+  checkpoint?: string;
+  verifyKey?: string;
+}
+
+/** The external anchor the flags name (`--head`/`--count`, or `--checkpoint` with `--verify-key`), if any. */
+function anchorOf(flags: VerifyFlags): ExternalAnchor | null {
+  if (flags.checkpoint !== undefined) {
+    if (flags.head !== undefined || flags.count !== undefined) throw new UsageError('--checkpoint and --head/--count exclude each other');
+    const key = flags.verifyKey === undefined ? undefined : readText(flags.verifyKey, 'the verification key');
+    const cp = readCheckpoint(readText(flags.checkpoint, 'the checkpoint'), flags.checkpoint, key);
+    return { head: cp.head, count: cp.count };
+  }
+  if (flags.verifyKey !== undefined) throw new UsageError('--verify-key checks the signature of a --checkpoint FILE');
+  if (flags.head === undefined) {
+    if (flags.count !== undefined) throw new UsageError('--count needs --head HASH (the head hash printed with that count)');
+    return null;
+  }
+  const head = flags.head.trim().toLowerCase();
+  if (!isHeadHash(head)) {
+    throw new UsageError(
+      `--head must be a head hash as \`meridian audit verify\` prints it (64 hex digits), not ${JSON.stringify(flags.head)}`,
+    );
+  }
+  if (flags.count === undefined) return { head };
+  const count = Number(flags.count);
+  if (!/^\d+$/.test(flags.count.trim()) || !Number.isSafeInteger(count)) {
+    throw new UsageError(`--count must be a whole number of entries, not ${JSON.stringify(flags.count)}`);
+  }
+  return { head, count };
+}
+
+async function checkAgainst(store: Store, anchor: ExternalAnchor, logCount: number): Promise<AnchorCheck> {
+  return checkAnchor(anchor, logCount, await anchoredEntry(store, anchor));
 }
 
 export function registerAudit(program: Command, io: Io, result: Result): void {
@@ -34,24 +93,67 @@ export function registerAudit(program: Command, io: Io, result: Result): void {
     });
   audit
     .command('verify')
-    .description('walk the chain and name the first edited, inserted or deleted entry; prints the head hash to anchor elsewhere')
+    .description(
+      'walk the chain and name the first edited, inserted or deleted entry; prints the head hash to anchor elsewhere, and checks the log against such an anchor (--head/--count, --checkpoint)',
+    )
     .option('--state <store>', 'state store (a SQLite path or postgres:// URL)')
+    .option('--head <hash>', 'a head hash printed earlier (kept outside the store, e.g. by CI): that entry must still be in the log')
+    .option('--count <n>', 'with --head: how many entries the log had then (the entry with that number must have that hash)')
+    .option('--checkpoint <file>', 'a checkpoint written by `meridian audit checkpoint` (instead of --head/--count)')
+    .option('--verify-key <pem>', 'with --checkpoint: the public key whose private half signed it; the signature must verify')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action(async (opts: { state?: string; output: 'text' | 'json' }) => {
+    .action(async (opts: VerifyFlags) => {
+      const anchor = anchorOf(opts);
       const store = await storeFor(opts.state, io, { readonly: true });
       try {
         const v = await store.verifyAudit();
+        const a = anchor ? await checkAgainst(store, anchor, v.ok ? v.count : Math.max(v.count, v.seq - 1)) : null;
         const s = io.style;
-        if (opts.output === 'json') await write(io.out, `${JSON.stringify({ location: store.location, ...v }, null, 2)}\n`);
-        else if (v.ok) await write(io.out, `${s.green('ok')}: ${v.count} entries, chain unbroken\nhead ${v.headHash}\n`);
-        else
-          await write(
-            io.out,
-            `${s.red('broken')}: entry #${v.seq} ${v.problem}: ${v.message}\n` +
+        if (opts.output === 'json')
+          await write(io.out, `${JSON.stringify({ location: store.location, ...v, ...(a ? { anchor: a } : {}) }, null, 2)}\n`);
+        else {
+          const chain = v.ok
+            ? `${s.green('ok')}: ${v.count} entries, chain unbroken\nhead ${v.headHash}\n`
+            : `${s.red('broken')}: entry #${v.seq} ${v.problem}: ${v.message}\n` +
               `  the ${v.count} entries before it verify; the last good head is ${v.headHash}\n` +
-              `  fix: restore the store from a backup; entry #${v.seq} and everything after it cannot be trusted\n`,
+              `  fix: restore the store from a backup; entry #${v.seq} and everything after it cannot be trusted\n`;
+          const anchored = a
+            ? a.ok
+              ? `anchor: ${a.message}\n`
+              : `${s.red('anchor broken')}: ${a.message}\n  fix: restore the store from a backup taken at or after the anchor; the log in this store is not the one that was anchored\n`
+            : '';
+          await write(io.out, chain + anchored);
+        }
+        result.code = v.ok && (a?.ok ?? true) ? EXIT.ok : EXIT.findings;
+      } finally {
+        await store.close();
+      }
+    });
+  audit
+    .command('checkpoint')
+    .description(
+      'print a checkpoint of the verified log (entry count and head hash, signed with --sign-key) for CI to keep and `audit verify --checkpoint` to check later',
+    )
+    .option('--state <store>', 'state store (a SQLite path or postgres:// URL)')
+    .option(
+      '--sign-key <pem>',
+      'a PEM private key (Ed25519 recommended) to sign with; default MERIDIAN_AUDIT_SIGN_KEY (the PEM text), else unsigned',
+    )
+    .action(async (opts: { state?: string; signKey?: string }) => {
+      const key = opts.signKey !== undefined ? readText(opts.signKey, 'the signing key') : io.env['MERIDIAN_AUDIT_SIGN_KEY'] || undefined;
+      const store = await storeFor(opts.state, io, { readonly: true });
+      try {
+        const v = await store.verifyAudit();
+        if (!v.ok) {
+          await write(
+            io.err,
+            `${io.errStyle.red('broken')}: entry #${v.seq} ${v.problem}: ${v.message}\n  no checkpoint of a broken log was written\n`,
           );
-        result.code = v.ok ? EXIT.ok : EXIT.findings;
+          result.code = EXIT.findings;
+          return;
+        }
+        await write(io.out, `${JSON.stringify(makeCheckpoint(v.count, v.headHash, new Date(), key), null, 2)}\n`);
+        result.code = EXIT.ok;
       } finally {
         await store.close();
       }

@@ -1,16 +1,17 @@
 /**
  * `meridian serve [FLEET]`: the control plane (src/server) — REST API, event stream, metrics, OFREP and
  * the dashboard — over the state store and, when it can reach one, the running fleet's control API.
- * Runs until SIGINT/SIGTERM. Prints a local admin token once (in memory only) unless --no-local-admin.
+ * Runs until SIGINT/SIGTERM. On loopback, makes a local admin token (in memory only, for loopback clients) and
+ * prints it to a terminal (not to a log: --print-admin-token), unless --no-local-admin.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
 import type { Revision } from '../../render/render.js';
-import { OidcConfig } from '../../server/auth/oidc.js';
+import { OidcConfig, OidcRuleError, ruleProblems } from '../../server/auth/oidc.js';
+import { isLoopbackHost } from '../../server/host-check.js';
 import { type FleetLink, remoteLink } from '../../server/fleet-link.js';
 import { startServer, type RunningServer } from '../../server/server.js';
 import { dashboardDir } from '../../server/static.js';
@@ -31,6 +32,8 @@ interface ServeFlags {
   ofrepAuth?: boolean;
   dashboard: boolean;
   localAdmin: boolean;
+  printAdminToken?: boolean;
+  allowedHost?: string[];
   actor?: string;
 }
 
@@ -50,12 +53,30 @@ export function readOidcConfig(path: string): OidcConfig {
       'write it as {"rules": [{"issuer": "https://token.actions.githubusercontent.com", "audience": "meridian", "role": "deployer", "claims": {"repository": "acme/fleet"}}]} (docs/server.md)',
     );
   }
+  const loose = ruleProblems(r.data);
+  if (loose.length > 0) throw new OidcRuleError(`the OIDC configuration ${path} is refused: ${loose.join('; ')}`);
   return r.data;
 }
 
 /** True for an address only this machine can reach. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  return isLoopbackHost(host);
+}
+
+/**
+ * Whether `serve` makes a local admin token, and whether it prints it: only on a loopback bind (it is for
+ * the person at this machine), and printed only to a terminal — stdout that is a file or a pipe is a log
+ * (journald, `kubectl logs`, CI), and whoever reads logs would become admin — unless asked for.
+ */
+export function localAdminPolicy(o: { wanted: boolean; host: string; tty: boolean; print: boolean }): {
+  mint: boolean;
+  why: string | null;
+} {
+  if (!o.wanted) return { mint: false, why: null };
+  if (!isLoopback(o.host)) return { mint: false, why: `none: a local admin token is made only on a loopback address, not on ${o.host}` };
+  if (!o.tty && !o.print)
+    return { mint: false, why: 'not printed: stdout is not a terminal (a log); --print-admin-token prints it anyway' };
+  return { mint: true, why: null };
 }
 
 /**
@@ -112,6 +133,7 @@ export async function serveControlPlane(
     localAdmin: boolean;
     dashboard: boolean;
     actor?: string | undefined;
+    allowedHosts?: readonly string[] | undefined;
   },
 ): Promise<{ server: RunningServer; adminToken: string | null; dashboardUrl: string }> {
   const adminToken = opts.localAdmin ? `mrl_${randomBytes(24).toString('base64url')}` : null;
@@ -123,6 +145,7 @@ export async function serveControlPlane(
     written: opts.written,
     oidc: opts.oidc,
     ofrepAuth: opts.ofrepAuth,
+    allowedHosts: opts.allowedHosts,
     localAdmin: adminToken ? { token: adminToken, id: resolveActor(opts.actor, io.env).id } : undefined,
     dashboard: opts.dashboard ? dashboardDir() : null,
     log: (level, message) =>
@@ -166,7 +189,12 @@ export function registerServe(program: Command, io: Io, result: Result): void {
     .option('--oidc <file>', 'accept OIDC ID tokens by these rules (JSON or YAML; docs/server.md)')
     .option('--ofrep-auth', 'flag evaluation (OFREP, /ofrep/v1/) needs a bearer token too, of any role (default: open and read-only)')
     .option('--no-dashboard', 'do not serve the dashboard')
-    .option('--no-local-admin', 'do not print an in-memory admin token (use `meridian token create` tokens only)')
+    .option('--no-local-admin', 'do not make an in-memory admin token (use `meridian token create` tokens only)')
+    .option('--print-admin-token', 'print the in-memory admin token even when stdout is not a terminal (it is never made beyond loopback)')
+    .option(
+      '--allowed-host <name...>',
+      'host names (besides localhost and loopback addresses) that the Host header may carry; on a loopback bind every other name is refused (DNS rebinding)',
+    )
     .option('--actor <id>', 'who the local admin token acts as, in the audit log (default: MERIDIAN_ACTOR or the user)')
     .action(async (dir: string | undefined, flags: ServeFlags) => {
       const port = Number(flags.port);
@@ -175,6 +203,12 @@ export function registerServe(program: Command, io: Io, result: Result): void {
       const written = dir === undefined ? null : loadAndRender(dir).rendered.revision;
       const oidc = flags.oidc === undefined ? undefined : readOidcConfig(flags.oidc);
       const link = linkFor(io, flags.control);
+      const admin = localAdminPolicy({
+        wanted: flags.localAdmin,
+        host: flags.host,
+        tty: io.out.isTTY === true,
+        print: flags.printAdminToken === true,
+      });
       const store = await storeFor(flags.state, io);
       let running: Awaited<ReturnType<typeof serveControlPlane>>;
       try {
@@ -185,9 +219,10 @@ export function registerServe(program: Command, io: Io, result: Result): void {
           written,
           oidc,
           ofrepAuth: flags.ofrepAuth === true,
-          localAdmin: flags.localAdmin,
+          localAdmin: admin.mint,
           dashboard: flags.dashboard,
           actor: flags.actor,
+          allowedHosts: flags.allowedHost,
         });
       } catch (err) {
         await store.close();
@@ -212,7 +247,11 @@ export function registerServe(program: Command, io: Io, result: Result): void {
           `  metrics    ${server.url}metrics\n` +
           `  flags      ${ofrep.line}\n` +
           `  fleet      ${link ? link.describe : s.dim('no link to a running fleet (health and traffic are unknown; --control URL)')}\n` +
-          (adminToken ? `  admin      ${adminToken}  ${s.dim('(in memory, until this process stops)')}\n` : '') +
+          (adminToken
+            ? `  admin      ${adminToken}  ${s.dim('(in memory, until this process stops; loopback clients only)')}\n`
+            : admin.why
+              ? `  admin      ${admin.why}; or \`meridian token create --role admin --name NAME\`\n`
+              : '') +
           (isLoopback(flags.host) ? '' : `  ${s.yellow('listening beyond loopback')}: every API call needs a token; put TLS in front\n`) +
           (ofrep.note ? `  ${s.yellow('note')}: ${ofrep.note}\n` : ''),
       );

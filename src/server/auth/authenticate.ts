@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Store } from '../../store/store.js';
 import { ApiError } from '../api-error.js';
+import { isLoopbackAddress } from '../host-check.js';
 import type { OidcVerifier } from './oidc.js';
 import { allows, type Identity, type Permission, rolesFor } from './roles.js';
 import { identifyApiToken, isApiToken } from './tokens.js';
@@ -15,14 +16,22 @@ export interface AuthOptions {
   readonly now?: () => Date;
 }
 
-/** The bearer of a request: `Authorization: Bearer …`, or `?access_token=` (for EventSource, which cannot set headers). */
-export function bearerOf(req: IncomingMessage, url: URL): string | null {
+/**
+ * The bearer of a request: `Authorization: Bearer …`; with `allowQuery` (only the event stream, for
+ * EventSource, which cannot set headers) also `?access_token=`. Anywhere else a query token is refused
+ * rather than ignored, so that a client learns to stop putting tokens into URLs (they end up in logs).
+ */
+export function bearerOf(req: IncomingMessage, url: URL, allowQuery = false): string | null {
   const h = req.headers.authorization;
   if (h !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
     return m?.[1] ?? null;
   }
-  return url.searchParams.get('access_token');
+  if (!url.searchParams.has('access_token')) return null;
+  if (allowQuery) return url.searchParams.get('access_token');
+  throw new ApiError('MERIDIAN_E_API_UNAUTHENTICATED', '?access_token= is accepted only by the event stream (GET /api/v1/events)', {
+    hint: 'send the token as `Authorization: Bearer <token>`: tokens in URLs end up in proxy logs and browser history',
+  });
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -35,15 +44,23 @@ function sameSecret(a: string, b: string): boolean {
 export class Authenticator {
   constructor(private readonly opts: AuthOptions) {}
 
-  /** The identity behind a bearer; 401 when there is none or it is refused. */
-  async identify(bearer: string | null): Promise<Identity> {
+  /**
+   * The identity behind a bearer; 401 when there is none or it is refused. `peer` is the client's address:
+   * the local admin token is accepted only from loopback (it is meant for the person at this machine).
+   */
+  async identify(bearer: string | null, peer?: string): Promise<Identity> {
     if (bearer === null || bearer === '') {
       throw new ApiError('MERIDIAN_E_API_UNAUTHENTICATED', 'this call needs a bearer token', {
         hint: 'send `Authorization: Bearer <token>`; create a token with `meridian token create --role viewer --name NAME`',
       });
     }
     const local = this.opts.localAdmin;
-    if (local && sameSecret(bearer, local.token)) return { id: local.id, role: 'admin', via: 'local' };
+    if (local && sameSecret(bearer, local.token)) {
+      if (peer === undefined || isLoopbackAddress(peer)) return { id: local.id, role: 'admin', via: 'local' };
+      throw new ApiError('MERIDIAN_E_API_UNAUTHENTICATED', `the local admin token is accepted only from this machine, not from ${peer}`, {
+        hint: 'create a token for remote use with `meridian token create --role ROLE --name NAME`',
+      });
+    }
     if (isApiToken(bearer)) return identifyApiToken(this.opts.store, bearer, (this.opts.now ?? (() => new Date()))());
     if (this.opts.oidc?.enabled && bearer.split('.').length === 3) return this.opts.oidc.identify(bearer);
     throw new ApiError('MERIDIAN_E_API_UNAUTHENTICATED', 'the bearer token is neither an API token (mrd_…) nor an accepted OIDC ID token', {
