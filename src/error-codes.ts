@@ -91,7 +91,7 @@ export const ERROR_CODES = {
   MERIDIAN_E_OIDC_RULE: {
     class: 'OidcRuleError',
     exit: 'input',
-    status: 500,
+    status: 422,
     summary: 'an OIDC rule would give its role to too many tokens (no claims, or a shared CI issuer without a pinned repository)',
     hint: 'pin the rule with `claims` (e.g. repository: org/repo); to accept every token of a private issuer on purpose, set anyTokenOfIssuer: true (docs/security.md)',
   },
