@@ -1,7 +1,8 @@
 /** `meridian render`: the per-cluster desired state, byte-stable, and where any value came from. */
 import { Option, type Command } from 'commander';
 import { stringify } from 'yaml';
-import { UsageError, formatLocation } from '../../errors.js';
+import { UsageError } from '../../errors.js';
+import { formatLocation } from '../../findings/finding.js';
 import { sortKeys } from '../../render/canonical.js';
 import { render, type RenderResult } from '../../render/render.js';
 import { loadFleet, type LoadedFleet } from '../../spec/load.js';

@@ -7,7 +7,7 @@
  */
 import type { Routing } from '../../spec/schema.js';
 import { type CheckContext, fewOf } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 import { type AppliedRule, ruleFor } from './residency.js';
 
 /** A flow network on a dense capacity matrix; tiny here (client regions + serving regions + 2). */

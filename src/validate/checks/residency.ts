@@ -5,7 +5,7 @@
  */
 import type { Routing } from '../../spec/schema.js';
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 /** The residency rule that applies to clients of a jurisdiction, and the key it is written under. */
 export interface AppliedRule {
