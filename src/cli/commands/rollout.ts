@@ -166,7 +166,8 @@ export async function driveAndReport(
   if (!first) throw new RolloutError('MERIDIAN_E_ROLLOUT_UNKNOWN', `there is no rollout ${id}`);
   const spec = asSpec(first.spec);
   const tracing = await startTracing({ otlp: flags.otlp, serviceName: 'meridian', env: io.env });
-  const traces = tracing ? tracing.rolloutTracer() : null;
+  // loaded only when tracing is on, as the OpenTelemetry SDK is
+  const traces = tracing ? (await import('../../rollout/rollout-tracing.js')).rolloutTracer(tracing) : null;
   const onEvent = (e: Parameters<typeof describeEvent>[0]): void => {
     traces?.observe(e, first);
     if (flags.output === 'jsonl') io.out.write(`${JSON.stringify(eventJson(e))}\n`);
