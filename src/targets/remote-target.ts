@@ -4,8 +4,8 @@
  * fleet through this, as it would drive a remote cluster's driver.
  */
 import { MeridianError } from '../errors.js';
-import type { TrafficControl } from '../rollout/ports.js';
 import { TargetError } from './errors.js';
+import type { TrafficControl } from './traffic-control.js';
 import type { ControlDrain } from './local/control-api.js';
 import type {
   ApplyRequest,
