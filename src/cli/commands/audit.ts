@@ -1,10 +1,9 @@
 /** `meridian audit log` and `meridian audit verify`: read the hash-chained audit log, and prove it unbroken. */
 import { Option, type Command } from 'commander';
 import type { AuditEntry } from '../../store/store.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
 import { EXIT } from '../exit-codes.js';
-import type { Result } from './index.js';
 
 function line(e: AuditEntry): string {
   const who = e.actor.via ? `${e.actor.id} (${e.actor.via})` : e.actor.id;

@@ -7,8 +7,7 @@ import { sortKeys } from '../../render/canonical.js';
 import { render, type RenderResult } from '../../render/render.js';
 import { loadFleet, type LoadedFleet } from '../../spec/load.js';
 import { InputError } from '../../errors.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import { type Io, write, type Result } from '../io.js';
 
 /** Loads and renders a fleet; render-time problems (unresolved placeholders) make the input unusable. */
 export function loadAndRender(dir: string): { loaded: LoadedFleet; rendered: RenderResult } {

@@ -5,8 +5,7 @@ import { runTraffic } from '../../traffic/generator.js';
 import { parseMix } from '../../traffic/mix.js';
 import { formatReport, summarizeReport } from '../../traffic/report.js';
 import { parseDuration } from '../../units/duration.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import { type Io, write, type Result } from '../io.js';
 
 export function registerTraffic(program: Command, io: Io, result: Result): void {
   program
