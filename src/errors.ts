@@ -4,19 +4,7 @@
  */
 
 import { type ErrorCode, type ErrorCodeOf, errorSpec } from './error-codes.js';
-import type { Finding } from './validate/finding.js';
-
-/** Where in the fleet description something is. */
-export interface SourceLocation {
-  readonly file: string;
-  readonly line: number;
-  readonly col: number;
-}
-
-/** Formats `file:line:col`, or the empty string when the location is unknown. */
-export function formatLocation(loc: SourceLocation | undefined): string {
-  return loc ? `${loc.file}:${loc.line}:${loc.col}` : '';
-}
+import type { Finding } from './findings/finding.js';
 
 /** Base class of every error Meridian raises on purpose. */
 export class MeridianError extends Error {

@@ -18,7 +18,7 @@ import { RolloutError, StoreError, UsageError } from '../src/errors.js';
 import { errorBody, statusOf } from '../src/server/api-error.js';
 import { TargetError } from '../src/targets/errors.js';
 import { SAMPLE_ERROR_CODES } from '../src/rollout/analysis/observation.js';
-import { FINDING_CODES } from '../src/validate/codes.js';
+import { FINDING_CODES } from '../src/findings/codes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const CATALOGUE = 'src/error-codes.ts';

@@ -11,7 +11,7 @@ import { recordDecision } from '../src/rollout/approvals.js';
 import { createRollout, type DriveResult, type EngineOptions, requestControl, RolloutEngine, takeOver } from '../src/rollout/engine.js';
 import { holderFor } from '../src/rollout/lock.js';
 import type { Analysis, StepContext } from '../src/rollout/ports.js';
-import { RouterTraffic } from '../src/rollout/router-traffic.js';
+import { RouterTraffic } from '../src/router/router-traffic.js';
 import { rolloutSpecFromPlan, type RolloutSpec } from '../src/rollout/rollout-spec.js';
 import { HealthAnalysis } from '../src/rollout/health-analysis.js';
 import { loadFleet } from '../src/spec/load.js';

@@ -12,7 +12,7 @@ import { holderFor } from '../src/rollout/lock.js';
 import type { StepContext } from '../src/rollout/ports.js';
 import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord, Store } from '../src/store/store.js';
-import { RolloutMetrics, registerRolloutMetrics } from '../src/telemetry/rollout-metrics.js';
+import { RolloutMetrics, registerRolloutMetrics } from '../src/rollout/rollout-metrics.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
 
 const alice = { id: 'alice', via: 'flag' } as const;

@@ -17,7 +17,8 @@ import { holderFor } from '../src/rollout/lock.js';
 import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord, Store } from '../src/store/store.js';
 import type { RequestTracer } from '../src/telemetry/request-tracing.js';
-import { createTracing, rolloutTraceId, startTracing, tracingConfig, TracingConfigError, type Tracing } from '../src/telemetry/tracing.js';
+import { rolloutTraceId, rolloutTracer } from '../src/rollout/rollout-tracing.js';
+import { createTracing, startTracing, tracingConfig, TracingConfigError, type Tracing } from '../src/telemetry/tracing.js';
 import { EU_US, closeAgents, get, revision, startUpstream, until, type Upstream } from './router-kit.js';
 import { base as fleetBase, FAST, fleet, meridian } from './rollout-fleet-kit.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
@@ -436,7 +437,7 @@ describe('rollout spans', () => {
     const { events, rollout } = await rolledBack();
     const rec = await receiver();
     const tracing = await tracingTo(rec, 'meridian');
-    const tracer = tracing.rolloutTracer();
+    const tracer = rolloutTracer(tracing);
     for (const e of events) tracer.observe(e, rollout);
     expect(tracer.open).toBe(0);
     await tracing.flush();
@@ -495,16 +496,16 @@ describe('rollout spans', () => {
     const { events, rollout } = await rolledBack();
     const whole = await receiver();
     const one = await tracingTo(whole, 'meridian');
-    const all = one.rolloutTracer();
+    const all = rolloutTracer(one);
     for (const e of events) all.observe(e, rollout);
     await one.flush();
 
     const split = await receiver();
     const two = await tracingTo(split, 'meridian');
     const cut = Math.floor(events.length / 2);
-    const first = two.rolloutTracer(); // the driver that died half way
+    const first = rolloutTracer(two); // the driver that died half way
     for (const e of events.slice(0, cut)) first.observe(e, rollout);
-    const second = two.rolloutTracer(); // `meridian rollout --resume` elsewhere
+    const second = rolloutTracer(two); // `meridian rollout --resume` elsewhere
     for (const e of events.slice(0, cut)) second.observe(e, rollout, { replay: true });
     for (const e of events.slice(cut)) second.observe(e, rollout);
     await two.flush();

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { render } from '../src/render/render.js';
 import { tryLoadFleet } from '../src/spec/load.js';
 import { exitCodeFor } from '../src/validate/exit-code.js';
-import type { Finding } from '../src/validate/finding.js';
+import type { Finding } from '../src/findings/finding.js';
 import { preflight } from '../src/validate/preflight.js';
 import { formatGithub, formatJson, formatJunit, formatText } from '../src/validate/report/index.js';
 

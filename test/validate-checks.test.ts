@@ -10,8 +10,7 @@ import { tryLoadFleet, type LoadedFleet } from '../src/spec/load.js';
 import { checkDigests } from '../src/validate/checks/digests.js';
 import { FlowNetwork, servable } from '../src/routing/servable.js';
 import { createContext, parsePath } from '../src/validate/context.js';
-import type { Finding } from '../src/validate/finding.js';
-import { formatPath } from '../src/validate/finding.js';
+import { type Finding, formatPath } from '../src/findings/finding.js';
 import { preflight } from '../src/validate/preflight.js';
 
 const NOW = new Date('2026-06-01T12:00:00Z');

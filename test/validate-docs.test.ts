@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FINDING_CODES } from '../src/validate/codes.js';
+import { FINDING_CODES } from '../src/findings/codes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 

@@ -1,7 +1,7 @@
 /** The reporters: exact output for a small set of findings, escaping, and the exit code. */
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../src/validate/exit-code.js';
-import type { Finding } from '../src/validate/finding.js';
+import type { Finding } from '../src/findings/finding.js';
 import {
   escapeData,
   escapeProperty,

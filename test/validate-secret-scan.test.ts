@@ -1,6 +1,6 @@
 /** The literal-secret detector: what it must find, what it must leave alone, and that it masks. */
 import { describe, expect, it } from 'vitest';
-import { looksLikeSecret, maskSecret, shannonEntropy } from '../src/validate/secret-scan.js';
+import { looksLikeSecret, maskSecret, shannonEntropy } from '../src/secrets/secret-scan.js';
 
 describe('looksLikeSecret', () => {
   it.each([

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as LoadModule from '../../src/spec/load.js';
 import type * as RenderModule from '../../src/render/render.js';
-import type { Finding } from '../../src/validate/finding.js';
+import type { Finding } from '../../src/findings/finding.js';
 import { benchSecretEnv } from '../gen-fleet.js';
 
 /** What one run of the phases reports; a phase that is not in the library yet is null. */

@@ -1,3 +1,8 @@
+/** Where a command leaves its exit code. */
+export interface Result {
+  code: number;
+}
+
 /** The CLI's view of the outside world: streams, environment and clock, injectable for tests. */
 import { styleFor, type Style } from './style.js';
 

@@ -1,6 +1,5 @@
 /** Prints findings for a human when loading a fleet fails (exit 2). */
-import { formatLocation } from '../errors.js';
-import type { Finding } from '../validate/finding.js';
+import { formatLocation, type Finding } from '../findings/finding.js';
 import { type Io, write } from './io.js';
 
 export async function printFindings(io: Io, findings: readonly Finding[], headline: string): Promise<void> {

@@ -3,11 +3,10 @@
  * deterministic. Every rendered value remembers where it came from (the service, or an override).
  * The revision id is the hash of the rendered content.
  */
-import type { SourceLocation } from '../errors.js';
+import { type SourceLocation, type Finding, formatPath } from '../findings/finding.js';
 import type { LoadedFleet } from '../spec/load.js';
 import type { Cluster, Flag, Routing, Service, ServiceParams } from '../spec/schema.js';
 import type { SourceMap } from '../spec/source-map.js';
-import { type Finding, formatPath } from '../validate/finding.js';
 import { canonicalJson, canonicalJsonOnce, contentHash } from './canonical.js';
 import { interpolate, type Vars } from './interpolate.js';
 import { type ClusterFacts, matches, placed } from './selector.js';

@@ -10,7 +10,7 @@ import { RolloutError } from '../errors.js';
 import { canonicalJson } from '../render/canonical.js';
 import type { RenderedCluster, Revision } from '../render/render.js';
 import type { Actor, JsonValue, RolloutEventRecord, RolloutRecord, Store, StoreTx } from '../store/store.js';
-import { isHealthyAt, type ClusterStatus } from '../targets/target.js';
+import { isHealthyAt, type ClusterStatus, type Track } from '../targets/target.js';
 import { evaluateApprovals, gateOf } from './approvals.js';
 import { asState, CREATED, positionOf } from './events.js';
 import { acquireLocks, assertHolder, heartbeat, type Holder, lockKey, park, withLocksAudited } from './lock.js';
@@ -598,7 +598,7 @@ export class RolloutEngine {
   /** Waits until every listed track reports its revision healthy; true, 'interrupted', or why not (timeout). */
   async #waitHealthy(
     id: string,
-    wants: readonly { cluster: string; services: readonly string[]; track: 'stable' | 'canary'; revisionId: string; checks: number }[],
+    wants: readonly { cluster: string; services: readonly string[]; track: Track; revisionId: string; checks: number }[],
   ): Promise<true | 'interrupted' | string> {
     const { clock } = this.#p;
     const deadline = clock.now() + this.#o.healthTimeoutMs;

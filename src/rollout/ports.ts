@@ -3,25 +3,14 @@
  * traffic control, the analysis (the judge), and a clock. The engine sees nothing else, so that it runs
  * the same against a local fleet over HTTP, a Kubernetes driver, or fakes in a test.
  */
-import type { Revision } from '../render/render.js';
 import type { JsonValue } from '../store/store.js';
 import type { Target } from '../targets/target.js';
 
 /** A cluster's driver: the {@link Target} interface (the engine uses apply, remove and status). */
 export type ClusterDriver = Pick<Target, 'apply' | 'remove' | 'status'>;
 
-/** Sets the share of a service's traffic in a cluster that goes to its canary, on every router. Both idempotent. */
-export interface TrafficControl {
-  /** `weight` percent (0..100) of users get `version` (the canary track). */
-  setCanary(service: string, cluster: string, weight: number, version: string): Promise<void>;
-  /** No canary: all traffic to the stable track. */
-  clear(service: string, cluster: string): Promise<void>;
-  /**
-   * Routes with this revision's policies and clusters from now on (after a promotion, or a rollback to
-   * it). Idempotent. Optional: a data plane configured elsewhere may have nothing to do.
-   */
-  setRevision?(revision: Revision): Promise<void>;
-}
+/** The routers' canary weights (defined beside the drivers: a fleet offers both). */
+export type { TrafficControl } from '../targets/traffic-control.js';
 
 /** One cluster of a batch being judged: the services that run a canary there and their versions. */
 export interface StepCluster {

@@ -5,21 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { TRACKS, type RoutingEndpoint } from '../routing/view.js';
 import { RouterError } from './errors.js';
 
-/** One replica the router may send requests to. */
-export interface RouterEndpoint {
-  readonly cluster: string;
-  readonly service: string;
-  readonly track: 'stable' | 'canary';
-  readonly version: string;
-  readonly host: string;
-  readonly port: number;
-  /** The source's own view of its health (e.g. the local driver's checks); absent means healthy. */
-  readonly healthy?: boolean;
-  /** The replica's identity (changes when it is replaced); used to match replica events. */
-  readonly replica?: string;
-}
+/**
+ * One replica the router may send requests to: a {@link RoutingEndpoint} (the routing view's), where a
+ * source without health checks or replica identities (a static file) may leave `healthy` (then healthy)
+ * and `replica` out.
+ */
+export type RouterEndpoint = Omit<RoutingEndpoint, 'healthy' | 'replica'> & Partial<Pick<RoutingEndpoint, 'healthy' | 'replica'>>;
 
 /** A change the source reports; `replica-exited`/`replica-stopped`/`replica-unhealthy` take the replica out at once. */
 export interface EndpointEvent {
@@ -56,7 +50,7 @@ export const ENDPOINT_GONE_EVENTS: ReadonlySet<string> = new Set([
 const Endpoint = z.strictObject({
   cluster: z.string().min(1),
   service: z.string().min(1),
-  track: z.enum(['stable', 'canary']).default('stable'),
+  track: z.enum(TRACKS).default('stable'),
   version: z.string().min(1).optional(),
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(1).max(65535),

@@ -12,34 +12,28 @@
  */
 import { type BackoffPolicy, RestartBackoff } from '../backoff.js';
 import type { Revision } from '../render/render.js';
-import { StaticEndpoints, type EndpointsDocument } from './endpoints.js';
+import { StaticEndpoints } from './endpoints.js';
 import { RouterError } from './errors.js';
+import { TableViewSchema, type TableView } from '../routing/view.js';
 import { Router, type RouterLog, type RouterOptions } from './router.js';
 
-/** The part of the server's routing view a router follows (see src/server/control-state.ts). */
-export interface FollowedView {
-  readonly tableVersion: number;
-  readonly revision: string | null;
-  /** When the server made the change (ISO). */
-  readonly at?: string;
-  readonly drained: readonly string[];
-  readonly canary: EndpointsDocument['canary'];
-  readonly flags?: Readonly<Record<string, Readonly<Record<string, { readonly enabled: boolean; readonly percent: number }>>>>;
-  readonly endpoints: readonly {
-    readonly cluster: string;
-    readonly service: string;
-    readonly track: 'stable' | 'canary';
-    readonly version: string;
-    readonly host: string;
-    readonly port: number;
-    readonly healthy: boolean;
-    readonly replica: string;
-  }[];
+/**
+ * Reads a view the server sent against the contract (src/routing/view.ts); one that does not fit is an
+ * error that says where, never a table built from a guess.
+ */
+export function parseTableView(json: unknown, from: string): TableView {
+  const parsed = TableViewSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  throw new RouterError('MERIDIAN_E_ROUTER_SERVER', `${from} does not fit the routing view: ${where}${issue?.message ?? 'invalid'}`, {
+    hint: 'run the router and the server from the same Meridian version',
+  });
 }
 
 /** A routing view with the revision it names: everything a router needs for its table (plain data). */
 export interface FollowedTable {
-  readonly view: FollowedView;
+  readonly view: TableView;
   readonly revision: Revision;
 }
 
@@ -78,7 +72,7 @@ export interface FollowOptions extends ConnectOptions {
   /** The router's other options (GeoIP, health checks, …). */
   readonly router?: Omit<RouterOptions, 'revision' | 'endpoints' | 'state'>;
   /** Called after each view is applied, with its table version. */
-  readonly onApplied?: (view: FollowedView) => void;
+  readonly onApplied?: (view: TableView) => void;
 }
 
 /** A router that follows a server. */
@@ -94,12 +88,12 @@ export interface ServerFollower {
 const noLog: RouterLog = () => undefined;
 
 /** A short description of a table for the logs. */
-export function describeTable(view: FollowedView): string {
+export function describeTable(view: TableView): string {
   return `revision ${view.revision ?? '-'}, ${view.endpoints.length} endpoints, ${view.drained.length} drained`;
 }
 
 /** How long ago the server made the change, as a log suffix (empty when the view does not say). */
-export function lagOf(view: FollowedView, now = Date.now()): string {
+export function lagOf(view: TableView, now = Date.now()): string {
   const lag = view.at ? now - Date.parse(view.at) : Number.NaN;
   return Number.isFinite(lag) ? `, ${lag} ms after the change` : '';
 }
@@ -108,7 +102,7 @@ export function lagOf(view: FollowedView, now = Date.now()): string {
 export class FollowedRouter {
   readonly router: Router;
   readonly #source: StaticEndpoints;
-  #current: FollowedView;
+  #current: TableView;
 
   constructor(table: FollowedTable, opts: Omit<RouterOptions, 'revision' | 'endpoints' | 'state'> = {}) {
     const { view, revision } = table;
@@ -215,7 +209,7 @@ export async function connectControlPlane(opts: ConnectOptions): Promise<Control
   const waiting = new RestartBackoff(policy);
   for (;;) {
     try {
-      const view = (await getJson('api/v1/routing')) as FollowedView;
+      const view = parseTableView(await getJson('api/v1/routing'), `${base}api/v1/routing`);
       if (view.revision === null) throw new RouterError('MERIDIAN_E_ROUTER_SERVER', `the control plane at ${base} knows no fleet yet`);
       const revision = (await getJson(`api/v1/revisions/${encodeURIComponent(view.revision)}`)) as Revision;
       current = { view, revision };
@@ -233,7 +227,7 @@ export async function connectControlPlane(opts: ConnectOptions): Promise<Control
 
   // delivers tables one at a time, in order; a new revision is loaded first
   let chain = Promise.resolve();
-  const enqueue = (v: FollowedView): void => {
+  const enqueue = (v: TableView): void => {
     chain = chain
       .then(async () => {
         const revision =
@@ -286,7 +280,13 @@ export async function connectControlPlane(opts: ConnectOptions): Promise<Control
             else if (line.startsWith('id:')) id = line.slice(3).trim();
           }
           if (id !== null) lastId = id;
-          if ((event === 'table' || event === 'routing') && data.length > 0) enqueue(JSON.parse(data.join('\n')) as FollowedView);
+          if ((event === 'table' || event === 'routing') && data.length > 0) {
+            try {
+              enqueue(parseTableView(JSON.parse(data.join('\n')), `a ${event} event from ${base}`));
+            } catch (err) {
+              log('warn', `${(err as Error).message}; keeping routing table ${current.view.tableVersion}`);
+            }
+          }
         }
       }
     } catch (err) {

@@ -8,7 +8,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { RouterLog } from './router.js';
 import { connectControlPlane, describeTable, FollowedRouter, lagOf, type FollowedTable } from './server-follower.js';
-import { superviseWorkers, type FollowingConfig, type RunningRouter } from './standalone.js';
+import type { FollowingConfig, RunningRouter } from './router-process.js';
+import { superviseWorkers } from './workers.js';
 
 /** A worker's configuration: the router's options, without the server or its token (the primary holds them). */
 export interface RelayedWorkerConfig {

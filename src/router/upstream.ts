@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici';
 import { DEFAULT_ROUTE_TIMEOUT_MS } from '../routing/index.js';
+import type { Track } from '../routing/view.js';
 import type { RouterEndpoint } from './endpoints.js';
 import type { ProbeResult } from '../health/probe.js';
 
@@ -39,7 +40,7 @@ export class Upstream {
   readonly key: string;
   readonly service: string;
   readonly cluster: string;
-  readonly track: 'stable' | 'canary';
+  readonly track: Track;
   readonly host: string;
   readonly port: number;
   readonly origin: string;

@@ -5,7 +5,9 @@
  * the workers. Runs until SIGTERM or SIGINT.
  */
 import cluster from 'node:cluster';
-import { startStandalone, startWorkers, WORKER_CONFIG_ENV, type RunningRouter, type StandaloneConfig } from './standalone.js';
+import type { RunningRouter } from './router-process.js';
+import { startStandalone, startWorkers, type StandaloneConfig } from './standalone.js';
+import { WORKER_CONFIG_ENV } from './workers.js';
 import { isRelayedWorkerConfig, startRelayedWorker, type RelayedWorkerConfig } from './table-relay.js';
 
 const raw = process.env[WORKER_CONFIG_ENV];

@@ -1,7 +1,7 @@
 /**
  * One row of the routing table: for one service, one client home region and one flag variant, which
  * clusters may serve, in which priority levels, with which share of the traffic. Steps 2–6 of
- * DESIGN.md "Routing", in that order; each step only narrows what the one before left.
+ * docs/routing.md "The decision, step by step", in that order; each step only narrows what the one before left.
  */
 import { capLoads } from './capacity.js';
 import { STATUS, regionOrder, type Model, type RegionOrder, type ResidencyRule } from './model.js';

@@ -13,6 +13,7 @@ import { FINAL_STATES } from '../rollout/events.js';
 import { asSpec } from '../rollout/rollout-spec.js';
 import { rolloutView } from '../rollout/summary.js';
 import { trafficTable } from '../routing/traffic-table.js';
+import type { RoutingEndpoint, RoutingShare, RoutingView, TableView, Track } from '../routing/view.js';
 import type { Actor, AuditEntry, RolloutRecord, Store } from '../store/store.js';
 import type { Endpoint, TrackStatus } from '../targets/target.js';
 import { ApiError } from './api-error.js';
@@ -20,54 +21,12 @@ import type { EventHub } from './event-hub.js';
 import type { FleetDrain, FleetLink } from './fleet-link.js';
 import { sampleOf, trafficBetween, type TrafficSample, type TrafficView } from './traffic-sampler.js';
 
-/** One endpoint as routers receive it. */
-export interface RoutingEndpoint {
-  readonly cluster: string;
-  readonly service: string;
-  readonly track: 'stable' | 'canary';
-  readonly version: string;
-  readonly host: string;
-  readonly port: number;
-  readonly healthy: boolean;
-  readonly replica: string;
-}
-
-/** A share of one client region's traffic. */
-export interface RoutingShare {
-  readonly cluster: string;
-  readonly version: string;
-  readonly share: number;
-}
-
-/**
- * What routers follow (the `table` event): the routing view without the traffic shares, published as
- * soon as something changes, before the shares are computed.
- */
-export type TableView = Omit<RoutingView, 'services'>;
-
-/**
- * The routing view: what `GET /api/v1/routing` answers and every `routing` event carries, whole. Routers
- * follow `revision`, `endpoints`, `canary`, `drained` and `flags` (through `table` events); the dashboard
- * reads `services`.
- */
-export interface RoutingView {
-  /** Goes up by one whenever anything a router follows changes. */
-  readonly tableVersion: number;
-  readonly revision: string | null;
-  readonly at: string;
-  /** service → client region → where its traffic goes, by cluster and version (shares of 1). */
-  readonly services: Readonly<Record<string, Readonly<Record<string, readonly RoutingShare[]>>>>;
-  readonly drained: readonly string[];
-  readonly canary: Readonly<Record<string, Readonly<Record<string, { readonly weight: number; readonly version: string }>>>>;
-  /** flag → region → gate in force (operators' settings over the fleet file). */
-  readonly flags: Readonly<Record<string, Readonly<Record<string, { readonly enabled: boolean; readonly percent: number }>>>>;
-  readonly endpoints: readonly RoutingEndpoint[];
-}
+export type { RoutingEndpoint, RoutingShare, RoutingView, TableView } from '../routing/view.js';
 
 /** One service track in a cluster, for `GET /api/v1/clusters`. */
 export interface ClusterServiceView {
   readonly service: string;
-  readonly track: 'stable' | 'canary';
+  readonly track: Track;
   readonly revision: string;
   readonly version: string;
   readonly healthy: boolean;

@@ -4,6 +4,7 @@
  * response against them (test/server-openapi.test.ts).
  */
 import { z } from 'zod';
+import { RoutingViewSchema } from '../routing/view.js';
 import { PERMISSIONS, ROLES } from './auth/roles.js';
 import { MAX_TOKEN_LIFETIME_HOURS } from './auth/tokens.js';
 import { EVENT_TYPES } from './event-hub.js';
@@ -78,29 +79,8 @@ export const Cluster = z.object({
   services: z.array(ClusterService),
 });
 
-const Canary = z.object({ weight: z.number(), version: z.string() });
-
-export const Routing = z.object({
-  tableVersion: z.number().int().describe('goes up by one on every change a router follows'),
-  revision: z.string().nullable(),
-  at: iso,
-  services: z.record(z.string(), z.record(z.string(), z.array(z.object({ cluster: z.string(), version: z.string(), share: z.number() })))),
-  drained: z.array(z.string()),
-  canary: z.record(z.string(), z.record(z.string(), Canary)),
-  flags: z.record(z.string(), z.record(z.string(), z.object({ enabled: z.boolean(), percent: z.number() }))),
-  endpoints: z.array(
-    z.object({
-      cluster: z.string(),
-      service: z.string(),
-      track: z.enum(['stable', 'canary']),
-      version: z.string(),
-      host: z.string(),
-      port: z.number(),
-      healthy: z.boolean(),
-      replica: z.string(),
-    }),
-  ),
-});
+/** The routing view (src/routing/view.ts): the one contract between the control plane and routers. */
+export const Routing = RoutingViewSchema;
 
 export const Traffic = z.object({
   at: iso,

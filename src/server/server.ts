@@ -27,7 +27,7 @@ import { compile, match, type CompiledRoute, type RouteSpec } from './route.js';
 import { apiRoutes, flagDefinitions } from './routes.js';
 import { ServerMetrics } from './server-metrics.js';
 import { staticHandler } from './static.js';
-import { registerRolloutMetrics } from '../telemetry/rollout-metrics.js';
+import { registerRolloutMetrics } from '../rollout/rollout-metrics.js';
 
 /** The version the server reports. */
 export const SERVER_VERSION = '0.1.0';
@@ -151,7 +151,7 @@ function requestUrl(target: string): URL {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = new ServerMetrics();
   let state: ControlState | null = null;
-  // rollout metrics (src/telemetry/rollout-metrics.ts), fed with every rollout event the store holds, in order
+  // rollout metrics (src/rollout/rollout-metrics.ts), fed with every rollout event the store holds, in order
   const rolloutMetrics = registerRolloutMetrics(metrics.registry, {
     ...(opts.written ? { revision: opts.written } : {}),
     regionOf: (cluster) => state?.revision?.clusters[cluster]?.region,

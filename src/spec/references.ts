@@ -1,6 +1,5 @@
 /** Cross-field rules: every name the fleet refers to exists. A typo in a selector must not silently match nothing. */
-import type { Finding } from '../validate/finding.js';
-import { formatPath } from '../validate/finding.js';
+import { type Finding, formatPath } from '../findings/finding.js';
 import type { Fleet, Selector } from './schema.js';
 import { closest } from './schema-walk.js';
 import type { SourceMap } from './source-map.js';

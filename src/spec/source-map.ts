@@ -1,7 +1,7 @@
 /** Maps a path in the merged fleet back to file:line:col in the YAML it came from. */
 import type { LineCounter } from 'yaml';
 import { isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
-import type { SourceLocation } from '../errors.js';
+import type { SourceLocation } from '../findings/finding.js';
 
 /** One parsed YAML file of a fleet. */
 export interface SourceFile {

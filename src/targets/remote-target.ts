@@ -5,8 +5,8 @@
  */
 import { isErrorCode, isErrorCodeOf } from '../error-codes.js';
 import { MeridianError } from '../errors.js';
-import type { TrafficControl } from '../rollout/ports.js';
 import { TargetError } from './errors.js';
+import type { TrafficControl } from './traffic-control.js';
 import type { ControlDrain } from './local/control-api.js';
 import type {
   ApplyRequest,

@@ -4,18 +4,15 @@
  * Nothing here assumes processes, ports on this machine or any particular platform.
  */
 import type { RenderedCluster } from '../render/render.js';
+import type { RoutingEndpoint, Track } from '../routing/view.js';
 import { TargetError } from './errors.js';
 
 /** The kinds of driver; a cluster's `driver` field names one. */
 export const TARGET_KINDS = ['local', 'kubernetes', 'gitops'] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
 
-/**
- * Tracks of one service in one cluster: `stable` serves the traffic; during a rollout the new version runs
- * beside it as `canary` until it is promoted (applied as stable) or rolled back (canary removed).
- */
-export const TRACKS = ['stable', 'canary'] as const;
-export type Track = (typeof TRACKS)[number];
+/** Tracks of one service in one cluster (`stable`, `canary`): defined with the routing view. */
+export { TRACKS, type Track } from '../routing/view.js';
 
 /** Asks a driver to make one track of a cluster run a revision's rendered state. */
 export interface ApplyRequest {
@@ -83,19 +80,9 @@ export interface ClusterStatus {
   readonly services: Readonly<Record<string, Partial<Record<Track, TrackStatus>>>>;
 }
 
-/** Where one replica of a service track can be reached. */
-export interface Endpoint {
-  readonly cluster: string;
-  readonly service: string;
-  readonly track: Track;
-  readonly version: string;
+/** Where one replica of a service track can be reached: what routers get (a {@link RoutingEndpoint}), and the revision it runs. */
+export interface Endpoint extends RoutingEndpoint {
   readonly revisionId: string;
-  readonly host: string;
-  readonly port: number;
-  /** The replica passes its health checks. */
-  readonly healthy: boolean;
-  /** Same as {@link ReplicaStatus.id}. */
-  readonly replica: string;
 }
 
 /** Changes a driver reports as they happen, so that the router can react without polling. */

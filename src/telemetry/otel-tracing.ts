@@ -2,7 +2,7 @@
  * The OpenTelemetry SDK behind {@link Tracing}: a tracer provider of its own (nothing registered
  * globally), a batch processor and the OTLP/HTTP (JSON) exporter. Loaded only when tracing is on.
  */
-import { ROOT_CONTEXT, trace, TraceFlags, type Context, type Tracer } from '@opentelemetry/api';
+import type { Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -19,8 +19,7 @@ import {
   type SamplingResult,
 } from '@opentelemetry/sdk-trace-base';
 import { OtelRequestTracer, type RequestTracer } from './request-tracing.js';
-import { RolloutTracer } from './rollout-tracing.js';
-import type { RolloutSpans, Tracing, TracingConfig, TracingOptions } from './tracing.js';
+import type { Tracing, TracingConfig, TracingOptions } from './tracing.js';
 
 /**
  * Random ids, except for the next span whose ids were given with {@link SeededIds.seed}: rollout spans
@@ -49,11 +48,6 @@ export class SeededIds implements IdGenerator {
     this.#spanId = null;
     return s ?? this.#random.generateSpanId();
   }
-}
-
-/** A context whose parent is the (remote, sampled) span `spanId` of trace `traceId`. */
-export function parentContext(traceId: string, spanId: string): Context {
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true });
 }
 
 /**
@@ -98,10 +92,6 @@ export class OtelTracing implements Tracing {
 
   requestTracer(): RequestTracer {
     return new OtelRequestTracer(this);
-  }
-
-  rolloutTracer(): RolloutSpans {
-    return new RolloutTracer(this);
   }
 
   /** Sends every finished span now. */

@@ -4,9 +4,8 @@
  * `OTEL_TRACES_EXPORTER`, …) — and off, with nothing created, when not. No global state: each
  * {@link Tracing} has its own provider, so a process may hold several (tests) and none is registered.
  */
-import { createHash } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import { MeridianError } from '../errors.js';
-import type { RolloutEventRecord, RolloutRecord } from '../store/store.js';
 import type { RequestTracer } from './request-tracing.js';
 
 /** Where and how traces go. */
@@ -127,36 +126,15 @@ export function tracingConfig(opts: {
   };
 }
 
-/** Hex digest of `parts`, cut to `hexDigits` (never all zeros, which W3C forbids). */
-export function derivedId(hexDigits: 16 | 32, ...parts: readonly (string | number)[]): string {
-  const id = createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, hexDigits);
-  return /^0+$/.test(id) ? `${id.slice(0, -1)}1` : id;
-}
-
-/** The trace id of a rollout's trace (for links from logs, the dashboard and CI summaries). */
-export function rolloutTraceId(rolloutId: string): string {
-  return derivedId(32, 'meridian-rollout', rolloutId);
-}
-
-/** What a rollout's events feed (see src/telemetry/rollout-tracing.ts). */
-export interface RolloutSpans {
-  /** Feeds one event (every event in `seq` order); `replay` rebuilds the state without exporting. */
-  observe(
-    event: RolloutEventRecord,
-    rollout: Pick<RolloutRecord, 'id' | 'fleet' | 'kind' | 'spec' | 'createdAt' | 'toRevision' | 'fromRevision'>,
-    opts?: { replay?: boolean },
-  ): void;
-  /** Rollouts whose trace is still open. */
-  readonly open: number;
-}
-
 /** Tracing that is on: a tracer provider exporting to the configured collector. */
 export interface Tracing {
   readonly config: TracingConfig;
   /** A tracer of routed requests, for the router's `tracer` option. */
   requestTracer(): RequestTracer;
-  /** A new follower of rollout events that turns them into spans. */
-  rolloutTracer(): RolloutSpans;
+  /** The tracer, for followers that make spans of their own (src/rollout/rollout-tracing.ts). */
+  readonly tracer: Tracer;
+  /** Gives the next span started on {@link tracer} these ids (one use), so a trace continues across processes. */
+  readonly ids: { seed(spanId: string, traceId?: string): void };
   /** Sends every finished span now. */
   flush(): Promise<void>;
   /** Flushes and stops. */

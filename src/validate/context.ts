@@ -3,13 +3,12 @@
  * recorded state, wave membership, and helpers that turn a rendered value back into the YAML node
  * that set it.
  */
-import type { SourceLocation } from '../errors.js';
+import { type SourceLocation, formatPath } from '../findings/finding.js';
 import { type WaveMembers, wavesOf } from '../plan/waves.js';
 import type { RenderedCluster, RenderResult, Revision } from '../render/render.js';
 import type { ClusterFacts } from '../render/selector.js';
 import type { LoadedFleet } from '../spec/load.js';
 import { BUILTIN_RULES, type BuiltinRule, type Fleet } from '../spec/schema.js';
-import { formatPath } from './finding.js';
 
 /** Where a rendered value came from: the path (as segments and dotted) and its file:line:col. */
 export interface Origin {

@@ -1,5 +1,5 @@
 /** The exit code of `meridian validate`: 0 clean, 1 findings, 2 unusable input. */
-import { failing, type Finding } from './finding.js';
+import { failing, type Finding } from '../findings/finding.js';
 
 export const VALIDATE_EXIT = { clean: 0, findings: 1, unusable: 2 } as const;
 

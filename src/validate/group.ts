@@ -3,7 +3,7 @@
  * that are the same problem at the same place into one that names a few clusters and the count.
  */
 import { fewOf } from './context.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../findings/finding.js';
 
 function groupKey(f: Finding): string {
   return JSON.stringify([

@@ -21,7 +21,7 @@ import { checkSecrets } from './checks/secrets.js';
 import { checkTlsIngress } from './checks/tls-ingress.js';
 import { checkVersions } from './checks/versions.js';
 import { type CheckContext, createContext } from './context.js';
-import { type Finding, compareFindings } from './finding.js';
+import { type Finding, compareFindings } from '../findings/finding.js';
 import { groupFindings } from './group.js';
 import { applyWaivers } from './waivers.js';
 

@@ -7,7 +7,7 @@ import { render } from '../render/render.js';
 import type { SecretPresence } from '../secrets/presence.js';
 import { tryLoadFleet } from '../spec/load.js';
 import { exitCodeFor } from './exit-code.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../findings/finding.js';
 import { PREFLIGHT_CHECKS, preflight } from './preflight.js';
 
 export interface ValidateResult {

@@ -6,9 +6,9 @@
  */
 import { closest } from '../spec/schema-walk.js';
 import { BUILTIN_RULES, type Fleet } from '../spec/schema.js';
-import { PREFLIGHT_CODES } from './codes.js';
+import { PREFLIGHT_CODES } from '../findings/codes.js';
 import type { CheckContext } from './context.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../findings/finding.js';
 
 type Waiver = NonNullable<NonNullable<Fleet['policies']>['waivers']>[number];
 

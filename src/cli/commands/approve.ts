@@ -11,9 +11,8 @@ import { asSpec } from '../../rollout/rollout-spec.js';
 import { resolveActor } from '../../store/actor.js';
 import { parseDuration } from '../../units/duration.js';
 import { EXIT } from '../exit-codes.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 import { findRollout } from './rollout.js';
 
 interface DecisionFlags {

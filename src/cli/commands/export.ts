@@ -6,8 +6,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { alertRules, alertRulesYaml, type AlertOptions } from '../../telemetry/alerts.js';
 import { parseDuration } from '../../units/duration.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import { type Io, write, type Result } from '../io.js';
 import { loadAndRender } from './render.js';
 import { writeNamedFile } from '../options.js';
 

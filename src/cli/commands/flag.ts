@@ -22,9 +22,8 @@ import { loadFleet } from '../../spec/load.js';
 import { resolveStoreSpec } from '../../store/open-store.js';
 import { resolveActor } from '../../store/actor.js';
 import type { Fleet } from '../../spec/schema.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 
 interface CommonFlags {
   fleet: string;

@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { Help, type Command } from 'commander';
 import type { Io } from '../io.js';
 
-/** Where a command leaves its exit code. */
-export interface Result {
-  code: number;
-}
+import type { Result } from '../io.js';
+
+/** @deprecated import `Result` from src/cli/io.ts (kept while other branches' commands still import it from here). */
+export type { Result } from '../io.js';
 
 type Register = (program: Command, io: Io, result: Result) => void;
 

@@ -7,9 +7,8 @@ import { baselineRevisionId, makePlan } from '../../plan/plan.js';
 import { formatPlan } from '../../plan/format-plan.js';
 import { clientShares } from '../../routing/traffic-table.js';
 import { resolveActor } from '../../store/actor.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
 import { writeNamedFile } from '../options.js';
 

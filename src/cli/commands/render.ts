@@ -1,13 +1,13 @@
 /** `meridian render`: the per-cluster desired state, byte-stable, and where any value came from. */
 import { Option, type Command } from 'commander';
 import { stringify } from 'yaml';
-import { UsageError, formatLocation } from '../../errors.js';
+import { UsageError } from '../../errors.js';
+import { formatLocation } from '../../findings/finding.js';
 import { sortKeys } from '../../render/canonical.js';
 import { render, type RenderResult } from '../../render/render.js';
 import { loadFleet, type LoadedFleet } from '../../spec/load.js';
 import { InputError } from '../../errors.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import { type Io, write, type Result } from '../io.js';
 
 /** Loads and renders a fleet; render-time problems (unresolved placeholders) make the input unusable. */
 export function loadAndRender(dir: string): { loaded: LoadedFleet; rendered: RenderResult } {

@@ -12,9 +12,8 @@ import { defaultTarget, knownGood, rollbackSpec } from '../../rollout/rollback.j
 import { resolveActor } from '../../store/actor.js';
 import { parseDuration } from '../../units/duration.js';
 import { EXIT } from '../exit-codes.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 import { connectFleet, driveAndReport, type DriveFlags, driveOptions } from './rollout.js';
 
 interface RollbackFlags extends DriveFlags {

@@ -23,9 +23,8 @@ import { RemoteTarget } from '../../targets/remote-target.js';
 import { parseDuration } from '../../units/duration.js';
 import { startTracing } from '../../telemetry/tracing.js';
 import { EXIT } from '../exit-codes.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 import { clientShares } from '../../routing/traffic-table.js';
 import { loadAndRender } from './render.js';
 import { readUpInfo } from '../up-info.js';
@@ -167,7 +166,8 @@ export async function driveAndReport(
   if (!first) throw new RolloutError('MERIDIAN_E_ROLLOUT_UNKNOWN', `there is no rollout ${id}`);
   const spec = asSpec(first.spec);
   const tracing = await startTracing({ otlp: flags.otlp, serviceName: 'meridian', env: io.env });
-  const traces = tracing ? tracing.rolloutTracer() : null;
+  // loaded only when tracing is on, as the OpenTelemetry SDK is
+  const traces = tracing ? (await import('../../rollout/rollout-tracing.js')).rolloutTracer(tracing) : null;
   const onEvent = (e: Parameters<typeof describeEvent>[0]): void => {
     traces?.observe(e, first);
     if (flags.output === 'jsonl') io.out.write(`${JSON.stringify(eventJson(e))}\n`);

@@ -7,8 +7,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { formatTrafficTable, trafficTable } from '../../routing/traffic-table.js';
 import { simulatedState } from '../../routing/state.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import { type Io, write, type Result } from '../io.js';
 import { loadAndRender } from './render.js';
 
 const list = (v: string, prev: string[] = []): string[] => [

@@ -8,9 +8,9 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { parseDuration } from '../../units/duration.js';
 import type { RouterLog } from '../../router/router.js';
-import { startFollowing, startStandalone, startWorkers, type RunningRouter, type StandaloneConfig } from '../../router/standalone.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import type { RunningRouter } from '../../router/router-process.js';
+import { startFollowing, startStandalone, startWorkers, type StandaloneConfig } from '../../router/standalone.js';
+import { type Io, write, type Result } from '../io.js';
 
 interface RouterFlags {
   fleet: string;

@@ -1,8 +1,7 @@
 /** `meridian schema`: prints the fleet description's JSON Schema (for editors and CI). */
 import type { Command } from 'commander';
 import { fleetJsonSchema } from '../../spec/schema.js';
-import { type Io, write } from '../io.js';
-import type { Result } from './index.js';
+import { type Io, write, type Result } from '../io.js';
 
 /** The JSON Schema as committed in schema/fleet.schema.json. */
 export function schemaText(): string {

@@ -17,10 +17,9 @@ import { startServer, type RunningServer } from '../../server/server.js';
 import { dashboardDir } from '../../server/static.js';
 import { resolveActor } from '../../store/actor.js';
 import type { Store } from '../../store/store.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
 import { readUpInfo } from '../up-info.js';
-import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
 
 interface ServeFlags {

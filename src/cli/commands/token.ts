@@ -9,9 +9,8 @@ import { isRole, ROLES } from '../../server/auth/roles.js';
 import { MAX_TOKEN_LIFETIME_HOURS, newApiToken } from '../../server/auth/tokens.js';
 import { resolveActor } from '../../store/actor.js';
 import { parseDuration } from '../../units/duration.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 
 interface CommonFlags {
   state?: string;

@@ -25,10 +25,9 @@ import { startClusters } from '../../targets/local/local-fleet.js';
 import { installShutdownHandlers } from '../../targets/shutdown.js';
 import { report } from '../../validate/report/index.js';
 import { validateFleet } from '../../validate/run.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { readUpInfo, type UpInfo, upFile } from '../up-info.js';
 import { storeFor } from '../state.js';
-import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
 
 export { readUpInfo, type UpInfo } from '../up-info.js';

@@ -2,9 +2,8 @@
 import { Option, type Command } from 'commander';
 import { OUTPUTS, report, type Output } from '../../validate/report/index.js';
 import { validateFleet } from '../../validate/run.js';
-import { type Io, write } from '../io.js';
+import { type Io, write, type Result } from '../io.js';
 import { recordedState } from '../state.js';
-import type { Result } from './index.js';
 import { writeNamedFile } from '../options.js';
 
 export function registerValidate(program: Command, io: Io, result: Result): void {

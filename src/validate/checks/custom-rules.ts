@@ -9,7 +9,7 @@ import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 import type { RenderedService } from '../../render/render.js';
 import { matches } from '../../render/selector.js';
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 let celEnv: Environment | undefined;
 function environment(): Environment {

@@ -2,9 +2,8 @@
  * Image digests: every image pinned by digest (built-in rule `digest-pinned`), and one service version
  * is one image everywhere — in every cluster of the new revision and in what clusters run now.
  */
-import { formatLocation } from '../../errors.js';
+import { formatLocation, type Finding } from '../../findings/finding.js';
 import { type CheckContext, valueAt } from '../context.js';
-import type { Finding } from '../finding.js';
 
 /** `sha256:0123456789ab…`, short enough for a message. */
 export function shortDigest(d: string): string {

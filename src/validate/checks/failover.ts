@@ -9,7 +9,7 @@
  */
 import type { Routing } from '../../spec/schema.js';
 import { type CheckContext, fewOf } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 import { safetyPolicy } from '../../recovery/policy.js';
 import { type AppliedRule, ruleFor, servable, type Shortfall } from '../../routing/servable.js';
 

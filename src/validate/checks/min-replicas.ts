@@ -1,6 +1,6 @@
 /** Built-in rule `min-replicas`: every service runs at least `policies.settings.minReplicas` replicas (default 2). */
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 export const DEFAULT_MIN_REPLICAS = 2;
 

@@ -4,9 +4,8 @@
  * are findings at the value's node, with the value masked.
  */
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
-import { formatPath } from '../finding.js';
-import { looksLikeSecret, maskSecret } from '../secret-scan.js';
+import { type Finding, formatPath } from '../../findings/finding.js';
+import { looksLikeSecret, maskSecret } from '../../secrets/secret-scan.js';
 
 interface Scanned {
   readonly path: PropertyKey[];

@@ -1,6 +1,6 @@
 /** Placement: a service that no cluster runs is probably a placement mistake (a warning). */
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 export function checkPlacement(ctx: CheckContext): Finding[] {
   const findings: Finding[] = [];

@@ -7,7 +7,7 @@ import { canonicalJson } from '../../render/canonical.js';
 import type { RenderedCluster, RenderedService } from '../../render/render.js';
 import { formatMemory, parseCpu, parseMemory } from '../../units/quantity.js';
 import { type CheckContext, fewOf } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 type Dim = 'cpu' | 'memory';
 type Usage = Record<Dim, number>;

@@ -5,7 +5,7 @@
  */
 import type { Routing } from '../../spec/schema.js';
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 import { type AppliedRule, allows, ruleFor } from '../../routing/servable.js';
 
 /** The client jurisdictions to check: those of regions that are home for some countries, and `default`. */

@@ -1,6 +1,6 @@
 /** Built-in rule `resources-required`: every service requests CPU and memory (quotas and schedulers need both). */
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 export function checkResourcesRequired(ctx: CheckContext): Finding[] {
   if (!ctx.rules.has('resources-required')) return [];

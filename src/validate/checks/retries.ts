@@ -1,7 +1,7 @@
 /** Retries: a per-try timeout that is not shorter than the request's timeout can never lead to a retry (a warning). */
 import { DEFAULT_ROUTE_TIMEOUT_MS, routeTimeouts } from '../../routing/index.js';
 import type { CheckContext } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 export function checkRetries(ctx: CheckContext): Finding[] {
   const findings: Finding[] = [];

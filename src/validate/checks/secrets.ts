@@ -6,7 +6,7 @@
 import { parseSecretRef } from '../../secrets/ref.js';
 import type { SecretLookup, SecretPresence } from '../../secrets/presence.js';
 import { type CheckContext, valueAt } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 /** How many store lookups run at once. */
 const CONCURRENCY = 16;

@@ -1,7 +1,7 @@
 /** Built-in rule `tls-ingress`: an ingress is served over TLS. */
 import type { CheckContext } from '../context.js';
 import { valueAt } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 export function checkTlsIngress(ctx: CheckContext): Finding[] {
   if (!ctx.rules.has('tls-ingress')) return [];

@@ -11,7 +11,7 @@
 import semver from 'semver';
 import type { RenderedCluster } from '../../render/render.js';
 import { type CheckContext, type Origin, fewOf } from '../context.js';
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 /** One running version of a service on one cluster at one stage. */
 interface Instance {

@@ -3,7 +3,7 @@
  * (`::error file=F,line=L,col=C,title=CODE::message`), escaped as the runner expects: `%`, `\r`, `\n`
  * everywhere, and `:` and `,` too in properties. Warnings are `::warning`, waived findings `::notice`.
  */
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 import { summarize, summaryLine } from './summary.js';
 
 /** Escapes a command's message. */

@@ -1,5 +1,5 @@
 /** The reporters of `meridian validate`: pure functions from findings to text. */
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 import { formatGithub } from './github.js';
 import { formatJson } from './json.js';
 import { formatJunit, type JunitOptions } from './junit.js';

@@ -1,5 +1,5 @@
 /** The JSON reporter: `{ ok, summary, findings }` with a fixed key order, for machines. */
-import { failing, type Finding } from '../finding.js';
+import { failing, type Finding } from '../../findings/finding.js';
 import { summarize } from './summary.js';
 
 /** One finding with its keys in a fixed order; absent fields are left out. */

@@ -4,8 +4,7 @@
  * findings are passing test cases that say so in `<system-out>` / `<skipped>`, so CI shows them
  * without failing.
  */
-import { formatLocation } from '../../errors.js';
-import type { Finding } from '../finding.js';
+import { formatLocation, type Finding } from '../../findings/finding.js';
 
 export interface JunitOptions {
   /** Every check that ran (a passing test case each when it found nothing); default: the checks seen. */

@@ -1,5 +1,5 @@
 /** Counts shared by the reporters. */
-import type { Finding } from '../finding.js';
+import type { Finding } from '../../findings/finding.js';
 
 export interface Summary {
   /** Errors that no waiver covers: any fails the run. */

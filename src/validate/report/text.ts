@@ -2,8 +2,7 @@
  * The human reporter: findings grouped by file, each as `file:line:col  CODE  message` and
  * `  fix: …`, then a summary line. Colour only when asked (the CLI asks on a terminal).
  */
-import { formatLocation } from '../../errors.js';
-import type { Finding } from '../finding.js';
+import { formatLocation, type Finding } from '../../findings/finding.js';
 import { summarize, summaryLine } from './summary.js';
 
 export interface TextOptions {

@@ -4,7 +4,7 @@
  * kind it does not know, or a field it lacks, reads as absent rather than throwing, so a newer engine's
  * events never break metrics or traces.
  */
-import type { RolloutSpec } from '../rollout/rollout-spec.js';
+import type { RolloutSpec } from './rollout-spec.js';
 import type { JsonValue, RolloutEventRecord, RolloutRecord } from '../store/store.js';
 
 /** Where a rollout is (see `positionOf` in src/rollout/events.ts). */

@@ -1,5 +1,16 @@
-/** A finding: one problem in a fleet, with a stable code, where it is, and how to fix it. */
-import type { SourceLocation } from '../errors.js';
+/** A finding: one problem in a fleet, with a stable code, where it is, and how to fix it (the ground floor: imports nothing). */
+
+/** Where in the fleet description something is. */
+export interface SourceLocation {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+}
+
+/** Formats `file:line:col`, or the empty string when the location is unknown. */
+export function formatLocation(loc: SourceLocation | undefined): string {
+  return loc ? `${loc.file}:${loc.line}:${loc.col}` : '';
+}
 
 export type Severity = 'error' | 'warning';
 

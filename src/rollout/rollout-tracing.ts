@@ -6,11 +6,11 @@
  * same trace: feed it the earlier events with `replay` first (nothing is exported for them).
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type AttributeValue } from '@opentelemetry/api';
-import type { RolloutSpec } from '../rollout/rollout-spec.js';
+import type { RolloutSpec } from './rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord } from '../store/store.js';
-import { batchClusters, gateResults, readEvent, specOf, strings, waveName, type RolloutEventView } from './rollout-events.js';
-import { parentContext, type OtelTracing } from './otel-tracing.js';
-import { derivedId, rolloutTraceId, type RolloutSpans } from './tracing.js';
+import { batchClusters, gateResults, readEvent, specOf, strings, waveName, type RolloutEventView } from './event-view.js';
+import { derivedId, parentContext } from '../telemetry/trace-ids.js';
+import type { Tracing } from '../telemetry/tracing.js';
 
 interface Pending {
   readonly name: string;
@@ -32,12 +32,34 @@ interface Followed {
   rollback: Pending | null;
 }
 
+/** The trace id of a rollout's trace (for links from logs, the dashboard and CI summaries). */
+export function rolloutTraceId(rolloutId: string): string {
+  return derivedId(32, 'meridian-rollout', rolloutId);
+}
+
+/** What a rollout's events feed. */
+export interface RolloutSpans {
+  /** Feeds one event (every event in `seq` order); `replay` rebuilds the state without exporting. */
+  observe(
+    event: RolloutEventRecord,
+    rollout: Pick<RolloutRecord, 'id' | 'fleet' | 'kind' | 'spec' | 'createdAt' | 'toRevision' | 'fromRevision'>,
+    opts?: { replay?: boolean },
+  ): void;
+  /** Rollouts whose trace is still open. */
+  readonly open: number;
+}
+
+/** A new follower of rollout events that turns them into spans on `tracing`. */
+export function rolloutTracer(tracing: Tracing): RolloutSpans {
+  return new RolloutTracer(tracing);
+}
+
 /** Turns rollout events into spans on a {@link Tracing}. */
 export class RolloutTracer implements RolloutSpans {
-  readonly #tracing: OtelTracing;
+  readonly #tracing: Tracing;
   readonly #followed = new Map<string, Followed>();
 
-  constructor(tracing: OtelTracing) {
+  constructor(tracing: Tracing) {
     this.#tracing = tracing;
   }
 

@@ -6,9 +6,9 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Revision } from '../render/render.js';
-import type { RolloutSpec } from '../rollout/rollout-spec.js';
+import type { RolloutSpec } from './rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord } from '../store/store.js';
-import { batchClusters, gateResults, readEvent, specOf, strings, waveName, type RolloutEventView } from './rollout-events.js';
+import { batchClusters, gateResults, readEvent, specOf, strings, waveName, type RolloutEventView } from './event-view.js';
 
 /** Buckets of deployment and rollback durations, seconds: 5 s … 4 h. */
 export const ROLLOUT_DURATION_BUCKETS: readonly number[] = [5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400];

@@ -1,7 +1,7 @@
 /** Traffic control through a {@link Router} in this process (what `meridian up` and the tests use). */
 import type { Revision } from '../render/render.js';
-import type { Router } from '../router/router.js';
-import type { TrafficControl } from './ports.js';
+import type { Router } from './router.js';
+import type { TrafficControl } from '../targets/traffic-control.js';
 
 /** Sets canary weights on a router; the table is rebuilt at once so that the weight is in force on return. */
 export class RouterTraffic implements TrafficControl {
