@@ -152,8 +152,16 @@ function formatMeasured(m: Measured | null, unit: MetricVerdict['unit']): string
   if (!m) return 'none';
   const o = m.observation;
   const value = `${m.valueBound === 'at-least' ? '≥' : ''}${formatValue(m.value, unit)}`;
-  if (o.kind === 'error-rate') return `${value} (${o.errors}/${o.requests})`;
-  return m.samples === null ? value : `${value} (n=${m.samples})`;
+  const c = o.kind === 'value' ? undefined : o.clients;
+  const seen =
+    c === undefined
+      ? ''
+      : o.kind === 'error-rate'
+        ? `; clients saw ${c.errors}/${c.requests}`
+        : `; clients saw ${formatValue(c.latencyMs ?? null, unit)} (n=${c.requests})`;
+  const of = o.kind !== 'value' && o.basis === 'attempts' ? ' attempts' : '';
+  if (o.kind === 'error-rate') return `${value} (${o.errors}/${o.requests}${of}${seen})`;
+  return m.samples === null ? value : `${value} (n=${m.samples}${of}${seen})`;
 }
 
 /** `12:00:00Z` for a window bound on the same day as the other, else the whole instant. */
