@@ -9,6 +9,7 @@ import type { Metric } from '../../spec/schema.js';
 import { metricKind } from './metric-kind.js';
 import { type ExpositionSample, parseExposition } from './exposition.js';
 import { type Bucket, type ClientView, type MetricSample, type Observation, SAMPLE_ERROR_CODES, latencyQuantile } from './observation.js';
+import type { CanarySignals } from './canary-signals.js';
 import { type MetricSource, type SampleContext, failedSample } from './sources.js';
 
 /** The counters of one service's version in one cluster, since the router started. */
@@ -328,6 +329,28 @@ export function routerSample(metric: Metric, ctx: SampleContext, start: RouterCo
     error: null,
     notes,
   };
+}
+
+/**
+ * What the router saw of the canary's endpoints between two snapshots (pure): canary endpoints taken out
+ * of rotation, by cluster and cause, and the canary's share of the attempts to canary and baseline in the
+ * wave's clusters, against its `weight` (percent).
+ */
+export function routerSignals(ctx: SampleContext, start: RouterCounters, end: RouterCounters, weight: number): CanarySignals {
+  const clusters = new Set(ctx.clusters);
+  const series = diffCounters(start, end).filter((s) => s.service === ctx.service && clusters.has(s.cluster));
+  const takenOut: { cluster: string; cause: string; count: number }[] = [];
+  for (const s of series) {
+    if (s.version !== ctx.canaryVersion) continue;
+    for (const [cause, count] of Object.entries(s.takenOut ?? {})) if (count > 0) takenOut.push({ cluster: s.cluster, cause, count });
+  }
+  const attemptsOf = (v: string) => series.filter((s) => s.version === v).reduce((a, s) => a + (s.attempts ?? 0), 0);
+  const canary = attemptsOf(ctx.canaryVersion);
+  const share =
+    ctx.baselineVersion === null || ctx.baselineVersion === ctx.canaryVersion
+      ? null
+      : { canary, total: canary + attemptsOf(ctx.baselineVersion), weight };
+  return { takenOut: takenOut.sort((a, b) => a.cluster.localeCompare(b.cluster) || a.cause.localeCompare(b.cause)), share };
 }
 
 /** How the router source reads the counters: in process, or from a router's admin endpoint. */

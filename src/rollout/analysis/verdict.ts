@@ -5,6 +5,7 @@
  * reads them back with the schemas here.
  */
 import { z } from 'zod';
+import { SignalJudgement } from './canary-signals.js';
 import { Observation, SampleError, Window } from './observation.js';
 
 /** The outcome of one measurement, as judged. `no-data` is mapped by the metric's `onNoData`. */
@@ -117,6 +118,10 @@ export const StepVerdict = z.strictObject({
   metrics: z.array(MetricStanding),
   /** The measurements judged in this call, in the order of the analysis's metrics: append them to the history. */
   measurements: z.array(MetricVerdict),
+  /** How long past the step's end it measured, waiting for samples (ms; absent: not past the end). */
+  waitedMs: z.number().optional(),
+  /** The canary's endpoints and traffic share over the window, judged (absent: not known). */
+  signals: SignalJudgement.optional(),
 });
 export type StepVerdict = z.output<typeof StepVerdict>;
 
