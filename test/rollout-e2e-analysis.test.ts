@@ -104,6 +104,8 @@ interface Gate {
     window?: unknown;
     thresholds?: { max: number };
     canary?: { observation: { requests: number; errors: number; basis?: string; clients?: { requests: number; errors: number } } };
+    name?: string;
+    reason?: string;
   }[];
 }
 interface Status {
@@ -183,8 +185,16 @@ async function rolledBackInTheCanaryWave(run: Exit, traffic: TrafficReport, bad:
   // judged on attempts, with what clients saw beside them: the retries hid failures from clients
   const seen = verdict?.canary?.observation;
   expect(seen?.basis).toBe('attempts');
-  expect(seen?.errors).toBeGreaterThan(0);
-  expect(seen?.clients?.errors ?? 0).toBeLessThan(seen?.errors ?? 0);
+  // the step fails on the canary's failed attempts — or, first, on a canary endpoint taken out of rotation
+  // (on a starved machine an active health check can time out before the error rate is decided)
+  const signals = failed?.metrics.find((m) => m.name === 'canary-signals');
+  if (signals?.outcome !== 'fail') {
+    expect(verdict?.outcome, JSON.stringify(failed)).toBe('fail');
+    expect(seen?.errors).toBeGreaterThan(0);
+    expect(seen?.clients?.errors ?? 0).toBeLessThan(seen?.errors ?? 0);
+  } else {
+    expect(signals.reason).toMatch(/^canary endpoints taken out of rotation during the step: local-a /);
+  }
   expect(verdict?.window).toMatchObject({ start: expect.any(String), end: expect.any(String) });
 
   expect(touched(await events())).toEqual(['local-a']);
