@@ -313,3 +313,28 @@ describe('promtool test rules: residency, ejection, rollouts, scraping', () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe('promtool test rules: is a version failing (upstream attempts)', () => {
+  it('a canary whose failed attempts are all retried elsewhere fires MeridianVersionFailing, though clients saw no 5xx', () => {
+    const attempts = (cluster: string, version: string, outcome: string): string =>
+      `meridian_router_upstream_attempts_total{service="web",cluster="${cluster}",version="${version}",track="${version === '2.5.0' ? 'canary' : 'stable'}",outcome="${outcome}"}`;
+    const r = runTests([
+      {
+        interval: '1m',
+        input_series: [
+          ...traffic([]), // every client request answered 2xx
+          { series: attempts('eu-west-1', '2.4.0', '2xx'), values: grow(6000) },
+          { series: attempts('eu-west-1', '2.5.0', '2xx'), values: grow(540) },
+          { series: attempts('eu-west-1', '2.5.0', '5xx'), values: grow(60) }, // 10%, retried on another cluster
+          { series: attempts('eu-west-1', '2.5.0', 'aborted'), values: grow(600) }, // the client's doing: left out
+        ],
+        alert_rule_test: [
+          expected('MeridianVersionFailing', [{ fleet: 'shop', severity: 'critical', scope: 'version', service: 'web', version: '2.5.0' }]),
+          expected('MeridianRegionalErrorRate', []),
+        ],
+      },
+    ]);
+    expect(r.out).toMatch(/SUCCESS/);
+    expect(r.code).toBe(0);
+  });
+});

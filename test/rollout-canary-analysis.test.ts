@@ -77,8 +77,8 @@ describe('CanaryAnalysis', () => {
     expect(first.outcome).toBe('running');
     const m = MeasurementRecord.parse(first.metrics[0]);
     expect(m).toMatchObject({ service: 'web', metric: 'error-rate', code: 'waiting', window: { start: new Date(T0).toISOString() } });
-    expect(m.canary?.observation).toEqual({ kind: 'error-rate', requests: 60, errors: 1 });
-    expect(m.baseline?.observation).toEqual({ kind: 'error-rate', requests: 300, errors: 1 });
+    expect(m.canary?.observation).toMatchObject({ kind: 'error-rate', requests: 60, errors: 1 });
+    expect(m.baseline?.observation).toMatchObject({ kind: 'error-rate', requests: 300, errors: 1 });
     expect(m.query).toMatch(/web 2\.5\.0 in /);
 
     // 10 s more: 120 requests, 7 errors (5.8%): failed, with the first look in its history

@@ -271,15 +271,19 @@ describe('rollout engine with port fakes', () => {
       interval: '10ms',
       script: () => 'running',
     });
-    // a scripted judge that keeps saying "running" is asked again every interval until the step's end
+    // a scripted judge that keeps saying "running" is asked again every interval until the step's end, and
+    // then (as a judge short of samples does) on past it, every look final, until twice the pause has passed
     const res = await r.drive();
     expect(res.outcome).toBe('paused');
     expect(res.reason).toMatch(/still running at the step's end/);
     const asked = r.analysis.asked;
-    expect(asked.at(-1)?.final).toBe(true);
-    expect(asked.slice(0, -1).every((a) => !a.final)).toBe(true);
     expect(asked.map((a) => a.history.length)).toEqual(asked.map((_, i) => i));
-    expect(asked.length).toBe(5); // a 50 ms step, looked at every 10 ms
+    expect(asked.filter((a) => !a.final).length).toBe(4); // a 50 ms step, looked at every 10 ms
+    const last = asked.filter((a) => a.final);
+    expect(last[0]?.sampleWait).toEqual({ end: last[0]?.now, until: (last[0]?.now ?? 0) + 100, extending: false });
+    expect(last.slice(1).every((a) => a.sampleWait?.extending === true)).toBe(true);
+    expect(last.length).toBe(11); // at the end, then every 10 ms for 100 ms
+    expect(last.at(-1)?.now).toBe(last[0]?.sampleWait?.until);
     expect(new Set(asked.map((a) => a.since)).size).toBe(1);
   });
 

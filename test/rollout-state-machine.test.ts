@@ -91,13 +91,14 @@ describe('rollout state machine', () => {
       'weight set -> the first look after an analysis interval; the step ends after its pause',
       st({ kind: 'weight', wave: 0, batch: 0, step: 0 }),
       ev.weight,
-      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 0, until: at + 300, end: at + 1000 },
+      // past its end, a step short of samples may measure on for twice its pause
+      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 0, until: at + 300, end: at + 1000, waitEnd: at + 3000 },
     ],
     [
       'a step without pause lasts one analysis interval',
       st({ kind: 'weight', wave: 0, batch: 0, step: 1 }),
       ev.weight,
-      { kind: 'pause', wave: 0, batch: 0, step: 1, attempt: 0, until: at + 300, end: at + 300 },
+      { kind: 'pause', wave: 0, batch: 0, step: 1, attempt: 0, until: at + 300, end: at + 300, waitEnd: at + 900 },
     ],
     [
       'pause elapsed before the step ends -> a measurement that is not final',
@@ -204,6 +205,29 @@ describe('rollout state machine', () => {
         kind: 'paused',
         wave: 0,
         reason: 'wave canary, step 1: the analysis says inconclusive',
+        resume: { kind: 'weight', wave: 0, batch: 0, step: 0 },
+      },
+    ],
+    [
+      "running at the step's end (short of samples) within sampleWait -> measure on past the end, every look final",
+      st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 3, end: at - 100, final: true, waitEnd: at + 200 }),
+      ev.running,
+      { kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 4, until: at + 200, end: at - 100, waitEnd: at + 200, extending: true },
+    ],
+    [
+      'a look past the end for samples is final and says so',
+      st({ kind: 'pause', wave: 0, batch: 0, step: 0, attempt: 4, until: at, end: at - 100, waitEnd: at + 200, extending: true }),
+      ev.timer,
+      { kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 4, end: at - 100, final: true, waitEnd: at + 200, extending: true },
+    ],
+    [
+      'running when sampleWait is used up -> paused for an operator',
+      st({ kind: 'analysis', wave: 0, batch: 0, step: 0, attempt: 9, end: at - 900, final: true, waitEnd: at, extending: true }),
+      ev.running,
+      {
+        kind: 'paused',
+        wave: 0,
+        reason: "wave canary, step 1: the analysis was still running at the step's end",
         resume: { kind: 'weight', wave: 0, batch: 0, step: 0 },
       },
     ],

@@ -20,6 +20,7 @@ import {
   formatStepVerdict,
   judgeStep,
   routerSample,
+  routerSignals,
 } from './analysis/index.js';
 import { routerQuery } from './analysis/router-source.js';
 import { HealthAnalysis } from './health-analysis.js';
@@ -103,13 +104,9 @@ export class CanaryAnalysis implements Analysis {
     return this.#o.analysis?.metrics ?? [];
   }
 
-  #usesRouter(): boolean {
-    return this.#metrics().some((m) => m.source === 'router');
-  }
-
   /** The router's counters of the step's services and clusters at its start (only when a metric reads them). */
   async begin(start: StepStart): Promise<JsonValue | null> {
-    if (!this.#usesRouter() || !this.#o.counters) return null;
+    if (!this.#o.counters || this.#metrics().length === 0) return null; // the counters also show the canary's endpoints taken out
     let now: RouterCounters;
     try {
       now = await this.#o.counters();
@@ -129,8 +126,10 @@ export class CanaryAnalysis implements Analysis {
 
     const window = { start: new Date(ctx.since).toISOString(), end: new Date(ctx.now).toISOString() };
     const start = asCounters(ctx.mark);
+    const sw = ctx.sampleWait;
+    const wait = sw ? { waitedMs: sw.extending ? ctx.now - sw.end : 0, maxWaitMs: sw.until - sw.end } : undefined;
     let end: RouterCounters | Error | undefined;
-    if (this.#usesRouter() && start && this.#o.counters) {
+    if (start && this.#o.counters) {
       end = await this.#o.counters().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     }
     const router: MetricSource = {
@@ -170,11 +169,30 @@ export class CanaryAnalysis implements Analysis {
           ? { ...s, notes: [...s.notes, `canary and stable both run version ${svc.canary}: the measurement covers both`] }
           : s;
       }
+      const signals = start && end && !(end instanceof Error) && !same ? routerSignals(c, start, end, ctx.step.weight) : undefined;
       const step = judgeStep(analysis, samples, historyOf(ctx.history, svc.service), {
         final: ctx.final,
         ...(this.#o.alpha === undefined ? {} : { alpha: this.#o.alpha }),
+        ...(signals ? { signals } : {}),
+        ...(wait ? { sampleWait: wait } : {}),
       });
       for (const v of step.measurements) recorded.push(JSON.parse(JSON.stringify({ service: svc.service, ...v })) as JsonValue);
+      // what the router saw of the canary's endpoints, and how long the step waited for samples, beside the metrics
+      if (step.signals || step.waitedMs !== undefined) {
+        recorded.push(
+          JSON.parse(
+            JSON.stringify({
+              name: 'canary-signals',
+              service: svc.service,
+              outcome: step.signals?.outcome ?? 'ok',
+              reason: step.signals?.reason ?? '',
+              waitedMs: step.waitedMs ?? 0,
+              takenOut: step.signals?.signals.takenOut ?? [],
+              share: step.signals?.signals.share ?? null,
+            }),
+          ) as JsonValue,
+        );
+      }
       if (WORST.indexOf(step.outcome) < WORST.indexOf(outcome)) outcome = step.outcome;
       reasons.push(`${svc.service}: ${formatStepVerdict(step)}`);
     }

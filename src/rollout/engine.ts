@@ -443,6 +443,7 @@ export class RolloutEngine {
             mark: step.mark,
             history: step.history,
             final: effect.final,
+            ...(effect.sampleWait ? { sampleWait: effect.sampleWait } : {}),
           };
           let v;
           try {

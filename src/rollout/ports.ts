@@ -49,8 +49,16 @@ export interface StepContext {
   readonly mark: JsonValue | null;
   /** The `metrics` of the step's earlier verdicts, oldest first (what the analysis recorded). */
   readonly history: readonly JsonValue[];
-  /** The step's time is up: decide (pass, fail, inconclusive, error), never `running`. */
+  /**
+   * The step's time is up: decide (pass, fail, inconclusive, error) — or `running` when short of samples
+   * and `sampleWait` allows measuring on.
+   */
   readonly final: boolean;
+  /**
+   * The step's end and how long past it the step may measure for samples (epoch ms), and whether this look
+   * is past the end already (absent for rollouts recorded before the bound existed).
+   */
+  readonly sampleWait?: { readonly end: number; readonly until: number; readonly extending: boolean };
 }
 
 /** `running`: nothing decided yet, measure again; `pass` before the step's end only means "so far". */

@@ -82,6 +82,7 @@ export function rolloutSpecFromPlan(
     waves,
     onFailure: (fleet.rollout?.onFailure ?? 'rollback-wave') as FailurePolicy,
     analysisIntervalMs: ms(fleet.rollout?.analysis?.interval) ?? 10_000,
+    ...(fleet.rollout?.analysis?.sampleWait !== undefined ? { sampleWaitMs: ms(fleet.rollout.analysis.sampleWait) ?? 0 } : {}),
   };
   return {
     apiVersion: ROLLOUT_SPEC_VERSION,

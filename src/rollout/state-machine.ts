@@ -24,6 +24,11 @@ export interface MachineConfig {
   readonly onFailure: FailurePolicy;
   /** The pause of a step that declares none, and between two measurements of a step (`rollout.analysis.interval`). */
   readonly analysisIntervalMs: number;
+  /**
+   * How long past its end a step whose last look is short of samples keeps measuring
+   * (`rollout.analysis.sampleWait`); undefined: twice the step's pause.
+   */
+  readonly sampleWaitMs?: number;
 }
 
 export type Outcome = 'promoted' | 'rolled-back' | 'failed';
@@ -42,6 +47,10 @@ export type Phase =
       readonly attempt: number;
       readonly until: number;
       readonly end?: number;
+      /** Past `end`, the step may keep measuring for samples until here (absent in older records: not at all). */
+      readonly waitEnd?: number;
+      /** The step is past its end, measuring for samples. */
+      readonly extending?: boolean;
     }
   | {
       /** Measuring the step; `final` when its time is up (the judge then decides pass or inconclusive). */
@@ -52,6 +61,8 @@ export type Phase =
       readonly attempt: number;
       readonly end?: number;
       readonly final?: boolean;
+      readonly waitEnd?: number;
+      readonly extending?: boolean;
     }
   | { readonly kind: 'bake'; readonly wave: number; readonly batch: number; readonly until: number }
   | { readonly kind: 'promote'; readonly wave: number; readonly batch: number }
@@ -102,6 +113,8 @@ export type Effect =
       readonly weight: number;
       /** The step's time is up: its last measurement. */
       readonly final: boolean;
+      /** The step's end and how long past it the judge may wait for samples (epoch ms), and whether it is past its end already. */
+      readonly sampleWait?: { readonly end: number; readonly until: number; readonly extending: boolean };
     }
   | { readonly kind: 'promote'; readonly clusters: readonly string[] }
   | { readonly kind: 'rollback-cluster'; readonly cluster: string };
@@ -150,6 +163,9 @@ export function effectOf(config: MachineConfig, state: MachineState): Effect | n
         clusters: batchOf(config, p.wave, p.batch),
         weight: stepOf(config, p.wave, p.step).weight,
         final: p.final ?? true,
+        ...(p.end !== undefined && p.waitEnd !== undefined
+          ? { sampleWait: { end: p.end, until: p.waitEnd, extending: p.extending ?? false } }
+          : {}),
       };
     case 'promote':
       return { kind: 'promote', clusters: batchOf(config, p.wave, p.batch) };
@@ -190,13 +206,16 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
         : { ...state, phase: { kind: 'weight', wave: p.wave, batch: p.batch, step: 0 } };
     case 'weight': {
       if (event.type !== 'weight-set') return illegal();
-      const end = event.at + pauseOf(config, p.wave, p.step);
-      return { ...state, phase: { kind: 'pause', ...stepAt(p), attempt: 0, until: nextLook(config, event.at, end), end } };
+      const pause = pauseOf(config, p.wave, p.step);
+      const end = event.at + pause;
+      const waitEnd = end + (config.sampleWaitMs ?? 2 * pause);
+      return { ...state, phase: { kind: 'pause', ...stepAt(p), attempt: 0, until: nextLook(config, event.at, end), end, waitEnd } };
     }
     case 'pause': {
       if (event.type !== 'timer-elapsed') return illegal();
       const end = p.end ?? p.until;
-      return { ...state, phase: { kind: 'analysis', ...stepAt(p), attempt: p.attempt, end, final: p.until >= end } };
+      const wait = p.waitEnd === undefined ? {} : { waitEnd: p.waitEnd, ...(p.extending ? { extending: true } : {}) };
+      return { ...state, phase: { kind: 'analysis', ...stepAt(p), attempt: p.attempt, end, final: p.until >= end, ...wait } };
     }
     case 'analysis': {
       if (event.type !== 'verdict') return illegal();
@@ -204,9 +223,21 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
       const final = p.final ?? true;
       const end = p.end ?? event.at;
       if (event.outcome === 'running' || (event.outcome === 'pass' && !final)) {
+        if (final && p.waitEnd !== undefined && event.at < p.waitEnd) {
+          // too few samples at the step's end: measure on, each look final, until the bound
+          const until = nextLook(config, event.at, p.waitEnd);
+          return {
+            ...state,
+            phase: { kind: 'pause', ...stepAt(p), attempt: p.attempt + 1, until, end, waitEnd: p.waitEnd, extending: true },
+          };
+        }
         if (final) return pauseForOperator(state, p, `${label}: the analysis was still running at the step's end`);
         // the step goes on: measure again after an interval (the last look at the step's end)
-        return { ...state, phase: { kind: 'pause', ...stepAt(p), attempt: p.attempt + 1, until: nextLook(config, event.at, end), end } };
+        const wait = p.waitEnd === undefined ? {} : { waitEnd: p.waitEnd };
+        return {
+          ...state,
+          phase: { kind: 'pause', ...stepAt(p), attempt: p.attempt + 1, until: nextLook(config, event.at, end), end, ...wait },
+        };
       }
       if (event.outcome === 'pass') {
         if (p.step + 1 < waveOf(config, p.wave).steps.length) {

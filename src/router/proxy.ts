@@ -12,7 +12,7 @@ import type { RouterClock } from './clock.js';
 import type { GeoIp } from './geoip.js';
 import type { OutlierDetector } from './outlier-detector.js';
 import type { RequestSpan, RequestTracer } from '../telemetry/request-tracing.js';
-import { REASON, REASONS, codeClass, type RouterMetrics } from './router-metrics.js';
+import { ATTEMPT, REASON, REASONS, attemptOfStatus, codeClass, type RouterMetrics } from './router-metrics.js';
 import type { ServiceRuntime, Snapshot } from './snapshot.js';
 import type { Upstream } from './upstream.js';
 
@@ -348,6 +348,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   canary = false;
   reason = 0;
   attempts = 0;
+  /** When the current upstream attempt was sent (the router clock's ms). */
+  attemptStart = 0;
   /** Clusters tried already (allocated on the first retry or fall-back). */
   excluded: number[] | null = null;
   upstream: Upstream | null = null;
@@ -610,6 +612,7 @@ export class Proxy {
       x.res.on('close', onResponseClose);
     }
     const req = x.req;
+    x.attemptStart = this.#host.clock.now();
     x.pending = true;
     x.abort = null;
     if (limit > 0) {
@@ -716,31 +719,35 @@ export class Proxy {
     const host = this.#host;
     const m = host.metrics;
     const res = x.res;
+    const now = host.clock.now();
     if (err === null) {
       if (x.retrying) {
+        this.#attempted(x, up, ATTEMPT['5xx'], now);
         m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, '5xx']));
         host.outliers.failure(up);
         if (x.clientGone || res.destroyed) this.#finish(x, 0);
         else this.#retry(x);
         return;
       }
+      this.#attempted(x, up, attemptOfStatus(x.status), now);
       if (x.status >= 500) host.outliers.failure(up);
       else host.outliers.success(up);
       if (x.clientGone || res.destroyed) {
-        this.#finish(x, 0); // the whole response came, but the client had gone
+        this.#finish(x, 0, now); // the whole response came, but the client had gone
         return;
       }
       const held = x.held;
       x.held = null;
       if (held === null) res.end();
       else res.end(held);
-      this.#finish(x, x.status);
+      this.#finish(x, x.status, now);
       return;
     }
     x.held = null;
     const clientGone = x.clientGone || err instanceof ClientGoneError;
     if (x.retrying) {
       // the 5xx being swallowed for a retry broke off: retry all the same (unless nobody waits for it)
+      this.#attempted(x, up, ATTEMPT['5xx'], now);
       host.outliers.failure(up);
       if (clientGone) this.#finish(x, 0);
       else this.#retry(x);
@@ -749,6 +756,7 @@ export class Proxy {
     const code = (err as { code?: string }).code ?? '';
     if (x.status !== 0 || res.headersSent) {
       // the response had started: the client went away, or the upstream failed in the middle of the body
+      this.#attempted(x, up, clientGone ? ATTEMPT.aborted : ATTEMPT.reset, now);
       if (!clientGone) {
         host.outliers.failure(up);
         m.upstreamFailures.inc(m.upstreamFailures.series([up.service, up.cluster, 'reset']));
@@ -758,11 +766,13 @@ export class Proxy {
       return;
     }
     if (clientGone || res.destroyed) {
+      this.#attempted(x, up, ATTEMPT.aborted, now);
       this.#finish(x, 0); // the client went away before anything came back
       return;
     }
     const failure = classify(err);
     x.lastFailure = failure;
+    this.#attempted(x, up, failure === 'refused' || failure === 'connect' ? ATTEMPT.refused : ATTEMPT[failure], now);
     if (failure === 'refused' || failure === 'connect') {
       m.connectErrors.inc(m.connectErrors.series([up.service, up.cluster, code || 'other']));
       if (failure === 'refused') host.outliers.refused(up);
@@ -789,6 +799,13 @@ export class Proxy {
     const timeout = failure === 'timeout';
     const msg = `${up.cluster} (${up.host}:${up.port}) ${timeout ? 'timed out' : `failed: ${code || err.message}`}`;
     this.#answer(x, timeout ? 504 : 502, timeout ? 'upstream-timeout' : 'upstream-error', msg, up);
+  }
+
+  /** Books one upstream attempt of `x` on `up`: its outcome (an index of `ATTEMPT_OUTCOMES`) and how long it took. */
+  #attempted(x: Exchange, up: Upstream, outcome: number, now: number): void {
+    const m = this.#host.metrics;
+    m.attempts.inc(m.attemptSeries(up, outcome));
+    m.attemptDuration.observe(m.attemptDurationSeries(up), (now - x.attemptStart) / 1000);
   }
 
   /**
@@ -919,8 +936,8 @@ export class Proxy {
     this.#finish(x, status);
   }
 
-  /** Books the request in the metrics and counters. */
-  #finish(x: Exchange, status: number): void {
+  /** Books the request in the metrics and counters (`now`: the router clock, when the caller has read it). */
+  #finish(x: Exchange, status: number, now = this.#host.clock.now()): void {
     const host = this.#host;
     host.inFlight--;
     const svc = x.svc as ServiceRuntime | undefined;
@@ -933,7 +950,7 @@ export class Proxy {
     const up = x.upstream;
     if (up !== null) {
       m.requests.inc(m.requestSeries(up, x.homeId, code, x.reason));
-      m.duration.observe(m.durationSeries(up, x.homeId), (host.clock.now() - x.start) / 1000);
+      m.duration.observe(m.durationSeries(up, x.homeId), (now - x.start) / 1000);
     } else {
       m.requests.inc(m.rejectSeries(svc ? svc.metricId : -1, x.homeId, code, x.reason));
     }

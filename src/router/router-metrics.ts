@@ -39,14 +39,35 @@ export function codeClass(status: number): number {
   return c >= 1 && c <= 5 ? c : 5;
 }
 
+/**
+ * `outcome` label of an upstream attempt: the status class of the endpoint's answer; `reset` (the
+ * connection broke, or the upstream failed in the middle of the body), `timeout` (no response headers in
+ * time), `refused` (no connection made: refused, unreachable, connect timeout); `aborted` when the client
+ * went away before the endpoint answered (not the endpoint's doing).
+ */
+export const ATTEMPT_OUTCOMES = ['2xx', '3xx', '4xx', '5xx', 'reset', 'timeout', 'refused', 'aborted', '1xx'] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+/** Index of each attempt outcome (the position in {@link ATTEMPT_OUTCOMES}). */
+export const ATTEMPT: { readonly [K in AttemptOutcome]: number } = Object.fromEntries(ATTEMPT_OUTCOMES.map((o, i) => [o, i])) as {
+  [K in AttemptOutcome]: number;
+};
+/** The attempt outcome of a status an endpoint answered with. */
+export function attemptOfStatus(status: number): number {
+  const c = (status / 100) | 0;
+  return c >= 2 && c <= 5 ? c - 2 : c === 1 ? ATTEMPT['1xx'] : ATTEMPT['5xx'];
+}
+
 export class RouterMetrics {
   readonly registry: Registry;
   readonly names = { service: new Interner(), cluster: new Interner(), region: new Interner(), version: new Interner() };
   readonly requests: CounterVec;
   readonly duration: HistogramVec;
+  readonly attempts: CounterVec;
+  readonly attemptDuration: HistogramVec;
   readonly connectErrors: CounterVec;
   readonly upstreamFailures: CounterVec;
   readonly ejections: CounterVec;
+  readonly takenOut: CounterVec;
   readonly retries: CounterVec;
   readonly tableSwaps: CounterVec;
   readonly tableVersion: GaugeVec;
@@ -71,6 +92,18 @@ export class RouterMetrics {
       labelNames: ['service', 'client_region', 'cluster', 'version'],
       registers,
     });
+    this.attempts = new CounterVec({
+      name: 'meridian_router_upstream_attempts_total',
+      help: 'Upstream attempts (every try of every request, retries included), by service, cluster, version and track of the endpoint tried, and outcome (2xx, 3xx, 4xx, 5xx, reset, timeout, refused, aborted).',
+      labelNames: ['service', 'cluster', 'version', 'track', 'outcome'],
+      registers,
+    });
+    this.attemptDuration = new HistogramVec({
+      name: 'meridian_router_upstream_attempt_duration_seconds',
+      help: 'Time from sending an upstream attempt to its end (response complete, or failed), by service, cluster, version and track of the endpoint tried.',
+      labelNames: ['service', 'cluster', 'version', 'track'],
+      registers,
+    });
     this.connectErrors = new CounterVec({
       name: 'meridian_router_upstream_connect_errors_total',
       help: 'Connections to an upstream endpoint that failed, by service, cluster and error.',
@@ -87,6 +120,12 @@ export class RouterMetrics {
       name: 'meridian_router_ejections_total',
       help: 'Endpoints taken out by passive outlier detection, by service, cluster and cause.',
       labelNames: ['service', 'cluster', 'cause'],
+      registers,
+    });
+    this.takenOut = new CounterVec({
+      name: 'meridian_router_endpoints_taken_out_total',
+      help: 'Times an endpoint was taken out of rotation, by service, cluster, version and track, and cause (ejected by outlier detection, unhealthy by active checks, unreachable).',
+      labelNames: ['service', 'cluster', 'version', 'track', 'cause'],
       registers,
     });
     this.retries = new CounterVec({
@@ -155,6 +194,31 @@ export class RouterMetrics {
       u.requestSeries.set(key, s);
     }
     return s;
+  }
+
+  /** The series of an attempt on `u` with outcome index `outcome` (see {@link ATTEMPT_OUTCOMES}; created on first use). */
+  attemptSeries(u: Upstream, outcome: number): number {
+    let s = u.attemptSeries[outcome] as number;
+    if (s < 0) {
+      s = this.attempts.series([u.service, u.cluster, u.version, u.track, ATTEMPT_OUTCOMES[outcome] ?? 'reset']);
+      u.attemptSeries[outcome] = s;
+    }
+    return s;
+  }
+
+  /** The attempt-duration series of `u` (created on first use). */
+  attemptDurationSeries(u: Upstream): number {
+    let s = u.attemptDurationSeries;
+    if (s < 0) {
+      s = this.attemptDuration.series([u.service, u.cluster, u.version, u.track]);
+      u.attemptDurationSeries = s;
+    }
+    return s;
+  }
+
+  /** Counts `u` taken out of rotation (not on the request path: series looked up by label). */
+  countTakenOut(u: Upstream, cause: 'ejected' | 'unhealthy' | 'unreachable'): void {
+    this.takenOut.inc(this.takenOut.series([u.service, u.cluster, u.version, u.track, cause]));
   }
 
   /** The series of a request answered by the router itself (no cluster). */

@@ -456,8 +456,7 @@ export class Router implements ProxyHost, AdminHost {
         }
         if (e.version !== u.version) {
           u.version = e.version;
-          u.requestSeries.clear();
-          u.durationSeries.length = 0;
+          u.resetSeries();
         }
         u.sourceHealthy = e.healthy ?? true;
         if (u.update()) changed = true;
@@ -502,7 +501,11 @@ export class Router implements ProxyHost, AdminHost {
 
   #checked(u: Upstream, r: ProbeResult, p: CheckPolicy): void {
     const wasUnreachable = u.unreachable;
-    if (u.recordCheck(r, p)) {
+    const wasHealthy = u.activeHealthy;
+    const changed = u.recordCheck(r, p);
+    if (wasHealthy && !u.activeHealthy) this.metrics.countTakenOut(u, 'unhealthy');
+    if (r.refused && !wasUnreachable) this.metrics.countTakenOut(u, 'unreachable');
+    if (changed) {
       this.#log(u.usable ? 'info' : 'warn', `${u.service} endpoint ${u.host}:${u.port} in ${u.cluster} is ${u.state}`, {
         reason: r.reason ?? null,
       });
@@ -513,6 +516,7 @@ export class Router implements ProxyHost, AdminHost {
 
   #ejectedHook(u: Upstream, cause: EjectionCause): void {
     this.metrics.ejections.inc(this.metrics.ejections.series([u.service, u.cluster, cause]));
+    this.metrics.countTakenOut(u, cause === 'consecutive-5xx' ? 'ejected' : 'unreachable');
     this.#log('warn', `${u.service} endpoint ${u.host}:${u.port} in ${u.cluster} taken out: ${cause}`, {
       ejections: u.ejections,
     });

@@ -74,6 +74,9 @@ export class Upstream {
   /** @internal metrics: series numbers by (client region, code class, reason) key, and duration series by client region id. */
   readonly requestSeries = new Map<number, number>();
   readonly durationSeries: number[] = [];
+  /** @internal metrics: attempt series by outcome index (-1: not created yet), and the attempt-duration series. */
+  readonly attemptSeries = new Int32Array(9).fill(-1);
+  attemptDurationSeries = -1;
   /** @internal timers owned by the outlier detector and the active checker. */
   ejectionTimer: unknown = null;
   checkTimer: unknown = null;
@@ -136,6 +139,14 @@ export class Upstream {
       if (this.activeHealthy && this.checkFailures >= t.unhealthyThreshold) this.activeHealthy = false;
     }
     return this.update();
+  }
+
+  /** Forgets the cached metric series (the version changed: new label values). */
+  resetSeries(): void {
+    this.requestSeries.clear();
+    this.durationSeries.length = 0;
+    this.attemptSeries.fill(-1);
+    this.attemptDurationSeries = -1;
   }
 
   /** Forgets health history (the replica behind the address was replaced). */

@@ -179,6 +179,8 @@ export const Rollout = z.strictObject({
       minSamples: z.number().int().min(0).default(100),
       metrics: z.array(Metric).default([]),
       failureLimit: z.number().int().min(1).default(1),
+      /** Past a step's end, how long it keeps measuring while it is short of minSamples (default: twice the step's pause). */
+      sampleWait: Duration.optional(),
     })
     .optional(),
   onFailure: z.enum(['pause', 'rollback-wave', 'rollback-all']).default('rollback-wave'),

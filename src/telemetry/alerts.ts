@@ -146,6 +146,10 @@ export function alertRules(revision: Revision, fleet: Pick<Fleet, 'rollout'>, op
   const ERR = `service_region:meridian_router_request_errors:rate${w}`;
   const RATIO = `service_region:meridian_router_request_errors:ratio_rate${w}`;
   const LAT = `service_region:meridian_router_request_duration_seconds:${qp}_rate${w}`;
+  // is a version failing: upstream attempts (retries included), so failures that retries or failover hide from clients still count
+  const ATT = `service_version:meridian_router_upstream_attempts:rate${w}`;
+  const ATT_FAILED = `service_version:meridian_router_upstream_attempt_failures:rate${w}`;
+  const ATT_RATIO = `service_version:meridian_router_upstream_attempt_failures:ratio_rate${w}`;
   const SERVING = 'service:meridian_router_regions_serving:count';
   const ERRING = 'service:meridian_router_regions_erroring:count';
   const SLOW = 'service:meridian_router_regions_slow:count';
@@ -170,6 +174,15 @@ export function alertRules(revision: Revision, fleet: Pick<Fleet, 'rollout'>, op
       record: LAT,
       expr: `histogram_quantile(\n  ${num(t.latencyQuantile)},\n  ${byRegion(`rate(meridian_router_request_duration_seconds_bucket[${w}])`, 'service, region, le').replace(/\n/g, '\n  ')}\n)`,
     },
+    {
+      record: ATT,
+      expr: `sum by (service, version) (rate(meridian_router_upstream_attempts_total{outcome!="aborted"}[${w}]))`,
+    },
+    {
+      record: ATT_FAILED,
+      expr: `sum by (service, version) (rate(meridian_router_upstream_attempts_total{outcome=~"5xx|reset|timeout|refused"}[${w}]))`,
+    },
+    { record: ATT_RATIO, expr: `(${ATT_FAILED} or on (service, version) ${ATT} * 0)\n/ on (service, version)\n(${ATT} > 0)` },
     { record: SERVING, expr: `count by (service) (${REQ} >= ${num(t.minRps)})` },
     { record: ERRING, expr: `count by (service) (\n  ${RATIO} > ${num(t.errorRatio)}\n  ${judged}\n)` },
     { record: SLOW, expr: `count by (service) (\n  ${LAT} > ${num(t.latencySeconds)}\n  ${judged}\n)` },
@@ -188,6 +201,17 @@ export function alertRules(revision: Revision, fleet: Pick<Fleet, 'rollout'>, op
         summary: `{{ $labels.service }} fails {{ $value | humanizePercentage }} of requests in {{ $labels.region }} (limit ${pct}); other regions are fine`,
         description: `The clusters of {{ $labels.region }} answer more than ${pct} of {{ $labels.service }}'s requests with 5xx over ${w}, while fewer than ${num(t.globalShare * 100)}% of its regions do. A regional incident: drain the region (meridian drain) or roll back what changed there.`,
         runbook_url: runbook('regional-error-rate'),
+      },
+    },
+    {
+      alert: 'MeridianVersionFailing',
+      expr: `${ATT_RATIO} > ${num(t.errorRatio)}\nand on (service, version) ${ATT} >= ${num(t.minRps)}`,
+      for: forDur,
+      labels: { ...base, severity: 'critical', scope: 'version' },
+      annotations: {
+        summary: `{{ $labels.service }} {{ $labels.version }} fails {{ $value | humanizePercentage }} of upstream attempts (limit ${pct})`,
+        description: `Counted on the router's upstream attempts (retries included) over ${w}: failures that retries, outlier ejection or failover hide from clients still count against the version that failed. Clients may see nothing yet; roll the version back (meridian rollback) before the retry budget runs out.`,
+        runbook_url: runbook('version-failing'),
       },
     },
     {

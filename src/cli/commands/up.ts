@@ -284,7 +284,8 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
       `  explain    ${info.admin}debug/route?service=web&country=DE\n` +
       `  control    ${info.control} (for \`meridian rollout\`)\n` +
       `  flags      ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP; the router polls it every ${flagsIntervalMs} ms)\n` +
-      `  try        meridian traffic --url ${info.router} --rps 50 --duration 10s\n` +
+      // enough for the example's rollout: its first step (5% on two canary clusters) reaches minSamples within its sampleWait
+      `  try        meridian traffic --url ${info.router} --rps 200 --duration 15m --mix "GB:35,US:35,DE:20,IN:10"\n` +
       `Ctrl-C stops everything.\n`,
   );
   await new Promise<never>(() => {}); // until a signal: the shutdown handlers exit the process

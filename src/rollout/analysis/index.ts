@@ -43,6 +43,7 @@ export {
   routerCountersFromSamples,
   routerCountersFromText,
   routerSample,
+  routerSignals,
   type CounterReader,
   type RouterCounters,
   type RouterSeries,
@@ -58,6 +59,7 @@ export {
   type QueryAnswer,
   type QueryVariables,
 } from './prometheus-source.js';
+export { CanarySignals, SignalJudgement, judgeSignals } from './canary-signals.js';
 export { parseExposition, type ExpositionSample } from './exposition.js';
 export {
   Check,

@@ -17,6 +17,7 @@ import {
   latencyGroups,
   latencyQuantile,
 } from './observation.js';
+import { type CanarySignals, type SignalJudgement, judgeSignals } from './canary-signals.js';
 import { binomialLowerTail, binomialUpperTail, farringtonManning, fisherExactGreater, mannWhitneyGreater } from './stats.js';
 import {
   type Check,
@@ -455,7 +456,18 @@ export interface StepOptions {
   readonly inconclusiveLimit?: number;
   /** Default {@link DEFAULT_CONSECUTIVE_ERROR_LIMIT}. */
   readonly consecutiveErrorLimit?: number;
+  /** What the router saw of the canary's endpoints over the window (see {@link judgeSignals}). */
+  readonly signals?: CanarySignals;
+  /**
+   * Too few samples at the step's end: how long past its end the step has measured so far (`waitedMs`)
+   * and may measure (`maxWaitMs`). While `waitedMs` is below `maxWaitMs`, a final look that is short of
+   * `minSamples` (and otherwise undecided) answers `running` instead of `inconclusive`.
+   */
+  readonly sampleWait?: { readonly waitedMs: number; readonly maxWaitMs: number };
 }
+
+/** `12 s` */
+const seconds = (ms: number) => `${Number((Math.max(0, ms) / 1000).toPrecision(3))} s`;
 
 const WORST: readonly StepOutcome[] = ['fail', 'error', 'inconclusive', 'running', 'pass'];
 
@@ -565,5 +577,49 @@ export function judgeStep(
   else if (outcome === 'pass') reason = `every metric passed its last measurement (${metrics.map((m) => m.metric).join(', ')})`;
   else if (outcome === 'running') reason = 'still measuring';
   else reason = named.join('; ');
-  return { outcome, final: opts.final, reason, limits, metrics, measurements };
+
+  // too few samples at the step's end: keep measuring up to the bound, then say how long it waited
+  const wait = opts.sampleWait;
+  const waitedMs = opts.final && wait ? Math.max(0, wait.waitedMs) : 0;
+  if (opts.final && wait && outcome === 'inconclusive' && onlyWaiting(metrics, limits.inconclusiveLimit)) {
+    if (waitedMs < wait.maxWaitMs) {
+      outcome = 'running';
+      reason = `too few samples at the step's end: measuring on (${seconds(waitedMs)} of at most ${seconds(wait.maxWaitMs)} past its end); ${reason}`;
+    } else {
+      reason = `still too few samples after waiting ${seconds(waitedMs)} past the step's end (the bound, rollout.analysis.sampleWait): ${reason}`;
+    }
+  } else if (outcome === 'pass' && waitedMs > 0) {
+    reason = `${reason}, after waiting ${seconds(waitedMs)} past the step's end for samples`;
+  }
+
+  // signals that hide a canary's failures: taken out of rotation fails the step; a lost share cannot pass
+  let signals: SignalJudgement | undefined;
+  if (opts.signals) {
+    signals = judgeSignals(opts.signals, { alpha: opts.alpha ?? DEFAULT_ALPHA, minSamples: analysis.minSamples });
+    if (signals.outcome === 'fail') {
+      reason = outcome === 'fail' ? `${signals.reason}; ${reason}` : signals.reason;
+      outcome = 'fail';
+    } else if (signals.outcome === 'hold' && outcome === 'pass') {
+      outcome = 'inconclusive';
+      reason = signals.reason;
+    }
+  }
+  return {
+    outcome,
+    final: opts.final,
+    reason,
+    limits,
+    metrics,
+    measurements,
+    ...(waitedMs > 0 ? { waitedMs } : {}),
+    ...(signals ? { signals } : {}),
+  };
+}
+
+/** Every metric that keeps the step from passing is only short of minSamples (not inconclusive by its limit). */
+function onlyWaiting(metrics: readonly MetricStanding[], inconclusiveLimit: number): boolean {
+  const open = metrics.filter((m) => m.outcome !== 'pass');
+  return (
+    open.length > 0 && open.every((m) => m.outcome === 'inconclusive' && m.last?.code === 'waiting' && m.inconclusive < inconclusiveLimit)
+  );
 }

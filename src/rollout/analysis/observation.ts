@@ -10,11 +10,29 @@ import { tiedGroups } from './stats.js';
 export const Window = z.strictObject({ start: z.string(), end: z.string() });
 export type Window = z.output<typeof Window>;
 
-/** Requests answered and how many of them were errors (5xx), over the window. */
+/**
+ * What a measurement counted: `attempts` (every upstream attempt sent to the version, retries included —
+ * what the router's judge reads), or `requests` (what clients saw: each request once, by the version that
+ * finally answered it). Absent: requests (older records, other sources).
+ */
+export const Basis = z.enum(['attempts', 'requests']);
+
+/** What the clients saw of a version over the window, recorded beside a measurement made on attempts. */
+export const ClientView = z.strictObject({
+  requests: z.number().nonnegative(),
+  errors: z.number().nonnegative(),
+  /** The quantile of the request duration, ms (latency metrics). */
+  latencyMs: z.number().nullable().optional(),
+});
+export type ClientView = z.output<typeof ClientView>;
+
+/** Requests (or attempts, see `basis`) and how many of them were errors (5xx, or a failed attempt), over the window. */
 export const ErrorRateObservation = z.strictObject({
   kind: z.literal('error-rate'),
   requests: z.number().nonnegative(),
   errors: z.number().nonnegative(),
+  basis: Basis.optional(),
+  clients: ClientView.optional(),
 });
 
 /** One cumulative histogram bucket: `count` observations took at most `le` milliseconds. */
@@ -32,6 +50,8 @@ export const LatencyObservation = z.strictObject({
   buckets: z.array(Bucket).optional(),
   samples: z.array(z.number()).optional(),
   value: z.number().nullable().optional(),
+  basis: Basis.optional(),
+  clients: ClientView.optional(),
 });
 
 /** A single number from a query (Prometheus), and how many samples it stands for when known. */

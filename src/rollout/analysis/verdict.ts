@@ -5,6 +5,7 @@
  * reads them back with the schemas here.
  */
 import { z } from 'zod';
+import { SignalJudgement } from './canary-signals.js';
 import { Observation, SampleError, Window } from './observation.js';
 
 /** The outcome of one measurement, as judged. `no-data` is mapped by the metric's `onNoData`. */
@@ -117,6 +118,10 @@ export const StepVerdict = z.strictObject({
   metrics: z.array(MetricStanding),
   /** The measurements judged in this call, in the order of the analysis's metrics: append them to the history. */
   measurements: z.array(MetricVerdict),
+  /** How long past the step's end it measured, waiting for samples (ms; absent: not past the end). */
+  waitedMs: z.number().optional(),
+  /** The canary's endpoints and traffic share over the window, judged (absent: not known). */
+  signals: SignalJudgement.optional(),
 });
 export type StepVerdict = z.output<typeof StepVerdict>;
 
@@ -152,8 +157,16 @@ function formatMeasured(m: Measured | null, unit: MetricVerdict['unit']): string
   if (!m) return 'none';
   const o = m.observation;
   const value = `${m.valueBound === 'at-least' ? '≥' : ''}${formatValue(m.value, unit)}`;
-  if (o.kind === 'error-rate') return `${value} (${o.errors}/${o.requests})`;
-  return m.samples === null ? value : `${value} (n=${m.samples})`;
+  const c = o.kind === 'value' ? undefined : o.clients;
+  const seen =
+    c === undefined
+      ? ''
+      : o.kind === 'error-rate'
+        ? `; clients saw ${c.errors}/${c.requests}`
+        : `; clients saw ${formatValue(c.latencyMs ?? null, unit)} (n=${c.requests})`;
+  const of = o.kind !== 'value' && o.basis === 'attempts' ? ' attempts' : '';
+  if (o.kind === 'error-rate') return `${value} (${o.errors}/${o.requests}${of}${seen})`;
+  return m.samples === null ? value : `${value} (n=${m.samples}${of}${seen})`;
 }
 
 /** `12:00:00Z` for a window bound on the same day as the other, else the whole instant. */
