@@ -6,9 +6,9 @@ import { OFREP_BULK_PATH } from '../flags/index.js';
 import type { Revision } from '../render/render.js';
 import type { UpInfo } from './up-info.js';
 
-/** A service the router routes (the first by name), a host it matches, and a client country of a region it runs in. */
+/** A service the router routes (the first the fleet lists), a host it matches, and a client country of a region it runs in. */
 export function routedExample(revision: Revision): { service: string; host: string | null; country: string | null } | null {
-  const service = Object.keys(revision.routing).sort()[0];
+  const service = Object.keys(revision.routing)[0];
   if (service === undefined) return null;
   const host = revision.routing[service]?.match?.hosts?.[0] ?? null;
   const regions = new Set(

@@ -25,6 +25,7 @@ const MODULES: readonly (readonly [names: readonly string[], load: () => Promise
   [['traffic'], async () => (await import('./traffic.js')).registerTraffic],
   [['up', 'down'], async () => (await import('./up.js')).registerUp],
   [['logs'], async () => (await import('./logs.js')).registerLogs],
+  [['demo'], async () => (await import('./demo.js')).registerDemo],
   [['router'], async () => (await import('./router.js')).registerRouter],
   [['rollout'], async () => (await import('./rollout.js')).registerRollout],
   [['approve', 'reject'], async () => (await import('./approve.js')).registerApprove],
