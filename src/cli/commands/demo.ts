@@ -170,6 +170,7 @@ async function demo(dir: string, opts: DemoOptions, io: Io): Promise<number> {
     );
     const narrator = new Narrator(plan.waves, v);
     const approving: Promise<number>[] = [];
+    let resumes = 0;
     const code = await main(
       [
         'rollout',
@@ -199,6 +200,16 @@ async function demo(dir: string, opts: DemoOptions, io: Io): Promise<number> {
           for (const line of narrator.tell(event)) say(line.startsWith('    measuring') ? s.dim(line) : line);
           const to = ((event['data'] ?? {}) as Record<string, unknown>)['to'] as Record<string, unknown> | undefined;
           const wave = plan.waves[Number(to?.['wave'])];
+          if (to?.['phase'] === 'paused' && resumes < 3) {
+            // an inconclusive gate (too few requests on a busy machine) pauses the rollout: the demo carries on
+            resumes++;
+            say(`  paused (${String(to['reason'] ?? '')}); the demo resumes it: meridian rollout resume --rollout ${narrator.rollout}`);
+            approving.push(
+              new Promise((r) => setTimeout(r, 2000)).then(() =>
+                main(['rollout', 'resume', '--rollout', narrator.rollout, '--state', state, '--actor', 'demo'], subIo(io, keep, keep)),
+              ),
+            );
+          }
           if (to?.['phase'] === 'approval' && wave?.approvals) {
             const role = wave.approvals.roles[0] ?? 'approver';
             say(`  the demo approves as bob (${role}): meridian approve --rollout ${narrator.rollout} --wave ${wave.name} --role ${role}`);
