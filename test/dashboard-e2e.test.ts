@@ -170,6 +170,13 @@ async function signIn(role: keyof typeof tokens, colorScheme: 'dark' | 'light' =
   return page;
 }
 
+/** A screenshot of the part of the page a locator shows now (a live panel re-renders: an element screenshot would lose it). */
+async function shoot(page: Page, part: ReturnType<Page['locator']>, name: string): Promise<void> {
+  const box = await part.boundingBox();
+  if (!box) throw new Error(`nothing to photograph for ${name}`);
+  await page.screenshot({ path: join(shots, name), clip: box, fullPage: true });
+}
+
 async function api(path: string, token: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${url}/api/v1${path}`, {
     method: body === undefined ? 'GET' : 'POST',
@@ -215,7 +222,8 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     expect(eu).toBeGreaterThan(us); // three times the traffic: thicker lines
     await expect(map.locator('.cluster-dot').count()).resolves.toBe(3);
     // the charts: rate, error rate and p99 per client region; a click on the map selects a region
-    await map.locator('.region-mark[data-region="us"]').click();
+    // dispatched: the lines beside the mark move with every traffic update, so Playwright never sees the map "stable"
+    await map.locator('.region-mark[data-region="us"]').dispatchEvent('click');
     const charts = page.locator('#traffic-charts');
     await until('the charts to select us', async () => (await charts.getAttribute('data-region')) === 'us');
     await until('two traffic snapshots', async () => Number(await charts.getAttribute('data-points')) >= 2, 30_000);
@@ -225,7 +233,7 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     await expect(map.locator('.region-mark.selected').getAttribute('data-region')).resolves.toBe('us');
     await expect(map.locator('.flow-line.dim[data-flow^="eu→"]').count()).resolves.toBeGreaterThan(0);
     await page.locator('#traffic').screenshot({ path: join(shots, 'map-and-charts.png') });
-    await map.locator('.region-mark[data-region="us"]').click(); // a second click shows every region again
+    await map.locator('.region-mark[data-region="us"]').dispatchEvent('click'); // a second click shows every region again
     await until('the charts to show every region', async () => (await charts.getAttribute('data-region')) === '');
     await page.screenshot({ path: join(shots, 'overview-dark.png'), fullPage: true });
     await page.context().close();
@@ -248,13 +256,13 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     const cc = watcher.locator('.rollout .canary-charts[data-gate="canary:0"]').first();
     await cc.waitFor({ timeout: 30_000 });
     const errChart = cc.locator('.canary-chart[data-metric="web error-rate"]');
-    await errChart.locator('[data-threshold="max"]').waitFor();
+    await errChart.locator('[data-threshold="max"]').waitFor({ state: 'attached' }); // a horizontal line: no height, never "visible"
     await expect(errChart.locator('.cc-canary-dot').count()).resolves.toBeGreaterThan(0);
     await expect(errChart.locator('.cc-label').textContent()).resolves.toBe('max 5.00 %');
-    await cc.screenshot({ path: join(shots, 'canary-vs-baseline.png') });
+    await shoot(watcher, cc, 'canary-vs-baseline.png');
     // the timeline: the canary wave's first step, clicked for its times
     const tl = watcher.locator('.rollout .timeline').first();
-    await tl.locator('.tl-seg[data-kind="step"][data-step="1"]').first().click();
+    await tl.locator('.tl-seg[data-kind="step"][data-step="1"]').first().dispatchEvent('click');
     await expect(tl.locator('.timeline-caption').textContent()).resolves.toMatch(/^canary step 1 \(50 %\): \d\d:\d\d:\d\d UTC – /);
     await watcher.screenshot({ path: join(shots, 'canary-dark.png'), fullPage: true });
     await watcher.context().close();
@@ -309,9 +317,9 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     const timeline = page.locator(`.rollout[data-rollout="${id}"] .timeline`);
     await expect(timeline.locator('g[data-wave="rest"] .tl-seg[data-kind="approval"]').count()).resolves.toBeGreaterThan(0);
     await expect(timeline.locator('.tl-tick[data-outcome="pass"]').count()).resolves.toBeGreaterThan(1);
-    await timeline.locator('g[data-wave="rest"] .tl-seg[data-kind="approval"]').first().click();
+    await timeline.locator('g[data-wave="rest"] .tl-seg[data-kind="approval"]').first().dispatchEvent('click');
     await expect(timeline.locator('.timeline-caption').textContent()).resolves.toMatch(/^rest approval: /);
-    await timeline.screenshot({ path: join(shots, 'rollout-timeline.png') });
+    await shoot(page, timeline, 'rollout-timeline.png');
     await page.evaluate('window.scrollTo(0, 0)');
     await page.screenshot({ path: join(shots, 'rollout-promoted.png'), fullPage: true });
     await page.context().close();
