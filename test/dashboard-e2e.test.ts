@@ -170,6 +170,13 @@ async function signIn(role: keyof typeof tokens, colorScheme: 'dark' | 'light' =
   return page;
 }
 
+/** A screenshot of the part of the page a locator shows now (a live panel re-renders: an element screenshot would lose it). */
+async function shoot(page: Page, part: ReturnType<Page['locator']>, name: string): Promise<void> {
+  const box = await part.boundingBox();
+  if (!box) throw new Error(`nothing to photograph for ${name}`);
+  await page.screenshot({ path: join(shots, name), clip: box, fullPage: true });
+}
+
 async function api(path: string, token: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${url}/api/v1${path}`, {
     method: body === undefined ? 'GET' : 'POST',
@@ -196,13 +203,45 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     for (const c of ['local-a', 'local-b', 'local-c'])
       await expect(page.locator(`.cluster[data-cluster="${c}"] .state-word`).textContent()).resolves.toBe('healthy');
     await expect(page.locator('#live').textContent()).resolves.toBe('live');
+    // the map: Natural Earth's countries, each client region joined to the clusters that serve it
+    const map = page.locator('#traffic-map svg.geo-map');
+    await map.locator('path.land').waitFor({ timeout: 20_000 });
+    expect(((await map.locator('path.land').getAttribute('d')) ?? '').length).toBeGreaterThan(10_000);
+    const euLines = map.locator('.flow-line[data-flow^="eu→"]');
+    await euLines.first().waitFor({ timeout: 20_000 });
+    const widths = await map.locator('.flow-line').evaluateAll((els) =>
+      els.map((e) => ({
+        flow: e.getAttribute('data-flow'),
+        w: Number(e.getAttribute('stroke-width')),
+        tone: e.getAttribute('data-tone'),
+      })),
+    );
+    expect(widths.every((w) => w.tone === 'ok')).toBe(true); // healthy clusters, no errors
+    const eu = widths.filter((w) => w.flow?.startsWith('eu→')).reduce((n, w) => n + w.w, 0);
+    const us = widths.filter((w) => w.flow?.startsWith('us→')).reduce((n, w) => n + w.w, 0);
+    expect(eu).toBeGreaterThan(us); // three times the traffic: thicker lines
+    await expect(map.locator('.cluster-dot').count()).resolves.toBe(3);
+    // the charts: rate, error rate and p99 per client region; a click on the map selects a region
+    // dispatched: the lines beside the mark move with every traffic update, so Playwright never sees the map "stable"
+    await map.locator('.region-mark[data-region="us"]').dispatchEvent('click');
+    const charts = page.locator('#traffic-charts');
+    await until('the charts to select us', async () => (await charts.getAttribute('data-region')) === 'us');
+    await until('two traffic snapshots', async () => Number(await charts.getAttribute('data-points')) >= 2, 30_000);
+    await charts.locator('.chart[data-measure="p99"] canvas').waitFor({ timeout: 20_000 });
+    await expect(charts.locator('.chart canvas').count()).resolves.toBe(3);
+    await expect(charts.locator('.chart[data-measure="rps"] .u-title').textContent()).resolves.toBe('requests per second · us');
+    await expect(map.locator('.region-mark.selected').getAttribute('data-region')).resolves.toBe('us');
+    await expect(map.locator('.flow-line.dim[data-flow^="eu→"]').count()).resolves.toBeGreaterThan(0);
+    await page.locator('#traffic').screenshot({ path: join(shots, 'map-and-charts.png') });
+    await map.locator('.region-mark[data-region="us"]').dispatchEvent('click'); // a second click shows every region again
+    await until('the charts to show every region', async () => (await charts.getAttribute('data-region')) === '');
     await page.screenshot({ path: join(shots, 'overview-dark.png'), fullPage: true });
     await page.context().close();
     const light = await signIn('approver', 'light');
     await light.locator('.flow-row[data-client-region="eu"]').waitFor();
     await light.screenshot({ path: join(shots, 'overview-light.png'), fullPage: true });
     await light.context().close();
-  });
+  }, 90_000);
 
   it('lets an approver approve a waiting wave from the page, and the rollout proceeds; a viewer sees no button and is refused', async () => {
     const file = join(fleet, 'fleet.yaml');
@@ -213,6 +252,18 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     await watcher.locator('.cluster[data-cluster="local-a"] .pill.canary').waitFor({ timeout: 30_000 });
     await watcher.locator('.flow-row[data-client-region="eu"] .chip[data-cluster="local-a"] .pill.canary').waitFor({ timeout: 15_000 });
     await expect(watcher.locator('.rollout .weight-row[data-cluster="local-a"] .num').first().textContent()).resolves.toBe('50 %');
+    // during the step: the canary against its baseline on the judge's windows, with the gate's limit drawn in
+    const cc = watcher.locator('.rollout .canary-charts[data-gate="canary:0"]').first();
+    await cc.waitFor({ timeout: 30_000 });
+    const errChart = cc.locator('.canary-chart[data-metric="web error-rate"]');
+    await errChart.locator('[data-threshold="max"]').waitFor({ state: 'attached' }); // a horizontal line: no height, never "visible"
+    await expect(errChart.locator('.cc-canary-dot').count()).resolves.toBeGreaterThan(0);
+    await expect(errChart.locator('.cc-label').textContent()).resolves.toBe('max 5.00 %');
+    await shoot(watcher, cc, 'canary-vs-baseline.png');
+    // the timeline: the canary wave's first step, clicked for its times
+    const tl = watcher.locator('.rollout .timeline').first();
+    await tl.locator('.tl-seg[data-kind="step"][data-step="1"]').first().dispatchEvent('click');
+    await expect(tl.locator('.timeline-caption').textContent()).resolves.toMatch(/^canary step 1 \(50 %\): \d\d:\d\d:\d\d UTC – /);
     await watcher.screenshot({ path: join(shots, 'canary-dark.png'), fullPage: true });
     await watcher.context().close();
     const id = await until(
@@ -262,6 +313,13 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
     expect(detail.state).toBe('promoted');
     expect(detail.waves.find((w) => w.name === 'rest')?.approvals?.given).toEqual(['bob']);
     await page.locator('#audit-body tr', { hasText: 'approval.approve' }).first().waitFor();
+    // the timeline of the whole rollout: both waves, the approval wait, a verdict tick per look
+    const timeline = page.locator(`.rollout[data-rollout="${id}"] .timeline`);
+    await expect(timeline.locator('g[data-wave="rest"] .tl-seg[data-kind="approval"]').count()).resolves.toBeGreaterThan(0);
+    await expect(timeline.locator('.tl-tick[data-outcome="pass"]').count()).resolves.toBeGreaterThan(1);
+    await timeline.locator('g[data-wave="rest"] .tl-seg[data-kind="approval"]').first().dispatchEvent('click');
+    await expect(timeline.locator('.timeline-caption').textContent()).resolves.toMatch(/^rest approval: /);
+    await shoot(page, timeline, 'rollout-timeline.png');
     await page.evaluate('window.scrollTo(0, 0)');
     await page.screenshot({ path: join(shots, 'rollout-promoted.png'), fullPage: true });
     await page.context().close();

@@ -3,7 +3,7 @@
  * source) against a fake local fleet: exit codes by outcome, JSON lines, the Markdown summary, approvals
  * by identity, and a rollback that is itself reversible.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { render } from '../src/render/render.js';
@@ -159,6 +159,33 @@ describe('meridian rollout for CI', () => {
       const stale = await run(f, ['rollout', 'fleet', '--plan', newer, ...FAST]);
       expect(stale.code).toBe(2);
       expect(stale.err).toMatch(/MERIDIAN_E_PLAN_STALE: the plan was made when cluster local-a ran \S+, but it now runs \S+/);
+    } finally {
+      await f.api.close();
+    }
+  }, 60_000);
+
+  it('a saved plan carries its fleet: --plan alone finds it; another fleet, or the same one edited, is refused naming both', async () => {
+    const f = await fleet('plan-source');
+    try {
+      const planFile = join(f.dir, 'plan.json');
+      expect((await run(f, ['plan', 'fleet', '--out', planFile])).code).toBe(0);
+      const plan = JSON.parse(readFileSync(planFile, 'utf8')) as { source: { path: string; contentHash: string } };
+      expect(plan.source.path).toBe(join(f.dir, 'fleet'));
+      expect(plan.source.contentHash).toMatch(/^[0-9a-f]{64}$/);
+      // another fleet directory with other content: refused, naming the plan's fleet and the one given
+      cpSync(join(f.dir, 'fleet'), join(f.dir, 'other'), { recursive: true });
+      const otherYaml = join(f.dir, 'other', 'fleet.yaml');
+      writeFileSync(otherYaml, `${readFileSync(otherYaml, 'utf8')}# a comment changes the files, not the revision\n`);
+      const other = await run(f, ['rollout', 'other', '--plan', planFile, ...FAST]);
+      expect(other.code).toBe(2);
+      expect(other.err).toContain('MERIDIAN_E_PLAN_MISMATCH');
+      expect(other.err).toContain(`made from the fleet at ${join(f.dir, 'fleet')} (files ${plan.source.contentHash.slice(0, 12)})`);
+      expect(other.err).toContain(`but the fleet at ${join(f.dir, 'other')} holds other files`);
+      // no fleet named, run from elsewhere: the plan's own fleet is rolled out
+      rmSync(join(f.dir, 'other'), { recursive: true });
+      const ok = await run(f, ['rollout', '--plan', planFile, ...FAST]);
+      expect(ok.code, ok.err).toBe(0);
+      expect(ok.out).toMatch(/rollout ro-\S+ promoted/);
     } finally {
       await f.api.close();
     }

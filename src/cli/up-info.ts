@@ -19,6 +19,8 @@ export interface UpInfo {
   readonly server?: string;
   /** The dashboard URL with its in-memory admin token (`#token=…`); the file is readable by its owner only. */
   readonly dashboard?: string;
+  /** Where the services' logs go (`meridian logs` reads them). */
+  readonly logs?: string;
 }
 
 export function upFile(io: Io): string {

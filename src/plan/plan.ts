@@ -5,6 +5,7 @@
 import { PlanError } from '../errors.js';
 import { contentHash } from '../render/canonical.js';
 import type { Revision } from '../render/render.js';
+import type { FleetSource } from '../spec/fleet-source.js';
 import type { Fleet } from '../spec/schema.js';
 import { blastRadius, type BlastRadius, type TrafficShares } from './blast-radius.js';
 import { type ClusterDiff, diffClusters, diffFlags, diffRouting, type PolicyChange, type RecordedCluster } from './diff.js';
@@ -58,6 +59,12 @@ export interface Plan {
   readonly summary: PlanSummary;
   /** When it was made; not part of the hash. */
   readonly createdAt?: string;
+  /**
+   * The fleet it was made from: where (`meridian rollout --plan` loads it from there when no fleet is
+   * named) and a hash of its files (a mismatch is refused). Not part of the hash: the same change planned
+   * in two checkouts is the same plan; the revision, which is, binds the rendered content.
+   */
+  readonly source?: FleetSource;
   /** contentHash of everything else except `createdAt`. */
   readonly hash: string;
 }
@@ -73,6 +80,8 @@ export interface PlanInput {
   readonly shares: TrafficShares;
   /** Stamped into `createdAt`; does not change the hash. */
   readonly now?: Date | undefined;
+  /** Stamped into `source`; does not change the hash. */
+  readonly source?: FleetSource | undefined;
 }
 
 /** Makes the plan. The same input gives the same plan, byte for byte, and the same hash. */
@@ -120,12 +129,19 @@ export function makePlan(input: PlanInput): Plan {
       waves: waves.length,
     },
   };
-  return { ...body, ...(input.now ? { createdAt: input.now.toISOString() } : {}), hash: planHash(body) };
+  return {
+    ...body,
+    ...(input.now ? { createdAt: input.now.toISOString() } : {}),
+    ...(input.source ? { source: input.source } : {}),
+    hash: planHash(body),
+  };
 }
 
-/** The hash of a plan: contentHash of everything except `hash` and `createdAt`. */
-export function planHash(plan: Omit<Plan, 'hash' | 'createdAt'> & { hash?: unknown; createdAt?: unknown }): string {
-  const { hash: _hash, createdAt: _createdAt, ...body } = plan;
+/** The hash of a plan: contentHash of everything except `hash`, `createdAt` and `source`. */
+export function planHash(
+  plan: Omit<Plan, 'hash' | 'createdAt' | 'source'> & { hash?: unknown; createdAt?: unknown; source?: unknown },
+): string {
+  const { hash: _hash, createdAt: _createdAt, source: _source, ...body } = plan;
   return contentHash(body);
 }
 
@@ -157,6 +173,7 @@ export function verifyPlan(plan: unknown, expect: { readonly fleet?: string; rea
     ['waves', Array.isArray],
     ['blastRadius', isObject],
     ['summary', isObject],
+    ['source', (v) => v === undefined || (isObject(v) && typeof v['path'] === 'string' && /^[0-9a-f]{64}$/.test(String(v['contentHash'])))],
   ];
   const bad = shape.filter(([k, ok]) => !ok(p[k])).map(([k]) => k);
   if (bad.length > 0) {
@@ -217,6 +234,6 @@ export function baselineRevisionId(
   return best?.[0] ?? null;
 }
 
-function isObject(v: unknown): boolean {
+function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

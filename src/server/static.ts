@@ -8,6 +8,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
+import { vendorFile, vendorLicences } from './vendor-assets.js';
 
 /** The policy sent with HTML pages. */
 export const DASHBOARD_CSP =
@@ -38,6 +39,7 @@ export function staticHandler(dir: string): (req: IncomingMessage, res: ServerRe
     } catch {
       return false;
     }
+    if (path.startsWith(VENDOR_PREFIX)) return serveVendor(path.slice(VENDOR_PREFIX.length), req, res);
     const wanted = normalize(join(root, path.endsWith('/') ? `${path}index.html` : path));
     if (wanted !== root && !wanted.startsWith(root + sep)) return false;
     let file = wanted;
@@ -59,6 +61,29 @@ export function staticHandler(dir: string): (req: IncomingMessage, res: ServerRe
     else createReadStream(file).pipe(res);
     return true;
   };
+}
+
+const VENDOR_PREFIX = '/assets/vendor/';
+
+/** The dashboard's third-party files, from the installed packages (src/server/vendor-assets.ts). */
+function serveVendor(name: string, req: IncomingMessage, res: ServerResponse): boolean {
+  const headers = { 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' };
+  if (name === 'LICENSES.txt') {
+    const text = vendorLicences();
+    res.writeHead(200, { ...headers, 'content-type': TYPES['.txt'], 'content-length': Buffer.byteLength(text) });
+    res.end(req.method === 'HEAD' ? undefined : text);
+    return true;
+  }
+  const file = vendorFile(name);
+  if (!file) return false;
+  res.writeHead(200, {
+    ...headers,
+    'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
+    'content-length': statSync(file).size,
+  });
+  if (req.method === 'HEAD') res.end();
+  else createReadStream(file).pipe(res);
+  return true;
 }
 
 function isFile(p: string): boolean {

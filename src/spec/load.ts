@@ -33,7 +33,8 @@ function display(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
-function listFiles(path: string): { dir: string; files: string[] } {
+/** The fleet's directory and its YAML files (sorted) that {@link loadFleet} reads for `path` (a directory or one file). */
+export function listFiles(path: string): { dir: string; files: string[] } {
   let st;
   try {
     st = statSync(path);

@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { baselineRevisionId, makePlan } from '../../plan/plan.js';
 import { formatPlan } from '../../plan/format-plan.js';
 import { clientShares } from '../../routing/traffic-table.js';
+import { fleetSource } from '../../spec/fleet-source.js';
 import { resolveActor } from '../../store/actor.js';
 import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
@@ -30,7 +31,15 @@ export function registerPlan(program: Command, io: Io, result: Result): void {
         const states = await store.clusterStates();
         const baseline = baselineRevisionId(states);
         const previous = baseline ? await store.getRevision(baseline) : undefined;
-        const plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: clientShares(revision), now: io.now() });
+        const plan = makePlan({
+          fleet: loaded.fleet,
+          revision,
+          previous,
+          recorded: states,
+          shares: clientShares(revision),
+          now: io.now(),
+          source: fleetSource(dir),
+        });
         const actor = resolveActor(opts.actor, io.env);
         const { created } = await store.putRevision(revision, actor, opts.reason ?? `planned from ${dir}`);
         if (opts.out !== undefined) writeNamedFile('--out', opts.out, `${JSON.stringify(plan, null, 2)}\n`);

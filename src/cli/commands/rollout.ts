@@ -5,6 +5,7 @@
  * paused 5, locked 6, rollback failed 7.
  */
 import { readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { PlanError, RolloutError, UsageError } from '../../errors.js';
 import { baselineRevisionId, makePlan, verifyPlan, type Plan } from '../../plan/plan.js';
@@ -29,6 +30,7 @@ import { clientShares } from '../../routing/traffic-table.js';
 import { loadAndRender } from './render.js';
 import { readUpInfo } from '../up-info.js';
 import { writeNamedFile } from '../options.js';
+import { readSavedPlan } from '../saved-plan.js';
 
 /** Flags shared by the commands that drive a rollout. */
 export interface DriveFlags {
@@ -232,7 +234,7 @@ interface RolloutFlags extends DriveFlags {
   healthyChecks: string;
 }
 
-async function startRollout(dir: string, flags: RolloutFlags, io: Io): Promise<number> {
+async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io: Io): Promise<number> {
   const actor = resolveActor(flags.actor, io.env);
   const store = await storeFor(flags.state, io);
   try {
@@ -242,21 +244,14 @@ async function startRollout(dir: string, flags: RolloutFlags, io: Io): Promise<n
       await takeOver(store, r.id, holder, { now: Date.now(), lockTtlMs: durationFlag('--lock-ttl', flags.lockTtl) });
       return await driveAndReport(io, store, r.id, holder, flags);
     }
+    const saved = flags.plan !== undefined ? readSavedPlan(flags.plan, dirArg) : undefined;
+    const dir = saved?.dir ?? dirArg ?? '.';
     const { loaded, rendered } = loadAndRender(dir);
     const revision = rendered.revision;
     const states = await store.clusterStates();
     let plan: Plan;
-    if (flags.plan !== undefined) {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(readFileSync(flags.plan, 'utf8'));
-      } catch (err) {
-        throw new UsageError(
-          `cannot read the plan ${flags.plan}: ${(err as Error).message}`,
-          'pass the file that `meridian plan --out FILE` wrote',
-        );
-      }
-      plan = verifyPlan(raw, { fleet: loaded.fleet.fleet, revision: revision.id });
+    if (saved) {
+      plan = verifyPlan(saved.plan, { fleet: loaded.fleet.fleet, revision: revision.id });
     } else {
       const baseline = baselineRevisionId(states);
       const previous = baseline ? await store.getRevision(baseline) : undefined;
@@ -339,14 +334,14 @@ export function registerRollout(program: Command, io: Io, result: Result): void 
     program
       .command('rollout')
       .description('roll the fleet out wave by wave (canary steps, analysis, approvals), or carry on with --resume')
-      .argument('[fleet]', 'fleet directory or file', '.')
+      .argument('[fleet]', 'fleet directory or file (default: with --plan, the fleet the plan was made from; else .)')
       .option('--plan <file>', 'roll out this saved plan (`meridian plan --out FILE`); it must match the fleet')
       .option('--resume [id]', 'carry on with an unfinished rollout (the newest one, or ID) after a crash, a pause or approvals')
       .option('--healthy-checks <n>', 'consecutive healthy checks at the new revision before a wave completes', '2'),
   )
     // `rollout status -o json`: the subcommands' options are theirs, not the parent's
     .enablePositionalOptions()
-    .action(async (dir: string, flags: RolloutFlags) => {
+    .action(async (dir: string | undefined, flags: RolloutFlags) => {
       result.code = await startRollout(dir, flags, io);
     });
 

@@ -20,17 +20,36 @@ import { serveBesideFleet } from './serve.js';
 import { wholeNumber } from '../options.js';
 import { resolveActor } from '../../store/actor.js';
 import { type ControlApi, startControlApi } from '../../targets/local/control-api.js';
-import { LocalTarget } from '../../targets/local/local-target.js';
+import { LocalTarget, type OutputLine } from '../../targets/local/local-target.js';
+import { LogFiles } from '../../targets/local/log-files.js';
 import { startClusters } from '../../targets/local/local-fleet.js';
 import { installShutdownHandlers } from '../../targets/shutdown.js';
 import { report } from '../../validate/report/index.js';
 import { validateFleet } from '../../validate/run.js';
 import { type Io, write, type Result } from '../io.js';
 import { readUpInfo, type UpInfo, upFile } from '../up-info.js';
+import { upSummary } from '../up-summary.js';
 import { storeFor } from '../state.js';
 import { loadAndRender } from './render.js';
 
 export { readUpInfo, type UpInfo } from '../up-info.js';
+
+/** Listens on `port`, or on a free one when it is taken (saying so in `moved`). */
+async function listenOrMove<T extends { port: number }>(
+  port: number,
+  listen: (port: number) => Promise<T>,
+  what: string,
+  moved: string[],
+): Promise<T> {
+  try {
+    return await listen(port);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0) throw err;
+    const r = await listen(0);
+    moved.push(`port ${port} is taken: the ${what} listens on ${r.port} instead`);
+    return r;
+  }
+}
 
 interface UpOptions {
   port: string;
@@ -41,6 +60,7 @@ interface UpOptions {
   fresh?: boolean;
   maxReplicas: string;
   quiet?: boolean;
+  printLogs?: boolean;
   flagsInterval: string;
   server: boolean;
   serverPort: string;
@@ -58,7 +78,8 @@ export function registerUp(program: Command, io: Io, result: Result): void {
     .option('--actor <id>', 'who starts it, for the audit log')
     .option('--fresh', 'run the fleet as written, even when the store records another revision as running')
     .option('--max-replicas <n>', 'at most this many processes per service per cluster', '2')
-    .option('-q, --quiet', 'do not print the services’ output')
+    .option('-q, --quiet', 'do not keep the services’ output (by default it goes to .meridian/logs; see `meridian logs`)')
+    .option('--print-logs', 'also print the services’ output here, prefixed by cluster/service#replica')
     .option('--flags-interval <duration>', 'how often the router polls the flags (OFREP) endpoint', '250ms')
     .option('--server-port <n>', 'port of the control plane (API, events, dashboard); another free one when taken', '7070')
     .option('--no-server', 'do not start the control plane (`meridian serve`) beside the fleet')
@@ -138,6 +159,7 @@ async function detach(dir: string, opts: UpOptions, io: Io): Promise<number> {
         `fleet ${info.fleet} is up in the background (pid ${info.pid})\n  router  ${info.router}\n  admin   ${info.admin}\n` +
           (info.dashboard ? `  dashboard ${info.dashboard}\n` : '') +
           `  flags   ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP)\n` +
+          (info.logs ? `  logs    ${info.logs} (meridian logs -f)\n` : '') +
           `  log     ${log}\nstop it with: meridian down\n`,
       );
       return 0;
@@ -180,10 +202,22 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     );
   }
 
+  // the services' output goes to files (`meridian logs`), not between the status lines
+  const logs = opts.quiet ? undefined : new LogFiles(join(io.cwd, '.meridian', 'logs'));
+  const print = opts.printLogs
+    ? (l: OutputLine) => void io.err.write(`${s.dim(`${l.cluster}/${l.service}#${l.replica}`)} ${l.line}\n`)
+    : undefined;
   const target = new LocalTarget({
     fleetDir: loaded.dir,
     maxReplicasPerService: Number.parseInt(opts.maxReplicas, 10),
-    ...(opts.quiet ? {} : { onOutput: (l) => void io.err.write(`${s.dim(`${l.cluster}/${l.service}#${l.replica}`)} ${l.line}\n`) }),
+    ...(logs || print
+      ? {
+          onOutput: (l: OutputLine) => {
+            logs?.write(l);
+            print?.(l);
+          },
+        }
+      : {}),
   });
   const running: {
     router?: Router;
@@ -200,6 +234,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     await running.control?.close();
     await running.flagStore?.close();
     await running.router?.close();
+    await logs?.close();
     rmSync(upFile(io), { force: true });
   };
   installShutdownHandlers([{ close: stopAll, terminateSync: () => rmSync(upFile(io), { force: true }) }, target], {
@@ -228,7 +263,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     await store.close();
     throw new MeridianError('MERIDIAN_E_UP_FAILED', `the local fleet did not become healthy: ${(err as Error).message.slice(0, 400)}`, {
       cause: err,
-      hint: 'look at the services’ output above; fix the service or its configuration and run `meridian up` again',
+      hint: `look at the services’ output (${logs ? '`meridian logs`' : 'run without --quiet'}); fix the service or its configuration and run \`meridian up\` again`,
     });
   }
   for (const [name, c] of Object.entries(clusters)) {
@@ -243,7 +278,8 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     intervalMs: flagsIntervalMs,
     log: (_level, msg) => say(`router ${msg}`),
   });
-  const { port } = await router.listen(Number.parseInt(opts.port, 10));
+  const moved: string[] = [];
+  const { port } = await listenOrMove(Number.parseInt(opts.port, 10), (p) => router.listen(p), 'router', moved);
   const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
   // the control plane beside the fleet: its API, event stream and dashboard, over this process's driver and router
   let dashboard: string | null = null;
@@ -257,6 +293,9 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     });
     running.server = cp.server;
     dashboard = cp.dashboardUrl;
+    const preferred = Number.parseInt(opts.serverPort, 10);
+    if (preferred !== 0 && !cp.server.url.includes(`:${preferred}/`))
+      moved.push(`port ${preferred} is taken: the dashboard and API are on ${cp.server.url} instead`);
   }
   const info: UpInfo = {
     pid: process.pid,
@@ -268,6 +307,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     token,
     startedAt: io.now().toISOString(),
     ...(running.server && dashboard ? { server: running.server.url, dashboard } : {}),
+    ...(logs ? { logs: logs.dir } : {}),
   };
   mkdirSync(dirname(upFile(io)), { recursive: true });
   // written whole, then renamed into place: `up --detach` polls for it, and must never read half a file
@@ -275,19 +315,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600); // the token in it drives the fleet
   renameSync(tmp, upFile(io));
-  await write(
-    io.out,
-    `fleet ${info.fleet} is up: ${Object.keys(clusters).length} clusters, revision ${revision.id}\n` +
-      `  router     ${info.router}\n` +
-      (dashboard ? `  dashboard  ${dashboard}\n` : '') +
-      `  metrics    ${info.admin}metrics\n` +
-      `  explain    ${info.admin}debug/route?service=web&country=DE\n` +
-      `  control    ${info.control} (for \`meridian rollout\`)\n` +
-      `  flags      ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP; the router polls it every ${flagsIntervalMs} ms)\n` +
-      // enough for the example's rollout: its first step (5% on two canary clusters) reaches minSamples within its sampleWait
-      `  try        meridian traffic --url ${info.router} --rps 200 --duration 15m --mix "GB:35,US:35,DE:20,IN:10"\n` +
-      `Ctrl-C stops everything.\n`,
-  );
+  await write(io.out, upSummary(info, revision, { flagsIntervalMs, moved, logs: logs?.dir }));
   await new Promise<never>(() => {}); // until a signal: the shutdown handlers exit the process
   return 0;
 }

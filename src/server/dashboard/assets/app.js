@@ -9,6 +9,8 @@ import { auditState, auditView } from './views/audit.js';
 import { flagsView } from './views/flags.js';
 import { clusterState, healthView } from './views/health.js';
 import { isActive, rolloutsView } from './views/rollouts.js';
+import { drawMap, loadWorld } from './views/map.js';
+import { Charts, History } from './views/series.js';
 import { servedByCluster, trafficView } from './views/traffic.js';
 
 /** Everything the page shows, as last read. */
@@ -34,7 +36,16 @@ const state = {
   /** @type {'live' | 'reconnecting' | 'off'} */
   stream: 'off',
   lastTrafficEvent: 0,
+  /** Traffic snapshots for the charts, newest last. */
+  history: new History(),
+  /** @type {string | null} the client region the map selected for the charts */
+  selectedRegion: null,
+  /** @type {unknown} Natural Earth's countries, once loaded */
+  world: null,
 };
+
+/** @type {Charts | null} */
+let charts = null;
 
 /** @type {(() => void) | null} */
 let closeStream = null;
@@ -184,6 +195,27 @@ function canaryVersions() {
 
 function renderTraffic() {
   const flows = state.traffic.flows ?? [];
+  state.history.add(state.traffic.at, flows);
+  if (!state.world)
+    void loadWorld()
+      .then((w) => {
+        state.world = w;
+        renderTraffic();
+      })
+      .catch(() => {});
+  drawMap(byId('traffic-map'), {
+    world: state.world,
+    regions: regions(),
+    clusters: state.clusters.map((c) => ({ name: c.name, region: c.region, health: clusterState(c) })),
+    flows,
+    selected: state.selectedRegion,
+    onSelect: (r) => {
+      state.selectedRegion = state.selectedRegion === r ? null : r;
+      renderTraffic();
+    },
+  });
+  charts ??= new Charts(byId('traffic-charts'));
+  charts.update(state.history, state.selectedRegion);
   replace(byId('traffic-body'), trafficView({ flows, canaryVersions: canaryVersions() }));
   byId('traffic-body').dataset.at = state.traffic.at ?? '';
   const total = flows.reduce((n, f) => n + (f.rps || 0), 0);

@@ -1,5 +1,6 @@
 /** Rollouts: waves as a stepper, where it is now, canary weights, approvals, each gate's verdict with its numbers, and the actions the role allows. */
 import { h } from '../dom.js';
+import { canaryChartView, timelineView } from './rollout-charts.js';
 import { ago, clock, pct, rev, tone, valueIn } from '../format.js';
 
 /** @typedef {Record<string, unknown>} Obj */
@@ -235,6 +236,8 @@ function detail(r, m) {
         : h('p', { class: 'muted' }, r.canaryWeight !== null ? `${r.canaryWeight} %` : 'none in force'),
     ),
     controls(r, m),
+    timelineView({ ...r, active: isActive(r.state) }),
+    canaryChartView(r),
     gatesTable(r),
     recent(r),
   );
