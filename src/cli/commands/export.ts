@@ -8,6 +8,7 @@ import { UsageError } from '../../errors.js';
 import { alertRules, alertRulesYaml, type AlertOptions } from '../../telemetry/alerts.js';
 import { parseDuration } from '../../units/duration.js';
 import { type Io, write } from '../io.js';
+import { registerDataPlaneExports } from './export-targets.js';
 import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
 
@@ -86,4 +87,5 @@ export function registerExport(program: Command, io: Io, result: Result): void {
       }
       result.code = 0;
     });
+  registerDataPlaneExports(exp, io, result, loadAndRender);
 }
