@@ -58,7 +58,14 @@ export function clusterAddresses(revision: Revision, endpoints?: (cluster: strin
         byService[s] = live
           .filter((e) => e.service === s)
           .sort((a, b) => (a.track === b.track ? a.port - b.port : a.track === 'stable' ? -1 : 1))
-          .map((e) => ({ host: e.host, port: e.port, name: safeName(`${e.track}-${e.port}`), track: e.track, healthPath }));
+          .map((e) => ({
+            host: e.host,
+            port: e.port,
+            name: safeName(`${e.track}-${e.port}`),
+            track: e.track,
+            version: e.version,
+            healthPath,
+          }));
       }
     } else {
       missing.push(name);

@@ -15,6 +15,8 @@ export interface UpstreamServer {
   readonly name: string;
   /** The version track behind it, when the address is a replica's (local clusters). */
   readonly track?: 'stable' | 'canary';
+  /** The version it runs, when known (a replica's). */
+  readonly version?: string;
   /** The path the data plane checks. */
   readonly healthPath: string;
 }
@@ -33,6 +35,8 @@ export interface ExportSettings {
   readonly countryHeader: string | null;
   /** CIDR → country code, for the source-address lookup (tests map 127.x.y.z to countries). */
   readonly countryNets: Readonly<Record<string, string>>;
+  /** Where HAProxy serves its built-in Prometheus exporter (`host:port`, path /metrics), or null for none. */
+  readonly metricsListen: string | null;
   /** HAProxy's runtime API socket (a UNIX path, or `ipv4@host:port`). */
   readonly runtimeApi: string;
   /** Active health check interval, ms (default 2000). */
@@ -50,6 +54,7 @@ export const DEFAULT_SETTINGS: ExportSettings = {
   listen: '127.0.0.1:8080',
   countryHeader: 'x-client-country',
   countryNets: {},
+  metricsListen: '127.0.0.1:8405',
   runtimeApi: '/run/haproxy/meridian.sock',
   checkIntervalMs: 2000,
   fall: 3,

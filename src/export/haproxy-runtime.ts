@@ -4,6 +4,7 @@
  */
 import { connect } from 'node:net';
 import { MeridianError } from '../errors.js';
+import type { HaproxyServer } from './haproxy.js';
 
 /** Sends one command to the runtime API at `socket` (a UNIX path, or `ipv4@host:port`) and returns the answer. */
 export function haproxyCommand(socket: string, command: string, timeoutMs = 5000): Promise<string> {
@@ -64,4 +65,43 @@ export async function setServerWeight(socket: string, backend: string, server: s
 export async function setServerState(socket: string, backend: string, server: string, state: 'ready' | 'drain' | 'maint'): Promise<void> {
   const answer = (await haproxyCommand(socket, `set server ${backend}/${server} state ${state}`)).trim();
   if (answer !== '') throw new MeridianError('MERIDIAN_E_HAPROXY_RUNTIME', `HAProxy refused the state of ${backend}/${server}: ${answer}`);
+}
+
+/**
+ * Sets the canary share of one service on one cluster, live: in every backend that holds the cluster's
+ * servers, the cluster's total weight is kept and split between its stable and canary servers (`percent`
+ * to the canary). Returns the commands sent. HAProxy applies a weight to the next request it balances.
+ */
+export async function setCanaryWeight(
+  socket: string,
+  servers: readonly HaproxyServer[],
+  service: string,
+  cluster: string,
+  percent: number,
+): Promise<string[]> {
+  const p = Math.min(100, Math.max(0, percent)) / 100;
+  const sent: string[] = [];
+  const mine = servers.filter((s) => s.service === service && s.cluster === cluster);
+  for (const backend of new Set(mine.map((s) => s.backend))) {
+    const group = mine.filter((s) => s.backend === backend);
+    const stable = group.filter((s) => s.track !== 'canary');
+    const canary = group.filter((s) => s.track === 'canary');
+    if (canary.length === 0)
+      throw new MeridianError(
+        'MERIDIAN_E_HAPROXY_RUNTIME',
+        `no canary server of ${service} in ${cluster} (backend ${backend}): export while the canary runs`,
+      );
+    const total = group.reduce((n, s) => n + s.weight, 0);
+    for (const [list, share] of [
+      [stable, 1 - p],
+      [canary, p],
+    ] as const) {
+      for (const s of list) {
+        const w = Math.min(256, Math.round((total * share) / list.length));
+        await setServerWeight(socket, backend, s.server, w);
+        sent.push(`set server ${backend}/${s.server} weight ${w}`);
+      }
+    }
+  }
+  return sent;
 }

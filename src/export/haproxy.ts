@@ -16,6 +16,21 @@ import { sortLoss } from './loss.js';
 /** The name of the row key of clients with no home region, in the maps. */
 export const HAPROXY_UNKNOWN = '_unknown';
 
+/**
+ * One server of the export, as written to `servers.json`: what the runtime API and the HAProxy metric
+ * source need to know about a `backend/server` name.
+ */
+export interface HaproxyServer {
+  readonly backend: string;
+  readonly server: string;
+  readonly service: string;
+  readonly cluster: string;
+  readonly track: 'stable' | 'canary' | null;
+  readonly version: string | null;
+  /** The weight written in the configuration. */
+  readonly weight: number;
+}
+
 /** One backend: a priority level's clusters for one service. */
 interface Backend {
   readonly name: string;
@@ -345,11 +360,36 @@ export const haproxyExporter: Exporter = {
       '  http-response set-header x-meridian-backend %b',
       '  http-response set-header x-meridian-server %s',
       ...use,
+      ...(s.metricsListen !== null
+        ? [
+            '',
+            'frontend prometheus',
+            `  bind ${s.metricsListen}`,
+            '  http-request use-service prometheus-exporter if { path /metrics }',
+            '  http-request return status 404',
+          ]
+        : []),
       ...[...backends.byKey.values()].flatMap((b) => backendBlock(input, b)),
       '',
     ].join('\n');
+    const index: HaproxyServer[] = [...backends.byKey.values()].flatMap((b) =>
+      b.servers.map((x) => ({
+        backend: b.name,
+        server: x.name,
+        service: b.service,
+        cluster: x.cluster,
+        track: x.server.track ?? null,
+        version: x.server.version ?? p.services[b.service]?.versions[x.cluster]?.stable ?? null,
+        weight: x.weight,
+      })),
+    );
     return {
-      files: { 'haproxy.cfg': cfg, 'countries.map': countries, 'homes.map': homes },
+      files: {
+        'haproxy.cfg': cfg,
+        'countries.map': countries,
+        'homes.map': homes,
+        'servers.json': `${JSON.stringify({ revision: p.revision, table: p.table, servers: index }, null, 2)}\n`,
+      },
       loss: lossReport(input, services),
     };
   },

@@ -4,7 +4,7 @@
  */
 import type { Revision } from '../render/render.js';
 import { routingProjection, type ProjectedLevel } from '../routing/projection.js';
-import { simulatedState } from '../routing/state.js';
+import { simulatedState, type RoutingState } from '../routing/state.js';
 import { buildRoutingTable } from '../routing/table.js';
 import { DEFAULT_SETTINGS, type ClusterAddresses, type ExportInput, type ExportSettings } from './contract.js';
 
@@ -38,9 +38,18 @@ function widenedLevels(revision: Revision, projection: ExportInput['projection']
   return out;
 }
 
-/** The input every exporter reads, for a revision as written. */
-export function exportInput(revision: Revision, addresses: ClusterAddresses, settings: Partial<ExportSettings> = {}): ExportInput {
-  const projection = routingProjection(buildRoutingTable(revision));
+/**
+ * The input every exporter reads, for a revision as written; `state` may add canary weights (a data
+ * plane exported during a rollout). Health in the state is ignored by the data planes, which check for
+ * themselves.
+ */
+export function exportInput(
+  revision: Revision,
+  addresses: ClusterAddresses,
+  settings: Partial<ExportSettings> = {},
+  state: RoutingState = {},
+): ExportInput {
+  const projection = routingProjection(buildRoutingTable(revision, state));
   return {
     projection,
     widened: widenedLevels(revision, projection),
