@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterAddresses, exportInput, writeExport } from '../src/export/index.js';
 import { haproxyExporter, type HaproxyServer } from '../src/export/haproxy.js';
 import { haproxyCommand, setCanaryWeight } from '../src/export/haproxy-runtime.js';
-import type { Revision } from '../src/render/render.js';
 import { judgeMetric } from '../src/rollout/analysis/judge.js';
 import { HaproxySource } from '../src/rollout/analysis/haproxy-source.js';
 import { trafficTable } from '../src/routing/index.js';
