@@ -61,7 +61,7 @@ export const ClusterIngress = z.strictObject({
     .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?):([1-9][0-9]{0,4})$/, {
       error: 'an address as host:port, like 10.0.1.5:443, [2001:db8::5]:443 or ingress.eu-west-1.example.com:443',
     })
-    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { error: 'the port of an address must be 1..65535' }),
+    .refine((v) => Number(/:(\d+)$/.exec(v)?.[1] ?? 0) <= 65535, { error: 'an address whose port is in 1..65535' }),
   /** The path a data plane checks (default: the service's health path). */
   healthPath: z.string().startsWith('/').optional(),
 });
