@@ -51,7 +51,7 @@ describe('the exporters’ input', () => {
       },
     ]);
     expect(eps['eu-west-1']?.['web']).toEqual([
-      { host: '127.0.0.1', port: 4100, name: 'stable-4100', track: 'stable', healthPath: '/healthz' },
+      { host: '127.0.0.1', port: 4100, name: 'stable-4100', track: 'stable', version: '2.4.0', healthPath: '/healthz' },
     ]);
     expect(() => clusterAddresses(local)).toThrow(NoAddressError);
     try {

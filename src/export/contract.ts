@@ -35,6 +35,10 @@ export interface ExportSettings {
   readonly countryHeader: string | null;
   /** CIDR → country code, for the source-address lookup (tests map 127.x.y.z to countries). */
   readonly countryNets: Readonly<Record<string, string>>;
+  /** DNS: the zone the services' names are in (`<service>.<zone>`), where the server listens, and its run/state directory (null: the package's defaults). */
+  readonly dnsZone: string;
+  readonly dnsListen: string;
+  readonly dnsRunDir: string | null;
   /** Where HAProxy serves its built-in Prometheus exporter (`host:port`, path /metrics), or null for none. */
   readonly metricsListen: string | null;
   /** HAProxy's runtime API socket (a UNIX path, or `ipv4@host:port`). */
@@ -54,6 +58,9 @@ export const DEFAULT_SETTINGS: ExportSettings = {
   listen: '127.0.0.1:8080',
   countryHeader: 'x-client-country',
   countryNets: {},
+  dnsZone: 'meridian.test',
+  dnsListen: '127.0.0.1:53',
+  dnsRunDir: null,
   metricsListen: '127.0.0.1:8405',
   runtimeApi: '/run/haproxy/meridian.sock',
   checkIntervalMs: 2000,

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { ExportResult, Exporter } from './contract.js';
 import { haproxyExporter } from './haproxy.js';
 import { formatLoss } from './loss.js';
+import { gdnsdExporter } from './gdnsd.js';
 import { nginxExporter } from './nginx.js';
 
 export * from './contract.js';
@@ -12,7 +13,7 @@ export { exportInput } from './input.js';
 export { formatLoss, LOSS_CODES, sortLoss, type LossCode } from './loss.js';
 
 /** Every data-plane exporter, by target name. */
-export const EXPORTERS: readonly Exporter[] = [haproxyExporter, nginxExporter];
+export const EXPORTERS: readonly Exporter[] = [haproxyExporter, nginxExporter, gdnsdExporter];
 
 /** The exporter for a target, or undefined. */
 export function exporterFor(target: string): Exporter | undefined {
