@@ -11,7 +11,7 @@ import { clusterAddresses, exportInput, writeExport } from '../src/export/index.
 import { haproxyExporter } from '../src/export/haproxy.js';
 import { serversState } from '../src/export/haproxy-runtime.js';
 import type { Revision } from '../src/render/render.js';
-import { buildRoutingTable, routingProjection, simulatedState, trafficTable } from '../src/routing/index.js';
+import { buildRoutingTable, routingProjection, simulatedState } from '../src/routing/index.js';
 import type { LocalTarget } from '../src/targets/local/local-target.js';
 import {
   fixtureRevision,
@@ -24,19 +24,10 @@ import {
   tally,
   tempDir,
   waitHttp,
+  COUNTRIES,
+  simulated,
 } from './export-kit.js';
 import { closeAgents, get, until } from './router-kit.js';
-
-const COUNTRIES = { IE: 'eu-west', DE: 'eu-central', US: 'us-east', IN: 'ap-south', ZZ: '(unknown)' } as const;
-
-/** `route simulate`'s shares for a client region, with rejections as `status:503`. */
-function simulated(rev: Revision, client: string, down: readonly string[] = []): Record<string, number> {
-  const row = trafficTable(rev, simulatedState({ down })).services['web']?.[client];
-  const out: Record<string, number> = {};
-  for (const [c, v] of Object.entries(row?.clusters ?? {})) out[c] = v.stable + v.canary;
-  if ((row?.rejected ?? 0) > 0) out['status:503'] = row?.rejected ?? 0;
-  return out;
-}
 
 /**
  * Requests per country: inside a level HAProxy's roundrobin splits by weight exactly, only the choice of

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAndRender } from '../src/cli/commands/render.js';
 import type { Revision } from '../src/render/render.js';
+import { simulatedState, trafficTable } from '../src/routing/index.js';
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { startClusters } from '../src/targets/local/local-fleet.js';
 import { FIXTURE_DIR } from './fixtures/local-services/cluster.js';
@@ -131,4 +132,16 @@ export function maxDiff(observed: Tally, expected: Readonly<Record<string, numbe
   let max = 0;
   for (const k of keys) max = Math.max(max, Math.abs((observed[k] ?? 0) - (expected[k] ?? 0)) * 100);
   return max;
+}
+
+/** The countries the live tests send as, with their client region in the fixture fleet. */
+export const COUNTRIES = { IE: 'eu-west', DE: 'eu-central', US: 'us-east', IN: 'ap-south', ZZ: '(unknown)' } as const;
+
+/** `route simulate`'s shares of `web` for a client region (clusters down as given), rejections as `status:503`. */
+export function simulated(rev: Revision, client: string, down: readonly string[] = []): Record<string, number> {
+  const row = trafficTable(rev, simulatedState({ down })).services['web']?.[client];
+  const out: Record<string, number> = {};
+  for (const [c, v] of Object.entries(row?.clusters ?? {})) out[c] = v.stable + v.canary;
+  if ((row?.rejected ?? 0) > 0) out['status:503'] = row?.rejected ?? 0;
+  return out;
 }

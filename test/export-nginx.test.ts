@@ -12,8 +12,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterAddresses, exportInput, writeExport } from '../src/export/index.js';
 import { nginxExporter } from '../src/export/nginx.js';
-import type { Revision } from '../src/render/render.js';
-import { simulatedState, trafficTable } from '../src/routing/index.js';
 import type { LocalTarget } from '../src/targets/local/local-target.js';
 import {
   fixtureRevision,
@@ -26,18 +24,10 @@ import {
   tally,
   tempDir,
   waitHttp,
+  COUNTRIES,
+  simulated,
 } from './export-kit.js';
 import { closeAgents, get, until } from './router-kit.js';
-
-const COUNTRIES = { IE: 'eu-west', DE: 'eu-central', US: 'us-east', IN: 'ap-south', ZZ: '(unknown)' } as const;
-
-function simulated(rev: Revision, client: string, down: readonly string[] = []): Record<string, number> {
-  const row = trafficTable(rev, simulatedState({ down })).services['web']?.[client];
-  const out: Record<string, number> = {};
-  for (const [c, v] of Object.entries(row?.clusters ?? {})) out[c] = v.stable + v.canary;
-  if ((row?.rejected ?? 0) > 0) out['status:503'] = row?.rejected ?? 0;
-  return out;
-}
 
 describe('nginx exported by Meridian, in front of a local fleet', () => {
   const rev = fixtureRevision();
