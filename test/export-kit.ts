@@ -108,7 +108,7 @@ export async function waitHttp(port: number, proc: Proc, ms = 15_000): Promise<v
 export type Tally = Record<string, number>;
 
 /** Sends `n` requests as clients of `country` (by header, or from a loopback source address) and tallies the answers. */
-export async function tally(port: number, n: number, who: { country?: string; from?: string }): Promise<Tally> {
+export async function tally(port: number, n: number, who: { country?: string; from?: string; close?: boolean }): Promise<Tally> {
   const counts: Record<string, number> = {};
   await load(
     n,

@@ -64,7 +64,8 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
     service: null,
     model: 'canary weights and drains change live',
     exported: 'weights in the configuration; a change is a graceful reload (SIGHUP)',
-    effect: 'each change starts new workers; old ones finish their requests',
+    effect:
+      'each change starts new workers; old ones finish their requests and close idle keep-alive connections, so a client reusing one at that instant sees a reset and must retry',
     severity: 'info',
   });
   if (p.capacityCaps)
