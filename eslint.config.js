@@ -13,6 +13,7 @@ export const LAYERS = [
   ['server'],
   ['router'],
   ['rollout'],
+  ['export'],
   ['validate'],
   ['recovery'],
   ['flags'],

@@ -41,6 +41,8 @@ export interface RenderedCluster {
   readonly priority: number | null;
   readonly labels: Readonly<Record<string, string>>;
   readonly services: Readonly<Record<string, RenderedService>>;
+  /** The cluster's ingress for data planes outside it (`clusters.<name>.ingress`); absent when not declared. */
+  readonly ingress?: { readonly address: string; readonly healthPath?: string | undefined };
   /** Hash of this cluster's rendered content. */
   readonly hash: string;
 }
@@ -179,6 +181,7 @@ export function render(loaded: Pick<LoadedFleet, 'fleet' | 'sources'>): RenderRe
       priority: cluster.priority ?? null,
       labels: cluster.labels ?? {},
       services,
+      ...(cluster.ingress ? { ingress: cluster.ingress } : {}),
     };
     canonicalJsonOnce(services, { sortedByConstruction: true }); // the bulk of the cluster: serialised once, reused for the id and the store
     clusters[name] = { ...body, hash: contentHash(body) };

@@ -6,6 +6,7 @@ export {
   clientShares,
   clusterShares,
   formatTrafficTable,
+  trafficFromProjection,
   trafficFromTable,
   trafficTable,
   UNKNOWN_CLIENT,
@@ -14,6 +15,17 @@ export {
   type TrafficTable,
   type VersionShare,
 } from './traffic-table.js';
+export {
+  routingProjection,
+  type ProjectedClient,
+  type ProjectedCluster,
+  type ProjectedLevel,
+  type ProjectedService,
+  type ProjectedState,
+  type ProjectedVariant,
+  type ProjectedVersions,
+  type RoutingProjection,
+} from './projection.js';
 export {
   levelHealth,
   priorityLoad,

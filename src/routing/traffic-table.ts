@@ -6,10 +6,10 @@
 import type { Revision } from '../render/render.js';
 import { BUCKETS } from './hash.js';
 import type { RoutingState } from './state.js';
-import { buildRoutingTable, ROW, variantCount, type RoutingTable, type RoutingTableOptions } from './table.js';
+import { routingProjection, type RoutingProjection, UNKNOWN_CLIENT } from './projection.js';
+import { buildRoutingTable, type RoutingTable, type RoutingTableOptions } from './table.js';
 
-/** The row key of clients whose country has no home region. */
-export const UNKNOWN_CLIENT = '(unknown)';
+export { UNKNOWN_CLIENT };
 
 /** Shares of one client region's traffic that one cluster serves, per version. */
 export interface VersionShare {
@@ -37,61 +37,55 @@ export interface TrafficTable {
   readonly serving: Readonly<Record<string, readonly string[]>>;
 }
 
-/** Computes the traffic table of an existing routing table. */
+/** Computes the traffic table of an existing routing table (through its {@link routingProjection}). */
 export function trafficFromTable(t: RoutingTable): TrafficTable {
-  const C = t.clusters.length;
+  return trafficFromProjection(routingProjection(t));
+}
+
+/** Computes the traffic table a routing projection describes: per client region, each cluster's share by version. */
+export function trafficFromProjection(p: RoutingProjection): TrafficTable {
   const services: Record<string, Record<string, ClientTraffic>> = {};
   const serving: Record<string, string[]> = {};
-  t.services.forEach((service, s) => {
-    serving[service] = t.clusters.filter((_, c) => t.model.serving[s * C + c] === 1);
-    const V = variantCount(t, s);
-    const v0 = t.variantStart[s] ?? 0;
+  for (const [service, sp] of Object.entries(p.services)) {
+    serving[service] = [...sp.serving];
     const byClient: Record<string, ClientTraffic> = {};
-    for (let h = 0; h <= t.unknownHome; h++) {
-      const stable = new Float64Array(C);
-      const canary = new Float64Array(C);
+    for (const [client, row] of Object.entries(sp.clients)) {
+      const stable = new Map<string, number>();
+      const canary = new Map<string, number>();
       const rejectedBy = { 'residency-reject': 0, 'no-healthy': 0 };
-      for (let v = 0; v < V; v++) {
-        const lo = v === 0 ? 0 : (t.thresholds[v0 + v - 1] ?? 0);
-        const hi = v === V - 1 ? BUCKETS : (t.thresholds[v0 + v] ?? BUCKETS);
-        const frac = (hi - lo) / BUCKETS;
-        const row = (t.rowBase[s] ?? 0) + h * V + v;
-        const kind = t.rowKind[row];
-        if (kind === ROW.residencyReject) rejectedBy['residency-reject'] += frac;
-        if (kind === ROW.noHealthy) rejectedBy['no-healthy'] += frac;
-        if (kind !== ROW.ok) continue;
-        const l0 = t.rowLevelStart[row] ?? 0;
-        const l1 = t.rowLevelStart[row + 1] ?? 0;
-        for (let l = l0; l < l1; l++) {
-          const ls = (t.levelCum[l] ?? 0) - (l === l0 ? 0 : (t.levelCum[l - 1] ?? 0));
-          if (ls <= 0) continue;
-          const e0 = t.levelEntryStart[l] ?? 0;
-          const e1 = t.levelEntryStart[l + 1] ?? 0;
-          for (let e = e0; e < e1; e++) {
-            const c = t.entryCluster[e] ?? 0;
-            const share = frac * ls * ((t.entryCum[e] ?? 0) - (e === e0 ? 0 : (t.entryCum[e - 1] ?? 0)));
-            const bp = t.canaryBp[s * C + c] ?? 0;
-            canary[c] = (canary[c] ?? 0) + (share * bp) / BUCKETS;
-            stable[c] = (stable[c] ?? 0) + (share * (BUCKETS - bp)) / BUCKETS;
+      for (const variant of row.variants) {
+        const frac = variant.users;
+        if (variant.outcome !== 'ok') {
+          rejectedBy[variant.outcome] += frac;
+          continue;
+        }
+        for (const level of variant.levels) {
+          if (level.share <= 0) continue;
+          for (const e of level.clusters) {
+            if (e.share <= 0) continue;
+            const share = frac * level.share * e.share;
+            const w = sp.versions[e.cluster]?.canary?.weight ?? 0;
+            const bp = Math.round(w * (BUCKETS / 100));
+            canary.set(e.cluster, (canary.get(e.cluster) ?? 0) + (share * bp) / BUCKETS);
+            stable.set(e.cluster, (stable.get(e.cluster) ?? 0) + (share * (BUCKETS - bp)) / BUCKETS);
           }
         }
       }
       const clusters: Record<string, VersionShare> = {};
-      for (let c = 0; c < C; c++) {
-        const st = stable[c] ?? 0;
-        const ca = canary[c] ?? 0;
-        if (st > 0 || ca > 0) clusters[t.clusters[c] ?? ''] = { stable: st, canary: ca };
+      for (const c of Object.keys(p.clusters)) {
+        const st = stable.get(c) ?? 0;
+        const ca = canary.get(c) ?? 0;
+        if (st > 0 || ca > 0) clusters[c] = { stable: st, canary: ca };
       }
       const rejected = rejectedBy['residency-reject'] + rejectedBy['no-healthy'];
       const reasons: Partial<Record<'residency-reject' | 'no-healthy', number>> = {};
       if (rejectedBy['residency-reject'] > 0) reasons['residency-reject'] = rejectedBy['residency-reject'];
       if (rejectedBy['no-healthy'] > 0) reasons['no-healthy'] = rejectedBy['no-healthy'];
-      byClient[h < t.unknownHome ? (t.regions[h] ?? '') : UNKNOWN_CLIENT] =
-        rejected > 0 ? { clusters, rejected, rejectedBy: reasons } : { clusters, rejected };
+      byClient[client] = rejected > 0 ? { clusters, rejected, rejectedBy: reasons } : { clusters, rejected };
     }
     services[service] = byClient;
-  });
-  return { table: t.id, revision: t.revision, services, serving };
+  }
+  return { table: p.table, revision: p.revision, services, serving };
 }
 
 /** Builds a routing table for the revision and state and returns its traffic table. */

@@ -50,6 +50,22 @@ export const Region = z.strictObject({
 
 export const Driver = z.enum(['local', 'kubernetes', 'gitops']);
 
+/**
+ * Where a data plane outside the cluster (HAProxy, nginx, DNS: `meridian export`) reaches the cluster's
+ * ingress: `host:port` (an IPv4 address, `[IPv6]` or a DNS name). Local clusters may leave it out: their
+ * replicas' endpoints are used.
+ */
+export const ClusterIngress = z.strictObject({
+  address: z
+    .string()
+    .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?):([1-9][0-9]{0,4})$/, {
+      error: 'an address as host:port, like 10.0.1.5:443, [2001:db8::5]:443 or ingress.eu-west-1.example.com:443',
+    })
+    .refine((v) => Number(/:(\d+)$/.exec(v)?.[1] ?? 0) <= 65535, { error: 'an address whose port is in 1..65535' }),
+  /** The path a data plane checks (default: the service's health path). */
+  healthPath: z.string().startsWith('/').optional(),
+});
+
 export const Cluster = z.strictObject({
   region: Name,
   driver: Driver,
@@ -59,6 +75,7 @@ export const Cluster = z.strictObject({
   priority: z.number().int().optional(),
   labels: Labels.optional(),
   params: ScalarMap.optional(),
+  ingress: ClusterIngress.optional(),
 });
 
 /** A secret is only ever a reference: `provider:path#key`. */

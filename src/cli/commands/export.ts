@@ -7,6 +7,7 @@ import { UsageError } from '../../errors.js';
 import { alertRules, alertRulesYaml, type AlertOptions } from '../../telemetry/alerts.js';
 import { parseDuration } from '../../units/duration.js';
 import { type Io, write, type Result } from '../io.js';
+import { registerDataPlaneExports } from './export-targets.js';
 import { loadAndRender } from './render.js';
 import { writeNamedFile } from '../options.js';
 
@@ -85,4 +86,5 @@ export function registerExport(program: Command, io: Io, result: Result): void {
       }
       result.code = 0;
     });
+  registerDataPlaneExports(exp, io, result, loadAndRender);
 }

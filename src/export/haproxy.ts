@@ -1,0 +1,396 @@
+/**
+ * The HAProxy exporter (HAProxy 2.6): a frontend that resolves the client's country (trusted header,
+ * else source address through a CIDR map), its home region (map file) and the service, then per
+ * routing row computes Envoy's priority load from the live state of its servers (`srv_is_up`, integer
+ * arithmetic: health = ⌊OF × up weight / total⌋, loads truncated as Envoy's C++ does) and picks a level
+ * by `rand(100)`. Each level is a backend holding only clusters the residency rule allows, and every
+ * choice is guarded by `nbsrv() > 0` (`use_backend` picks a backend even when it is down). Servers have
+ * active checks and passive ejection (`observe layer7`). See docs/export.md.
+ */
+import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../routing/projection.js';
+import { UNKNOWN_CLIENT } from '../routing/projection.js';
+import { safeName } from './addresses.js';
+import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
+import { sortLoss } from './loss.js';
+
+/** The name of the row key of clients with no home region, in the maps. */
+export const HAPROXY_UNKNOWN = '_unknown';
+
+/**
+ * One server of the export, as written to `servers.json`: what the runtime API and the HAProxy metric
+ * source need to know about a `backend/server` name.
+ */
+export interface HaproxyServer {
+  readonly backend: string;
+  readonly server: string;
+  readonly service: string;
+  readonly cluster: string;
+  readonly track: 'stable' | 'canary' | null;
+  readonly version: string | null;
+  /** The weight written in the configuration. */
+  readonly weight: number;
+}
+
+/** One backend: a priority level's clusters for one service. */
+interface Backend {
+  readonly name: string;
+  readonly service: string;
+  readonly servers: readonly {
+    readonly name: string;
+    readonly server: UpstreamServer;
+    readonly weight: number;
+    readonly cluster: string;
+  }[];
+  readonly total: number;
+}
+
+/** HAProxy's largest server weight. */
+const MAX_WEIGHT = 256;
+
+/** Server weights for a level: cluster weight split over its servers (and tracks, by the canary weight). */
+function levelServers(input: ExportInput, service: string, level: ProjectedLevel): Backend['servers'] {
+  const sp = input.projection.services[service];
+  const raw: { name: string; server: UpstreamServer; w: number; cluster: string }[] = [];
+  for (const c of level.clusters) {
+    const servers = input.addresses[c.cluster]?.[service] ?? [];
+    const canary = sp?.versions[c.cluster]?.canary?.weight ?? 0;
+    const tracked = servers.some((s) => s.track === 'canary');
+    const stableN = servers.filter((s) => s.track !== 'canary').length;
+    const canaryN = servers.length - stableN;
+    for (const s of servers) {
+      const frac = !tracked ? 1 : s.track === 'canary' ? canary / 100 : canaryN > 0 ? 1 - canary / 100 : 1;
+      const n = s.track === 'canary' ? canaryN : stableN;
+      raw.push({ name: safeName(`${c.cluster}.${s.name}`), server: s, w: (c.weight * frac) / Math.max(1, n), cluster: c.cluster });
+    }
+  }
+  const max = Math.max(0, ...raw.map((r) => r.w));
+  const scale = max > 0 ? Math.min(100, MAX_WEIGHT / max) : 1;
+  return raw.map((r) => ({ name: r.name, server: r.server, cluster: r.cluster, weight: Math.min(MAX_WEIGHT, Math.round(r.w * scale)) }));
+}
+
+/** Backends by member set, named `<service>~<regions>` (plus `~p<priority>`, and a counter on a clash). */
+class Backends {
+  readonly byKey = new Map<string, Backend>();
+  readonly #names = new Set<string>();
+  constructor(readonly input: ExportInput) {}
+  of(service: string, level: ProjectedLevel): Backend {
+    const key = `${service}|${level.clusters.map((c) => c.cluster).join(',')}`;
+    const have = this.byKey.get(key);
+    if (have) return have;
+    let name = safeName(`${service}~${level.regions.join('+')}${level.clusterPriority !== 0 ? `~p${level.clusterPriority}` : ''}`);
+    for (let i = 2; this.#names.has(name); i++) name = `${name.replace(/~\d+$/, '')}~${i}`;
+    this.#names.add(name);
+    const servers = levelServers(this.input, service, level);
+    const b = { name, service, servers, total: servers.reduce((n, s) => n + s.weight, 0) };
+    this.byKey.set(key, b);
+    return b;
+  }
+}
+
+const rowKey = (service: string, client: string): string => `${service}/${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}`;
+const rowAcl = (service: string, client: string): string =>
+  safeName(`row_${service}_${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}`);
+
+/** The rules that pick a service from Host and path: exact hosts, then wildcards, then services without hosts. */
+function serviceRules(input: ExportInput, services: readonly string[]): string[] {
+  const entries: { rank: number; prefixLen: number; line: string }[] = [];
+  for (const s of services) {
+    const match = input.revision.routing[s]?.match;
+    const prefix = match?.pathPrefix ?? '/';
+    const path = prefix === '/' ? '' : ` { path_beg ${prefix} }`;
+    const hosts = match?.hosts ?? [];
+    const exact = hosts.filter((h) => !h.startsWith('*'));
+    const wild = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+    const unset = '!{ var(txn.svc) -m found }';
+    if (exact.length > 0)
+      entries.push({
+        rank: 0,
+        prefixLen: prefix.length,
+        line: `http-request set-var(txn.svc) str(${s}) if ${unset} { var(txn.host) -m str -i ${exact.join(' ')} }${path}`,
+      });
+    if (wild.length > 0)
+      entries.push({
+        rank: 1,
+        prefixLen: prefix.length,
+        line: `http-request set-var(txn.svc) str(${s}) if ${unset} { var(txn.host) -m end -i ${wild.join(' ')} }${path}`,
+      });
+    if (hosts.length === 0 || hosts.includes('*'))
+      entries.push({ rank: 2, prefixLen: prefix.length, line: `http-request set-var(txn.svc) str(${s}) if ${unset}${path}` });
+  }
+  return entries.sort((a, b) => a.rank - b.rank || b.prefixLen - a.prefixLen).map((e) => `  ${e.line}`);
+}
+
+/** The routed services: those with a routing policy that run somewhere. */
+export function routedServices(p: RoutingProjection, revision: ExportInput['revision']): string[] {
+  const routed = Object.keys(p.services).filter((s) => revision.routing[s] !== undefined && (p.services[s]?.serving.length ?? 0) > 0);
+  return routed.length > 0 ? routed : Object.keys(p.services).filter((s) => (p.services[s]?.serving.length ?? 0) > 0);
+}
+
+/** The variant a static data plane exports: the one with the most users (all of them without a flag gate). */
+export function mainVariant(sp: ProjectedService, client: string): ProjectedService['clients'][string]['variants'][number] | undefined {
+  const row = sp.clients[client];
+  return row?.variants.reduce((a, b) => (b.users > a.users ? b : a));
+}
+
+/** The rules of one row: health per level, Envoy's loads, the level choice, then the widened fallback. */
+function rowRules(input: ExportInput, backends: Backends, service: string, client: string, lines: string[], use: string[]): void {
+  const sp = input.projection.services[service];
+  if (!sp) return;
+  const row = sp.clients[client];
+  const v = mainVariant(sp, client);
+  if (!row || !v) return;
+  const acl = rowAcl(service, client);
+  const rule = row.residency;
+  lines.push(
+    '',
+    `  # ${service}, clients of ${client}${row.countries.length > 0 ? ` (${row.countries.join(' ')})` : ''}: ${rule === null ? 'no residency rule' : `${rule.mode} [${rule.allow.join(' ')}]`}`,
+    `  acl ${acl} var(txn.row) -m str ${rowKey(service, client)}`,
+  );
+  if (v.outcome === 'residency-reject') {
+    lines.push(
+      `  http-request return status 503 content-type text/plain string "residency: no cluster in ${rule?.allow.join(', ') ?? ''} can serve ${service}" hdr x-meridian-reason residency-reject if ${acl}`,
+    );
+    return;
+  }
+  const levels = v.levels.filter((l) => l.clusters.length > 0);
+  const of = Math.round(sp.overprovisioningFactor * 100);
+  const bs = levels.map((l) => backends.of(service, l));
+  bs.forEach((b, k) => {
+    lines.push(`  http-request set-var(txn.w${k}) int(0) if ${acl}`);
+    for (const s of b.servers)
+      if (s.weight > 0)
+        lines.push(`  http-request set-var(txn.w${k}) var(txn.w${k}),add(${s.weight}) if ${acl} { srv_is_up(${b.name}/${s.name}) }`);
+    lines.push(
+      `  http-request set-var(txn.h${k}) var(txn.w${k}),mul(${of}),div(${Math.max(1, b.total)}) if ${acl}`,
+      `  http-request set-var(txn.h${k}) int(100) if ${acl} { var(txn.h${k}) -m int gt 100 }`,
+    );
+  });
+  if (bs.length > 0) {
+    lines.push(
+      `  http-request set-var(txn.nt) var(txn.h0)${bs
+        .slice(1)
+        .map((_, i) => `,add(txn.h${i + 1})`)
+        .join('')} if ${acl}`,
+    );
+    lines.push(`  http-request set-var(txn.nt) int(100) if ${acl} { var(txn.nt) -m int gt 100 }`);
+    bs.forEach((_, k) => {
+      const prev = k === 0 ? '' : `,add(txn.c${k - 1})`;
+      lines.push(`  http-request set-var(txn.c${k}) var(txn.h${k}),mul(100),div(txn.nt)${prev} if ${acl} { var(txn.nt) -m int gt 0 }`);
+      lines.push(`  http-request set-var(txn.c${k}) int(100) if ${acl} { var(txn.c${k}) -m int gt 100 }`);
+    });
+    bs.forEach((b, k) => {
+      lines.push(
+        `  http-request set-var(txn.lvl) int(${k}) if ${acl} !{ var(txn.lvl) -m found } { var(txn.nt) -m int gt 0 } { var(txn.r),sub(txn.c${k}) -m int lt 0 } { nbsrv(${b.name}) gt 0 }`,
+      );
+    });
+    // Envoy gives what truncation leaves to the first level with health
+    bs.forEach((b, k) =>
+      lines.push(`  http-request set-var(txn.lvl) int(${k}) if ${acl} !{ var(txn.lvl) -m found } { nbsrv(${b.name}) gt 0 }`),
+    );
+  }
+  const wide = (input.widened[service]?.[client] ?? []).map((l) => backends.of(service, l));
+  wide.forEach((b, j) =>
+    lines.push(`  http-request set-var(txn.lvl) int(${100 + j}) if ${acl} !{ var(txn.lvl) -m found } { nbsrv(${b.name}) gt 0 }`),
+  );
+  lines.push(
+    `  http-request return status 503 content-type text/plain string "no cluster can serve ${service} now" hdr x-meridian-reason ${rule?.mode === 'lock' ? 'residency-reject' : 'no-healthy'} if ${acl} !{ var(txn.lvl) -m found }`,
+  );
+  bs.forEach((b, k) => use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${k} }`));
+  wide.forEach((b, j) => use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${100 + j} }`));
+}
+
+function backendBlock(input: ExportInput, b: Backend): string[] {
+  const s = input.settings;
+  const sp = input.projection.services[b.service];
+  const health = b.servers[0]?.server.healthPath ?? '/';
+  const retries = sp?.retries?.attempts ?? 0;
+  return [
+    '',
+    `backend ${b.name}`,
+    '  balance roundrobin',
+    `  option httpchk GET ${health}`,
+    '  http-check expect status 200',
+    ...(retries > 0 ? [`  retries ${retries}`, '  option redispatch 1'] : []),
+    `  default-server inter ${s.checkIntervalMs} fall ${s.fall} rise ${s.rise} init-addr last,libc,none`,
+    ...b.servers.map(
+      (x) =>
+        `  server ${x.name} ${x.server.host.includes(':') ? `[${x.server.host}]` : x.server.host}:${x.server.port} weight ${x.weight} check observe layer7 error-limit ${s.errorLimit} on-error mark-down`,
+    ),
+  ];
+}
+
+function lossReport(input: ExportInput, services: readonly string[]): LossFinding[] {
+  const t = 'haproxy';
+  const loss: LossFinding[] = [];
+  const p = input.projection;
+  if (p.capacityCaps)
+    loss.push({
+      code: 'MERIDIAN_LOSS_CAPACITY_CAPS',
+      target: t,
+      service: null,
+      model: 'spill-over capped by capacity.rps against traffic.rps',
+      exported: 'Envoy priority load without caps',
+      effect: 'when a level loses health, the next level takes its whole Envoy load even beyond its declared capacity',
+      severity: 'approximation',
+    });
+  for (const s of services) {
+    const sp = p.services[s];
+    if (!sp) continue;
+    loss.push({
+      code: 'MERIDIAN_LOSS_PANIC',
+      target: t,
+      service: s,
+      model: `panic threshold ${Math.round(sp.panicThreshold * 100)}%: a level in panic routes to all its clusters, healthy or not`,
+      exported: 'only servers HAProxy sees up take traffic; a row whose every level is down answers 503',
+      effect:
+        'with some clusters of a level down, their share goes to the level’s healthy clusters; with every allowed cluster down, 503 at once (fail closed) instead of tries on down clusters',
+      severity: 'approximation',
+    });
+    loss.push({
+      code: 'MERIDIAN_LOSS_STICKY_CANARY',
+      target: t,
+      service: s,
+      model: 'canary by user bucket (the same user keeps its version and cluster)',
+      exported: 'server weights per request (roundrobin) and rand(100) per request for the level',
+      effect: 'a user’s requests are spread over versions and clusters in the same proportions, not kept together',
+      severity: 'approximation',
+    });
+    loss.push({
+      code: 'MERIDIAN_LOSS_PRIORITY_LOAD',
+      target: t,
+      service: s,
+      model: `Envoy priority load, overprovisioning factor ${sp.overprovisioningFactor}, largest-remainder rounding`,
+      exported: 'the same formula in HAProxy integer arithmetic over servers seen up; loads truncated as in Envoy’s C++',
+      effect:
+        'level shares may differ from `meridian route simulate` by one point; health counts servers, not the fraction a cluster reports',
+      severity: 'info',
+    });
+    if (sp.flag !== null)
+      loss.push({
+        code: 'MERIDIAN_LOSS_FLAG_GATE',
+        target: t,
+        service: s,
+        model: `flag ${sp.flag} gates the service per user and region`,
+        exported: 'the routing of the flag variant with the most users, for every user',
+        effect: 'users of the other variants are routed as the main variant is',
+        severity: 'approximation',
+      });
+    if (sp.retries !== null)
+      loss.push({
+        code: 'MERIDIAN_LOSS_RETRY_BUDGET',
+        target: t,
+        service: s,
+        model: `${sp.retries.attempts} retries within a ${Math.round(sp.retries.budget * 100)}% budget, to any cluster of the row`,
+        exported: `retries ${sp.retries.attempts} with option redispatch, inside the chosen level`,
+        effect: 'no budget bounds retries under overload; a retry stays in its level',
+        severity: 'approximation',
+      });
+    for (const [client, levels] of Object.entries(input.widened[s] ?? {}))
+      if (levels.length > 1)
+        loss.push({
+          code: 'MERIDIAN_LOSS_WIDENING',
+          target: t,
+          service: s,
+          client,
+          model: 'a widened prefer row spreads by Envoy priority load over the outside levels',
+          exported: `binary failover over ${levels.length} outside levels in proximity order`,
+          effect: 'while every allowed cluster is down, the first outside level with a server up takes everything',
+          severity: 'approximation',
+        });
+  }
+  return sortLoss(loss);
+}
+
+/** Writes haproxy.cfg, countries.map (CIDR → country) and homes.map (country → home region). */
+export const haproxyExporter: Exporter = {
+  target: 'haproxy',
+  description: 'HAProxy 2.6 configuration and map files (priority load, residency guards, checks, passive ejection)',
+  check: ['haproxy', '-c', '-f', '{dir}/haproxy.cfg'],
+  export(input: ExportInput): ExportResult {
+    const p = input.projection;
+    const s = input.settings;
+    const services = routedServices(p, input.revision);
+    const backends = new Backends(input);
+    const rows: string[] = [];
+    const use: string[] = [];
+    for (const service of services)
+      for (const client of Object.keys(p.services[service]?.clients ?? {})) rowRules(input, backends, service, client, rows, use);
+    const header = (what: string): string =>
+      `# ${what}\n# generated by \`meridian export haproxy\` from revision ${p.revision} (routing table ${p.table}); do not edit\n`;
+    const countries =
+      header('client networks → country (src,map_ip)') +
+      Object.entries(s.countryNets)
+        .map(([net, cc]) => `${net} ${cc}\n`)
+        .join('');
+    const homes =
+      header('country → home region') +
+      Object.entries(p.regions)
+        .flatMap(([region, r]) => r.countries.map((cc) => `${cc} ${region}\n`))
+        .sort()
+        .join('');
+    const cc = s.countryHeader;
+    const cfg = [
+      header('HAProxy 2.6 configuration').trimEnd(),
+      '',
+      'global',
+      '  maxconn 4096',
+      '  default-path config',
+      `  stats socket ${s.runtimeApi} mode 600 level admin`,
+      '',
+      'defaults',
+      '  mode http',
+      '  timeout connect 5s',
+      '  timeout client 30s',
+      '  timeout server 30s',
+      '  option http-keep-alive',
+      '',
+      'frontend meridian',
+      `  bind ${s.listen}`,
+      '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
+      ...(cc !== null ? [`  http-request set-var(txn.cc) req.hdr(${cc}),upper if { req.hdr(${cc}) -m found }`] : []),
+      `  http-request set-var(txn.cc) src,map_ip(countries.map) if !{ var(txn.cc) -m found }`,
+      `  http-request set-var(txn.home) var(txn.cc),map(homes.map,${HAPROXY_UNKNOWN})`,
+      `  http-request set-var(txn.home) str(${HAPROXY_UNKNOWN}) if !{ var(txn.home) -m found }`,
+      ...serviceRules(input, services),
+      '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.svc) -m found }',
+      '  http-request set-var(txn.row) var(txn.svc),concat(/,txn.home,)',
+      '  http-request set-var(txn.r) rand(100)',
+      ...rows,
+      '',
+      '  http-response set-header x-meridian-backend %b',
+      '  http-response set-header x-meridian-server %s',
+      ...use,
+      ...(s.metricsListen !== null
+        ? [
+            '',
+            'frontend prometheus',
+            `  bind ${s.metricsListen}`,
+            '  http-request use-service prometheus-exporter if { path /metrics }',
+            '  http-request return status 404',
+          ]
+        : []),
+      ...[...backends.byKey.values()].flatMap((b) => backendBlock(input, b)),
+      '',
+    ].join('\n');
+    const index: HaproxyServer[] = [...backends.byKey.values()].flatMap((b) =>
+      b.servers.map((x) => ({
+        backend: b.name,
+        server: x.name,
+        service: b.service,
+        cluster: x.cluster,
+        track: x.server.track ?? null,
+        version: x.server.version ?? p.services[b.service]?.versions[x.cluster]?.stable ?? null,
+        weight: x.weight,
+      })),
+    );
+    return {
+      files: {
+        'haproxy.cfg': cfg,
+        'countries.map': countries,
+        'homes.map': homes,
+        'servers.json': `${JSON.stringify({ revision: p.revision, table: p.table, servers: index }, null, 2)}\n`,
+      },
+      loss: lossReport(input, services),
+    };
+  },
+};

@@ -1,0 +1,261 @@
+/**
+ * The nginx exporter (nginx 1.22 OSS): the client's country from a trusted header or the source
+ * address (`geo`), its home region and the service (`map`), and per routing row an upstream whose
+ * primary servers are the row's first level and whose `backup` servers are its second — only clusters
+ * the residency rule allows. Passive ejection by `max_fails`/`fail_timeout`; a failed attempt goes to
+ * the next server (`proxy_next_upstream`). No active checks and no fractional spill: see the loss
+ * report and docs/export.md. Changes take effect by graceful reload (SIGHUP).
+ */
+import type { ProjectedLevel } from '../routing/projection.js';
+import { UNKNOWN_CLIENT } from '../routing/projection.js';
+import { safeName } from './addresses.js';
+import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
+import { mainVariant, routedServices } from './haproxy.js';
+import { sortLoss } from './loss.js';
+
+const UNKNOWN = '_unknown';
+const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Server lines of one level: cluster weight split over its servers (by the canary weight across tracks). */
+function servers(input: ExportInput, service: string, level: ProjectedLevel, backup: boolean): string[] {
+  const sp = input.projection.services[service];
+  const s = input.settings;
+  const raw: { addr: string; w: number }[] = [];
+  for (const c of level.clusters) {
+    const list = input.addresses[c.cluster]?.[service] ?? [];
+    const canary = sp?.versions[c.cluster]?.canary?.weight ?? 0;
+    const tracked = list.some((x) => x.track === 'canary');
+    const canaryN = list.filter((x) => x.track === 'canary').length;
+    const stableN = list.length - canaryN;
+    for (const x of list) {
+      const frac = !tracked ? 1 : x.track === 'canary' ? canary / 100 : 1 - canary / 100;
+      raw.push({
+        addr: `${x.host.includes(':') ? `[${x.host}]` : x.host}:${x.port}`,
+        w: (c.weight * frac) / Math.max(1, x.track === 'canary' ? canaryN : stableN),
+      });
+    }
+  }
+  const max = Math.max(0, ...raw.map((r) => r.w));
+  const scale = max > 0 ? 100 / max : 1;
+  return raw.map((r) => {
+    const w = Math.round(r.w * scale);
+    const opts =
+      w > 0 ? `weight=${w} max_fails=${s.errorLimit} fail_timeout=${Math.max(1, Math.round(s.checkIntervalMs / 1000) * s.fall)}s` : 'down';
+    return `    server ${r.addr} ${opts}${backup && w > 0 ? ' backup' : ''};`;
+  });
+}
+
+function lossReport(input: ExportInput, services: readonly string[]): LossFinding[] {
+  const t = 'nginx';
+  const loss: LossFinding[] = [];
+  const p = input.projection;
+  loss.push({
+    code: 'MERIDIAN_LOSS_ACTIVE_HEALTH',
+    target: t,
+    service: null,
+    model: `active checks every ${input.settings.checkIntervalMs} ms`,
+    exported: 'none (health_check is NGINX Plus only); passive max_fails/fail_timeout and proxy_next_upstream',
+    effect: 'a dead cluster is found by the requests sent to it: each is retried on the next server, so it is slower, not failed',
+    severity: 'approximation',
+  });
+  loss.push({
+    code: 'MERIDIAN_LOSS_LIVE_WEIGHTS',
+    target: t,
+    service: null,
+    model: 'canary weights and drains change live',
+    exported: 'weights in the configuration; a change is a graceful reload (SIGHUP)',
+    effect:
+      'each change starts new workers; old ones finish their requests and close idle keep-alive connections, so a client reusing one at that instant sees a reset and must retry',
+    severity: 'info',
+  });
+  if (p.capacityCaps)
+    loss.push({
+      code: 'MERIDIAN_LOSS_CAPACITY_CAPS',
+      target: t,
+      service: null,
+      model: 'spill-over capped by capacity.rps against traffic.rps',
+      exported: 'none',
+      effect: 'the backup level takes everything when the first is down, whatever its capacity',
+      severity: 'approximation',
+    });
+  for (const s of services) {
+    const sp = p.services[s];
+    if (!sp) continue;
+    loss.push({
+      code: 'MERIDIAN_LOSS_PRIORITY_LOAD',
+      target: t,
+      service: s,
+      model: `Envoy priority load with overprovisioning factor ${sp.overprovisioningFactor}: a level that loses health spills part of its traffic`,
+      exported: 'primary servers (first level) and backup servers (second level)',
+      effect:
+        'the first level keeps all traffic while one of its servers is up (a half-dead level does not spill); the second takes all only when every primary is down',
+      severity: 'approximation',
+    });
+    loss.push({
+      code: 'MERIDIAN_LOSS_PANIC',
+      target: t,
+      service: s,
+      model: `panic threshold ${Math.round(sp.panicThreshold * 100)}%`,
+      exported: 'none; with every server of the upstream failed, nginx answers 502',
+      effect: 'with every allowed cluster down, 502 (fail closed)',
+      severity: 'approximation',
+    });
+    loss.push({
+      code: 'MERIDIAN_LOSS_STICKY_CANARY',
+      target: t,
+      service: s,
+      model: 'canary by user bucket',
+      exported: 'server weights per request',
+      effect: 'a user’s requests are spread over versions in the same proportions, not kept together',
+      severity: 'approximation',
+    });
+    if (sp.flag !== null)
+      loss.push({
+        code: 'MERIDIAN_LOSS_FLAG_GATE',
+        target: t,
+        service: s,
+        model: `flag ${sp.flag} gates the service per user and region`,
+        exported: 'the routing of the flag variant with the most users',
+        effect: 'users of the other variants are routed as the main variant is',
+        severity: 'approximation',
+      });
+    for (const [client, row] of Object.entries(sp.clients)) {
+      const levels = (mainVariant(sp, client)?.levels ?? []).filter((l) => l.clusters.length > 0);
+      if (levels.length > 2)
+        loss.push({
+          code: 'MERIDIAN_LOSS_LEVELS',
+          target: t,
+          service: s,
+          client,
+          model: `${levels.length} priority levels`,
+          exported: 'the first two (primary and backup)',
+          effect: `with both down, 502 instead of ${levels
+            .slice(2)
+            .map((l) => l.regions.join('+'))
+            .join(', then ')}`,
+          severity: 'approximation',
+        });
+      if (row.residency?.mode === 'prefer' && (input.widened[s]?.[client]?.length ?? 0) > 0)
+        loss.push({
+          code: 'MERIDIAN_LOSS_WIDENING',
+          target: t,
+          service: s,
+          client,
+          model: `prefer [${row.residency.allow.join(' ')}]: widen to every jurisdiction when nothing allowed can serve`,
+          exported: 'only the allowed levels',
+          effect: 'with every allowed cluster down, 502 instead of serving from outside',
+          severity: 'approximation',
+        });
+    }
+  }
+  return sortLoss(loss);
+}
+
+/** Writes nginx.conf: a whole configuration for `nginx -p DIR -c nginx.conf`. */
+export const nginxExporter: Exporter = {
+  target: 'nginx',
+  description: 'nginx 1.22 configuration (geo/map, primary and backup upstreams per row, max_fails)',
+  check: ['nginx', '-t', '-q', '-p', '{dir}/', '-c', 'nginx.conf'],
+  export(input: ExportInput): ExportResult {
+    const p = input.projection;
+    const s = input.settings;
+    const services = routedServices(p, input.revision);
+    const rows: string[] = [];
+    const upstreams: string[] = [];
+    for (const service of services) {
+      const sp = p.services[service];
+      for (const client of Object.keys(sp?.clients ?? {})) {
+        const v = sp ? mainVariant(sp, client) : undefined;
+        const key = `${service}/${client === UNKNOWN_CLIENT ? UNKNOWN : client}`;
+        if (!v || v.outcome !== 'ok') {
+          rows.push(`    ${key} reject;`);
+          continue;
+        }
+        const levels = v.levels.filter((l) => l.clusters.length > 0).slice(0, 2);
+        const name = safeName(`${service}__${client === UNKNOWN_CLIENT ? UNKNOWN : client}`);
+        rows.push(`    ${key} ${name};`);
+        upstreams.push(
+          '',
+          `  # ${service}, clients of ${client}: ${levels.map((l) => l.regions.join('+')).join(', then ')}`,
+          `  upstream ${name} {`,
+          ...levels.flatMap((l, i) => servers(input, service, l, i > 0)),
+          '  }',
+        );
+      }
+    }
+    const match: { rank: number; len: number; line: string }[] = [];
+    for (const svc of services) {
+      const m = input.revision.routing[svc]?.match;
+      const prefix = reEscape(m?.pathPrefix ?? '/');
+      const hosts = m?.hosts ?? [];
+      for (const h of hosts.filter((x) => !x.startsWith('*')))
+        match.push({ rank: 0, len: prefix.length, line: `    "~^${reEscape(h.toLowerCase())}:${prefix}" ${svc};` });
+      for (const h of hosts.filter((x) => x.startsWith('*.')))
+        match.push({ rank: 1, len: prefix.length, line: `    "~^[^:]*${reEscape(h.slice(1).toLowerCase())}:${prefix}" ${svc};` });
+      if (hosts.length === 0 || hosts.includes('*')) match.push({ rank: 2, len: prefix.length, line: `    "~^[^:]*:${prefix}" ${svc};` });
+    }
+    match.sort((a, b) => a.rank - b.rank || b.len - a.len);
+    const homes = Object.entries(p.regions)
+      .flatMap(([region, r]) => r.countries.map((cc) => `    ${cc} ${region};`))
+      .sort();
+    const header = s.countryHeader === null ? null : `$http_${s.countryHeader.replace(/-/g, '_')}`;
+    const conf = [
+      '# nginx 1.22 configuration',
+      `# generated by \`meridian export nginx\` from revision ${p.revision} (routing table ${p.table}); do not edit`,
+      '# run: nginx -p <this directory>/ -c nginx.conf',
+      'worker_processes 1;',
+      'pid nginx.pid;',
+      'error_log stderr warn;',
+      'events { worker_connections 1024; }',
+      'http {',
+      '  access_log off;',
+      '  client_body_temp_path tmp/body;',
+      '  proxy_temp_path tmp/proxy;',
+      '  fastcgi_temp_path tmp/fastcgi;',
+      '  uwsgi_temp_path tmp/uwsgi;',
+      '  scgi_temp_path tmp/scgi;',
+      '  geo $meridian_net_country {',
+      '    default ZZ;',
+      ...Object.entries(s.countryNets).map(([net, cc]) => `    ${net} ${cc};`),
+      '  }',
+      ...(header !== null
+        ? [`  map ${header} $meridian_country {`, '    "" $meridian_net_country;', `    default ${header};`, '  }']
+        : ['  map $meridian_net_country $meridian_country {', '    default $meridian_net_country;', '  }']),
+      '  map $meridian_country $meridian_home {',
+      `    default ${UNKNOWN};`,
+      ...homes,
+      '  }',
+      '  map "$host:$uri" $meridian_service {',
+      '    default "";',
+      ...match.map((m) => m.line),
+      '  }',
+      '  map "$meridian_service/$meridian_home" $meridian_upstream {',
+      '    default "";',
+      ...rows,
+      '  }',
+      ...upstreams,
+      '',
+      '  server {',
+      `    listen ${s.listen};`,
+      '    location / {',
+      '      if ($meridian_upstream = "") { return 404; }',
+      '      if ($meridian_upstream = reject) {',
+      '        add_header x-meridian-reason residency-reject always;',
+      '        return 503;',
+      '      }',
+      '      add_header x-meridian-upstream $upstream_addr always;',
+      '      proxy_http_version 1.1;',
+      '      proxy_set_header Connection "";',
+      '      proxy_set_header Host $host;',
+      '      proxy_next_upstream error timeout http_502 http_503 http_504;',
+      '      proxy_next_upstream_tries 3;',
+      '      proxy_connect_timeout 2s;',
+      '      proxy_pass http://$meridian_upstream;',
+      '    }',
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    return { files: { 'nginx.conf': conf, 'tmp/.keep': '' }, loss: lossReport(input, services) };
+  },
+};
