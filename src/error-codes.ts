@@ -110,6 +110,22 @@ export const ERROR_CODES = {
     hint: 'call it by a loopback name, or start `meridian serve` with --allowed-host NAME',
   },
 
+  // exporters (src/export, docs/export.md)
+  MERIDIAN_E_EXPORT_NO_ADDRESS: {
+    class: 'MeridianError',
+    exit: 'input',
+    status: 422,
+    summary: 'a data plane outside the clusters needs an address for a cluster that has none',
+    hint: 'set clusters.<name>.ingress.address (host:port), or run the local fleet (`meridian up`) so its endpoints are known',
+  },
+  MERIDIAN_E_HAPROXY_RUNTIME: {
+    class: 'MeridianError',
+    exit: 'unavailable',
+    status: 502,
+    summary: "HAProxy's runtime API did not answer, or refused a weight or state change",
+    hint: 'check that HAProxy runs with the exported config (its `stats socket` line) and that the backend and server names match the export',
+  },
+
   // the state store (src/store)
   MERIDIAN_E_STORE_OPEN: {
     class: 'StoreError',

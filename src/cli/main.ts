@@ -8,6 +8,7 @@ import { InputError, MeridianError } from '../errors.js';
 import { EXIT, exitCodeOf } from './exit-codes.js';
 import { type Io, processIo, write } from './io.js';
 import { printFindings } from './print-findings.js';
+import { setCliRunner } from './cli-runner.js';
 
 /** Runs the CLI with the given arguments (and commands: all by default); resolves to the exit code. */
 export async function main(
@@ -38,6 +39,8 @@ export async function main(
 }
 
 const VERSION = '0.1.0';
+
+setCliRunner((argv, io) => main(argv, io));
 
 async function report(err: unknown, io: Io, argv: readonly string[]): Promise<number> {
   if (err instanceof CommanderError) {

@@ -41,7 +41,11 @@ export function upSummary(
     `  flags      ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP; the router polls it every ${opts.flagsIntervalMs} ms)`,
     ...(opts.logs ? [`  logs       ${opts.logs} (meridian logs -f)`] : []),
     // enough for the example's rollout: its first step (5% on two canary clusters) reaches minSamples within its sampleWait
-    ...(ex ? [`  try        meridian traffic --url ${info.router}${ex.host ? ` --host ${ex.host}` : ''} --rps 200 --duration 15m --mix "GB:35,US:35,DE:20,IN:10"`] : []),
+    ...(ex
+      ? [
+          `  try        meridian traffic --url ${info.router}${ex.host ? ` --host ${ex.host}` : ''} --rps 200 --duration 15m --mix "GB:35,US:35,DE:20,IN:10"`,
+        ]
+      : []),
     'Ctrl-C stops everything.',
   ];
   return `${lines.join('\n')}\n`;

@@ -18,11 +18,11 @@ import { trafficLine } from '../../demo/traffic-story.js';
 import { runTraffic } from '../../traffic/generator.js';
 import { parseMix } from '../../traffic/mix.js';
 import type { Io } from '../io.js';
-import { main } from '../main.js';
 import { readUpInfo, type UpInfo } from '../up-info.js';
 import { routedExample } from '../up-summary.js';
 import type { Result } from './index.js';
 import { loadAndRender } from './render.js';
+import { runCli as main } from '../cli-runner.js';
 
 /** Where the clients come from: every region of the example fleet, weighted towards the canary regions. */
 export const DEMO_MIX = 'GB:22,FR:5,DE:15,US:28,CA:6,MX:4,BR:4,IN:8,JP:8';

@@ -4,8 +4,6 @@
  * `abort` and `promote`. Exit codes by outcome (src/cli/exit-codes.ts): promoted 0, rolled back 4,
  * paused 5, locked 6, rollback failed 7.
  */
-import { readFileSync } from 'node:fs';
-import { appendFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { PlanError, RolloutError, UsageError } from '../../errors.js';
 import { baselineRevisionId, makePlan, verifyPlan, type Plan } from '../../plan/plan.js';
