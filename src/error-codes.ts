@@ -112,7 +112,7 @@ export const ERROR_CODES = {
 
   // exporters (src/export, docs/export.md)
   MERIDIAN_E_EXPORT_NO_ADDRESS: {
-    class: 'MeridianError',
+    class: 'NoAddressError',
     exit: 'input',
     status: 422,
     summary: 'a data plane outside the clusters needs an address for a cluster that has none',

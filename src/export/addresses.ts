@@ -15,7 +15,7 @@ export class NoAddressError extends MeridianError {
       'MERIDIAN_E_EXPORT_NO_ADDRESS',
       `no address for cluster${clusters.length > 1 ? 's' : ''} ${clusters.join(', ')}: a data plane outside the clusters must know where to send their traffic`,
       {
-        hint: `declare each one's ingress in the fleet, e.g. clusters.${clusters[0] ?? 'eu-west-1'}.ingress.address: 10.0.1.5:443 (for local clusters, \`meridian up --data-plane haproxy\` uses the replicas' endpoints instead)`,
+        hint: `declare each one's ingress in the fleet, e.g. clusters.${clusters[0] ?? 'eu-west-1'}.ingress.address: 10.0.1.5:443`,
       },
     );
   }

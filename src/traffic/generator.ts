@@ -90,7 +90,13 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficReport> {
             if ((res.statusCode ?? 0) >= 500) inc(stats.reasons, res.headers['x-meridian-reason']);
             stats.latenciesMs.push(performance.now() - t0);
             const c = res.headers['x-meridian-cluster'];
-            opts.onAnswer?.({ sentAt: t0, country, status: res.statusCode ?? 0, latencyMs: performance.now() - t0, cluster: typeof c === 'string' ? c : null });
+            opts.onAnswer?.({
+              sentAt: t0,
+              country,
+              status: res.statusCode ?? 0,
+              latencyMs: performance.now() - t0,
+              cluster: typeof c === 'string' ? c : null,
+            });
             resolve();
           });
           res.on('error', () => resolve());
