@@ -10,6 +10,7 @@ import tseslint from 'typescript-eslint';
  */
 export const LAYERS = [
   ['cli'],
+  ['demo'],
   ['server'],
   ['router'],
   ['rollout'],
