@@ -502,9 +502,11 @@ export class Router implements ProxyHost, AdminHost {
   #checked(u: Upstream, r: ProbeResult, p: CheckPolicy): void {
     const wasUnreachable = u.unreachable;
     const wasHealthy = u.activeHealthy;
+    // only an endpoint that was in rotation can be taken out of it: a replica still starting is not counted
+    const wasUsable = u.usable;
     const changed = u.recordCheck(r, p);
-    if (wasHealthy && !u.activeHealthy) this.metrics.countTakenOut(u, 'unhealthy');
-    if (r.refused && !wasUnreachable) this.metrics.countTakenOut(u, 'unreachable');
+    if (wasUsable && wasHealthy && !u.activeHealthy) this.metrics.countTakenOut(u, 'unhealthy');
+    if (wasUsable && r.refused && !wasUnreachable) this.metrics.countTakenOut(u, 'unreachable');
     if (changed) {
       this.#log(u.usable ? 'info' : 'warn', `${u.service} endpoint ${u.host}:${u.port} in ${u.cluster} is ${u.state}`, {
         reason: r.reason ?? null,
