@@ -126,3 +126,34 @@ describe('upstream attempts', () => {
     });
   });
 });
+
+describe('endpoints taken out of rotation', () => {
+  it('counts an endpoint that was in rotation and stops answering, never one still starting (not healthy at its source yet)', async () => {
+    const rev = revision(fleet({ healthCheck: { interval: '50ms', timeout: '500ms', unhealthyThreshold: 1 } }));
+    const [live, starting, dying] = await Promise.all([
+      startUpstream('eu-central-1', '1.0.0'),
+      startUpstream('eu-west-1', '1.1.0'),
+      startUpstream('eu-west-2', '1.1.0'),
+    ]);
+    upstreams.push(live);
+    // nothing listens on either port any more: the starting replica is not listening yet, the dying one is gone
+    await Promise.all([starting.kill(), dying.kill()]);
+    const router = new Router({
+      geoip: null,
+      revision: rev,
+      endpoints: new StaticEndpoints([live.endpoint(), { ...starting.endpoint(), healthy: false }, dying.endpoint()]),
+    });
+    routers.push(router);
+    const { port } = await router.listen(0);
+    let lines: string[] = [];
+    for (let i = 0; i < 100 && !lines.some((l) => l.includes('cluster="eu-west-2"')); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      lines = await metricLines(port, 'meridian_router_endpoints_taken_out_total');
+    }
+    expect(
+      lines.some((l) => l.includes('cluster="eu-west-2"') && l.includes('cause="unreachable"')),
+      lines.join('\n'),
+    ).toBe(true);
+    expect(lines.filter((l) => l.includes('cluster="eu-west-1"'))).toEqual([]);
+  });
+});
