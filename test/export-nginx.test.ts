@@ -87,7 +87,8 @@ describe('nginx exported by Meridian, in front of a local fleet', () => {
     const during = tally(port, 1000, { country: 'US', close: true });
     process.kill(nginx.child.pid ?? 0, 'SIGHUP');
     await until(
-      async () => (await get(port, '/', { headers: { 'x-client-country': 'US' } })).headers['x-config'] === 'reloaded',
+      // a connection reset by the old workers during the reload is the documented effect, not a failure of the wait
+      async () => (await get(port, '/', { headers: { 'x-client-country': 'US' } }).catch(() => null))?.headers['x-config'] === 'reloaded',
       20_000,
       'the reload',
     );
