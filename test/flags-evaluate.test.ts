@@ -107,6 +107,13 @@ describe('evaluateFlag', () => {
     });
   });
 
+  it('treats names of Object.prototype as unknown flags and regions, never as entries (found by the API fuzz)', () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      expect(evaluateFlag(state, name, { region: 'eu-west' })).toMatchObject({ key: name, errorCode: 'FLAG_NOT_FOUND' });
+      expect(evaluateFlag(state, 'new-checkout', { region: name })).toMatchObject({ errorCode: 'INVALID_CONTEXT' });
+    }
+  });
+
   it('evaluates every flag in name order', () => {
     expect(evaluateAll(state, { region: 'us-east' }).map((e) => [e.key, isFailure(e) ? e.errorCode : e.value])).toEqual([
       ['new-checkout', true],

@@ -191,4 +191,39 @@ describe('the API under random requests', () => {
     );
     expect(runs).toBeGreaterThan(50); // it did run, even on a loaded machine
   }, 60_000);
+
+  it('answers every route with names of Object.prototype in every parameter below 500 (a sweep, not a sample)', async () => {
+    // The random run above found POST /ofrep/v1/evaluate/flags/__proto__ → 500 once in a few CI runs; this
+    // sweep tries every such name in every parameter of every route on every run.
+    const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+    const bearer = `Bearer ${sw.tokens['admin']}`;
+    for (const t of templates.filter((x) => x.includes('{}'))) {
+      for (const name of names) {
+        for (const method of ['GET', 'POST', 'DELETE']) {
+          const path = t.replaceAll('{}', name);
+          const body = JSON.stringify({
+            context: { region: name, targetingKey: name },
+            reason: name,
+            drained: true,
+            enabled: true,
+            percent: 5,
+          });
+          const a = await send({
+            method,
+            path,
+            headers: { authorization: bearer, 'content-type': 'application/json' },
+            body: method === 'GET' ? undefined : body,
+          });
+          expect(a.status, `${method} ${path} → ${a.status} ${a.body.slice(0, 300)}`).toBeLessThan(500);
+        }
+      }
+    }
+    const region = await send({
+      method: 'POST',
+      path: '/ofrep/v1/evaluate/flags',
+      headers: { authorization: bearer },
+      body: JSON.stringify({ context: { region: '__proto__' } }),
+    });
+    expect(region.status).toBe(400);
+  }, 60_000);
 });
