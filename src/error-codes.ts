@@ -564,6 +564,13 @@ export const ERROR_CODES = {
     summary: 'the body or the query fails its schema; every problem is named with its path',
     hint: 'the schema of each route is in /api/v1/openapi.json',
   },
+  MERIDIAN_E_API_EVACUATION_REFUSED: {
+    class: 'ApiError',
+    exit: 'input',
+    status: 409,
+    summary: 'a drain through the API breaks the fleet’s safety rules (capacity floor, residency, hold-down); the refusal is audited',
+    hint: 'the answer names each rule with its numbers and how to fix it; a declared disaster lifts the floor and the hold-down',
+  },
   MERIDIAN_E_API_FLEET_ROUTER: {
     class: 'ApiError',
     exit: 'unavailable',

@@ -220,6 +220,26 @@ describe('actions', () => {
     );
   });
 
+  it('a drain is an evacuation: one that strands locked EU clients is refused (409) naming the rule, audited, and changes nothing', async () => {
+    const drain = (region: string, body: Record<string, unknown>) =>
+      api(sw.url, 'POST', `/api/v1/regions/${region}/drain`, { token: sw.tokens.admin, body });
+    const first = await drain('eu-central', { drained: true, reason: 'eu-central serves errors' });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const refused = await drain('eu-west', { drained: true, reason: 'eu-west too' });
+    expect([refused.status, codeOf(refused)], JSON.stringify(refused.body)).toEqual([409, 'MERIDIAN_E_API_EVACUATION_REFUSED']);
+    const err = (refused.body as { error: { message: string; hint: string } }).error;
+    expect(err.message).toMatch(/residency/);
+    expect(err.message).toMatch(/EU/);
+    expect(err.hint.length).toBeGreaterThan(0);
+    expect(sw.drained).toEqual(['eu-central']);
+    expect(((await get('/api/v1/routing')).body as { drained: string[] }).drained).toEqual(['eu-central']);
+    const audit = (await get('/api/v1/audit?limit=5')).body as { entries: { action: string; subject: string }[] };
+    expect(audit.entries.map((e) => `${e.action}:${e.subject}`)).toContain('recovery.refused:eu-west');
+    const undo = await drain('eu-central', { drained: false, reason: 'fixed' });
+    expect(undo.status).toBe(200);
+    expect(sw.drained).toEqual([]);
+  });
+
   it("canary weights in the routing view follow the rollouts' persisted weight steps, for the services that changed", async () => {
     // as the engine records a step: the event, then its audit entry (which the server watches)
     await sw.store.appendRolloutEvent({

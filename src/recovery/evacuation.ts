@@ -4,7 +4,7 @@
  * follows, or the refusal (`recovery.refused`). Shared by `meridian evacuate` and `meridian drill`.
  */
 import type { Revision } from '../render/render.js';
-import type { Fleet } from '../spec/schema.js';
+import type { Recovery } from '../spec/schema.js';
 import type { Actor, Store } from '../store/store.js';
 import { disasterStanding, recoveryLedger, type Declaration, type RecoveryLedger } from './ledger.js';
 import { safetyPolicy } from './policy.js';
@@ -23,8 +23,8 @@ export type EvacuationOutcome =
   | { readonly kind: 'refused' | 'evacuated'; readonly verdict: SafetyVerdict; readonly disaster: Declaration | null };
 
 /** The disaster standing now, if any: the newest declaration that is approved and not ended. */
-export function standingDisaster(fleet: Fleet, ledger: RecoveryLedger): Declaration | null {
-  const gate = fleet.recovery?.disaster?.approvals;
+export function standingDisaster(recovery: Recovery | undefined, ledger: RecoveryLedger): Declaration | null {
+  const gate = recovery?.disaster?.approvals;
   if (!gate) return null;
   const standing = ledger.declarations.filter((d) => disasterStanding(d, gate).declared);
   return standing[standing.length - 1] ?? null;
@@ -51,20 +51,33 @@ export function verdictJson(v: SafetyVerdict): {
   };
 }
 
-/** Judges an evacuation by the fleet's safety rules and records it (or its refusal) in the audit log. */
+/** A refused verdict in one sentence and its fixes (for an API answer); the CLI prints the same rule by rule. */
+export function refusalText(place: Place, v: SafetyVerdict): { message: string; hint: string } {
+  const standing = v.violations.filter((x) => !v.overridden.includes(x));
+  return {
+    message: `evacuating ${place.kind} ${place.name} breaks the fleet's safety rules (refusal audited): ${standing.map((x) => `${x.rule}: ${x.message}`).join('; ')}`,
+    hint: standing.map((x) => x.fix).join('; '),
+  };
+}
+
+/**
+ * Judges an evacuation by the fleet's safety rules (its `recovery` section; the defaults without one) and
+ * records it (or its refusal) in the audit log. Every way to drain goes through here: the CLI, drills and
+ * the control plane's API.
+ */
 export async function evacuate(
   store: Store,
-  fleet: Fleet,
+  recovery: Recovery | undefined,
   revision: Revision,
   order: EvacuationOrder,
   now = Date.now(),
 ): Promise<EvacuationOutcome> {
   const ledger = recoveryLedger(await store.listAudit());
   if (ledger.evacuated.some((p) => placeKey(p) === placeKey(order.place))) return { kind: 'already' };
-  const disaster = standingDisaster(fleet, ledger);
+  const disaster = standingDisaster(recovery, ledger);
   const verdict = checkEvacuation(
     revision,
-    safetyPolicy(fleet.recovery),
+    safetyPolicy(recovery),
     { evacuated: ledger.evacuated, lastChange: ledger.lastChange, now },
     { place: order.place, declaredDown: order.declaredDown, automated: order.automated, disaster: disaster !== null },
   );

@@ -8,12 +8,14 @@
 import { canonicalJson } from '../render/canonical.js';
 import type { Revision } from '../render/render.js';
 import { baselineRevisionId } from '../plan/plan.js';
+import { evacuate, refusalText, restore } from '../recovery/evacuation.js';
 import { changedServices } from '../rollout/engine.js';
 import { FINAL_STATES } from '../rollout/events.js';
 import { asSpec } from '../rollout/rollout-spec.js';
 import { rolloutView } from '../rollout/summary.js';
 import { trafficTable } from '../routing/traffic-table.js';
 import type { RoutingEndpoint, RoutingShare, RoutingView, TableView, Track } from '../routing/view.js';
+import type { Recovery } from '../spec/schema.js';
 import type { Actor, AuditEntry, RolloutRecord, Store } from '../store/store.js';
 import type { Endpoint, TrackStatus } from '../targets/target.js';
 import { ApiError } from './api-error.js';
@@ -77,6 +79,8 @@ export interface ControlStateOptions {
   readonly link?: FleetLink | null | undefined;
   /** The fleet as written (`meridian serve FLEET`): in force when the store records nothing running. */
   readonly written?: Revision | null | undefined;
+  /** The fleet's recovery policy (`recovery:`), whose safety rules every drain is checked against; the defaults when absent. */
+  readonly recovery?: Recovery | undefined;
   /** Between looks at the store's audit head, ms (default 250). */
   readonly storePollMs?: number | undefined;
   /** Between looks at the fleet (health, endpoints, traffic), ms (default 2000). */
@@ -203,7 +207,14 @@ export class ControlState {
    * Drains (or undrains) a cluster or a region: recorded in the audit log (`routing.drain`, which is
    * also where a restarted server learns its drains), applied to the fleet's router, published.
    */
-  async drain(kind: 'cluster' | 'region', name: string, drained: boolean, actor: Actor, reason?: string): Promise<TableView> {
+  async drain(
+    kind: 'cluster' | 'region',
+    name: string,
+    drained: boolean,
+    actor: Actor,
+    reason?: string,
+    how: { readonly declaredDown?: readonly string[] | undefined } = {},
+  ): Promise<TableView> {
     const rev = this.#revision;
     const known = kind === 'cluster' ? rev?.clusters[name] : rev?.regions[name];
     if (!rev || !known) {
@@ -212,7 +223,20 @@ export class ControlState {
         hint: names.length ? `the ${kind}s are: ${names.join(', ')}` : 'the control plane knows no fleet yet',
       });
     }
-    await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
+    const place = { kind, name };
+    if (drained) {
+      // a drain is an evacuation: the fleet's safety rules decide, and the audit log records it either way
+      const order = { place, reason: reason ?? 'drained through the API', declaredDown: how.declaredDown ?? [], automated: false, actor };
+      const outcome = await evacuate(this.#o.store, this.#o.recovery, rev, order);
+      if (outcome.kind === 'refused') {
+        await this.pollStore(); // publishes the refusal
+        const { message, hint } = refusalText(place, outcome.verdict);
+        throw new ApiError('MERIDIAN_E_API_EVACUATION_REFUSED', message, { hint });
+      }
+    } else if (!(await restore(this.#o.store, place, actor, reason))) {
+      // not evacuated: nothing changes, but the request is on record as before
+      await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
+    }
     this.#applyDrain(name, drained, kind, reason);
     this.#recompute(); // routers that follow the server learn it now
     const view = this.#table;

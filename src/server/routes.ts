@@ -225,20 +225,20 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
     });
 
   const drain = (kind: 'cluster' | 'region') =>
-    route<{ drained: boolean; reason?: string | undefined }>({
+    route<{ drained: boolean; reason?: string | undefined; declareDown?: string[] | undefined }>({
       method: 'POST',
       path: `/api/v1/${kind === 'cluster' ? 'clusters' : 'regions'}/{name}/drain`,
       operationId: `drain${kind === 'cluster' ? 'Cluster' : 'Region'}`,
-      summary: `Drain (or undrain) a ${kind}: it takes no new traffic; every router that follows the server applies it, and the fleet's own router (502 when it cannot be told)`,
+      summary: `Drain (or undrain) a ${kind}: it takes no new traffic; every router that follows the server applies it, and the fleet's own router (502 when it cannot be told). A drain is an evacuation: the fleet's safety rules are checked first (409 with each rule's numbers when it breaks one)`,
       tag: 'routing',
       permission: 'drain',
       action: `drain a ${kind}`,
       body: S.DrainBody,
       response: { kind: 'json', schema: S.DrainResult },
-      errors: [404, 502],
+      errors: [404, 409, 502],
       handle: async ({ params, body, actor }) => {
         const name = params['name'] ?? '';
-        const view = await state.drain(kind, name, body.drained, actor, body.reason);
+        const view = await state.drain(kind, name, body.drained, actor, body.reason, { declaredDown: body.declareDown });
         return { name, kind, drained: body.drained, tableVersion: view.tableVersion };
       },
     });

@@ -204,7 +204,12 @@ export const ControlResult = z.object({
   hint: z.string().nullable(),
 });
 
-export const DrainBody = z.strictObject({ drained: z.boolean(), reason: text().optional() });
+export const DrainBody = z.strictObject({
+  drained: z.boolean(),
+  reason: text().optional(),
+  /** Jurisdictions declared down: their locked clients may be left with no cluster (they get 503, never another jurisdiction). */
+  declareDown: z.array(text()).max(64).optional(),
+});
 
 export const DrainResult = z.object({
   name: z.string(),

@@ -13,6 +13,7 @@ import { storeFlagSource } from '../flags/store-source.js';
 import { flagState } from '../flags/flag-state.js';
 import { MeridianError } from '../errors.js';
 import type { Revision } from '../render/render.js';
+import type { Recovery } from '../spec/schema.js';
 import type { RolloutRecord, Store } from '../store/store.js';
 import { ApiError, errorBody, statusOf } from './api-error.js';
 import { authorize, Authenticator, bearerOf } from './auth/authenticate.js';
@@ -41,6 +42,8 @@ export interface ServerOptions {
   readonly link?: FleetLink | null | undefined;
   /** The fleet as written, in force while the store records nothing running. */
   readonly written?: Revision | null | undefined;
+  /** The fleet's recovery policy: the safety rules every drain through the API is checked against (defaults when absent). */
+  readonly recovery?: Recovery | undefined;
   readonly oidc?: OidcConfig | undefined;
   /**
    * Whether OFREP (`/ofrep/v1/…`) needs a bearer token the API accepts (any role: reading flags needs
@@ -186,6 +189,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     hub,
     link: opts.link,
     written: opts.written,
+    recovery: opts.recovery,
     storePollMs: opts.storePollMs,
     fleetPollMs: opts.fleetPollMs,
     onRolloutChanged: feed,

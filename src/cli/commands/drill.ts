@@ -164,7 +164,7 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
       signalGroups(groups, 'SIGSTOP');
       timeline.push({ atMs: 0, event: `SIGSTOP to ${groups.length} replica process group(s) of ${clusters.join(', ')}` });
     } else {
-      const outcome = await evacuate(store, fleet, render(loaded).revision, {
+      const outcome = await evacuate(store, fleet.recovery, render(loaded).revision, {
         place,
         reason: `drill: evacuate ${name}`,
         declaredDown: [],

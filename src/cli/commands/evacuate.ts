@@ -83,7 +83,7 @@ async function evacuate(name: string, flags: EvacuateFlags, io: Io): Promise<num
   const store = await storeFor(flags.state, io);
   try {
     const order = { place, reason: flags.reason, declaredDown, automated: flags.automated === true, actor };
-    const outcome = await evacuateIn(store, fleet, revision, order);
+    const outcome = await evacuateIn(store, fleet.recovery, revision, order);
     if (outcome.kind === 'already') {
       await write(io.out, `${place.kind} ${name} is evacuated already; nothing to do\n`);
       return EXIT.ok;

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
 import type { Revision } from '../../render/render.js';
+import type { Recovery } from '../../spec/schema.js';
 import { OidcConfig, OidcRuleError, ruleProblems } from '../../server/auth/oidc.js';
 import { isLoopbackHost } from '../../server/host-check.js';
 import { type FleetLink, remoteLink } from '../../server/fleet-link.js';
@@ -127,6 +128,7 @@ export async function serveControlPlane(
     host: string;
     link: FleetLink | null;
     written: Revision | null;
+    recovery?: Recovery | undefined;
     oidc?: OidcConfig | undefined;
     ofrepAuth?: boolean | undefined;
     localAdmin: boolean;
@@ -142,6 +144,7 @@ export async function serveControlPlane(
     host: opts.host,
     link: opts.link,
     written: opts.written,
+    recovery: opts.recovery,
     oidc: opts.oidc,
     ofrepAuth: opts.ofrepAuth,
     allowedHosts: opts.allowedHosts,
@@ -161,9 +164,17 @@ export async function serveControlPlane(
 export async function serveBesideFleet(
   io: Io,
   store: Store,
-  opts: { preferredPort: number; link: FleetLink; written: Revision; actor?: string | undefined },
+  opts: { preferredPort: number; link: FleetLink; written: Revision; recovery: Recovery | undefined; actor?: string | undefined },
 ): Promise<{ server: RunningServer; adminToken: string | null; dashboardUrl: string }> {
-  const common = { host: '127.0.0.1', link: opts.link, written: opts.written, localAdmin: true, dashboard: true, actor: opts.actor };
+  const common = {
+    host: '127.0.0.1',
+    link: opts.link,
+    written: opts.written,
+    recovery: opts.recovery,
+    localAdmin: true,
+    dashboard: true,
+    actor: opts.actor,
+  };
   try {
     return await serveControlPlane(io, store, { ...common, port: opts.preferredPort });
   } catch (err) {
@@ -199,7 +210,8 @@ export function registerServe(program: Command, io: Io, result: Result): void {
       const port = Number(flags.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new UsageError(`--port must be a port number (0..65535), not ${JSON.stringify(flags.port)}`);
-      const written = dir === undefined ? null : loadAndRender(dir).rendered.revision;
+      const fleet = dir === undefined ? null : loadAndRender(dir);
+      const written = fleet?.rendered.revision ?? null;
       const oidc = flags.oidc === undefined ? undefined : readOidcConfig(flags.oidc);
       const link = linkFor(io, flags.control);
       const admin = localAdminPolicy({
@@ -216,6 +228,7 @@ export function registerServe(program: Command, io: Io, result: Result): void {
           host: flags.host,
           link,
           written,
+          recovery: fleet?.loaded.fleet.recovery,
           oidc,
           ofrepAuth: flags.ofrepAuth === true,
           localAdmin: admin.mint,

@@ -289,6 +289,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
       preferredPort: Number.parseInt(opts.serverPort, 10),
       link: localLink(target, router),
       written: rendered.revision,
+      recovery: loaded.fleet.recovery,
       actor: opts.actor,
     });
     running.server = cp.server;
