@@ -57,7 +57,7 @@ describe('recovery time per client region', () => {
       pass: regions.every((x) => x.pass),
     });
     expect(md).toContain('# Drill: kill region eu-west (fleet shop)');
-    expect(md).toContain('| eu-west | 500 ms | 1 s | 100 | 30 | c1 70 | pass |');
+    expect(md).toContain('| eu-west | 500 ms | 1 s | 100 | 30 (30 × no answer) | c1 70 | pass |');
     expect(md).toContain('- +0 ms: SIGKILL');
   });
 });

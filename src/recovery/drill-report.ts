@@ -11,6 +11,8 @@ export interface DrillSample {
   readonly ok: boolean;
   readonly latencyMs: number;
   readonly cluster: string | null;
+  /** The HTTP status, or 0 when the request got no answer (timeout, reset, refused). */
+  readonly status?: number;
 }
 
 /** Served within SLO: in each window, at least `successRatio` of requests succeed and their p99 is at most `latencyMs`. */
@@ -29,6 +31,8 @@ export interface RegionRecovery {
   readonly pass: boolean;
   readonly requests: number;
   readonly failed: number;
+  /** The failed requests by what went wrong: an HTTP status (`503`) or `no answer` (timeout, reset, refused). */
+  readonly failures: Readonly<Record<string, number>>;
   /** Requests after the fault by the cluster that answered them. */
   readonly servedBy: Readonly<Record<string, number>>;
 }
@@ -89,7 +93,13 @@ export function recoveryOf(
     const rtoMs = lastBad < 0 ? 0 : lastBad === lastIndex ? null : (lastBad + 1) * slo.windowMs;
     const policy = policyRtoMs(region);
     const servedBy: Record<string, number> = {};
-    for (const s of xs) if (s.ok && s.cluster) servedBy[s.cluster] = (servedBy[s.cluster] ?? 0) + 1;
+    const failures: Record<string, number> = {};
+    for (const s of xs) {
+      if (s.ok && s.cluster) servedBy[s.cluster] = (servedBy[s.cluster] ?? 0) + 1;
+      if (s.ok) continue;
+      const why = !s.status ? 'no answer' : String(s.status);
+      failures[why] = (failures[why] ?? 0) + 1;
+    }
     out.push({
       region,
       rtoMs,
@@ -97,6 +107,7 @@ export function recoveryOf(
       pass: rtoMs !== null && (policy === null || rtoMs <= policy),
       requests: xs.length,
       failed: xs.filter((s) => !s.ok).length,
+      failures,
       servedBy,
     });
   }
@@ -105,6 +116,13 @@ export function recoveryOf(
 
 const ms = (n: number | null): string =>
   n === null ? 'not recovered' : n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(n % 1000 === 0 ? 0 : 2)} s`;
+
+function failureText(f: Readonly<Record<string, number>>): string {
+  const parts = Object.entries(f)
+    .sort(([, a], [, b]) => b - a)
+    .map(([why, n]) => `${n} × ${why}`);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
 
 /** The report as Markdown, for people and CI summaries. */
 export function drillMarkdown(r: DrillResult): string {
@@ -119,7 +137,7 @@ export function drillMarkdown(r: DrillResult): string {
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...r.regions.map(
       (x) =>
-        `| ${x.region} | ${ms(x.rtoMs)} | ${x.policyRtoMs === null ? '—' : ms(x.policyRtoMs)} | ${x.requests} | ${x.failed} | ${Object.entries(
+        `| ${x.region} | ${ms(x.rtoMs)} | ${x.policyRtoMs === null ? '—' : ms(x.policyRtoMs)} | ${x.requests} | ${x.failed}${failureText(x.failures)} | ${Object.entries(
           x.servedBy,
         )
           .sort(([, a], [, b]) => b - a)

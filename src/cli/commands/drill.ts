@@ -207,6 +207,7 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
       ok: a.status > 0 && a.status < 500,
       latencyMs: a.latencyMs,
       cluster: a.cluster,
+      status: a.status,
     }));
     // judged only up to the heal: what comes after it is the way back, not the recovery
     const judged = samples.filter((s) => s.atMs < healAt);
