@@ -1,0 +1,124 @@
+/**
+ * The README's rollout as a user runs it, end to end with the built CLI: `meridian up` of a copy of
+ * examples/shop, the traffic that `up`'s `try` line suggests (run exactly as printed), the next version of
+ * `web`, and `meridian rollout`. The canary wave (steps 5 %, 25 %, 100 %; `minSamples: 100`) should be
+ * promoted without a pause for samples, and the rollout then wait for the europe wave's approval (exit 5).
+ *
+ * Per run: the exit code, whether any step measured past its end for samples (`analysis.sampleWait`) and
+ * how long, and the fewest canary samples (upstream attempts) any judged look of the wave saw.
+ *
+ * Run: `npm run build && npx tsx bench/readme-rollout.ts [--runs 3] [--json]`
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { bumpVersion } from '../src/demo/demo-fleet.js';
+
+const argN = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const RUNS = argN('runs', 3);
+const JSON_OUT = process.argv.includes('--json');
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'bin', 'meridian.js');
+
+interface RunResult {
+  readonly exit: number | null;
+  readonly canaryPromoted: boolean;
+  readonly pausedForSamples: boolean;
+  readonly extendedLooks: number;
+  readonly maxWaitedS: number;
+  readonly fewestCanarySamples: number | null;
+  readonly seconds: number;
+  readonly suggested: string;
+}
+
+/** Splits a command line printed for a shell (double quotes only, as `up` prints it). */
+function shellWords(line: string): string[] {
+  const out: string[] = [];
+  for (const m of line.matchAll(/"([^"]*)"|(\S+)/g)) out.push(m[1] ?? m[2] ?? '');
+  return out;
+}
+
+function meridian(cwd: string, args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'alice' },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+async function once(): Promise<RunResult> {
+  const work = mkdtempSync(join(os.tmpdir(), 'meridian-readme-rollout-'));
+  cpSync(join(root, 'examples', 'shop'), join(work, 'shop'), { recursive: true });
+  let traffic: ChildProcess | null = null;
+  try {
+    const up = meridian(work, ['up', 'shop', '--detach', '--port', '0', '--no-server']);
+    if (up.code !== 0) throw new Error(`meridian up failed: ${up.err}`);
+    // the detached fleet's full summary (with the `try` line) is in its log
+    const summary = `${up.out}\n${readFileSync(join(work, '.meridian', 'up.log'), 'utf8')}`;
+    const tryLine = /try\s+meridian traffic (.*)$/m.exec(summary)?.[1];
+    if (!tryLine) throw new Error(`meridian up printed no traffic suggestion:\n${up.out}`);
+    traffic = spawn(process.execPath, [bin, 'traffic', ...shellWords(tryLine)], { cwd: work, stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 5000)); // the README starts the traffic first
+    bumpVersion(join(work, 'shop'), 'web');
+    const t0 = performance.now();
+    const ro = meridian(work, ['rollout', 'shop', '--actor', 'alice']);
+    const seconds = (performance.now() - t0) / 1000;
+    const id = /rollout (ro-\S+?)[:,]/.exec(ro.out)?.[1] ?? '';
+    const status = meridian(work, ['rollout', 'status', id]).out;
+    writeFileSync(join(os.tmpdir(), 'meridian-readme-rollout-last.txt'), `${ro.out}\n${ro.err}\n---\n${status}`);
+    const waited = [...ro.out.matchAll(/measuring on \(([\d.]+) s of at most/g)].map((m) => Number(m[1]));
+    const canary = [...status.matchAll(/error-rate \w+: .*?canary [\d.]+% \(\d+\/(\d+)\)/g)].map((m) => Number(m[1]));
+    meridian(work, ['rollout', 'abort', '--reason', 'bench over']);
+    return {
+      exit: ro.code,
+      canaryPromoted: /wave canary[^\n]*\n?[^\n]*promoted|#\d+ promoted → waiting for approvals of wave europe/.test(ro.out),
+      pausedForSamples: /paused[^\n]*(samples|inconclusive)/i.test(ro.out),
+      extendedLooks: waited.length,
+      maxWaitedS: waited.length ? Math.max(...waited) : 0,
+      fewestCanarySamples: canary.length ? Math.min(...canary) : null,
+      seconds,
+      suggested: `meridian traffic ${tryLine}`,
+    };
+  } finally {
+    if (traffic?.pid) process.kill(traffic.pid, 'SIGTERM');
+    meridian(work, ['down']);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const results: RunResult[] = [];
+for (let i = 0; i < RUNS; i++) {
+  const r = await once();
+  results.push(r);
+  process.stderr.write(`run ${i + 1}: ${JSON.stringify(r)}\n`);
+}
+if (JSON_OUT) {
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+} else {
+  const promoted = results.filter((r) => r.exit === 5 && r.canaryPromoted && !r.pausedForSamples).length;
+  const lines = [
+    `### The README's rollout at the suggested rate (\`bench/readme-rollout.ts\`), ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}, load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')}. Traffic as \`meridian up\` suggests: \`${results[0]?.suggested ?? ''}\`.`,
+    '',
+    `Canary wave promoted without a pause for samples, rollout waiting for europe's approval (exit 5): **${promoted} of ${results.length}**.`,
+    '',
+    '| run | exit | canary wave promoted | paused for samples | looks past a step end (max wait) | fewest canary samples in a judged look | rollout time |',
+    '| ---: | ---: | --- | --- | --- | ---: | ---: |',
+    ...results.map(
+      (r, i) =>
+        `| ${i + 1} | ${r.exit ?? '-'} | ${r.canaryPromoted ? 'yes' : 'no'} | ${r.pausedForSamples ? 'yes' : 'no'} | ${r.extendedLooks} (${r.maxWaitedS} s) | ${r.fewestCanarySamples ?? '-'} | ${r.seconds.toFixed(0)} s |`,
+    ),
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
