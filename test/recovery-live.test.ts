@@ -3,9 +3,11 @@
  * GET traffic flows from Ireland and Germany through the router, and `meridian evacuate` (another process,
  * writing to the same store) moves Irish clients off eu-west with no failed request; evacuating the other
  * EU region is refused naming the residency rule, and `meridian restore` brings eu-west back.
+ * `meridian drill` kills and hangs eu-west under traffic from every client region and reports each one's
+ * measured recovery time; a policy RTO below what was measured fails the drill (exit 1).
  * Real processes; needs a fresh build.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,5 +119,70 @@ describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {
     expect(t.answers.filter((a) => !a.cluster.startsWith('eu-'))).toEqual([]);
     // Irish clients were on eu-west before the evacuation, on eu-central-1 during it, back after the restore
     expect(t.answers.some((a) => a.country === 'IE' && a.at < asked && a.cluster.startsWith('eu-west'))).toBe(true);
+  });
+});
+
+interface DrillJson {
+  readonly pass: boolean;
+  readonly regions: readonly {
+    region: string;
+    rtoMs: number | null;
+    policyRtoMs: number | null;
+    pass: boolean;
+    requests: number;
+    failed: number;
+  }[];
+}
+
+describe('meridian drill on the live fleet', { timeout: 120_000 }, () => {
+  const CLIENT_REGIONS = ['ap-northeast', 'ap-south', 'eu-central', 'eu-west', 'us-east', 'us-west'];
+
+  it('kills a region under traffic and reports a measured recovery time per client region, with an exit code that follows the RTOs', () => {
+    const report = join(work, 'drill-kill');
+    const d = meridian(['drill', 'eu-west', '--fault', 'kill', '--warmup', '1s', '--duration', '4s', '-o', 'json', '--report', report]);
+    const r = JSON.parse(d.out) as DrillJson;
+    expect(r.regions.map((x) => x.region)).toEqual(CLIENT_REGIONS);
+    for (const x of r.regions) {
+      expect(x.requests, x.region).toBeGreaterThan(0);
+      expect(x.policyRtoMs, x.region).toBe(30_000); // web's RTO in examples/shop/recovery.yaml
+      expect(x.pass).toBe(x.rtoMs !== null && x.rtoMs <= 30_000);
+    }
+    expect(d.code, d.err).toBe(r.pass ? 0 : 1);
+    expect(readFileSync(join(report, 'drill.md'), 'utf8')).toContain('| eu-west |');
+    expect(existsSync(join(report, 'drill.json'))).toBe(true);
+    expect(meridian(['audit', 'log', '--limit', '5']).out).toMatch(/drill\.result/);
+  });
+
+  it('fails (exit 1) when the policy RTO is below the recovery time it measured', () => {
+    // a hung region holds each attempt until the route's perTryTimeout (500 ms) before it is retried
+    // elsewhere: with a 200 ms latency SLO, eu-west's clients are out of SLO for at least that long
+    const file = join(fleet, 'recovery.yaml');
+    const policy = readFileSync(file, 'utf8');
+    writeFileSync(file, policy.replace('default: 2m', 'default: 100ms').replace('web: 30s', 'web: 100ms'));
+    try {
+      const d = meridian([
+        'drill',
+        'eu-west',
+        '--fault',
+        'hang',
+        '--warmup',
+        '1s',
+        '--duration',
+        '3s',
+        '--slo-latency',
+        '200ms',
+        '-o',
+        'json',
+      ]);
+      const r = JSON.parse(d.out) as DrillJson;
+      const euWest = r.regions.find((x) => x.region === 'eu-west');
+      expect(euWest?.policyRtoMs).toBe(100);
+      expect(euWest?.rtoMs === null || (euWest?.rtoMs ?? 0) >= 500, JSON.stringify(euWest)).toBe(true);
+      expect(euWest?.pass).toBe(false);
+      expect(r.pass).toBe(false);
+      expect(d.code).toBe(1);
+    } finally {
+      writeFileSync(file, policy);
+    }
   });
 });
