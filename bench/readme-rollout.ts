@@ -9,20 +9,16 @@
  *
  * Run: `npm run build && npx tsx bench/readme-rollout.ts [--runs 3] [--json]`
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { bumpVersion } from '../src/demo/demo-fleet.js';
+import { argNumber, meridian, MERIDIAN_BIN } from './lib/cli.js';
 
-const argN = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const RUNS = argN('runs', 3);
+const RUNS = argNumber('runs', 3);
 const JSON_OUT = process.argv.includes('--json');
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'meridian.js');
 
 interface RunResult {
   readonly exit: number | null;
@@ -42,16 +38,6 @@ function shellWords(line: string): string[] {
   return out;
 }
 
-function meridian(cwd: string, args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'alice' },
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
 async function once(): Promise<RunResult> {
   const work = mkdtempSync(join(os.tmpdir(), 'meridian-readme-rollout-'));
   cpSync(join(root, 'examples', 'shop'), join(work, 'shop'), { recursive: true });
@@ -63,11 +49,11 @@ async function once(): Promise<RunResult> {
     const summary = `${up.out}\n${readFileSync(join(work, '.meridian', 'up.log'), 'utf8')}`;
     const tryLine = /try\s+meridian traffic (.*)$/m.exec(summary)?.[1];
     if (!tryLine) throw new Error(`meridian up printed no traffic suggestion:\n${up.out}`);
-    traffic = spawn(process.execPath, [bin, 'traffic', ...shellWords(tryLine)], { cwd: work, stdio: 'ignore' });
+    traffic = spawn(process.execPath, [MERIDIAN_BIN, 'traffic', ...shellWords(tryLine)], { cwd: work, stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 5000)); // the README starts the traffic first
     bumpVersion(join(work, 'shop'), 'web');
     const t0 = performance.now();
-    const ro = meridian(work, ['rollout', 'shop', '--actor', 'alice']);
+    const ro = meridian(work, ['rollout', 'shop', '--actor', 'alice'], 'alice');
     const seconds = (performance.now() - t0) / 1000;
     const id = /rollout (ro-\S+?)[:,]/.exec(ro.out)?.[1] ?? '';
     const status = meridian(work, ['rollout', 'status', id]).out;

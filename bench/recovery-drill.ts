@@ -11,22 +11,21 @@
  *
  * Run: `npm run build && npx tsx bench/recovery-drill.ts [--runs 5] [--faults kill,hang] [--json]`
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { median } from './lib/measure.js';
+import { argNumber, meridian } from './lib/cli.js';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
 };
-const RUNS = Number(arg('runs', '5'));
+const RUNS = argNumber('runs', 5);
 const FAULTS = arg('faults', 'kill,hang').split(',');
 const JSON_OUT = process.argv.includes('--json');
 const PLACE = 'eu-west';
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'meridian.js');
 
 interface Region {
   readonly region: string;
@@ -42,16 +41,6 @@ interface Drill {
   readonly placeMs: number | null;
   readonly failed: number;
   readonly requests: number;
-}
-
-function meridian(cwd: string, args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'bench' },
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 const work = mkdtempSync(join(os.tmpdir(), 'meridian-recovery-drill-'));
