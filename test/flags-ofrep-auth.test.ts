@@ -49,7 +49,21 @@ async function startServe(extra: string[]): Promise<{ p: NodeProcess; url: strin
 
 /** Starts `meridian router --flags URL` over the three upstreams; resolves with its traffic port. */
 async function startRouter(env: NodeJS.ProcessEnv, extra: string[] = []): Promise<{ p: NodeProcess; port: number }> {
-  const args = ['router', '--fleet', fleet, '--endpoints', join(work, 'endpoints.json'), '--port', '0', '--no-health-checks', ...extra];
+  const args = [
+    'router',
+    '--fleet',
+    fleet,
+    '--endpoints',
+    join(work, 'endpoints.json'),
+    '--port',
+    '0',
+    '--no-health-checks',
+    '--trusted-sources',
+    '127.0.0.0/8',
+    '--admin-sources',
+    '127.0.0.0/8',
+    ...extra,
+  ];
   const p = spawnNode([BIN, ...args, '--flags', serveUrl, '--flags-interval', '50ms'], { cwd: work, env });
   running.push(p);
   await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(p.out()), 'the router to listen', 20_000);

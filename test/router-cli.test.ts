@@ -72,7 +72,20 @@ async function endpointsFile(drained: string[] = []): Promise<{ file: string; wr
 describe('meridian router', () => {
   it('routes the example fleet from an endpoints file, reloads it on SIGHUP and stops on SIGTERM', async () => {
     const { file, write } = await endpointsFile();
-    const r = meridianRouter(['router', '--fleet', SHOP, '--endpoints', file, '--port', '0', '--no-health-checks']);
+    const r = meridianRouter([
+      'router',
+      '--fleet',
+      SHOP,
+      '--endpoints',
+      file,
+      '--port',
+      '0',
+      '--no-health-checks',
+      '--trusted-sources',
+      '127.0.0.0/8',
+      '--admin-sources',
+      '127.0.0.0/8',
+    ]);
     await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(r.out()), 20_000, 'the router to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     const de = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'DE' } });
@@ -100,7 +113,24 @@ describe('meridian router', () => {
 
   it('runs two workers on one port with metrics aggregated on the admin port', async () => {
     const { file } = await endpointsFile();
-    const r = meridianRouter(['router', '-f', SHOP, '-e', file, '-p', '0', '--admin-port', '0', '--workers', '2', '--no-health-checks']);
+    const r = meridianRouter([
+      'router',
+      '-f',
+      SHOP,
+      '-e',
+      file,
+      '-p',
+      '0',
+      '--admin-port',
+      '0',
+      '--workers',
+      '2',
+      '--no-health-checks',
+      '--trusted-sources',
+      '127.0.0.0/8',
+      '--admin-sources',
+      '127.0.0.0/8',
+    ]);
     await until(() => /admin on http:\/\/127\.0\.0\.1:(\d+)/.test(r.out()), 30_000, 'the workers to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     const adminPort = Number(/admin on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
@@ -167,7 +197,23 @@ describe('meridian router --server with --workers', () => {
     const token = /admin\s+(mrl_\S+)/.exec(serve.out())?.[1] ?? '';
     expect(fleetRouter).not.toBe(url);
 
-    const r = meridianRouter(['router', '--server', url, '--token', token, '--workers', '2', '--port', '0', '--admin-port', '0']);
+    const r = meridianRouter([
+      'router',
+      '--server',
+      url,
+      '--token',
+      token,
+      '--workers',
+      '2',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--trusted-sources',
+      '127.0.0.0/8',
+      '--admin-sources',
+      '127.0.0.0/8',
+    ]);
     await until(() => /listening on http:\/\/127\.0\.0\.1:\d+, following .* \(2 workers, admin on/.test(r.out()), 30_000, 'the router');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     const adminPort = Number(/admin on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);

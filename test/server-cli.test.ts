@@ -83,7 +83,21 @@ describe('meridian token, serve and router --server', () => {
   }, 60_000);
 
   it('a router started with --server follows the server and applies a drain', async () => {
-    const r = start(['router', '--server', url, '--token', viewer, '--port', '0', '--no-health-checks', '--no-geoip']);
+    const r = start([
+      'router',
+      '--server',
+      url,
+      '--token',
+      viewer,
+      '--port',
+      '0',
+      '--no-health-checks',
+      '--no-geoip',
+      '--trusted-sources',
+      '127.0.0.0/8',
+      '--admin-sources',
+      '127.0.0.0/8',
+    ]);
     await until(() => /listening on http:\/\/\S+, following/.test(r.out()), 'the router to start', 30_000);
     await until(() => r.err().includes('following the control plane'), 'the stream');
     const d = await api(url, 'POST', '/api/v1/regions/eu-west/drain', { token: admin, body: { drained: true } });

@@ -18,7 +18,7 @@ import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord, Store } from '../src/store/store.js';
 import type { RequestTracer } from '../src/telemetry/request-tracing.js';
 import { createTracing, rolloutTraceId, startTracing, tracingConfig, TracingConfigError, type Tracing } from '../src/telemetry/tracing.js';
-import { EU_US, closeAgents, get, revision, startUpstream, until, type Upstream } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, startUpstream, until, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
 import { base as fleetBase, FAST, fleet, meridian } from './rollout-fleet-kit.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
 
@@ -273,6 +273,7 @@ describe('request spans from the router', () => {
     const us = await startUpstream('us-east-1', '2.4.0');
     upstreams.push(eu, us);
     const router = new Router({
+      ...TRUST_LOOPBACK,
       revision: rev,
       endpoints: new StaticEndpoints([eu.endpoint(), us.endpoint()]),
       healthChecks: false,
@@ -373,7 +374,22 @@ describe('meridian router --otlp', () => {
     const clusters = ['eu-west-1', 'eu-west-2', 'eu-central-1', 'us-east-1', 'us-east-2', 'us-west-1', 'ap-south-1', 'ap-northeast-1'];
     const file = join(dir, 'endpoints.json');
     writeFileSync(file, JSON.stringify({ endpoints: clusters.map((cluster) => ({ cluster, service: 'web', port: web.port })) }));
-    const args = ['router', '-f', join(root, 'examples', 'shop'), '-e', file, '-p', '0', '--no-health-checks', '--otlp', rec.url];
+    const args = [
+      'router',
+      '-f',
+      join(root, 'examples', 'shop'),
+      '-e',
+      file,
+      '-p',
+      '0',
+      '--no-health-checks',
+      '--trusted-sources',
+      '127.0.0.0/8',
+      '--admin-sources',
+      '127.0.0.0/8',
+      '--otlp',
+      rec.url,
+    ];
     const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUNNER, ...args], {
       cwd: root,
       env: { ...process.env, NO_COLOR: '1', OTEL_SERVICE_NAME: 'edge-router' },

@@ -15,20 +15,52 @@ import { loadFleet } from '../spec/load.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { followFlags } from '../flags/ofrep-client.js';
 import { readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
-import { Router, type RouterLog } from './router.js';
+import { applyHttpLimits, httpLimits, serverOptions, type HttpLimits } from '../http-limits.js';
+import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
+import { Router, type RouterLog, type RouterOptions } from './router.js';
+
+/** The router's own settings, shared by every way of starting one; plain data, passed to workers as JSON. */
+export interface RouterSettings {
+  /** Path to a .mmdb country database, or null for no GeoIP; default the bundled one. */
+  readonly geoip?: string | null;
+  readonly healthChecks?: boolean;
+  readonly traceparent?: 'generate' | 'pass';
+  /** Timeouts and connection cap of every listener (src/http-limits.ts). */
+  readonly limits?: Partial<HttpLimits>;
+  /** Trusted sources of services whose routing names none (default: none). */
+  readonly trustedSources?: readonly string[];
+  /** Who may use `/_meridian/*` on the traffic port (default: nobody) and the admin port (default: loopback). */
+  readonly adminSources?: readonly string[];
+}
+
+/** The {@link Router} options that {@link RouterSettings} set. */
+export function routerOptionsOf(settings: RouterSettings): Omit<RouterOptions, 'revision' | 'endpoints' | 'state'> {
+  return {
+    ...(settings.geoip !== undefined ? { geoip: settings.geoip } : {}),
+    ...(settings.healthChecks !== undefined ? { healthChecks: settings.healthChecks } : {}),
+    ...(settings.traceparent ? { traceparent: settings.traceparent } : {}),
+    ...(settings.limits ? { limits: settings.limits } : {}),
+    ...(settings.trustedSources ? { trustedSources: settings.trustedSources } : {}),
+    ...(settings.adminSources ? { adminSources: settings.adminSources } : {}),
+  };
+}
+
+/** The {@link RouterSettings} of a larger configuration, and nothing else (a worker gets no server token). */
+export function routerSettingsOf(config: RouterSettings): RouterSettings {
+  const out: Record<string, unknown> = {};
+  for (const k of ['geoip', 'healthChecks', 'traceparent', 'limits', 'trustedSources', 'adminSources'] as const)
+    if (config[k] !== undefined) out[k] = config[k];
+  return out as RouterSettings;
+}
 
 /** Everything a standalone router (or each of its workers) needs; plain data, passed to workers as JSON. */
-export interface StandaloneConfig {
+export interface StandaloneConfig extends RouterSettings {
   readonly fleet: string;
   readonly endpoints: string;
   readonly port: number;
   readonly host: string;
   /** A port for the admin endpoints alone (with workers: served by the primary, metrics aggregated). */
   readonly adminPort?: number;
-  /** Path to a .mmdb country database, or null for no GeoIP; default the bundled one. */
-  readonly geoip?: string | null;
-  readonly healthChecks?: boolean;
-  readonly traceparent?: 'generate' | 'pass';
   /** Worker processes; 1 (default) runs the router in this process. */
   readonly workers?: number;
   /** OTLP/HTTP collector for request traces; without it the OTEL_* environment decides (off when unset). */
@@ -87,9 +119,7 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
     ...(tracing ? { tracer: tracing.requestTracer() } : {}),
     revision,
     endpoints: source,
-    ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
-    ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
-    ...(config.traceparent ? { traceparent: config.traceparent } : {}),
+    ...routerOptionsOf(config),
     ...(log ? { log } : {}),
   });
   applyDocument(router, doc, null);
@@ -157,6 +187,7 @@ export async function startWorkers(config: StandaloneConfig, log?: RouterLog): P
     workers: config.workers ?? 1,
     config: { ...config, workers: 1, adminPort: undefined },
     host: config.host,
+    settings: routerSettingsOf(config),
     ...(config.adminPort !== undefined ? { adminPort: config.adminPort } : {}),
     ...(log ? { log } : {}),
   });
@@ -176,6 +207,8 @@ export interface SupervisionOptions {
   /** Serve the metrics summed over the workers on this port. */
   readonly adminPort?: number;
   readonly log?: RouterLog;
+  /** Limits and admin sources of the admin port (see {@link RouterSettings}). */
+  readonly settings?: RouterSettings;
   /** Called with each worker as it is forked (the first ones and every replacement), before it runs. */
   readonly onFork?: (worker: Worker) => void;
 }
@@ -234,7 +267,13 @@ export async function superviseWorkers(opts: SupervisionOptions): Promise<Superv
   let admin: Server | null = null;
   let adminPort: number | null = null;
   if (opts.adminPort !== undefined) {
-    admin = createServer((req, res) => {
+    const limits = httpLimits(opts.settings?.limits);
+    const sources = new AddressMatcher(opts.settings?.adminSources ?? LOOPBACK_SOURCES);
+    admin = createServer(serverOptions(limits), (req, res) => {
+      if (!sources.has(req.socket.remoteAddress)) {
+        res.writeHead(403, { 'content-type': 'text/plain' }).end('the admin port answers only to the admin sources\n');
+        return;
+      }
       if (!(req.url ?? '').replace(/^\/_meridian/, '').startsWith('/metrics')) {
         res
           .writeHead(404, { 'content-type': 'text/plain' })
@@ -246,6 +285,7 @@ export async function superviseWorkers(opts: SupervisionOptions): Promise<Superv
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     });
+    applyHttpLimits(admin, limits);
     await new Promise<void>((r) => (admin as Server).listen(opts.adminPort, opts.host, r));
     adminPort = (admin.address() as AddressInfo).port;
   }
@@ -272,15 +312,12 @@ export async function superviseWorkers(opts: SupervisionOptions): Promise<Superv
 }
 
 /** A router that follows the control plane (`meridian router --server URL`) instead of a fleet and an endpoints file. */
-export interface FollowingConfig {
+export interface FollowingConfig extends RouterSettings {
   readonly server: string;
   readonly token: string;
   readonly port: number;
   readonly host: string;
   readonly adminPort?: number;
-  readonly geoip?: string | null;
-  readonly healthChecks?: boolean;
-  readonly traceparent?: 'generate' | 'pass';
   /**
    * Worker processes; 1 (default) runs the router in this process. With more, this process follows the
    * server once and relays each table to the workers (src/router/table-relay.ts).
@@ -301,11 +338,7 @@ export async function startFollowing(config: FollowingConfig, log?: RouterLog): 
   const follower = await followServer({
     server: config.server,
     token: config.token,
-    router: {
-      ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
-      ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
-      ...(config.traceparent ? { traceparent: config.traceparent } : {}),
-    },
+    router: routerOptionsOf(config),
     ...(log ? { log } : {}),
   });
   const { port } = await follower.router.listen(config.port, config.host);

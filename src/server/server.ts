@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
+import { applyHttpLimits, httpLimits, serverOptions, type HttpLimits } from '../http-limits.js';
 import { ofrepHandler, type OfrepHandler } from '../flags/ofrep-handler.js';
 import { storeFlagSource } from '../flags/store-source.js';
 import { flagState } from '../flags/flag-state.js';
@@ -53,6 +54,8 @@ export interface ServerOptions {
   readonly fleetPollMs?: number | undefined;
   readonly heartbeatMs?: number | undefined;
   readonly log?: ((level: 'info' | 'error', message: string) => void) | undefined;
+  /** Timeouts and the connection cap of the listener (defaults: `DEFAULT_HTTP_LIMITS`, src/http-limits.ts). */
+  readonly limits?: Partial<HttpLimits> | undefined;
 }
 
 export interface RunningServer {
@@ -286,7 +289,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   await state.start();
-  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handle(req, res));
+  const limits = httpLimits(opts.limits);
+  const server: Server = applyHttpLimits(
+    createServer(serverOptions(limits), (req, res) => void handle(req, res)),
+    limits,
+  );
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -3,6 +3,8 @@
 /** Codes of the loader and the renderer: the input is unusable (exit 2), or a value does not resolve. */
 export const INPUT_CODES = [
   'MERIDIAN_E_YAML_SYNTAX',
+  'MERIDIAN_E_FILE_REFUSED',
+  'MERIDIAN_E_FILE_TOO_LARGE',
   'MERIDIAN_E_DUPLICATE_KEY',
   'MERIDIAN_E_DUPLICATE_NAME',
   'MERIDIAN_E_FLEET_MISMATCH',
