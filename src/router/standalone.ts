@@ -14,7 +14,7 @@ import { render, type Revision } from '../render/render.js';
 import { loadFleet } from '../spec/load.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { followFlags } from '../flags/ofrep-client.js';
-import { readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
+import { checkEndpointsDocument, readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
 import { applyHttpLimits, httpLimits, serverOptions, type HttpLimits } from '../http-limits.js';
 import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
 import { Router, type RouterLog, type RouterOptions } from './router.js';
@@ -113,6 +113,7 @@ function applyDocument(router: Router, doc: EndpointsDocument, previous: Endpoin
 export async function startStandalone(config: StandaloneConfig, log?: RouterLog): Promise<RunningRouter> {
   const revision = loadRevision(config.fleet);
   let doc = readEndpointsFile(config.endpoints);
+  checkEndpointsDocument(doc, revision, config.endpoints);
   const source = new StaticEndpoints(doc.endpoints, stableVersion(revision));
   const tracing = await startTracing({ otlp: config.otlp, serviceName: 'meridian-router' });
   const router = new Router({
@@ -143,6 +144,7 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
   const reload = (): void => {
     try {
       const next = readEndpointsFile(config.endpoints);
+      checkEndpointsDocument(next, revision, config.endpoints);
       source.replace(next.endpoints);
       applyDocument(router, next, doc);
       doc = next;
