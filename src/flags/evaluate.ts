@@ -65,7 +65,7 @@ export function percentBp(percent: number): number {
 
 /** Evaluates one flag. Pure and deterministic. */
 export function evaluateFlag(state: FlagState, key: string, ctx: EvaluationContext): Evaluation {
-  const flag = state.flags[key];
+  const flag = Object.hasOwn(state.flags, key) ? state.flags[key] : undefined;
   if (!flag) {
     return {
       key,
@@ -82,7 +82,7 @@ export function evaluateFlag(state: FlagState, key: string, ctx: EvaluationConte
   }
   const ok = (value: boolean, reason: Reason): EvaluationSuccess => ({ key, value, variant: value ? 'on' : 'off', reason, metadata });
   if (ctx.region === undefined) return ok(flag.default, 'DEFAULT');
-  const gate = flag.regions[ctx.region];
+  const gate = Object.hasOwn(flag.regions, ctx.region) ? flag.regions[ctx.region] : undefined;
   if (!gate) {
     return {
       key,
