@@ -5,7 +5,8 @@
  * process that reads until the machine runs out of memory.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { isInside } from '../path-inside.js';
 import { FleetNotFoundError } from '../errors.js';
 import { parseMemory, formatMemory } from '../units/quantity.js';
 import type { Finding } from '../validate/finding.js';
@@ -38,12 +39,6 @@ export function loadLimits(env: NodeJS.ProcessEnv = process.env): LoadLimits {
 export interface FleetFile {
   readonly path: string;
   readonly text: string;
-}
-
-/** True when `path` is `dir` or inside it (both real paths). */
-export function isInside(dir: string, path: string): boolean {
-  const rel = relative(dir, path);
-  return rel === '' || (rel.split(sep)[0] !== '..' && !isAbsolute(rel));
 }
 
 function refused(
