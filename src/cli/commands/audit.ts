@@ -1,6 +1,7 @@
 /** `meridian audit log` and `meridian audit verify`: read the hash-chained audit log, and prove it unbroken. */
 import { Option, type Command } from 'commander';
 import type { AuditEntry } from '../../store/store.js';
+import { terminalSafe } from '../terminal-safe.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import { EXIT } from '../exit-codes.js';
@@ -8,7 +9,8 @@ import type { Result } from './index.js';
 
 function line(e: AuditEntry): string {
   const who = e.actor.via ? `${e.actor.id} (${e.actor.via})` : e.actor.id;
-  return `#${e.seq}  ${e.at}  ${who}  ${e.action}  ${e.subject}${e.reason ? `  — ${e.reason}` : ''}`;
+  const text = `${who}  ${e.action}  ${e.subject}${e.reason ? `  — ${e.reason}` : ''}`;
+  return `#${e.seq}  ${e.at}  ${terminalSafe(text)}`;
 }
 
 export function registerAudit(program: Command, io: Io, result: Result): void {
