@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ofrepLines } from '../src/cli/commands/serve.js';
 import { BIN, runMeridian, spawnNode, type NodeProcess } from './cli-kit.js';
 import { copyFlagGatedFleet } from './fixtures/flag-gated-fleet.js';
-import { closeAgents, get, startUpstream, type Upstream } from './router-kit.js';
+import { closeAgents, get, startUpstream, type Upstream, TRUST_LOOPBACK_FLAGS } from './router-kit.js';
 import { api, serverWorld, until } from './server-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-ofrep-auth-'));
@@ -58,10 +58,7 @@ async function startRouter(env: NodeJS.ProcessEnv, extra: string[] = []): Promis
     '--port',
     '0',
     '--no-health-checks',
-    '--trusted-sources',
-    '127.0.0.0/8',
-    '--admin-sources',
-    '127.0.0.0/8',
+    ...TRUST_LOOPBACK_FLAGS,
     ...extra,
   ];
   const p = spawnNode([BIN, ...args, '--flags', serveUrl, '--flags-interval', '50ms'], { cwd: work, env });

@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeAgents, get, startUpstream, until, type Upstream } from './router-kit.js';
+import { closeAgents, get, startUpstream, until, type Upstream, TRUST_LOOPBACK_FLAGS } from './router-kit.js';
 import { BIN, spawnNode, type NodeProcess } from './cli-kit.js';
 import { api } from './server-kit.js';
 
@@ -81,10 +81,7 @@ describe('meridian router', () => {
       '--port',
       '0',
       '--no-health-checks',
-      '--trusted-sources',
-      '127.0.0.0/8',
-      '--admin-sources',
-      '127.0.0.0/8',
+      ...TRUST_LOOPBACK_FLAGS,
     ]);
     await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(r.out()), 20_000, 'the router to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
@@ -126,10 +123,7 @@ describe('meridian router', () => {
       '--workers',
       '2',
       '--no-health-checks',
-      '--trusted-sources',
-      '127.0.0.0/8',
-      '--admin-sources',
-      '127.0.0.0/8',
+      ...TRUST_LOOPBACK_FLAGS,
     ]);
     await until(() => /admin on http:\/\/127\.0\.0\.1:(\d+)/.test(r.out()), 30_000, 'the workers to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
@@ -209,10 +203,7 @@ describe('meridian router --server with --workers', () => {
       '0',
       '--admin-port',
       '0',
-      '--trusted-sources',
-      '127.0.0.0/8',
-      '--admin-sources',
-      '127.0.0.0/8',
+      ...TRUST_LOOPBACK_FLAGS,
     ]);
     await until(() => /listening on http:\/\/127\.0\.0\.1:\d+, following .* \(2 workers, admin on/.test(r.out()), 30_000, 'the router');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);

@@ -14,6 +14,9 @@ import { Routing } from '../src/spec/schema.js';
  */
 export const TRUST_LOOPBACK = { trustedSources: LOOPBACK_SOURCES, adminSources: LOOPBACK_SOURCES } as const;
 
+/** The same for a router started with `meridian router`. */
+export const TRUST_LOOPBACK_FLAGS: readonly string[] = ['--trusted-sources', '127.0.0.0/8', '--admin-sources', '127.0.0.0/8'];
+
 export interface RegionSpec {
   readonly jurisdiction: string;
   readonly countries: readonly string[];

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, until } from './server-kit.js';
+import { TRUST_LOOPBACK_FLAGS } from './router-kit.js';
 
 const BIN = resolve('bin/meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-server-cli-'));
@@ -93,10 +94,7 @@ describe('meridian token, serve and router --server', () => {
       '0',
       '--no-health-checks',
       '--no-geoip',
-      '--trusted-sources',
-      '127.0.0.0/8',
-      '--admin-sources',
-      '127.0.0.0/8',
+      ...TRUST_LOOPBACK_FLAGS,
     ]);
     await until(() => /listening on http:\/\/\S+, following/.test(r.out()), 'the router to start', 30_000);
     await until(() => r.err().includes('following the control plane'), 'the stream');

@@ -18,7 +18,17 @@ import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord, Store } from '../src/store/store.js';
 import type { RequestTracer } from '../src/telemetry/request-tracing.js';
 import { createTracing, rolloutTraceId, startTracing, tracingConfig, TracingConfigError, type Tracing } from '../src/telemetry/tracing.js';
-import { EU_US, closeAgents, get, revision, startUpstream, until, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
+import {
+  EU_US,
+  closeAgents,
+  get,
+  revision,
+  startUpstream,
+  until,
+  type Upstream,
+  TRUST_LOOPBACK,
+  TRUST_LOOPBACK_FLAGS,
+} from './router-kit.js';
 import { base as fleetBase, FAST, fleet, meridian } from './rollout-fleet-kit.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
 
@@ -383,10 +393,7 @@ describe('meridian router --otlp', () => {
       '-p',
       '0',
       '--no-health-checks',
-      '--trusted-sources',
-      '127.0.0.0/8',
-      '--admin-sources',
-      '127.0.0.0/8',
+      ...TRUST_LOOPBACK_FLAGS,
       '--otlp',
       rec.url,
     ];
