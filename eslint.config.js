@@ -26,8 +26,8 @@ export const LAYERS = [
   ['traffic'],
   ['render'],
   ['spec'],
-  ['secrets', 'health', 'units', 'backoff.ts'],
-  ['errors.ts'],
+  ['secrets', 'health', 'units', 'backoff.ts', 'http-limits.ts'],
+  ['errors.ts', 'path-inside.ts'],
   ['findings', 'error-codes.ts'],
 ];
 

@@ -21,9 +21,12 @@ import { createServer as createNetServer, connect, type AddressInfo } from 'node
 import os from 'node:os';
 import { Pool } from 'undici';
 import type { Revision } from '../src/render/render.js';
-import { Router, StaticEndpoints, type RouterEndpoint } from '../src/router/index.js';
+import { LOOPBACK_SOURCES, Router, StaticEndpoints, type RouterEndpoint } from '../src/router/index.js';
 import { Routing } from '../src/spec/schema.js';
 import { median } from './lib/measure.js';
+
+/** The load generator stands for a trusted edge proxy (nothing is trusted by default; docs/router.md). */
+const TRUST = { trustedSources: LOOPBACK_SOURCES, adminSources: LOOPBACK_SOURCES };
 
 const argN = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -221,7 +224,7 @@ async function deadCluster(): Promise<DeadRun> {
     processUpstream('eu-west-2'),
     processUpstream('eu-central-1'),
   ]);
-  const router = new Router({ revision: revision(), endpoints: new StaticEndpoints(ups.map((u) => u.endpoint)), geoip: null });
+  const router = new Router({ revision: revision(), endpoints: new StaticEndpoints(ups.map((u) => u.endpoint)), geoip: null, ...TRUST });
   const { port } = await router.listen(0);
   const m = router.metrics;
   const touching = (): number =>
@@ -277,7 +280,12 @@ interface BadRun {
  */
 async function clusterTurnsBad(turn: (u: InProcess) => void, routing: Record<string, unknown> = {}): Promise<BadRun> {
   const ups = await Promise.all([inProcessUpstream('eu-west-1'), inProcessUpstream('eu-west-2'), inProcessUpstream('eu-central-1')]);
-  const router = new Router({ revision: revision(routing), endpoints: new StaticEndpoints(ups.map((u) => u.endpoint)), geoip: null });
+  const router = new Router({
+    revision: revision(routing),
+    endpoints: new StaticEndpoints(ups.map((u) => u.endpoint)),
+    geoip: null,
+    ...TRUST,
+  });
   const { port } = await router.listen(0);
   const bad = ups[0] as InProcess;
   // the ejection counter, not router.stats(): building the stats every millisecond would load the router under test

@@ -604,7 +604,17 @@ async function main(): Promise<void> {
         const [c, a] = CALLGRIND > 0 ? callgrindWrap(dir, args) : cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
         proc = start(c, a);
       } else {
-        const config = { fleet: dir, endpoints: join(dir, 'endpoints.json'), port, host: '127.0.0.1', workers };
+        // the load generator stands for a trusted edge proxy, and the feature check reads /_meridian/* (docs/router.md)
+        const trust = ['127.0.0.0/8'];
+        const config = {
+          fleet: dir,
+          endpoints: join(dir, 'endpoints.json'),
+          port,
+          host: '127.0.0.1',
+          workers,
+          trustedSources: trust,
+          adminSources: trust,
+        };
         const args = [...profArgs('meridian'), join(LIB, 'router', 'worker-main.js')];
         const [c, a] = CALLGRIND > 0 ? callgrindWrap(dir, args) : cpu ? pinned(cpu, process.execPath, args) : [process.execPath, args];
         proc = start(c, a, { MERIDIAN_ROUTER_CONFIG: JSON.stringify(config) });

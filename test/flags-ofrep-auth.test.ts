@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ofrepLines } from '../src/cli/commands/serve.js';
 import { BIN, runMeridian, spawnNode, type NodeProcess } from './cli-kit.js';
 import { copyFlagGatedFleet } from './fixtures/flag-gated-fleet.js';
-import { closeAgents, get, startUpstream, type Upstream } from './router-kit.js';
+import { closeAgents, get, startUpstream, type Upstream, TRUST_LOOPBACK_FLAGS } from './router-kit.js';
 import { api, serverWorld, until } from './server-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-ofrep-auth-'));
@@ -49,7 +49,18 @@ async function startServe(extra: string[]): Promise<{ p: NodeProcess; url: strin
 
 /** Starts `meridian router --flags URL` over the three upstreams; resolves with its traffic port. */
 async function startRouter(env: NodeJS.ProcessEnv, extra: string[] = []): Promise<{ p: NodeProcess; port: number }> {
-  const args = ['router', '--fleet', fleet, '--endpoints', join(work, 'endpoints.json'), '--port', '0', '--no-health-checks', ...extra];
+  const args = [
+    'router',
+    '--fleet',
+    fleet,
+    '--endpoints',
+    join(work, 'endpoints.json'),
+    '--port',
+    '0',
+    '--no-health-checks',
+    ...TRUST_LOOPBACK_FLAGS,
+    ...extra,
+  ];
   const p = spawnNode([BIN, ...args, '--flags', serveUrl, '--flags-interval', '50ms'], { cwd: work, env });
   running.push(p);
   await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(p.out()), 'the router to listen', 20_000);

@@ -14,7 +14,7 @@ import { Router, StaticEndpoints } from '../src/router/index.js';
 import { Flag } from '../src/spec/schema.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
-import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream } from './router-kit.js';
+import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meridian-ofrep-'));
 const alice = { id: 'alice', via: 'flag' };
@@ -239,7 +239,13 @@ describe('a router that follows the flags endpoint', () => {
 
   it('stops serving a region from clusters whose flag gate closes, and serves it again when it opens', async () => {
     ups = await Promise.all(['eu-west-1', 'eu-central-1', 'us-east-1'].map((c) => startUpstream(c, '1.0.0')));
-    router = new Router({ revision: rev, endpoints: new StaticEndpoints(ups.map((u) => u.endpoint())), healthChecks: false, geoip: null });
+    router = new Router({
+      revision: rev,
+      endpoints: new StaticEndpoints(ups.map((u) => u.endpoint())),
+      healthChecks: false,
+      geoip: null,
+      ...TRUST_LOOPBACK,
+    });
     const { port } = await router.listen(0);
     const poller = followFlags(router, { url: base, intervalMs: 20 });
     const where = async (): Promise<string> =>

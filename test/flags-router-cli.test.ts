@@ -82,6 +82,8 @@ describe('meridian router --flags', () => {
         '--port',
         '0',
         '--no-health-checks',
+        '--trusted-sources',
+        '127.0.0.0/8',
         '--flags',
         url,
         '--flags-interval',

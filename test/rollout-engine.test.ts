@@ -25,6 +25,7 @@ import { LocalTarget } from '../src/targets/local/local-target.js';
 import { startClusters } from '../src/targets/local/local-fleet.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world, type World } from './rollout-kit.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { TRUST_LOOPBACK } from './router-kit.js';
 
 const alice = { id: 'alice', via: 'flag' } as const;
 const bob = { id: 'bob', via: 'flag' } as const;
@@ -642,7 +643,7 @@ describe('rollout engine with a LocalTarget and a Router', () => {
     await startClusters(target, clusters);
     for (const [c, state] of Object.entries(v1.revision.clusters))
       await store.recordClusterState(c, v1.revision.id, state, 'healthy', { id: 'up' });
-    const router = new Router({ revision: v1.revision, endpoints: target, geoip: null });
+    const router = new Router({ revision: v1.revision, endpoints: target, geoip: null, ...TRUST_LOOPBACK });
     const weights: string[] = [];
     const traffic = new RouterTraffic(router);
     const spy = {

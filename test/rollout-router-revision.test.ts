@@ -9,7 +9,7 @@ import { Router, StaticEndpoints } from '../src/router/index.js';
 import { startControlApi } from '../src/targets/local/control-api.js';
 import { RemoteTarget } from '../src/targets/remote-target.js';
 import { FakeDriver } from './rollout-kit.js';
-import { EU_US, closeAgents, get, revision, startUpstream, type Upstream } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, startUpstream, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -30,6 +30,7 @@ describe('the router follows the revision a rollout promotes', () => {
     const ups: Upstream[] = await Promise.all(Object.keys(EU_US.clusters).map((c) => startUpstream(c, '1.0.0')));
     for (const u of ups) cleanup.push(() => u.kill());
     const router = new Router({
+      ...TRUST_LOOPBACK,
       revision: before,
       endpoints: new StaticEndpoints(ups.map((u) => u.endpoint())),
       healthChecks: false,

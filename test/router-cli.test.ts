@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeAgents, get, startUpstream, until, type Upstream } from './router-kit.js';
+import { closeAgents, get, startUpstream, until, type Upstream, TRUST_LOOPBACK_FLAGS } from './router-kit.js';
 import { BIN, spawnNode, type NodeProcess } from './cli-kit.js';
 import { api } from './server-kit.js';
 
@@ -72,7 +72,17 @@ async function endpointsFile(drained: string[] = []): Promise<{ file: string; wr
 describe('meridian router', () => {
   it('routes the example fleet from an endpoints file, reloads it on SIGHUP and stops on SIGTERM', async () => {
     const { file, write } = await endpointsFile();
-    const r = meridianRouter(['router', '--fleet', SHOP, '--endpoints', file, '--port', '0', '--no-health-checks']);
+    const r = meridianRouter([
+      'router',
+      '--fleet',
+      SHOP,
+      '--endpoints',
+      file,
+      '--port',
+      '0',
+      '--no-health-checks',
+      ...TRUST_LOOPBACK_FLAGS,
+    ]);
     await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(r.out()), 20_000, 'the router to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     const de = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'DE' } });
@@ -100,7 +110,21 @@ describe('meridian router', () => {
 
   it('runs two workers on one port with metrics aggregated on the admin port', async () => {
     const { file } = await endpointsFile();
-    const r = meridianRouter(['router', '-f', SHOP, '-e', file, '-p', '0', '--admin-port', '0', '--workers', '2', '--no-health-checks']);
+    const r = meridianRouter([
+      'router',
+      '-f',
+      SHOP,
+      '-e',
+      file,
+      '-p',
+      '0',
+      '--admin-port',
+      '0',
+      '--workers',
+      '2',
+      '--no-health-checks',
+      ...TRUST_LOOPBACK_FLAGS,
+    ]);
     await until(() => /admin on http:\/\/127\.0\.0\.1:(\d+)/.test(r.out()), 30_000, 'the workers to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     const adminPort = Number(/admin on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
@@ -167,8 +191,21 @@ describe('meridian router --server with --workers', () => {
     const token = /admin\s+(mrl_\S+)/.exec(serve.out())?.[1] ?? '';
     expect(fleetRouter).not.toBe(url);
 
-    const r = meridianRouter(['router', '--server', url, '--token', token, '--workers', '2', '--port', '0', '--admin-port', '0']);
-    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+, following .* \(2 workers, admin on/.test(r.out()), 30_000, 'the router');
+    const r = meridianRouter([
+      'router',
+      '--server',
+      url,
+      '--token',
+      token,
+      '--workers',
+      '2',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      ...TRUST_LOOPBACK_FLAGS,
+    ]);
+    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+, following .* \(2 workers; .*admin on/.test(r.out()), 30_000, 'the router');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     const adminPort = Number(/admin on http:\/\/127\.0\.0\.1:(\d+)/.exec(r.out())?.[1]);
     // one stream to the server for both workers: each worker got its table from the primary

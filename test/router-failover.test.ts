@@ -9,7 +9,17 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints, type RouterEndpoint, type RouterOptions } from '../src/router/index.js';
-import { closeAgents, get, load, revision, startUpstream, type FleetSpec, type Reply, type Upstream } from './router-kit.js';
+import {
+  closeAgents,
+  get,
+  load,
+  revision,
+  startUpstream,
+  type FleetSpec,
+  type Reply,
+  type Upstream,
+  TRUST_LOOPBACK,
+} from './router-kit.js';
 
 const ECHO = join(import.meta.dirname, 'fixtures', 'local-services', 'echo.mjs');
 const routers: Router[] = [];
@@ -82,7 +92,7 @@ function fleet(routing: Record<string, unknown>): FleetSpec {
 async function start(
   opts: Partial<RouterOptions> & Pick<RouterOptions, 'revision' | 'endpoints'>,
 ): Promise<{ router: Router; port: number }> {
-  const router = new Router({ geoip: null, ...opts });
+  const router = new Router({ geoip: null, ...TRUST_LOOPBACK, ...opts });
   routers.push(router);
   const { port } = await router.listen(0);
   return { router, port };

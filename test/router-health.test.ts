@@ -2,7 +2,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints, type EndpointEvent, type RouterEndpoint, type RouterOptions } from '../src/router/index.js';
 import type { ProbeResult } from '../src/router/upstream.js';
-import { FakeClock, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream } from './router-kit.js';
+import { FakeClock, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
 
 const routers: Router[] = [];
 const upstreams: Upstream[] = [];
@@ -31,7 +31,7 @@ function twoClusters(routing: Record<string, unknown>): FleetSpec {
 async function start(
   opts: Partial<RouterOptions> & Pick<RouterOptions, 'revision' | 'endpoints'>,
 ): Promise<{ router: Router; port: number }> {
-  const router = new Router({ healthChecks: false, geoip: null, ...opts });
+  const router = new Router({ healthChecks: false, geoip: null, ...TRUST_LOOPBACK, ...opts });
   routers.push(router);
   const { port } = await router.listen(0);
   return { router, port };

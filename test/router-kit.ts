@@ -5,8 +5,17 @@
 import { createServer, request, Agent, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { RenderedCluster, RenderedService, Revision } from '../src/render/render.js';
-import type { RouterEndpoint } from '../src/router/index.js';
+import { LOOPBACK_SOURCES, type RouterEndpoint } from '../src/router/index.js';
 import { Routing } from '../src/spec/schema.js';
+
+/**
+ * These tests' clients speak from loopback and stand for trusted proxies: the router trusts nothing by
+ * default (docs/router.md, "HTTP limits and trust"), so a test router trusts loopback explicitly.
+ */
+export const TRUST_LOOPBACK = { trustedSources: LOOPBACK_SOURCES, adminSources: LOOPBACK_SOURCES } as const;
+
+/** The same for a router started with `meridian router`. */
+export const TRUST_LOOPBACK_FLAGS: readonly string[] = ['--trusted-sources', '127.0.0.0/8', '--admin-sources', '127.0.0.0/8'];
 
 export interface RegionSpec {
   readonly jurisdiction: string;

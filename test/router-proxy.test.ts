@@ -7,7 +7,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints } from '../src/router/index.js';
-import { EU_US, closeAgents, get, revision, until } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, until, TRUST_LOOPBACK } from './router-kit.js';
 
 const routers: Router[] = [];
 const servers: { server: Server; sockets: Set<Socket> }[] = [];
@@ -49,7 +49,7 @@ async function routerTo(port: number): Promise<{ router: Router; port: number }>
   const endpoints = new StaticEndpoints([
     { cluster: 'eu-west-1', service: 'web', track: 'stable', version: '1.0.0', host: '127.0.0.1', port },
   ]);
-  const router = new Router({ revision: rev, endpoints, healthChecks: false, geoip: null });
+  const router = new Router({ revision: rev, endpoints, healthChecks: false, geoip: null, ...TRUST_LOOPBACK });
   routers.push(router);
   return { router, port: (await router.listen(0)).port };
 }

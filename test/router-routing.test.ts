@@ -1,7 +1,7 @@
 /** The router's decisions over real loopback upstreams: service selection, residency, client country, stickiness, headers, admin. */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MmdbGeoIp, Router, StaticEndpoints, type RouterOptions } from '../src/router/index.js';
-import { EU_US, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
 
 const routers: Router[] = [];
 const upstreams: Upstream[] = [];
@@ -21,7 +21,7 @@ async function up(cluster: string, version = '1.0.0'): Promise<Upstream> {
 async function start(
   opts: Partial<RouterOptions> & Pick<RouterOptions, 'revision' | 'endpoints'>,
 ): Promise<{ router: Router; port: number }> {
-  const router = new Router({ healthChecks: false, geoip: null, ...opts });
+  const router = new Router({ healthChecks: false, geoip: null, ...TRUST_LOOPBACK, ...opts });
   routers.push(router);
   const { port } = await router.listen(0);
   return { router, port };

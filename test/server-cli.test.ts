@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, until } from './server-kit.js';
+import { TRUST_LOOPBACK_FLAGS } from './router-kit.js';
 
 const BIN = resolve('bin/meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-server-cli-'));
@@ -83,7 +84,18 @@ describe('meridian token, serve and router --server', () => {
   }, 60_000);
 
   it('a router started with --server follows the server and applies a drain', async () => {
-    const r = start(['router', '--server', url, '--token', viewer, '--port', '0', '--no-health-checks', '--no-geoip']);
+    const r = start([
+      'router',
+      '--server',
+      url,
+      '--token',
+      viewer,
+      '--port',
+      '0',
+      '--no-health-checks',
+      '--no-geoip',
+      ...TRUST_LOOPBACK_FLAGS,
+    ]);
     await until(() => /listening on http:\/\/\S+, following/.test(r.out()), 'the router to start', 30_000);
     await until(() => r.err().includes('following the control plane'), 'the stream');
     const d = await api(url, 'POST', '/api/v1/regions/eu-west/drain', { token: admin, body: { drained: true } });

@@ -18,6 +18,7 @@ import { PortAllocator } from '../src/targets/local/port-allocator.js';
 import { isHealthyAt, type TargetEvent, trackStatus, waitForStatus } from '../src/targets/target.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
 import { echoService, FIXTURE_DIR, renderedCluster } from './fixtures/local-services/cluster.js';
+import { TRUST_LOOPBACK } from './router-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-drain-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -95,7 +96,7 @@ describe('replacing replicas under traffic (local driver, router, no retries)', 
     let router: Router | null = null;
     try {
       await startClusters(target, Object.fromEntries(clusters.map((c) => [c, { revisionId: v1.id, state: v1.clusters[c]! }])));
-      router = new Router({ revision: v1, endpoints: target, geoip: null, healthChecks: false });
+      router = new Router({ revision: v1, endpoints: target, geoip: null, healthChecks: false, ...TRUST_LOOPBACK });
       const { port } = await router.listen(0);
       const load = traffic(port, 6);
       const replaced = new Set<string>();

@@ -19,7 +19,17 @@ import type { RolloutEventRecord, RolloutRecord, Store } from '../src/store/stor
 import type { RequestTracer } from '../src/telemetry/request-tracing.js';
 import { rolloutTraceId, rolloutTracer } from '../src/rollout/rollout-tracing.js';
 import { createTracing, startTracing, tracingConfig, TracingConfigError, type Tracing } from '../src/telemetry/tracing.js';
-import { EU_US, closeAgents, get, revision, startUpstream, until, type Upstream } from './router-kit.js';
+import {
+  EU_US,
+  closeAgents,
+  get,
+  revision,
+  startUpstream,
+  until,
+  type Upstream,
+  TRUST_LOOPBACK,
+  TRUST_LOOPBACK_FLAGS,
+} from './router-kit.js';
 import { base as fleetBase, FAST, fleet, meridian } from './rollout-fleet-kit.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
 
@@ -274,6 +284,7 @@ describe('request spans from the router', () => {
     const us = await startUpstream('us-east-1', '2.4.0');
     upstreams.push(eu, us);
     const router = new Router({
+      ...TRUST_LOOPBACK,
       revision: rev,
       endpoints: new StaticEndpoints([eu.endpoint(), us.endpoint()]),
       healthChecks: false,
@@ -374,7 +385,19 @@ describe('meridian router --otlp', () => {
     const clusters = ['eu-west-1', 'eu-west-2', 'eu-central-1', 'us-east-1', 'us-east-2', 'us-west-1', 'ap-south-1', 'ap-northeast-1'];
     const file = join(dir, 'endpoints.json');
     writeFileSync(file, JSON.stringify({ endpoints: clusters.map((cluster) => ({ cluster, service: 'web', port: web.port })) }));
-    const args = ['router', '-f', join(root, 'examples', 'shop'), '-e', file, '-p', '0', '--no-health-checks', '--otlp', rec.url];
+    const args = [
+      'router',
+      '-f',
+      join(root, 'examples', 'shop'),
+      '-e',
+      file,
+      '-p',
+      '0',
+      '--no-health-checks',
+      ...TRUST_LOOPBACK_FLAGS,
+      '--otlp',
+      rec.url,
+    ];
     const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUNNER, ...args], {
       cwd: root,
       env: { ...process.env, NO_COLOR: '1', OTEL_SERVICE_NAME: 'edge-router' },

@@ -18,6 +18,7 @@ describe('docs/findings.md', () => {
       ...sources('src/validate'),
       ...sources('src/secrets'),
       join(ROOT, 'src/spec/load.ts'),
+      join(ROOT, 'src/spec/fleet-files.ts'),
       join(ROOT, 'src/spec/references.ts'),
       join(ROOT, 'src/render/render.ts'),
     ];

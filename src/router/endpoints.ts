@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { Revision } from '../render/render.js';
 import { TRACKS, type RoutingEndpoint } from '../routing/view.js';
 import { RouterError } from './errors.js';
 
@@ -109,6 +110,32 @@ export function parseEndpointsFile(text: string, file = 'endpoints file'): Endpo
     canary: 'canary' in doc ? (doc.canary ?? {}) : {},
     drained: 'drained' in doc ? (doc.drained ?? []) : [],
   };
+}
+
+/**
+ * Refuses an endpoints document that names a cluster, a service, or a drained cluster or region that the
+ * revision does not have: a typo would otherwise silently remove capacity.
+ * @throws RouterError listing every unknown name
+ */
+export function checkEndpointsDocument(doc: EndpointsDocument, revision: Revision, file = 'endpoints file'): void {
+  const clusters = new Set(Object.keys(revision.clusters));
+  const services = new Set(Object.values(revision.clusters).flatMap((c) => Object.keys(c.services)));
+  const regions = new Set(Object.keys(revision.regions));
+  const problems = new Set<string>();
+  doc.endpoints.forEach((e, i) => {
+    if (!clusters.has(e.cluster)) problems.add(`endpoints.${i}: cluster ${e.cluster} is not in the fleet`);
+    if (!services.has(e.service)) problems.add(`endpoints.${i}: service ${e.service} is not in the fleet`);
+  });
+  for (const [svc, byCluster] of Object.entries(doc.canary)) {
+    if (!services.has(svc)) problems.add(`canary.${svc}: service ${svc} is not in the fleet`);
+    for (const c of Object.keys(byCluster)) if (!clusters.has(c)) problems.add(`canary.${svc}.${c}: cluster ${c} is not in the fleet`);
+  }
+  for (const d of doc.drained)
+    if (!clusters.has(d) && !regions.has(d)) problems.add(`drained: ${d} is neither a cluster nor a region of the fleet`);
+  if (problems.size === 0) return;
+  throw new RouterError('MERIDIAN_E_ROUTER_ENDPOINTS', `${file}: ${[...problems].join('; ')}`, {
+    hint: `name the fleet's clusters (${[...clusters].join(', ')}) and services (${[...services].join(', ')})`,
+  });
 }
 
 /** Reads and parses an endpoints file. */

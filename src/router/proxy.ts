@@ -263,6 +263,22 @@ function isHopByHopResponse(raw: Buffer): boolean {
   }
 }
 
+/**
+ * The names the upstream's `Connection` headers list (RFC 9110 §7.6.1: about its connection to us,
+ * never passed on), lower case; null for none (the common case: none, `keep-alive` or `close`).
+ */
+function responseConnectionListed(raw: Buffer[]): string[] | null {
+  let listed: string[] | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as RawBuffer;
+    if (name.length !== 10 || !isNamed(name, 'connection')) continue;
+    const v = raw[i + 1] as RawBuffer;
+    const more = connectionListed(v.latin1Slice(0, v.length));
+    if (more !== null) (listed ??= []).push(...more);
+  }
+  return listed;
+}
+
 /** Response header names most upstreams send, by length: passed on as these constants instead of a new string each. */
 const COMMON_RESPONSE_HEADERS: readonly (readonly string[] | undefined)[] = (() => {
   const byLength: string[][] = [];
@@ -675,10 +691,12 @@ export class Proxy {
     x.bodyLength = -1;
     // written by index, then cut to length: `length = 0` and `push` would free and regrow its storage each time
     const head = responseHead;
+    const listed = responseConnectionListed(raw);
     let n = 0;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i] as RawBuffer;
       if (isHopByHopResponse(name)) continue;
+      if (listed !== null && listed.includes(name.latin1Slice(0, name.length).toLowerCase())) continue;
       const rawValue = raw[i + 1] as RawBuffer;
       const value = rawValue.latin1Slice(0, rawValue.length);
       const h = headerName(name);

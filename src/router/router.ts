@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { applyHttpLimits, httpLimits, serverOptions, type HttpLimits } from '../http-limits.js';
 import type { Revision } from '../render/render.js';
 import type { RequestTracer } from '../telemetry/request-tracing.js';
 import { explain, type ClusterHealth, type FlagGate, type RoutingState } from '../routing/index.js';
@@ -40,8 +41,17 @@ export interface RouterOptions {
   readonly rebuildIntervalMs?: number;
   /** Admin path prefix on the traffic port, or null for none (default `/_meridian`). */
   readonly adminPrefix?: string | null;
-  /** Who may use the admin endpoints (default loopback). */
+  /**
+   * Who may use the admin endpoints. Without it, the admin prefix on the traffic port is an ordinary path
+   * (a TLS terminator on the same host would otherwise make every client an admin), and the admin port of
+   * {@link Router.listenAdmin} answers loopback only.
+   */
   readonly adminSources?: readonly string[];
+  /**
+   * Clients whose country header, `x-meridian-cluster` pin, `X-Forwarded-For` and `X-Forwarded-Proto` are
+   * believed, for services whose routing names no `trustedSources` (default: none).
+   */
+  readonly trustedSources?: readonly string[];
   /** Run active health checks (default true). */
   readonly healthChecks?: boolean;
   /** Replaces the HTTP/TCP health probe (tests). */
@@ -57,6 +67,8 @@ export interface RouterOptions {
   readonly registry?: Registry;
   /** On close, requests in flight get this long to finish before their connections are cut, ms (default 10000). */
   readonly closeGraceMs?: number;
+  /** Timeouts and the connection cap of every port the router listens on (defaults: `DEFAULT_HTTP_LIMITS`, src/http-limits.ts). */
+  readonly limits?: Partial<HttpLimits>;
 }
 
 /** A canary of one service on one cluster. */
@@ -111,9 +123,14 @@ export class Router implements ProxyHost, AdminHost {
   readonly #log: RouterLog;
   readonly #poolOptions: PoolOptions;
   readonly #adminPrefix: string | null;
-  readonly #adminSources: AddressMatcher;
+  /** Admin sources on the traffic port (null: the prefix is not served there). */
+  readonly #adminSources: AddressMatcher | null;
+  /** Admin sources on the admin port. */
+  readonly #adminPortSources: AddressMatcher;
+  readonly #trustedSources: readonly string[];
   readonly #servers: Server[] = [];
   readonly #closeGraceMs: number;
+  readonly #limits: HttpLimits;
   #refreshTimer: unknown = null;
   #closed: Promise<void> | null = null;
 
@@ -129,8 +146,12 @@ export class Router implements ProxyHost, AdminHost {
     };
     this.#poolOptions = opts.pool ?? {};
     this.#closeGraceMs = opts.closeGraceMs ?? 10_000;
+    this.#limits = httpLimits(opts.limits);
     this.#adminPrefix = opts.adminPrefix === undefined ? '/_meridian' : opts.adminPrefix;
-    this.#adminSources = new AddressMatcher(opts.adminSources ?? LOOPBACK_SOURCES);
+    this.#adminSources = opts.adminSources ? new AddressMatcher(opts.adminSources) : null;
+    this.#adminPortSources = this.#adminSources ?? new AddressMatcher(LOOPBACK_SOURCES);
+    this.#trustedSources = opts.trustedSources ?? [];
+    new AddressMatcher(this.#trustedSources); // refuses a malformed entry now, not at the first table
     this.#revision = opts.revision;
     this.#services = routedServices(opts.revision);
     const s = opts.state ?? {};
@@ -178,12 +199,12 @@ export class Router implements ProxyHost, AdminHost {
   /** Serves only the admin endpoints on a port of their own (paths with or without the prefix). */
   listenAdmin(port = 0, host = '127.0.0.1'): Promise<{ port: number }> {
     const prefix = this.#adminPrefix ?? '/_meridian';
-    return this.#listen((req, res) => void serveAdmin(this, prefix, this.#adminSources, req, res, true), port, host);
+    return this.#listen((req, res) => void serveAdmin(this, prefix, this.#adminPortSources, req, res, true), port, host);
   }
 
   #listen(handler: (req: IncomingMessage, res: ServerResponse) => void, port: number, host: string): Promise<{ port: number }> {
     if (this.#closed) return Promise.reject(new Error('the router is closed'));
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+    const server = applyHttpLimits(createServer(serverOptions(this.#limits), handler), this.#limits);
     this.#servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -206,7 +227,7 @@ export class Router implements ProxyHost, AdminHost {
 
   /** @internal ProxyHost: the admin prefix on the traffic port. */
   admin(req: IncomingMessage, res: ServerResponse): boolean {
-    return this.#adminPrefix !== null && serveAdmin(this, this.#adminPrefix, this.#adminSources, req, res);
+    return this.#adminPrefix !== null && this.#adminSources !== null && serveAdmin(this, this.#adminPrefix, this.#adminSources, req, res);
   }
 
   // ---------------------------------------------------------------- control
@@ -539,6 +560,7 @@ export class Router implements ProxyHost, AdminHost {
         countersOf: (s) => this.#countersOf(s),
         metricId: (dim, name) => this.metrics.names[dim].id(name),
         now: this.clock.now(),
+        trustedSources: this.#trustedSources,
       },
       this.#version === 0 ? null : this.#snap,
     );

@@ -19,7 +19,7 @@ import {
 } from '../routing/index.js';
 import type { Routing } from '../spec/schema.js';
 import { parseRatio } from '../units/quantity.js';
-import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
+import { AddressMatcher } from './address-matcher.js';
 import { ServiceMatcher } from './service-matcher.js';
 import type { EndpointSet } from './upstream.js';
 
@@ -87,6 +87,8 @@ export interface SnapshotInputs {
   readonly countersOf: (service: string) => ServiceCounters;
   readonly metricId: (dimension: 'service' | 'cluster' | 'region', name: string) => number;
   readonly now: number;
+  /** Trusted sources of services whose routing names none (default: none; nothing is trusted). */
+  readonly trustedSources?: readonly string[];
 }
 
 /** The routed services: those with a `routing` entry, else every service the revision runs. */
@@ -170,8 +172,8 @@ function stateKey(revisionId: string, state: RoutingState): string {
 }
 
 const trustCache = new Map<string, AddressMatcher>();
-function trustedMatcher(sources: readonly string[] | undefined): AddressMatcher {
-  const list = sources ?? LOOPBACK_SOURCES;
+function trustedMatcher(sources: readonly string[] | undefined, fallback: readonly string[]): AddressMatcher {
+  const list = sources ?? fallback;
   const key = list.join(',');
   let m = trustCache.get(key);
   if (!m) {
@@ -230,7 +232,7 @@ function runtime(name: string, view: Revision, table: RoutingTable, inputKey: st
     inputKey,
     routing,
     countryHeader: routing?.clientCountryHeader?.toLowerCase() ?? null,
-    trusted: trustedMatcher(routing?.trustedSources),
+    trusted: trustedMatcher(routing?.trustedSources, inputs.trustedSources ?? []),
     stickyCookie: sticky && 'cookie' in sticky ? sticky.cookie : null,
     stickyHeader: sticky && 'header' in sticky ? sticky.header.toLowerCase() : null,
     exposeHeaders: routing?.exposeHeaders ?? true,

@@ -11,23 +11,19 @@ import { render, type Revision } from '../render/render.js';
 import { loadFleet } from '../spec/load.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { followFlags } from '../flags/ofrep-client.js';
-import { readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
-import type { FollowingConfig, RunningRouter } from './router-process.js';
+import { checkEndpointsDocument, readEndpointsFile, StaticEndpoints, type EndpointsDocument } from './endpoints.js';
+import { routerOptionsOf, routerSettingsOf, type FollowingConfig, type RouterSettings, type RunningRouter } from './router-process.js';
 import { Router, type RouterLog } from './router.js';
 import { superviseWorkers } from './workers.js';
 
 /** Everything a standalone router (or each of its workers) needs; plain data, passed to workers as JSON. */
-export interface StandaloneConfig {
+export interface StandaloneConfig extends RouterSettings {
   readonly fleet: string;
   readonly endpoints: string;
   readonly port: number;
   readonly host: string;
   /** A port for the admin endpoints alone (with workers: served by the primary, metrics aggregated). */
   readonly adminPort?: number;
-  /** Path to a .mmdb country database, or null for no GeoIP; default the bundled one. */
-  readonly geoip?: string | null;
-  readonly healthChecks?: boolean;
-  readonly traceparent?: 'generate' | 'pass';
   /** Worker processes; 1 (default) runs the router in this process. */
   readonly workers?: number;
   /** OTLP/HTTP collector for request traces; without it the OTEL_* environment decides (off when unset). */
@@ -69,15 +65,14 @@ function applyDocument(router: Router, doc: EndpointsDocument, previous: Endpoin
 export async function startStandalone(config: StandaloneConfig, log?: RouterLog): Promise<RunningRouter> {
   const revision = loadRevision(config.fleet);
   let doc = readEndpointsFile(config.endpoints);
+  checkEndpointsDocument(doc, revision, config.endpoints);
   const source = new StaticEndpoints(doc.endpoints, stableVersion(revision));
   const tracing = await startTracing({ otlp: config.otlp, serviceName: 'meridian-router' });
   const router = new Router({
     ...(tracing ? { tracer: tracing.requestTracer() } : {}),
     revision,
     endpoints: source,
-    ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
-    ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
-    ...(config.traceparent ? { traceparent: config.traceparent } : {}),
+    ...routerOptionsOf(config),
     ...(log ? { log } : {}),
   });
   applyDocument(router, doc, null);
@@ -101,6 +96,7 @@ export async function startStandalone(config: StandaloneConfig, log?: RouterLog)
   const reload = (): void => {
     try {
       const next = readEndpointsFile(config.endpoints);
+      checkEndpointsDocument(next, revision, config.endpoints);
       source.replace(next.endpoints);
       applyDocument(router, next, doc);
       doc = next;
@@ -136,6 +132,7 @@ export async function startWorkers(config: StandaloneConfig, log?: RouterLog): P
     workers: config.workers ?? 1,
     config: { ...config, workers: 1, adminPort: undefined },
     host: config.host,
+    settings: routerSettingsOf(config),
     ...(config.adminPort !== undefined ? { adminPort: config.adminPort } : {}),
     ...(log ? { log } : {}),
   });
@@ -158,11 +155,7 @@ export async function startFollowing(config: FollowingConfig, log?: RouterLog): 
   const follower = await followServer({
     server: config.server,
     token: config.token,
-    router: {
-      ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
-      ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
-      ...(config.traceparent ? { traceparent: config.traceparent } : {}),
-    },
+    router: routerOptionsOf(config),
     ...(log ? { log } : {}),
   });
   const { port } = await follower.router.listen(config.port, config.host);

@@ -8,17 +8,14 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { RouterLog } from './router.js';
 import { connectControlPlane, describeTable, FollowedRouter, lagOf, type FollowedTable } from './server-follower.js';
-import type { FollowingConfig, RunningRouter } from './router-process.js';
+import { routerOptionsOf, routerSettingsOf, type FollowingConfig, type RouterSettings, type RunningRouter } from './router-process.js';
 import { superviseWorkers } from './workers.js';
 
 /** A worker's configuration: the router's options, without the server or its token (the primary holds them). */
-export interface RelayedWorkerConfig {
+export interface RelayedWorkerConfig extends RouterSettings {
   readonly follow: 'primary';
   readonly port: number;
   readonly host: string;
-  readonly geoip?: string | null;
-  readonly healthChecks?: boolean;
-  readonly traceparent?: 'generate' | 'pass';
 }
 
 /** The messages between the primary and its workers (distinct from prom-client's metrics messages). */
@@ -52,9 +49,7 @@ export async function startFollowingWorkers(config: FollowingConfig, log?: Route
     follow: 'primary',
     port: config.port,
     host: config.host,
-    ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
-    ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
-    ...(config.traceparent ? { traceparent: config.traceparent } : {}),
+    ...routerSettingsOf(config),
   };
   const send = (w: Worker, m: RelayMessage): void => {
     // a worker that is going away misses the message; its replacement asks for the current table
@@ -85,6 +80,7 @@ export async function startFollowingWorkers(config: FollowingConfig, log?: Route
     workers: config.workers ?? 1,
     config: workerConfig,
     host: config.host,
+    settings: routerSettingsOf(config),
     ...(config.adminPort !== undefined ? { adminPort: config.adminPort } : {}),
     ...(log ? { log } : {}),
     onFork: (w) => {
@@ -141,12 +137,7 @@ export async function startRelayedWorker(config: RelayedWorkerConfig, log?: Rout
     if (!isRelayMessage(m) || m.type !== 'meridian:table') return;
     try {
       if (followed === null) {
-        followed = new FollowedRouter(m.table, {
-          ...(config.geoip !== undefined ? { geoip: config.geoip } : {}),
-          ...(config.healthChecks !== undefined ? { healthChecks: config.healthChecks } : {}),
-          ...(config.traceparent ? { traceparent: config.traceparent } : {}),
-          ...(log ? { log } : {}),
-        });
+        followed = new FollowedRouter(m.table, { ...routerOptionsOf(config), ...(log ? { log } : {}) });
         ready(followed);
       } else followed.apply(m.table);
       send({ type: 'meridian:table-applied', seq: m.seq, tableVersion: m.table.view.tableVersion } satisfies RelayMessage);

@@ -7,6 +7,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
+import { applyHttpLimits, httpLimits, serverOptions } from '../http-limits.js';
+import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
+import type { RouterSettings } from './router-process.js';
 import type { RouterLog } from './router.js';
 
 /** The environment variable that carries a worker's configuration. */
@@ -28,6 +31,8 @@ export interface SupervisionOptions {
   /** Serve the metrics summed over the workers on this port. */
   readonly adminPort?: number;
   readonly log?: RouterLog;
+  /** Limits and admin sources of the admin port (see {@link RouterSettings}). */
+  readonly settings?: RouterSettings;
   /** Called with each worker as it is forked (the first ones and every replacement), before it runs. */
   readonly onFork?: (worker: Worker) => void;
 }
@@ -86,7 +91,13 @@ export async function superviseWorkers(opts: SupervisionOptions): Promise<Superv
   let admin: Server | null = null;
   let adminPort: number | null = null;
   if (opts.adminPort !== undefined) {
-    admin = createServer((req, res) => {
+    const limits = httpLimits(opts.settings?.limits);
+    const sources = new AddressMatcher(opts.settings?.adminSources ?? LOOPBACK_SOURCES);
+    admin = createServer(serverOptions(limits), (req, res) => {
+      if (!sources.has(req.socket.remoteAddress)) {
+        res.writeHead(403, { 'content-type': 'text/plain' }).end('the admin port answers only to the admin sources\n');
+        return;
+      }
       if (!(req.url ?? '').replace(/^\/_meridian/, '').startsWith('/metrics')) {
         res
           .writeHead(404, { 'content-type': 'text/plain' })
@@ -98,6 +109,7 @@ export async function superviseWorkers(opts: SupervisionOptions): Promise<Superv
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     });
+    applyHttpLimits(admin, limits);
     await new Promise<void>((r) => (admin as Server).listen(opts.adminPort, opts.host, r));
     adminPort = (admin.address() as AddressInfo).port;
   }

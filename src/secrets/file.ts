@@ -2,10 +2,14 @@
  * `file:PATH#KEY`: a key in a `.env`, YAML or JSON file, PATH relative to the fleet directory. Each file
  * is read once however many clusters share it; only the names of keys with a non-empty value are kept.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { realPathInside } from '../path-inside.js';
 import type { SecretLookup } from './presence.js';
+
+/** A secrets file larger than this is refused (it is a few keys, not a data set). */
+const MAX_SECRET_FILE_BYTES = 1024 * 1024;
 
 type KeySet = { readonly keys: ReadonlySet<string> } | { readonly error: string };
 
@@ -17,7 +21,15 @@ export class FileSecretStore {
     const abs = isAbsolute(path) ? path : resolve(fleetDir, path);
     let entry = this.cache.get(abs);
     if (!entry) {
-      entry = readKeys(abs, path);
+      const inside = realPathInside(fleetDir, abs);
+      entry =
+        'real' in inside
+          ? readKeys(inside.real, path)
+          : Promise.resolve(
+              inside.refused === 'outside'
+                ? { error: `${path} leads outside the fleet directory; file: references are confined to it` }
+                : { error: `${path} does not exist` },
+            );
       this.cache.set(abs, entry);
     }
     const set = await entry;
@@ -34,6 +46,9 @@ export class FileSecretStore {
 async function readKeys(abs: string, shown: string): Promise<KeySet> {
   let text: string;
   try {
+    const st = await stat(abs);
+    if (!st.isFile()) return { error: `${shown} is not a regular file` };
+    if (st.size > MAX_SECRET_FILE_BYTES) return { error: `${shown} is larger than ${MAX_SECRET_FILE_BYTES} bytes` };
     text = await readFile(abs, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

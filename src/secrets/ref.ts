@@ -29,6 +29,8 @@ export function parseSecretRef(ref: string): SecretRef | { error: string } {
       return { provider, name: body };
     case 'file':
       if (key === undefined) return { error: `file:${body}: name the key, like file:${body}#DB_PASSWORD` };
+      if (body.startsWith('/') || /^[A-Za-z]:[\\/]/.test(body) || body.split(/[\\/]/).includes('..'))
+        return { error: `file:${body}: a file: path is relative and stays inside the fleet directory (no leading / and no ..)` };
       return { provider, path: body, key };
     case 'vault': {
       if (key === undefined) return { error: `vault:${body}: name the key, like vault:${body}#password` };

@@ -216,7 +216,7 @@ export class ControlState {
     how: { readonly declaredDown?: readonly string[] | undefined } = {},
   ): Promise<TableView> {
     const rev = this.#revision;
-    const known = kind === 'cluster' ? rev?.clusters[name] : rev?.regions[name];
+    const known = rev !== null && rev !== undefined && Object.hasOwn(kind === 'cluster' ? rev.clusters : rev.regions, name);
     if (!rev || !known) {
       const names = Object.keys((kind === 'cluster' ? rev?.clusters : rev?.regions) ?? {});
       throw new ApiError('MERIDIAN_E_API_NOT_FOUND', `there is no ${kind} ${name} in the fleet`, {

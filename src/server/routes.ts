@@ -422,8 +422,8 @@ export function apiRoutes(d: RouteDeps): RouteSpec[] {
         const name = params['name'] ?? '';
         const region = params['region'] ?? '';
         const defs = flagDefinitions(rev);
-        if (!rev.flags[name]) throw unknownFlag(name, rev.fleet, Object.keys(rev.flags));
-        if (!rev.regions[region]) throw unknownRegion(region, rev.fleet, Object.keys(rev.regions));
+        if (!Object.hasOwn(rev.flags, name)) throw unknownFlag(name, rev.fleet, Object.keys(rev.flags));
+        if (!Object.hasOwn(rev.regions, region)) throw unknownRegion(region, rev.fleet, Object.keys(rev.regions));
         const before = flagState(defs, await store.listFlagSettings(rev.fleet)).flags[name]?.regions[region];
         await store.setFlag(
           {

@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
+import { applyHttpLimits, httpLimits, serverOptions, type HttpLimits } from '../http-limits.js';
 import { ofrepHandler, type OfrepHandler } from '../flags/ofrep-handler.js';
 import { storeFlagSource } from '../flags/store-source.js';
 import { flagState } from '../flags/flag-state.js';
@@ -63,6 +64,8 @@ export interface ServerOptions {
   readonly fleetPollMs?: number | undefined;
   readonly heartbeatMs?: number | undefined;
   readonly log?: ((level: 'info' | 'error', message: string) => void) | undefined;
+  /** Timeouts and the connection cap of the listener (defaults: `DEFAULT_HTTP_LIMITS`, src/http-limits.ts). */
+  readonly limits?: Partial<HttpLimits> | undefined;
 }
 
 export interface RunningServer {
@@ -339,13 +342,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   await state.start();
-  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
-    // handle answers every error itself; this is the last net, so that no request can end the process
-    handle(req, res).catch((err: unknown) => {
-      log('error', `${req.method ?? '?'} request failed outside the handler: ${err instanceof Error ? err.message : String(err)}`);
-      res.destroy();
-    });
-  });
+  const limits = httpLimits(opts.limits);
+  const server: Server = applyHttpLimits(
+    createServer(serverOptions(limits), (req, res) => {
+      // handle answers every error itself; this is the last net, so that no request can end the process
+      handle(req, res).catch((err: unknown) => {
+        log('error', `${req.method ?? '?'} request failed outside the handler: ${err instanceof Error ? err.message : String(err)}`);
+        res.destroy();
+      });
+    }),
+    limits,
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {

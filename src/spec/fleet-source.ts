@@ -4,9 +4,9 @@
  * told, and says so when the files there are not the ones the plan was made from.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { listFiles } from './load.js';
+import { InputError } from '../errors.js';
+import { readFleetFiles } from './fleet-files.js';
 
 /** A fleet description's location and content. */
 export interface FleetSource {
@@ -16,14 +16,19 @@ export interface FleetSource {
   readonly contentHash: string;
 }
 
-/** The source of the fleet at `path` (a directory or one file), as {@link loadFleet} would read it. */
+/**
+ * The source of the fleet at `path` (a directory or one file), read as the loader reads it (within its
+ * file rules and size limits).
+ * @throws InputError when a file of it cannot be read safely
+ */
 export function fleetSource(path: string): FleetSource {
-  const { files } = listFiles(path);
+  const { files, findings } = readFleetFiles(path, (p) => p);
+  if (findings.length > 0) throw new InputError(`the fleet at ${resolve(path)} cannot be read`, findings);
   const hash = createHash('sha256');
-  for (const file of files) {
+  for (const { path: file, text } of files) {
     const name = basename(file);
     hash.update(`${name.length}:${name}`);
-    const bytes = readFileSync(file);
+    const bytes = Buffer.from(text, 'utf8');
     hash.update(`${bytes.length}:`);
     hash.update(bytes);
   }

@@ -3,13 +3,13 @@
  * merges them by their top-level maps, checks the schema and the references between names, and
  * returns either the fleet or every problem at once, each at its file:line:col.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import { relative, resolve } from 'node:path';
+import { isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { FleetNotFoundError, InputError } from '../errors.js';
 import { type Finding, compareFindings, formatPath } from '../findings/finding.js';
 import { maskSecret, looksLikeSecret } from '../secrets/secret-scan.js';
+import { readFleetFiles, type LoadLimits } from './fleet-files.js';
 import { checkReferences } from './references.js';
 import { Fleet } from './schema.js';
 import { closest, keysAt } from './schema-walk.js';
@@ -33,26 +33,54 @@ function display(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
-/** The fleet's directory and its YAML files (sorted) that {@link loadFleet} reads for `path` (a directory or one file). */
-export function listFiles(path: string): { dir: string; files: string[] } {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (err) {
-    throw new FleetNotFoundError(path, err);
+/** True when a file's text begins (after comments, blank lines and `---`) with `apiVersion:`: a fleet file. */
+export function looksLikeFleetFile(text: string): boolean {
+  for (const line of text.split('\n', 200)) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#') || t === '---') continue;
+    return /^["']?apiVersion["']?\s*:/.test(t);
   }
-  if (st.isFile()) return { dir: dirname(resolve(path)), files: [resolve(path)] };
-  const dir = resolve(path);
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
-    .sort()
-    .map((f) => join(dir, f));
-  return { dir, files };
+  return false;
+}
+
+/**
+ * The parser's message without the source text it may quote (a secret, in a file that failed to
+ * parse): quoted spans become `"…"`.
+ */
+function syntaxMessage(message: string): string {
+  return (message.split('\n')[0] ?? '').replace(/"(?:[^"\\]|\\.)*"/g, '"…"');
+}
+
+/**
+ * Keys that appear twice in one map, found with a set per map (the parser's own `uniqueKeys` compares
+ * each key with every earlier one: quadratic in the size of a map). Scalars compare by type and value.
+ */
+function duplicateKeys(doc: Document.Parsed): Node[] {
+  const out: Node[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const k = pair.key;
+        if (!isScalar(k)) continue;
+        const id = `${typeof k.value}:${String(k.value)}`;
+        if (seen.has(id)) out.push(k);
+        else seen.add(id);
+      }
+    },
+  });
+  return out;
+}
+
+/** How to load a fleet. */
+export interface LoadOptions {
+  /** Size limits (default: {@link loadLimits} of the environment). */
+  readonly limits?: LoadLimits;
 }
 
 /** Loads and checks a fleet; throws an {@link InputError} listing every problem when it is unusable. */
-export function loadFleet(path: string): LoadedFleet {
-  const result = tryLoadFleet(path);
+export function loadFleet(path: string, opts: LoadOptions = {}): LoadedFleet {
+  const result = tryLoadFleet(path, opts);
   if ('findings' in result) {
     throw new InputError(`the fleet at ${display(resolve(path))} has ${result.findings.length} problem(s)`, result.findings);
   }
@@ -60,36 +88,39 @@ export function loadFleet(path: string): LoadedFleet {
 }
 
 /** Like {@link loadFleet}, but returns the findings instead of throwing. */
-export function tryLoadFleet(path: string): LoadedFleet | { findings: Finding[]; sources?: SourceMap } {
-  const { dir, files } = listFiles(path);
-  const findings: Finding[] = [];
+export function tryLoadFleet(path: string, opts: LoadOptions = {}): LoadedFleet | { findings: Finding[]; sources?: SourceMap } {
+  const { dir, files, findings } = readFleetFiles(path, display, opts.limits);
   const sources: SourceFile[] = [];
-  for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      findings.push(unreadable(display(file), err));
-      continue;
-    }
+  for (const { path: file, text } of files) {
+    // a file that does not start with `apiVersion:` is not the fleet's (a secrets file, a CI config):
+    // skipped without being parsed, so its syntax errors never quote it (F-17)
+    if (!looksLikeFleetFile(text)) continue;
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, merge: false });
+    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, merge: false });
     const shown = display(file);
-    const first = isMap(doc.contents) ? doc.contents.items[0] : undefined;
-    const firstKey = first && isPair(first) && isScalar(first.key) ? String(first.key.value) : undefined;
-    if (doc.errors.length === 0 && firstKey !== 'apiVersion') continue; // not a fleet file
     for (const e of doc.errors) {
       const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-      const dup = e.code === 'DUPLICATE_KEY';
       findings.push({
-        code: dup ? 'MERIDIAN_E_DUPLICATE_KEY' : 'MERIDIAN_E_YAML_SYNTAX',
+        code: 'MERIDIAN_E_YAML_SYNTAX',
         severity: 'error',
-        message: dup ? 'a key appears twice in the same map' : `YAML syntax error: ${e.message.split('\n')[0]}`,
+        message: `YAML syntax error: ${syntaxMessage(e.message)}`,
         location: { file: shown, line: pos.line, col: pos.col },
-        fix: dup ? 'keep one of the two entries; names are unique within a map' : 'fix the YAML syntax at this position',
+        fix: 'fix the YAML syntax at this position',
       });
     }
-    if (doc.errors.length === 0) sources.push({ display: shown, doc, lines });
+    if (doc.errors.length > 0) continue;
+    const dups = duplicateKeys(doc);
+    for (const k of dups) {
+      const pos = lines.linePos(k.range?.[0] ?? 0);
+      findings.push({
+        code: 'MERIDIAN_E_DUPLICATE_KEY',
+        severity: 'error',
+        message: 'a key appears twice in the same map',
+        location: { file: shown, line: pos.line, col: pos.col },
+        fix: 'keep one of the two entries; names are unique within a map',
+      });
+    }
+    if (dups.length === 0) sources.push({ display: shown, doc, lines });
   }
   if (sources.length === 0 && findings.length === 0) {
     throw new FleetNotFoundError(path);
@@ -174,26 +205,6 @@ export function tryLoadFleet(path: string): LoadedFleet | { findings: Finding[];
 
 /** How many times a YAML alias may be expanded: a bound on "billion laughs" documents. */
 const MAX_ALIAS_COUNT = 100;
-
-/** The finding for a `*.yaml` entry of the fleet directory that cannot be read (a directory, a dangling link, no permission). */
-function unreadable(shown: string, err: unknown): Finding {
-  const errno = (err as NodeJS.ErrnoException).code;
-  const why =
-    errno === 'EISDIR'
-      ? 'is a directory, not a file'
-      : errno === 'ENOENT'
-        ? 'does not exist (a symbolic link to nothing?)'
-        : errno === 'EACCES' || errno === 'EPERM'
-          ? 'may not be read by this user'
-          : `cannot be read (${(err as Error).message})`;
-  return {
-    code: 'MERIDIAN_E_FILE_UNREADABLE',
-    severity: 'error',
-    message: `this entry of the fleet directory ${why}`,
-    location: { file: shown, line: 1, col: 1 },
-    fix: 'every *.yaml entry of a fleet directory is read: make it a readable file, or rename or remove it',
-  };
-}
 
 /** The finding for a parsed document that cannot become data: its aliases expand past the bound, or it nests too deep. */
 function unconvertible(src: SourceFile, err: unknown): Finding {

@@ -12,6 +12,7 @@ import {
   readCheckpoint,
 } from '../../store/audit-anchor.js';
 import type { AuditEntry, Store } from '../../store/store.js';
+import { terminalSafe } from '../terminal-safe.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import { EXIT } from '../exit-codes.js';
@@ -20,7 +21,8 @@ import { wholeNumber } from '../options.js';
 
 function line(e: AuditEntry): string {
   const who = e.actor.via ? `${e.actor.id} (${e.actor.via})` : e.actor.id;
-  return `#${e.seq}  ${e.at}  ${who}  ${e.action}  ${e.subject}${e.reason ? `  — ${e.reason}` : ''}`;
+  const text = `${who}  ${e.action}  ${e.subject}${e.reason ? `  — ${e.reason}` : ''}`;
+  return `#${e.seq}  ${e.at}  ${terminalSafe(text)}`;
 }
 
 function readText(path: string, what: string): string {

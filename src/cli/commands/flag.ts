@@ -53,7 +53,7 @@ async function currentState(fleet: Fleet, opts: CommonFlags, io: Io): Promise<Fl
 }
 
 function flagOf(fleet: Fleet, name: string): void {
-  if (!fleet.flags[name]) throw unknownFlag(name, fleet.fleet, Object.keys(fleet.flags));
+  if (!Object.hasOwn(fleet.flags, name)) throw unknownFlag(name, fleet.fleet, Object.keys(fleet.flags));
 }
 
 /** The regions named by `--region` (a name or a comma-separated list), checked against the fleet. */
@@ -62,7 +62,7 @@ function regionsOf(fleet: Fleet, given: string | undefined): string[] {
     throw new UsageError('name the region with --region', `the fleet's regions are: ${Object.keys(fleet.regions).join(', ')}`);
   }
   const names = [...new Set(given.split(',').map((r) => r.trim()))].filter((r) => r !== '');
-  for (const r of names) if (!fleet.regions[r]) throw unknownRegion(r, fleet.fleet, Object.keys(fleet.regions));
+  for (const r of names) if (!Object.hasOwn(fleet.regions, r)) throw unknownRegion(r, fleet.fleet, Object.keys(fleet.regions));
   return names;
 }
 
@@ -249,7 +249,8 @@ export function registerFlag(program: Command, io: Io, result: Result): void {
   ).action(async (name: string, opts: CommonFlags & { region?: string; user?: string }) => {
     const { fleet } = loadFleet(opts.fleet);
     flagOf(fleet, name);
-    if (opts.region !== undefined && !fleet.regions[opts.region]) throw unknownRegion(opts.region, fleet.fleet, Object.keys(fleet.regions));
+    if (opts.region !== undefined && !Object.hasOwn(fleet.regions, opts.region))
+      throw unknownRegion(opts.region, fleet.fleet, Object.keys(fleet.regions));
     const state = await currentState(fleet, opts, io);
     const view = state.flags[name] as FlagView;
     const evaluation =

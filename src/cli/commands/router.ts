@@ -8,11 +8,14 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { parseDuration } from '../../units/duration.js';
 import type { RouterLog } from '../../router/router.js';
-import type { RunningRouter } from '../../router/router-process.js';
+import type { RouterSettings, RunningRouter } from '../../router/router-process.js';
 import { startFollowing, startStandalone, startWorkers, type StandaloneConfig } from '../../router/standalone.js';
+import { addHttpLimitOptions, httpLimitsOf, sourcesOf, type HttpLimitFlags } from '../http-limit-options.js';
 import { type Io, write, type Result } from '../io.js';
 
-interface RouterFlags {
+interface RouterFlags extends HttpLimitFlags {
+  trustedSources?: string;
+  adminSources?: string;
   fleet: string;
   endpoints?: string;
   port: string;
@@ -51,6 +54,24 @@ function httpUrl(option: string, what: string, value: string): string {
   );
 }
 
+/** The router's settings from its flags (shared by the standalone and the following router). */
+function settingsOf(flags: RouterFlags): RouterSettings {
+  return {
+    ...(flags.geoip === false ? { geoip: null } : typeof flags.geoip === 'string' ? { geoip: flags.geoip } : {}),
+    healthChecks: flags.healthChecks,
+    traceparent: flags.traceparent,
+    limits: httpLimitsOf(flags),
+    ...(flags.trustedSources !== undefined ? { trustedSources: sourcesOf(flags.trustedSources) } : {}),
+    ...(flags.adminSources !== undefined ? { adminSources: sourcesOf(flags.adminSources) } : {}),
+  };
+}
+
+/** Where the admin endpoints answer, for the startup line. */
+function adminLine(flags: RouterFlags, adminPort: number | null): string {
+  const prefix = flags.adminSources !== undefined ? `admin under /_meridian/ from ${flags.adminSources}` : 'no admin on the traffic port';
+  return adminPort !== null ? `${prefix}, admin on http://${flags.host}:${adminPort}/` : prefix;
+}
+
 function workersOf(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--workers must be a whole number ≥ 1, not ${JSON.stringify(value)}`);
@@ -76,7 +97,7 @@ function untilSignal(signals: readonly NodeJS.Signals[]): Promise<NodeJS.Signals
 }
 
 export function registerRouter(program: Command, io: Io, result: Result): void {
-  program
+  const cmd = program
     .command('router')
     .description('run the router (data plane) over a fleet and a static endpoints file, until interrupted')
     .option('-f, --fleet <dir>', 'fleet directory or file', '.')
@@ -110,53 +131,59 @@ export function registerRouter(program: Command, io: Io, result: Result): void {
     .addOption(
       new Option('--traceparent <mode>', 'requests without a valid W3C traceparent').choices(['generate', 'pass']).default('generate'),
     )
-    .action(async (flags: RouterFlags) => {
-      if (flags.server !== undefined) {
-        result.code = await followServerCommand(flags, io);
-        return;
-      }
-      if (flags.endpoints === undefined) {
-        throw new UsageError(
-          'meridian router needs --endpoints FILE.json',
-          'write the endpoints as described in docs/router.md, e.g. {"endpoints": [{"cluster": "eu-west-1", "service": "web", "port": 9001}]}',
-        );
-      }
-      const workers = workersOf(flags.workers);
-      if (flags.flagsToken !== undefined && flags.flags === undefined)
-        throw new UsageError('--flags-token is the token for --flags, which is not given', 'add --flags URL of the OFREP server');
-      const flagsToken = flags.flagsToken ?? (io.env['MERIDIAN_FLAGS_TOKEN'] || undefined);
-      const config: StandaloneConfig = {
-        fleet: flags.fleet,
-        endpoints: flags.endpoints,
-        port: portOf('--port', flags.port),
-        host: flags.host,
-        ...(flags.adminPort !== undefined ? { adminPort: portOf('--admin-port', flags.adminPort) } : {}),
-        ...(flags.geoip === false ? { geoip: null } : typeof flags.geoip === 'string' ? { geoip: flags.geoip } : {}),
-        healthChecks: flags.healthChecks,
-        traceparent: flags.traceparent,
-        workers,
-        ...(flags.otlp !== undefined ? { otlp: flags.otlp } : {}),
-        ...(flags.flags !== undefined
-          ? {
-              flags: httpUrl('--flags', 'an OFREP server', flags.flags),
-              flagsIntervalMs: flagsInterval(flags.flagsInterval),
-              ...(flagsToken !== undefined ? { flagsToken } : {}),
-            }
-          : {}),
-      };
-      const log: RouterLog = (level, message) =>
-        void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
-      const running: RunningRouter = workers > 1 ? await startWorkers(config, log) : await startStandalone(config, log);
-      const admin = running.adminPort !== null ? `, admin on http://${flags.host}:${running.adminPort}/` : '';
-      await write(
-        io.out,
-        `meridian router listening on http://${flags.host}:${running.port} (${workers} worker${workers > 1 ? 's' : ''}; admin under /_meridian/ from loopback${admin})\n`,
+    .option(
+      '--trusted-sources <list>',
+      'addresses/CIDR blocks whose country header, cluster pin and X-Forwarded-* are believed, for services whose routing names no trustedSources (default: none)',
+    )
+    .option(
+      '--admin-sources <list>',
+      'addresses/CIDR blocks that may use /_meridian/* on the traffic port (default: nobody) and the admin port (default: loopback)',
+    );
+  addHttpLimitOptions(cmd);
+  cmd.action(async (flags: RouterFlags) => {
+    if (flags.server !== undefined) {
+      result.code = await followServerCommand(flags, io);
+      return;
+    }
+    if (flags.endpoints === undefined) {
+      throw new UsageError(
+        'meridian router needs --endpoints FILE.json',
+        'write the endpoints as described in docs/router.md, e.g. {"endpoints": [{"cluster": "eu-west-1", "service": "web", "port": 9001}]}',
       );
-      const signal = await untilSignal(['SIGINT', 'SIGTERM']);
-      await write(io.err, `${signal}: stopping the router\n`);
-      await running.close();
-      result.code = 0;
-    });
+    }
+    const workers = workersOf(flags.workers);
+    if (flags.flagsToken !== undefined && flags.flags === undefined)
+      throw new UsageError('--flags-token is the token for --flags, which is not given', 'add --flags URL of the OFREP server');
+    const flagsToken = flags.flagsToken ?? (io.env['MERIDIAN_FLAGS_TOKEN'] || undefined);
+    const config: StandaloneConfig = {
+      fleet: flags.fleet,
+      endpoints: flags.endpoints,
+      port: portOf('--port', flags.port),
+      host: flags.host,
+      ...(flags.adminPort !== undefined ? { adminPort: portOf('--admin-port', flags.adminPort) } : {}),
+      ...settingsOf(flags),
+      workers,
+      ...(flags.otlp !== undefined ? { otlp: flags.otlp } : {}),
+      ...(flags.flags !== undefined
+        ? {
+            flags: httpUrl('--flags', 'an OFREP server', flags.flags),
+            flagsIntervalMs: flagsInterval(flags.flagsInterval),
+            ...(flagsToken !== undefined ? { flagsToken } : {}),
+          }
+        : {}),
+    };
+    const log: RouterLog = (level, message) =>
+      void io.err.write(`${level === 'info' ? io.errStyle.dim(level) : io.errStyle.red(level)}: ${message}\n`);
+    const running: RunningRouter = workers > 1 ? await startWorkers(config, log) : await startStandalone(config, log);
+    await write(
+      io.out,
+      `meridian router listening on http://${flags.host}:${running.port} (${workers} worker${workers > 1 ? 's' : ''}; ${adminLine(flags, running.adminPort)})\n`,
+    );
+    const signal = await untilSignal(['SIGINT', 'SIGTERM']);
+    await write(io.err, `${signal}: stopping the router\n`);
+    await running.close();
+    result.code = 0;
+  });
 }
 
 /** `meridian router --server URL`: a router that follows the control plane, in one process or N workers fed by this one. */
@@ -177,17 +204,14 @@ async function followServerCommand(flags: RouterFlags, io: Io): Promise<number> 
       port: portOf('--port', flags.port),
       host: flags.host,
       ...(flags.adminPort !== undefined ? { adminPort: portOf('--admin-port', flags.adminPort) } : {}),
-      ...(flags.geoip === false ? { geoip: null } : typeof flags.geoip === 'string' ? { geoip: flags.geoip } : {}),
-      healthChecks: flags.healthChecks,
-      traceparent: flags.traceparent,
+      ...settingsOf(flags),
       workers,
     },
     log,
   );
-  const admin = running.adminPort !== null ? `, admin on http://${flags.host}:${running.adminPort}/` : '';
   await write(
     io.out,
-    `meridian router listening on http://${flags.host}:${running.port}, following ${flags.server ?? ''} (${workers} worker${workers > 1 ? 's' : ''}${admin})\n`,
+    `meridian router listening on http://${flags.host}:${running.port}, following ${flags.server ?? ''} (${workers} worker${workers > 1 ? 's' : ''}; ${adminLine(flags, running.adminPort)})\n`,
   );
   const signal = await untilSignal(['SIGINT', 'SIGTERM']);
   await write(io.err, `${signal}: stopping the router\n`);

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
+import type { HttpLimits } from '../../http-limits.js';
 import type { Revision } from '../../render/render.js';
 import type { Recovery } from '../../spec/schema.js';
 import { OidcConfig, OidcRuleError, ruleProblems } from '../../server/auth/oidc.js';
@@ -18,12 +19,13 @@ import { startServer, type RunningServer } from '../../server/server.js';
 import { dashboardDir } from '../../server/static.js';
 import { resolveActor } from '../../store/actor.js';
 import type { Store } from '../../store/store.js';
+import { addHttpLimitOptions, httpLimitsOf, type HttpLimitFlags } from '../http-limit-options.js';
 import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
 import { readUpInfo } from '../up-info.js';
 import { loadAndRender } from './render.js';
 
-interface ServeFlags {
+interface ServeFlags extends HttpLimitFlags {
   port: string;
   host: string;
   state?: string;
@@ -135,6 +137,7 @@ export async function serveControlPlane(
     dashboard: boolean;
     actor?: string | undefined;
     allowedHosts?: readonly string[] | undefined;
+    limits?: Partial<HttpLimits> | undefined;
   },
 ): Promise<{ server: RunningServer; adminToken: string | null; dashboardUrl: string }> {
   const adminToken = opts.localAdmin ? `mrl_${randomBytes(24).toString('base64url')}` : null;
@@ -150,6 +153,7 @@ export async function serveControlPlane(
     allowedHosts: opts.allowedHosts,
     localAdmin: adminToken ? { token: adminToken, id: resolveActor(opts.actor, io.env).id } : undefined,
     dashboard: opts.dashboard ? dashboardDir() : null,
+    limits: opts.limits,
     log: (level, message) =>
       void io.err.write(`${level === 'info' ? io.errStyle.dim('serve') : io.errStyle.red('serve error')}: ${message}\n`),
   });
@@ -184,8 +188,7 @@ export async function serveBesideFleet(
 }
 
 export function registerServe(program: Command, io: Io, result: Result): void {
-  program
-    .command('serve')
+  addHttpLimitOptions(program.command('serve'))
     .description('run the control plane: REST API, event stream, metrics, flags (OFREP) and the dashboard, until interrupted')
     .argument('[fleet]', 'fleet directory or file (in force while the store records nothing running)')
     .option('-p, --port <port>', 'port (0 picks a free one)', '7070')
@@ -235,6 +238,7 @@ export function registerServe(program: Command, io: Io, result: Result): void {
           dashboard: flags.dashboard,
           actor: flags.actor,
           allowedHosts: flags.allowedHost,
+          limits: httpLimitsOf(flags),
         });
       } catch (err) {
         await store.close();

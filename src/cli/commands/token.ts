@@ -9,6 +9,7 @@ import { isRole, ROLES } from '../../server/auth/roles.js';
 import { MAX_TOKEN_LIFETIME_HOURS, newApiToken } from '../../server/auth/tokens.js';
 import { resolveActor } from '../../store/actor.js';
 import { parseDuration } from '../../units/duration.js';
+import { terminalSafe } from '../terminal-safe.js';
 import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
 
@@ -78,7 +79,7 @@ export function registerToken(program: Command, io: Io, result: Result): void {
       else {
         const rows = list.map((t) => [
           t.id,
-          t.name,
+          terminalSafe(t.name),
           t.role,
           t.createdAt.slice(0, 19),
           t.revokedAt ? `revoked ${t.revokedAt.slice(0, 19)}` : t.expiresAt ? `expires ${t.expiresAt.slice(0, 19)}` : 'active',

@@ -14,6 +14,7 @@ import type { Revision } from '../../render/render.js';
 import type { Store } from '../../store/store.js';
 import { parseDuration } from '../../units/duration.js';
 import { Router } from '../../router/router.js';
+import { LOOPBACK_SOURCES } from '../../router/address-matcher.js';
 import { localLink } from '../../server/fleet-link.js';
 import type { RunningServer } from '../../server/server.js';
 import { serveBesideFleet } from './serve.js';
@@ -242,7 +243,13 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   });
   // the router, and the control API with the flags over OFREP, come before the clusters: every replica is
   // started with MERIDIAN_OFREP_URL (the control API's), so the services read their flags from the start
-  const router = new Router({ revision, endpoints: target, log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`) });
+  // a development fleet on loopback only: its own machine is trusted for the country header and pins
+  const router = new Router({
+    revision,
+    endpoints: target,
+    trustedSources: LOOPBACK_SOURCES,
+    log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`),
+  });
   running.router = router;
   const token = randomBytes(24).toString('hex');
   // flags: the fleet file's defaults with operators' settings from the store; the services and the router follow them

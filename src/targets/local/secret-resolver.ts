@@ -9,6 +9,7 @@ import { extname, isAbsolute, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { SecretResolutionError } from '../errors.js';
+import { realPathInside } from '../../path-inside.js';
 
 const REDACTED = '[secret]';
 
@@ -106,7 +107,10 @@ export class SecretResolver {
     const path = hash >= 0 ? rest.slice(0, hash) : rest;
     const key = hash >= 0 ? rest.slice(hash + 1) : null;
     if (path === '' || key === '') throw invalid(ref, `${at}: write file:PATH#KEY (or file:PATH for the whole file)`);
-    const full = isAbsolute(path) ? path : resolve(this.#fleetDir, path);
+    const inside = realPathInside(this.#fleetDir, isAbsolute(path) ? path : resolve(this.#fleetDir, path));
+    if ('refused' in inside && inside.refused === 'outside')
+      throw invalid(ref, `${at}: ${path} leads outside the fleet directory; file: references are confined to it`);
+    const full = 'real' in inside ? inside.real : resolve(this.#fleetDir, path);
     const file = this.#read(full, ref, at);
     if (key === null) return new SecretValue(file.text.replace(/\r?\n$/, ''));
     const value = lookup(file.data(), key);

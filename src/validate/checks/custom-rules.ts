@@ -3,22 +3,15 @@
  * it is evaluated for every (cluster, service) its `match` selects, with the variables `service`,
  * `cluster` and `region`. False is a violation; a key the expression reads but the service does not
  * have (`service.env.X` without `has(...)`) fails the rule as well; any other runtime error is
- * MERIDIAN_E_POLICY_ERROR. Whole numbers are CEL ints, so `service.replicas >= 2` works.
+ * MERIDIAN_E_POLICY_ERROR. Whole numbers are CEL ints, so `service.replicas >= 2` works. Every
+ * evaluation runs under a cost limit and `matches()` is RE2 (./cel-budget.ts): a rule that spends the
+ * limit is MERIDIAN_E_POLICY_ERROR, once, and is not run for the remaining services.
  */
-import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 import type { RenderedService } from '../../render/render.js';
 import { matches } from '../../render/selector.js';
 import type { CheckContext } from '../context.js';
 import type { Finding } from '../../findings/finding.js';
-
-let celEnv: Environment | undefined;
-function environment(): Environment {
-  celEnv ??= new Environment({ homogeneousAggregateLiterals: false })
-    .registerVariable('service', 'map')
-    .registerVariable('cluster', 'map')
-    .registerVariable('region', 'map');
-  return celEnv;
-}
+import { CelCostError, celCostLimit, compileRule } from './cel-budget.js';
 
 /** Plain data → CEL values: whole numbers become ints (bigint), nulls are left out (so `has()` is false). */
 export function toCel(v: unknown): unknown {
@@ -52,7 +45,8 @@ function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
 
-export function checkCustomRules(ctx: CheckContext): Finding[] {
+/** The fleet's CEL rules as findings; `costLimit` bounds each evaluation (default: {@link celCostLimit}). */
+export function checkCustomRules(ctx: CheckContext, costLimit = celCostLimit()): Finding[] {
   const findings: Finding[] = [];
   const rules = ctx.fleet.policies?.custom ?? [];
   rules.forEach((rule, i) => {
@@ -68,24 +62,17 @@ export function checkCustomRules(ctx: CheckContext): Finding[] {
         fix: 'write a CEL expression over service, cluster and region that yields a bool, e.g. "service.replicas >= 2" or "has(service.env.X) && service.env.X == \'on\'"',
       });
     };
-    let program: ParseResult;
-    try {
-      program = environment().parse(rule.cel);
-    } catch (err) {
-      invalid(firstLine(err instanceof Error ? err.message : String(err)));
+    const program = compileRule(rule.cel);
+    if (typeof program === 'string') {
+      invalid(program);
       return;
     }
-    const checked = program.check();
-    if (!checked.valid) {
-      invalid(firstLine(checked.error?.message ?? 'type error'));
-      return;
-    }
-    if (checked.type !== 'bool' && checked.type !== 'dyn') {
-      invalid(`it yields ${checked.type}, not bool`);
+    if (program.type !== 'bool' && program.type !== 'dyn') {
+      invalid(`it yields ${program.type}, not bool`);
       return;
     }
     const code = rule.severity === 'warning' ? 'MERIDIAN_W_POLICY_VIOLATION' : 'MERIDIAN_E_POLICY_VIOLATION';
-    for (const [cluster, c] of Object.entries(ctx.revision.clusters)) {
+    clusters: for (const [cluster, c] of Object.entries(ctx.revision.clusters)) {
       const facts = ctx.facts(cluster);
       if (!facts || (rule.match && !matches(rule.match, facts))) continue;
       for (const [service, s] of Object.entries(c.services)) {
@@ -93,9 +80,19 @@ export function checkCustomRules(ctx: CheckContext): Finding[] {
         const base = { path: `services.${service}`, ...serviceAt, rule: rule.name, target: { service, cluster, region: c.region } };
         let result: unknown;
         try {
-          result = program(celVariables(ctx, cluster, service, s));
+          result = program.run(celVariables(ctx, cluster, service, s), costLimit);
         } catch (err) {
           const e = err as { code?: string; message?: string };
+          if (err instanceof CelCostError) {
+            findings.push({
+              ...base,
+              code: 'MERIDIAN_E_POLICY_ERROR',
+              severity: 'error',
+              message: `the rule ${rule.name} stopped on ${service} in ${cluster}: ${err.message}; it is not run for the services after it`,
+              fix: `simplify the expression at policies.custom[${i}].cel (nested comprehensions multiply their steps), or raise MERIDIAN_CEL_COST_LIMIT (default ${err.limit})`,
+            });
+            break clusters;
+          }
           if (e.code === 'no_such_key') {
             findings.push({
               ...base,
