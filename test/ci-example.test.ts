@@ -73,9 +73,11 @@ const vars: Record<string, string> = {};
 
 /** The event of the workflow run in progress (the ID token's `event_name`). */
 let current: Event = 'push';
+/** What the ID token's `event_name` says instead of {@link current}, to see a token refused. */
+let claimedEvent: string | undefined;
 
 /** The ID token's claims as GitHub writes them for a job of acme/fleet on `event`. */
-function claims(event: Event): Record<string, unknown> {
+function claims(event: string): Record<string, unknown> {
   return {
     sub: 'repo:acme/fleet:environment:production',
     repository: 'acme/fleet',
@@ -220,7 +222,7 @@ function step(run: JobRun | undefined, name: string): StepRun {
 
 beforeAll(async () => {
   issuer = await startIssuer();
-  tokens = await startActionsTokenService(issuer, { requestToken: REQUEST_TOKEN, claims: () => claims(current) });
+  tokens = await startActionsTokenService(issuer, { requestToken: REQUEST_TOKEN, claims: () => claims(claimedEvent ?? current) });
   // the second wave needs a release manager's approval: the push's rollout parks there (exit 5)
   live = liveFleet('ci-example', (y) =>
     y.replace('    - name: rest\n', '    - name: rest\n      approvals: { count: 1, roles: [release-manager] }\n'),
@@ -304,12 +306,33 @@ describe('examples/ci/github-actions.yml', () => {
     expect(existsSync(join(ws, 'plan.json'))).toBe(true);
   }, 60_000);
 
+  it('a push whose token the server refuses (its rule does not cover the event): the rollout step fails before anything is recorded', async () => {
+    claimedEvent = 'pull_request';
+    try {
+      const [push] = await runWorkflow('push', 'push-refused');
+      expect(push?.ok).toBe(false);
+      const rollout = step(push, 'Roll out');
+      expect(rollout.code).toBe(2);
+      expect(rollout.outputs['exit-code']).toBe('2');
+      expect(rollout.out).toMatch(/MERIDIAN_E_ROLLOUT_IDENTITY/);
+      expect(rollout.out).toMatch(/^::error title=meridian::meridian rollout exited with 2/m);
+    } finally {
+      claimedEvent = undefined;
+    }
+    const store = await openSqliteStore(secrets['MERIDIAN_STATE'] ?? '');
+    try {
+      expect(await store.listRollouts({})).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
   it('a push to main: the rollout acts as the OIDC identity, parks at the approval (exit 5), and a run by hand resumes it (exit 0)', async () => {
     const [push, ...others] = await runWorkflow('push', 'push');
     expect(others).toEqual([]);
     expect(push?.job).toBe('rollout');
     expect(push?.ok, JSON.stringify(push?.steps)).toBe(true);
-    expect(tokens.issued()).toBe(1);
+    expect(tokens.issued()).toBe(2);
     const token = readCommandFile(join(live.work, 'runner', 'push', 'rollout-env'))['MERIDIAN_SERVER_TOKEN'] ?? '';
     expect(token.split('.')).toHaveLength(3);
     const fetched = step(push, 'OIDC token for meridian serve');
