@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { BIN, spawnNode, type NodeProcess } from './cli-kit.js';
+import { BIN, runMeridian, spawnNode, type NodeProcess } from './cli-kit.js';
 import { type ActionsTokenService, type Issuer, startActionsTokenService, startIssuer } from './oidc-kit.js';
 import { liveFleet, type LiveFleet } from './rollout-live-kit.js';
 import { api, until } from './server-kit.js';
@@ -214,6 +214,17 @@ function bash(script: string, env: Record<string, string>): Promise<{ code: numb
   });
 }
 
+/** `meridian ARGS` in the checkout without blocking this process (the test's servers answer it). */
+function runAsync(args: readonly string[], env: Record<string, string>): Promise<{ code: number; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ws, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: 'pipe' });
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (err += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, err }));
+  });
+}
+
 function step(run: JobRun | undefined, name: string): StepRun {
   const s = run?.steps.find((x) => x.name === name);
   if (!s) throw new Error(`no step ${name} ran in ${run?.job}: ${JSON.stringify(run?.steps.map((x) => [x.name, x.code, x.out]))}`);
@@ -320,6 +331,27 @@ describe('examples/ci/github-actions.yml', () => {
       claimedEvent = undefined;
     }
     const store = await openSqliteStore(secrets['MERIDIAN_STATE'] ?? '');
+    try {
+      expect(await store.listRollouts({})).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  it('rollout --server refuses a token whose role may not drive rollouts, and --actor beside it', async () => {
+    const state = secrets['MERIDIAN_STATE'] ?? '';
+    const mint = runMeridian(['token', 'create', '--role', 'viewer', '--name', 'vera', '--state', state], { cwd: ws, actor: 'admin' });
+    const vera = /mrd_\S+/.exec(mint.out)?.[0] ?? '';
+    expect(vera, mint.err).not.toBe('');
+    const env = { MERIDIAN_SERVER_TOKEN: vera, MERIDIAN_STATE: state, MERIDIAN_CONTROL_TOKEN: live.info().token };
+    const args = ['rollout', 'fleet', '--server', server, '--control', live.info().control];
+    const viewer = await runAsync(args, env);
+    expect(viewer.code).toBe(2);
+    expect(viewer.err).toMatch(/MERIDIAN_E_ROLLOUT_IDENTITY.*vera \(token:\w+, role viewer\) may not drive rollouts/);
+    const both = await runAsync([...args, '--actor', 'mallory'], env);
+    expect(both.code).toBe(2);
+    expect(both.err).toMatch(/MERIDIAN_E_USAGE.*--actor and --server exclude each other/);
+    const store = await openSqliteStore(state);
     try {
       expect(await store.listRollouts({})).toEqual([]);
     } finally {
