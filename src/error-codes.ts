@@ -348,6 +348,20 @@ export const ERROR_CODES = {
     summary: 'no local fleet with a control API runs here',
     hint: 'start it with `meridian up --detach`, or pass --control URL with MERIDIAN_CONTROL_TOKEN',
   },
+  MERIDIAN_E_ROLLOUT_IDENTITY: {
+    class: 'RolloutError',
+    exit: 'input',
+    status: 401,
+    summary: 'with --server, the control plane refused the token in MERIDIAN_SERVER_TOKEN, or its role may not drive rollouts',
+    hint: 'use a token of role deployer or admin: an API token, or an OIDC ID token an `--oidc` rule of the server accepts (docs/ci.md)',
+  },
+  MERIDIAN_E_ROLLOUT_SERVER: {
+    class: 'RolloutError',
+    exit: 'unavailable',
+    status: 503,
+    summary: 'with --server, the control plane that names who acts does not answer, or answers something other than an identity',
+    hint: 'check the --server URL and that `meridian serve` runs there',
+  },
   MERIDIAN_E_ROLLOUT_NO_KNOWN_GOOD: {
     class: 'RolloutError',
     exit: 'input',

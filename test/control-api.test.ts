@@ -90,6 +90,10 @@ describe('control API + RemoteTarget', () => {
     });
     await expect(remote.traffic().setCanary('web', 'x', 5, '1')).rejects.toMatchObject({ code: 'MERIDIAN_E_CONTROL_NO_ROUTER' });
     const gone = new RemoteTarget({ url: 'http://127.0.0.1:1/', token: 'x' });
-    await expect(gone.status('x')).rejects.toMatchObject({ code: 'MERIDIAN_E_TARGET_UNREACHABLE' });
+    // the message says why, not only undici's "fetch failed"
+    await expect(gone.status('x')).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_UNREACHABLE',
+      message: expect.stringMatching(/\(fetch failed: bad port\)/) as unknown,
+    });
   });
 });

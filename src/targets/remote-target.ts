@@ -134,14 +134,10 @@ export class RemoteTarget implements Target {
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (err) {
-      throw new TargetError(
-        'MERIDIAN_E_TARGET_UNREACHABLE',
-        `cannot reach the fleet's control API at ${this.#base} (${(err as Error).message})`,
-        {
-          cause: err,
-          hint: 'start the local fleet with `meridian up` (it writes its address to .meridian/up.json), or pass --control URL',
-        },
-      );
+      throw new TargetError('MERIDIAN_E_TARGET_UNREACHABLE', `cannot reach the fleet's control API at ${this.#base} (${causeOf(err)})`, {
+        cause: err,
+        hint: 'start the local fleet with `meridian up` (it writes its address to .meridian/up.json), or pass --control URL',
+      });
     }
     const raw = await res.text();
     if (!res.ok) {
@@ -199,4 +195,13 @@ export class RemoteTarget implements Target {
       }
     })();
   }
+}
+
+/** A failed fetch's message with its cause (`fetch failed: connect ECONNREFUSED …`): undici's own message says only `fetch failed`. */
+function causeOf(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  const cause = e.cause?.message
+    ? `: ${e.cause.message}${e.cause.code && !e.cause.message.includes(e.cause.code) ? ` (${e.cause.code})` : ''}`
+    : '';
+  return `${e.message}${cause}`;
 }

@@ -9,7 +9,7 @@ import { baselineRevisionId } from '../../plan/plan.js';
 import { createRollout, newRolloutId } from '../../rollout/engine.js';
 import { holderFor } from '../../rollout/lock.js';
 import { defaultTarget, knownGood, rollbackSpec } from '../../rollout/rollback.js';
-import { resolveActor } from '../../store/actor.js';
+import { driverActor } from '../server-actor.js';
 import { parseDuration } from '../../units/duration.js';
 import { EXIT } from '../exit-codes.js';
 import { type Io, write, type Result } from '../io.js';
@@ -32,7 +32,7 @@ export function registerRollback(program: Command, io: Io, result: Result): void
       )
       .option('--healthy-checks <n>', 'consecutive healthy checks each cluster must report', '2'),
   ).action(async (flags: RollbackFlags) => {
-    const actor = resolveActor(flags.actor, io.env);
+    const actor = await driverActor(flags, io);
     const store = await storeFor(flags.state, io);
     try {
       const states = await store.clusterStates();

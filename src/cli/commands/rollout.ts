@@ -16,7 +16,6 @@ import { type Analysis, type EngineClock, systemClock } from '../../rollout/port
 import { asSpec, rolloutSpecFromPlan, type RolloutSpec } from '../../rollout/rollout-spec.js';
 import { rolloutView, statusText, summaryMarkdown } from '../../rollout/summary.js';
 import type { ControlAction } from '../../rollout/state-machine.js';
-import { resolveActor } from '../../store/actor.js';
 import type { Actor, RolloutRecord, Store } from '../../store/store.js';
 import { RemoteTarget } from '../../targets/remote-target.js';
 import { parseDuration } from '../../units/duration.js';
@@ -29,11 +28,13 @@ import { loadAndRender } from './render.js';
 import { readUpInfo } from '../up-info.js';
 import { writeNamedFile } from '../options.js';
 import { readSavedPlan } from '../saved-plan.js';
+import { driverActor } from '../server-actor.js';
 
 /** Flags shared by the commands that drive a rollout. */
 export interface DriveFlags {
   state?: string;
   actor?: string;
+  server?: string;
   control?: string;
   wait?: boolean;
   output: 'text' | 'jsonl';
@@ -49,6 +50,10 @@ export function driveOptions(cmd: Command): Command {
   return cmd
     .option('--state <store>', 'state store (a SQLite path or postgres:// URL); default .meridian/state.db or MERIDIAN_STATE')
     .option('--actor <id>', 'who acts (default: MERIDIAN_ACTOR, GITHUB_ACTOR or the user)')
+    .option(
+      '--server <url>',
+      'who acts is the identity this control plane (`meridian serve`) gives the token in MERIDIAN_SERVER_TOKEN (an API token or a CI OIDC ID token; role deployer or admin)',
+    )
     .option('--control <url>', "the fleet's control API (default: from .meridian/up.json; token from MERIDIAN_CONTROL_TOKEN)")
     .option('--wait', 'wait for approvals and for a paused rollout to be resumed, instead of exiting with 5')
     .addOption(
@@ -233,7 +238,7 @@ interface RolloutFlags extends DriveFlags {
 }
 
 async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io: Io): Promise<number> {
-  const actor = resolveActor(flags.actor, io.env);
+  const actor = await driverActor(flags, io);
   const store = await storeFor(flags.state, io);
   try {
     if (flags.resume !== undefined) {
@@ -303,7 +308,7 @@ async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io:
 }
 
 async function control(action: ControlAction, flags: DriveFlags & { rollout?: string; reason?: string }, io: Io): Promise<number> {
-  const actor: Actor = resolveActor(flags.actor, io.env);
+  const actor: Actor = await driverActor(flags, io);
   const store = await storeFor(flags.state, io);
   try {
     const r = await findRollout(store, flags.rollout, { activeOnly: true });
