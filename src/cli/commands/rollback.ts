@@ -15,6 +15,7 @@ import { EXIT } from '../exit-codes.js';
 import { type Io, write } from '../io.js';
 import { storeFor } from '../state.js';
 import type { Result } from './index.js';
+import { clustersOf } from '../../fleet/connect.js';
 import { connectFleet, driveAndReport, type DriveFlags, driveOptions } from './rollout.js';
 
 interface RollbackFlags extends DriveFlags {
@@ -78,7 +79,8 @@ export function registerRollback(program: Command, io: Io, result: Result): void
         result.code = EXIT.ok;
         return;
       }
-      connectFleet(io, flags.control);
+      const current = baseline ? await store.getRevision(baseline) : undefined;
+      await (await connectFleet(io, flags.control, clustersOf(current, revision))).close(); // fail early when a driver cannot be set up
       const id = newRolloutId(Date.now(), 'rollback');
       const holder = holderFor(id, actor);
       const ttl = parseDuration(flags.lockTtl) ?? 30_000;
