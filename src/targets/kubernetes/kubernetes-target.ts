@@ -10,7 +10,8 @@ import { type KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes
 import type { TrafficControl } from '../../rollout/ports.js';
 import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
-import { kubeConfigFor, parseKubernetesTarget } from './connection.js';
+import { kubeConfigFor } from './connection.js';
+import { parseKubernetesTarget } from './target-spec.js';
 import { kubeError } from './kube-errors.js';
 import {
   ANNOTATION,
@@ -48,6 +49,8 @@ interface Conn {
   readonly applied: Map<string, number>;
   readonly counts: CheckCounts;
   last?: Observation;
+  /** Looks run one at a time, so that each is compared with the one before it. */
+  looking: Promise<unknown>;
 }
 
 const KINDS = [
@@ -87,6 +90,7 @@ export class KubernetesTarget implements Target {
       parent,
       applied: new Map(),
       counts: new Map(),
+      looking: Promise.resolve(),
     };
     this.#conns.set(cluster, conn);
     return conn;
@@ -247,7 +251,16 @@ export class KubernetesTarget implements Target {
   }
 
   /** Lists Deployments and pods once, updates endpoints and emits the events since the last look. */
-  async #look(conn: Conn, count: boolean): Promise<Observation> {
+  #look(conn: Conn, count: boolean): Promise<Observation> {
+    const next = conn.looking.then(
+      () => this.#lookNow(conn, count),
+      () => this.#lookNow(conn, count),
+    );
+    conn.looking = next.catch(() => undefined);
+    return next;
+  }
+
+  async #lookNow(conn: Conn, count: boolean): Promise<Observation> {
     const sel = `${LABEL.cluster}=${conn.ctx.cluster}`;
     const [deployments, pods] = await Promise.all([this.#list(conn, 'apps/v1', 'Deployment', sel), this.#list(conn, 'v1', 'Pod', sel)]);
     const o = observe(conn.ctx.cluster, deployments as DeploymentObject[], pods as PodLike[], conn.applied, conn.counts, count);
