@@ -50,3 +50,30 @@ describe('render --format kubernetes', () => {
     expect(objectChanges(rev, rev).every((c) => c.create.length + c.update.length + c.prune.length === 0)).toBe(true);
   });
 });
+
+describe('validate --server-dry-run', () => {
+  it('reports a cluster whose API server does not answer as a finding at its target in the fleet file', async () => {
+    const { serverDryRunFindings } = await import('../src/fleet/server-dry-run.js');
+    const { mkdtempSync, cpSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const tmp = mkdtempSync(join(tmpdir(), 'meridian-k8s-validate-'));
+    cpSync(dir, tmp, { recursive: true });
+    const text = readFileSync(join(tmp, 'fleet.yaml'), 'utf8').replace("server: 'https://10.0.0.1:6443'", "server: 'https://127.0.0.1:9'");
+    writeFileSync(join(tmp, 'fleet.yaml'), text);
+    writeFileSync(join(tmp, 'kube', 'us-east-ca.crt'), 'not a certificate\n', { flag: 'w' });
+    const loaded = loadFleet(tmp);
+    const only = { ...render(loaded).revision };
+    const us = only.clusters['us-east-k8s'];
+    if (!us) throw new Error('fixture has us-east-k8s');
+    const findings = await serverDryRunFindings(loaded, { ...only, clusters: { 'us-east-k8s': us } }, { env: { US_EAST_TOKEN: 't' } });
+    expect(findings).toHaveLength(1);
+    expect(findings[0]).toMatchObject({
+      severity: 'error',
+      check: 'server-dry-run',
+      path: 'clusters.us-east-k8s.target',
+      location: { file: expect.stringContaining('fleet.yaml') as string, line: 20 },
+      target: { cluster: 'us-east-k8s' },
+    });
+    expect(findings[0]?.message).toMatch(/cluster us-east-k8s/);
+  });
+});

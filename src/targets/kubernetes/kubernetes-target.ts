@@ -322,7 +322,10 @@ export class KubernetesTarget implements Target {
         await this.#apply(conn, o, true);
         out.push({ object: o, error: null });
       } catch (err) {
-        out.push({ object: o, error: err as TargetError });
+        const e = err as TargetError;
+        // the cluster itself is the problem (not reachable, credentials refused): one error, not one per object
+        if (/_K8S_(UNREACHABLE|UNAUTHORIZED|CONFIG|FAILED)$/.test(e.code)) throw e;
+        out.push({ object: o, error: e });
       }
     }
     return out;
