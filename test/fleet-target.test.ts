@@ -5,7 +5,7 @@ import { clustersOf, connectFleet } from '../src/fleet/connect.js';
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import type { Revision } from '../src/render/render.js';
-import { echoService, FIXTURE_DIR, getJson, renderedCluster } from './fixtures/local-services/cluster.js';
+import { contractCluster, echoService, FIXTURE_DIR, getJson, renderedCluster } from './fixtures/local-services/cluster.js';
 import { targetContract } from './targets.contract.js';
 
 const FAST = { intervalMs: 100, startupIntervalMs: 50, timeoutMs: 500 } as const;
@@ -15,19 +15,7 @@ targetContract('fleet (dispatching to local)', async () => {
   const t = new FleetTarget({ drivers: { local }, driverOf: (c) => (c.startsWith('contract-') ? 'local' : undefined) });
   return {
     target: t,
-    cluster: (services) =>
-      renderedCluster(
-        Object.fromEntries(
-          Object.entries(services).map(([name, s]) => [
-            name,
-            echoService({
-              version: s.version,
-              replicas: s.replicas ?? 1,
-              env: { ...s.env, ...(s.failHealth ? { FAULT_HEALTH: 'fail' } : {}) },
-            }),
-          ]),
-        ),
-      ),
+    cluster: contractCluster,
     fetch: (e) => getJson(e.port),
     timeoutMs: 10_000,
     settleMs: 500,
