@@ -82,7 +82,7 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
     const deadline = Date.now() + 10_000;
     while (procs.some((p) => p.exitCode === null && p.signalCode === null) && Date.now() < deadline) await sleep(50);
     for (const p of procs) if (p.pid !== undefined && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    if (!process.env['MERIDIAN_K8S_KEEP']) rmSync(dir, { recursive: true, force: true }); // MERIDIAN_K8S_KEEP=1 keeps logs and data
   };
   try {
     // certificates: a CA, the API server's serving certificate for 127.0.0.1, and the service-account key
@@ -143,6 +143,8 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
       '--service-account-issuer=https://kubernetes.default.svc',
       '--service-cluster-ip-range=10.96.0.0/16',
       '--authorization-mode=RBAC',
+      // no node-lifecycle controller runs here to lift the not-ready taint this plugin puts on a new node
+      '--disable-admission-plugins=TaintNodesByCondition',
       '--enable-priority-and-fairness=false',
       '--profiling=false',
       '--v=0',
@@ -196,7 +198,14 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
       for (;;) {
         if (await ok().catch(() => false)) return;
         const dead = procs.find((p) => p.exitCode !== null);
-        if (dead) throw new Error(`${dead.spawnfile} exited while waiting for ${what}; see ${logs}`);
+        if (dead) {
+          const cmd = dead.spawnfile.split('/').at(-1) ?? dead.spawnfile;
+          const tail = readFileSync(join(logs, `${cmd}.log`), 'utf8')
+            .split('\n')
+            .slice(-15)
+            .join('\n');
+          throw new Error(`${cmd} exited (${dead.exitCode}) while waiting for ${what}; its log ends:\n${tail}`);
+        }
         if (Date.now() > deadline) throw new Error(`test cluster ${name}: timed out waiting for ${what}; see ${logs}`);
         await sleep(200);
       }
@@ -208,13 +217,14 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
       '--secure-port=0',
       `--service-account-private-key-file=${join(dir, 'sa.key')}`,
       `--root-ca-file=${join(dir, 'ca.crt')}`,
-      '--controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-cronjob,-job,-statefulset,-daemonset,-horizontalpodautoscaling,-disruption,-certificatesigningrequest-signing,-certificatesigningrequest-approving,-certificatesigningrequest-cleaner,-bootstrap-signer,-token-cleaner,-resourceclaim,-ephemeral-volume,-persistentvolume-protection,-persistentvolumeclaim-protection,-pod-garbage-collector,-taint-eviction-controller',
+      // only what Deployments, Services, namespaces and quotas need (fewer controllers, less CPU on a shared machine)
+      '--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpointslice-controller,resourcequota-controller,root-ca-certificate-publisher-controller',
       '--concurrent-deployment-syncs=10',
       '--concurrent-replicaset-syncs=10',
     ]);
     run('kube-scheduler', [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0']);
     const podCidr = `127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.0/24`;
-    writeFileSync(join(dir, 'kwok.yaml'), readFileSync(join(ROOT, 'test', 'fixtures', 'k8s', 'kwok-pod-stages.yaml')));
+    writeFileSync(join(dir, 'kwok.yaml'), readFileSync(join(ROOT, 'test', 'fixtures', 'k8s', 'kwok-stages.yaml')));
     run('kwok', [
       `--kubeconfig=${kubeconfig}`,
       '--manage-all-nodes=false',
@@ -227,7 +237,7 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
       apiVersion: 'v1',
       kind: 'Node',
       metadata: { name: `kwok-${name}`, annotations: { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok' } },
-      spec: { taints: [{ key: 'kwok.x-k8s.io/node', value: 'fake', effect: 'NoSchedule' }] },
+      // no NoSchedule taint (kwok's example node has one): the driver's pods carry no toleration, as in a real cluster
       status: { allocatable: { cpu: '32', memory: '256Gi', pods: '500' }, capacity: { cpu: '32', memory: '256Gi', pods: '500' } },
     };
     await waitFor('the node', async () => [200, 201, 409].includes((await api('POST', '/api/v1/nodes', node)).status));
@@ -268,8 +278,12 @@ export async function createNamespace(c: TestCluster, ns: string): Promise<void>
  * on its pod IP and container port with `{service, version, track, pod}` from its own environment
  * (MERIDIAN_SERVICE, MERIDIAN_VERSION, MERIDIAN_TRACK), and `/healthz` with 200. Polls the pods list.
  */
-export function servePods(c: TestCluster, opts: { intervalMs?: number } = {}): { stop(): Promise<void> } {
+export function servePods(
+  c: TestCluster,
+  opts: { intervalMs?: number } = {},
+): { serving(host: string, port: number, timeoutMs?: number): Promise<void>; stop(): Promise<void> } {
   const servers = new Map<string, Server>();
+  const listening = new Set<string>(); // host:port of the pods answering now
   let stopped = false;
   type Pod = {
     metadata: { uid: string; name: string; deletionTimestamp?: string };
@@ -284,6 +298,8 @@ export function servePods(c: TestCluster, opts: { intervalMs?: number } = {}): {
     const live = new Set(pods.map((p) => p.metadata.uid));
     for (const [uid, s] of servers) {
       if (!live.has(uid)) {
+        const a = s.address();
+        if (a && typeof a === 'object') listening.delete(`${a.address}:${a.port}`);
         s.close();
         servers.delete(uid);
       }
@@ -307,7 +323,8 @@ export function servePods(c: TestCluster, opts: { intervalMs?: number } = {}): {
       });
       servers.set(p.metadata.uid, s);
       s.on('error', () => servers.delete(p.metadata.uid));
-      s.listen(port, p.status.podIP);
+      const ip = p.status.podIP as string;
+      s.listen(port, ip, () => listening.add(`${ip}:${port}`));
     }
   };
   const loop = (async () => {
@@ -317,8 +334,17 @@ export function servePods(c: TestCluster, opts: { intervalMs?: number } = {}): {
     }
   })();
   return {
+    // kwok marks a pod ready at once; the stand-in runtime starts its server on the next poll
+    serving: async (host, port, timeoutMs = 10_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!listening.has(`${host}:${port}`)) {
+        if (Date.now() > deadline) throw new Error(`no pod of cluster ${c.name} serves ${host}:${port}`);
+        await sleep(20);
+      }
+    },
     stop: async () => {
       stopped = true;
+      listening.clear();
       await loop;
       for (const s of servers.values()) s.close();
       servers.clear();

@@ -1,4 +1,6 @@
 /** The kubernetes driver's pure parts: kstatus pinned to the applied generation, manifests, error mapping. */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deploymentState } from '../src/targets/kubernetes/kstatus.js';
 import { conflictManagers, kubeError } from '../src/targets/kubernetes/kube-errors.js';
@@ -135,5 +137,47 @@ describe('errors from the API', () => {
     expect(kubeError('eu-1', 'x', 'list', new Error('request to https://127.0.0.1:1/api failed, reason: connect ECONNREFUSED')).code).toBe(
       'MERIDIAN_E_TARGET_K8S_UNREACHABLE',
     );
+  });
+});
+
+describe('the client library is loaded only for a fleet with a kubernetes cluster', () => {
+  /** Every module the file loads at import time (static value imports, not `import type` or `await import()`). */
+  function staticGraph(entry: string): Set<string> {
+    const seen = new Set<string>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      if (!file.startsWith(SRC)) return;
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?from\s+'([^']+)';/gms)) {
+        const spec = m[1] as string;
+        if (spec.startsWith('.')) visit(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+        else seen.add(spec);
+      }
+    };
+    visit(entry);
+    return seen;
+  }
+  const SRC = resolve(import.meta.dirname, '..', 'src');
+
+  it('is not reached by a static import from the CLI or the commands that may meet a kubernetes fleet', () => {
+    // @kubernetes/client-node costs ~2.7 s of CPU at import; a local-only rollout must not pay it
+    for (const entry of [
+      'cli/main.ts',
+      'cli/commands/rollout.ts',
+      'cli/commands/rollback.ts',
+      'cli/commands/plan.ts',
+      'cli/commands/render.ts',
+      'cli/commands/validate.ts',
+    ]) {
+      const graph = staticGraph(resolve(SRC, entry));
+      expect(graph.size, entry).toBeGreaterThan(3);
+      expect(
+        [...graph].filter((m) => m.startsWith('@kubernetes/') || m.includes('/targets/kubernetes/kubernetes-target')),
+        entry,
+      ).toEqual([]);
+    }
+    // and the check sees the driver's own import of it
+    expect(staticGraph(resolve(SRC, 'targets/kubernetes/kubernetes-target.ts')).has('@kubernetes/client-node')).toBe(true);
   });
 });

@@ -54,7 +54,7 @@ describe('render --format kubernetes', () => {
 describe('validate --server-dry-run', () => {
   it('reports a cluster whose API server does not answer as a finding at its target in the fleet file', async () => {
     const { serverDryRunFindings } = await import('../src/fleet/server-dry-run.js');
-    const { mkdtempSync, mkdirSync, cpSync } = await import('node:fs');
+    const { mkdtempSync, mkdirSync, cpSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const tmp = mkdtempSync(join(tmpdir(), 'meridian-k8s-validate-'));
     cpSync(dir, tmp, { recursive: true });
@@ -67,6 +67,7 @@ describe('validate --server-dry-run', () => {
     const us = only.clusters['us-east-k8s'];
     if (!us) throw new Error('fixture has us-east-k8s');
     const findings = await serverDryRunFindings(loaded, { ...only, clusters: { 'us-east-k8s': us } }, { env: { US_EAST_TOKEN: 't' } });
+    rmSync(tmp, { recursive: true, force: true });
     expect(findings).toHaveLength(1);
     expect(findings[0]).toMatchObject({
       severity: 'error',

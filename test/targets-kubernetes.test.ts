@@ -4,7 +4,7 @@
  * as the local driver meets it, then what only Kubernetes has — server-side apply and its conflicts,
  * no writes on an unchanged re-apply, pruning, RBAC and the other refusals as typed errors.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KubernetesTarget } from '../src/targets/kubernetes/kubernetes-target.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import type { RenderedCluster } from '../src/render/render.js';
@@ -12,8 +12,11 @@ import { echoService, renderedCluster } from './fixtures/local-services/cluster.
 import { createNamespace, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
 import { targetContract } from './targets.contract.js';
 
+// the contract's waits are bounded by the harness's timeoutMs; a test may take a few of them on a loaded machine
+vi.setConfig({ testTimeout: 180_000 });
+
 let kc: TestCluster;
-let pods: { stop(): Promise<void> };
+let pods: ReturnType<typeof servePods>;
 let nsCount = 0;
 
 beforeAll(async () => {
@@ -57,7 +60,10 @@ targetContract('kubernetes (real API server, kwok nodes)', async () => {
           ]),
         ),
       ),
-    fetch: async (e) => (await (await fetch(`http://${e.host}:${e.port}/`)).json()) as Record<string, unknown>,
+    fetch: async (e) => {
+      await pods.serving(e.host, e.port);
+      return (await (await fetch(`http://${e.host}:${e.port}/`)).json()) as Record<string, unknown>;
+    },
     timeoutMs: 90_000,
     settleMs: 1500,
     close: () => t.close(),
@@ -152,8 +158,10 @@ describe('kubernetes driver: refusals are typed errors that name the cluster', (
         kind: 'Role',
         metadata: { name: 'reader', namespace: ns },
         rules: [
-          { apiGroups: [''], resources: ['configmaps', 'services', 'pods'], verbs: ['get', 'list', 'watch', 'patch'] },
-          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
+          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+          // may change Deployments that exist, but not create one (server-side apply of a new object needs create)
+          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'patch'] },
         ],
       }),
     );
@@ -161,8 +169,9 @@ describe('kubernetes driver: refusals are typed errors that name the cluster', (
     await expect(limited.apply({ cluster: 'eu-9', revisionId: 'r', state, track: 'stable' })).rejects.toMatchObject({
       code: 'MERIDIAN_E_TARGET_K8S_FORBIDDEN',
       message: expect.stringMatching(
-        /cluster eu-9: RBAC forbids Meridian to patch \(apply Deployment .*\/web\).*cannot patch resource "deployments"/,
+        /^cluster eu-9: RBAC forbids Meridian to create deployments\.apps \(apply Deployment t[\d-]+\/web\):.*User "limited" cannot create resource "deployments"/,
       ) as string,
+      hint: expect.stringContaining(`kubectl auth can-i create deployments.apps -n ${ns} --as limited`) as string,
     });
 
     const expired = new KubernetesTarget({

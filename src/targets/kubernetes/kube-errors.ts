@@ -82,10 +82,7 @@ export function kubeError(cluster: string, what: string, verb: string, err: unkn
           hint: "lower replicas or resources for this cluster (an override), or raise the namespace's ResourceQuota",
         });
       }
-      return new TargetError('MERIDIAN_E_TARGET_K8S_FORBIDDEN', `cluster ${cluster}: RBAC forbids Meridian to ${verb} (${what}): ${msg}`, {
-        cause: err,
-        hint: `grant the identity Meridian uses the verb "${verb}" on that resource in the namespace (a Role and RoleBinding), e.g. kubectl auth can-i ${verb} … --as …`,
-      });
+      return forbidden(cluster, what, verb, msg, err);
     case 404:
       if (st.body.details?.kind === 'namespaces' || /namespaces? "[^"]+" not found/.test(msg)) {
         return new TargetError('MERIDIAN_E_TARGET_K8S_NAMESPACE', `cluster ${cluster}: ${msg} (needed to ${what})`, {
@@ -113,4 +110,27 @@ export function kubeError(cluster: string, what: string, verb: string, err: unkn
       });
   }
   return new TargetError('MERIDIAN_E_TARGET_K8S_FAILED', `cluster ${cluster}: ${what} failed with HTTP ${st.code}: ${msg}`, { cause: err });
+}
+
+/**
+ * RBAC's refusal, naming the verb the API server checked — which is not always the one the call implies:
+ * server-side apply of an object that does not exist yet needs `create`, not `patch` — the resource, the
+ * identity and the namespace, with the `kubectl auth can-i` line that checks the fix.
+ */
+function forbidden(cluster: string, what: string, verb: string, msg: string, err: unknown): TargetError {
+  const denied = /cannot (\w+) resource "([^"]+)"(?: in API group "([^"]*)")?/.exec(msg);
+  const v = denied?.[1] ?? verb;
+  const group = denied?.[3];
+  const resource = denied?.[2] !== undefined ? `${denied[2]}${group ? `.${group}` : ''}` : undefined;
+  const user = /User "([^"]+)"/.exec(msg)?.[1];
+  const ns = /in the namespace "([^"]+)"/.exec(msg)?.[1];
+  const can = ['kubectl auth can-i', v, resource ?? 'RESOURCE', ns ? `-n ${ns}` : '', user ? `--as ${user}` : ''].filter(Boolean).join(' ');
+  return new TargetError(
+    'MERIDIAN_E_TARGET_K8S_FORBIDDEN',
+    `cluster ${cluster}: RBAC forbids Meridian to ${v}${resource ? ` ${resource}` : ''} (${what}): ${msg}`,
+    {
+      cause: err,
+      hint: `grant ${user ? `user ${user}` : 'the identity Meridian uses'} the verb "${v}" on ${resource ?? 'that resource'}${ns ? ` in namespace ${ns}` : ''} (a Role and RoleBinding); check with: ${can}`,
+    },
+  );
 }
