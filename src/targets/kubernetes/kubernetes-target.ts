@@ -12,7 +12,8 @@ import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
 import { kubeConfigFor } from './connection.js';
 import { parseKubernetesTarget } from './target-spec.js';
-import { kubeError } from './kube-errors.js';
+import { conflictManagers, kubeError } from './kube-errors.js';
+import { deploymentState } from './kstatus.js';
 import {
   ANNOTATION,
   applySetId,
@@ -38,9 +39,12 @@ export interface KubernetesTargetOptions {
   readonly forceConflicts?: boolean;
   /** Between two looks at the clusters while someone is subscribed (default 500 ms). */
   readonly pollMs?: number;
-  /** How long `remove` waits for pods to be gone (default 120 s). */
+  /** How long `remove` waits for pods to be gone, and a canary's scaling for its replicas (default 120 s). */
   readonly removeTimeoutMs?: number;
 }
+
+/** The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own. */
+const TRAFFIC_MANAGER = 'meridian-traffic';
 
 interface Conn {
   readonly api: KubernetesObjectApi;
@@ -126,16 +130,20 @@ export class KubernetesTarget implements Target {
   }
 
   async #apply(conn: Conn, obj: KubeObject, dryRun = false): Promise<KubeObject> {
+    const send = (force: boolean): Promise<KubeObject> =>
+      conn.api.patch<KubeObject>(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, force, PatchStrategy.ServerSideApply);
     try {
       if (!dryRun) this.writes += 1;
-      return await conn.api.patch<KubeObject>(
-        obj,
-        undefined,
-        dryRun ? 'All' : undefined,
-        FIELD_MANAGER,
-        this.#opts.forceConflicts ?? false,
-        PatchStrategy.ServerSideApply,
-      );
+      try {
+        return await send(this.#opts.forceConflicts ?? false);
+      } catch (err) {
+        // the canary's replica count, set by Meridian's own traffic control, is Meridian's to take back
+        const f = err as { code?: number; body?: unknown };
+        const text = typeof f.body === 'string' ? f.body : JSON.stringify(f.body ?? '');
+        const managers = f.code === 409 ? conflictManagers(text) : [];
+        if (managers.length === 0 || managers.some((m) => m !== TRAFFIC_MANAGER)) throw err;
+        return await send(true);
+      }
     } catch (err) {
       throw kubeError(conn.ctx.cluster, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`, 'patch', err);
     }
@@ -358,6 +366,7 @@ export class KubernetesTarget implements Target {
       if (!canary) return;
       const base = ((stable?.['spec'] as { replicas?: number } | undefined)?.replicas ?? 1) || 1;
       const want = weight <= 0 ? 0 : weight >= 100 ? base : Math.max(1, Math.round((base * weight) / (100 - weight)));
+      if ((canary['spec'] as { replicas?: number } | undefined)?.replicas === want) return; // as wanted: no write
       await this.#scale(conn, workloadName(service, 'canary'), want);
     };
     return {
@@ -366,19 +375,55 @@ export class KubernetesTarget implements Target {
     };
   }
 
+  /**
+   * Scales the canary Deployment and waits until the controller has rolled the new count out (kstatus
+   * current at the generation this write produced), so that a weight, once set, is in effect and the
+   * canary's health is judged on it, not on a scaling in flight.
+   */
   async #scale(conn: Conn, name: string, replicas: number): Promise<void> {
+    const what = `scale Deployment ${conn.ctx.namespace}/${name}`;
+    let generation: number | undefined;
     try {
       this.writes += 1;
-      await conn.api.patch(
+      const res = await conn.api.patch<KubeObject>(
         { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: conn.ctx.namespace }, spec: { replicas } } as KubeObject,
         undefined,
         undefined,
-        'meridian-traffic',
+        TRAFFIC_MANAGER,
         true,
         PatchStrategy.ServerSideApply,
       );
+      generation = typeof res.metadata.generation === 'number' ? res.metadata.generation : undefined;
     } catch (err) {
-      throw kubeError(conn.ctx.cluster, `scale Deployment ${conn.ctx.namespace}/${name}`, 'patch', err);
+      throw kubeError(conn.ctx.cluster, what, 'patch', err);
+    }
+    if (generation !== undefined) conn.applied.set(name, generation);
+    const deadline = Date.now() + (this.#opts.removeTimeoutMs ?? 120_000);
+    for (;;) {
+      let live: KubeObject;
+      try {
+        live = await conn.api.read<KubeObject>({
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name, namespace: conn.ctx.namespace },
+        } as KubeObject);
+      } catch (err) {
+        throw kubeError(conn.ctx.cluster, `read Deployment ${conn.ctx.namespace}/${name}`, 'get', err);
+      }
+      const ks = deploymentState(live as DeploymentObject, generation ?? 0);
+      if (ks.state === 'current') return;
+      if (ks.state === 'failed')
+        throw new TargetError('MERIDIAN_E_TARGET_K8S_FAILED', `cluster ${conn.ctx.cluster}: ${what} to ${replicas}: ${ks.reason}`);
+      if (Date.now() > deadline) {
+        throw new TargetError(
+          'MERIDIAN_E_TARGET_TIMEOUT',
+          `cluster ${conn.ctx.cluster}: ${what} to ${replicas} did not finish: ${ks.reason}`,
+          {
+            hint: 'check the canary pods (kubectl get pods -l meridian.dev/track=canary) and the namespace quota',
+          },
+        );
+      }
+      await new Promise((r) => setTimeout(r, this.#opts.pollMs ?? 200));
     }
   }
 }
