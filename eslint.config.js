@@ -13,6 +13,7 @@ export const LAYERS = [
   ['demo'],
   ['server'],
   ['router'],
+  ['fleet'],
   ['rollout'],
   ['export'],
   ['validate'],

@@ -487,8 +487,8 @@ export const ERROR_CODES = {
     class: 'SecretResolutionError',
     exit: 'input',
     status: 422,
-    summary: 'the local driver cannot resolve secret references of this provider (only env: and file:)',
-    hint: 'override the reference for the clusters you run locally with an env: or file: reference',
+    summary: 'a driver cannot resolve secret references of this provider (local: only env: and file:; kubernetes: only k8s:)',
+    hint: 'override the reference for those clusters with a provider their driver takes (the message names it)',
   },
   MERIDIAN_E_TARGET_SECRET_NOT_FOUND: {
     class: 'SecretResolutionError',
@@ -503,6 +503,94 @@ export const ERROR_CODES = {
     status: 422,
     summary: 'a secret reference is malformed, or the file it names cannot be parsed',
     hint: 'write env:NAME or file:PATH#KEY; the file format follows its extension (.json, .yaml, else .env)',
+  },
+  MERIDIAN_E_TARGET_SECRET_NAMESPACE: {
+    class: 'SecretResolutionError',
+    exit: 'input',
+    status: 422,
+    summary: 'a k8s: secret reference names a Secret in another namespace than the one the cluster’s pods run in',
+    hint: 'copy the Secret into the cluster’s target.namespace, or write the reference as k8s:NAMESPACE/NAME#KEY with that namespace',
+  },
+  MERIDIAN_E_TARGET_NO_DRIVER: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 422,
+    summary: 'a cluster’s `driver:` has no driver in this build (gitops), or none was connected for it',
+    hint: 'use driver: local or driver: kubernetes for the cluster the message names',
+  },
+
+  // the kubernetes driver (src/targets/kubernetes, docs/kubernetes.md)
+  MERIDIAN_E_TARGET_K8S_CONFIG: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 422,
+    summary:
+      'a kubernetes cluster’s `target:` is missing or unusable: no kubeconfig or server, an unknown context, an unreadable CA or token',
+    hint: 'give target: {namespace, kubeconfig[, context]} or {namespace, server, caFile, token: {ref}} (docs/kubernetes.md)',
+  },
+  MERIDIAN_E_TARGET_K8S_UNREACHABLE: {
+    class: 'TargetError',
+    exit: 'unavailable',
+    status: 503,
+    summary:
+      'the cluster’s Kubernetes API server cannot be reached (refused, unresolvable, timed out, or its TLS certificate is not trusted)',
+    hint: 'check target.server / the kubeconfig context and that `kubectl get --raw /readyz` answers from this machine',
+  },
+  MERIDIAN_E_TARGET_K8S_UNAUTHORIZED: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 401,
+    summary: 'the Kubernetes API server did not accept Meridian’s credentials (HTTP 401): an expired or wrong token or certificate',
+    hint: 'renew the token (the secret reference in the cluster’s target) or the kubeconfig user, then run again',
+  },
+  MERIDIAN_E_TARGET_K8S_FORBIDDEN: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 403,
+    summary: 'RBAC forbids the identity Meridian uses a verb it needs on a resource in the cluster’s namespace',
+    hint: 'grant the verb the message names (a Role and RoleBinding); check with `kubectl auth can-i VERB RESOURCE -n NS --as …`',
+  },
+  MERIDIAN_E_TARGET_K8S_QUOTA: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 403,
+    summary: 'the object would exceed a ResourceQuota of the cluster’s namespace',
+    hint: 'lower replicas or resources for that cluster (an override), or raise the namespace’s ResourceQuota',
+  },
+  MERIDIAN_E_TARGET_K8S_NAMESPACE: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 404,
+    summary: 'the namespace a kubernetes cluster’s target names does not exist in the cluster',
+    hint: 'create it (`kubectl create namespace NAME`) or fix target.namespace',
+  },
+  MERIDIAN_E_TARGET_K8S_NOT_FOUND: {
+    class: 'TargetError',
+    exit: 'unavailable',
+    status: 404,
+    summary: 'an object or API the kubernetes driver needs is not in the cluster (e.g. Gateway API CRDs for an HTTPRoute)',
+    hint: 'read the message for the object; install the API it names or remove `gateway:` from the cluster’s target',
+  },
+  MERIDIAN_E_TARGET_K8S_CONFLICT: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 409,
+    summary: 'server-side apply conflicts with fields another field manager owns; the message names the manager',
+    hint: 'stop the other tool managing those fields, or take them over with --force-conflicts',
+  },
+  MERIDIAN_E_TARGET_K8S_INVALID: {
+    class: 'TargetError',
+    exit: 'input',
+    status: 422,
+    summary: 'the Kubernetes API server refused an object as invalid (HTTP 400/422, or an admission webhook)',
+    hint: 'fix the value the message names in the fleet description; `meridian render --format kubernetes` shows the objects',
+  },
+  MERIDIAN_E_TARGET_K8S_FAILED: {
+    class: 'TargetError',
+    exit: 'unavailable',
+    status: 502,
+    summary: 'a call to the Kubernetes API server failed for another reason (HTTP 5xx, an unexpected answer)',
+    hint: 'read the message and the API server’s logs; run again when the API server is healthy',
   },
 
   // the router (src/router)

@@ -11,7 +11,15 @@ import { type Clock, describeExit, ProcessSupervisor } from '../src/targets/loca
 import { backoffDelay, RestartBackoff } from '../src/backoff.js';
 import { parseDotenv, SecretResolver, SecretValue } from '../src/targets/local/secret-resolver.js';
 import { isHealthyAt, type TargetEvent, trackStatus, waitForStatus } from '../src/targets/target.js';
-import { echoService, FIXTURE_DIR, getJson, isAlive, renderedCluster, waitGone } from './fixtures/local-services/cluster.js';
+import {
+  contractCluster,
+  echoService,
+  FIXTURE_DIR,
+  getJson,
+  isAlive,
+  renderedCluster,
+  waitGone,
+} from './fixtures/local-services/cluster.js';
 import { targetContract } from './targets.contract.js';
 
 const FAST = { intervalMs: 100, startupIntervalMs: 50, timeoutMs: 500 } as const;
@@ -33,19 +41,7 @@ targetContract('local', async () => {
   const t = new LocalTarget({ fleetDir: FIXTURE_DIR, graceMs: 1000, health: FAST });
   return {
     target: t,
-    cluster: (services) =>
-      renderedCluster(
-        Object.fromEntries(
-          Object.entries(services).map(([name, s]) => [
-            name,
-            echoService({
-              version: s.version,
-              replicas: s.replicas ?? 1,
-              env: { ...s.env, ...(s.failHealth ? { FAULT_HEALTH: 'fail' } : {}) },
-            }),
-          ]),
-        ),
-      ),
+    cluster: contractCluster,
     fetch: (e) => getJson(e.port),
     timeoutMs: 10_000,
     settleMs: 500,

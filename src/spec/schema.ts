@@ -66,24 +66,57 @@ export const ClusterIngress = z.strictObject({
   healthPath: z.string().startsWith('/').optional(),
 });
 
-export const Cluster = z.strictObject({
-  region: Name,
-  driver: Driver,
-  target: z.record(z.string(), z.unknown()).optional(),
-  capacity: z.strictObject({ rps: z.number().nonnegative() }),
-  weight: z.number().nonnegative().default(1),
-  priority: z.number().int().optional(),
-  labels: Labels.optional(),
-  params: ScalarMap.optional(),
-  ingress: ClusterIngress.optional(),
-});
-
 /** A secret is only ever a reference: `provider:path#key`. */
 export const SecretRef = z.strictObject({
   ref: z.string().regex(/^(env|file|vault|k8s):[^#\s]+(#[^#\s]+)?$/, {
     error: 'a secret reference like vault:kv/web/db#password, file:secrets/x.env#KEY, env:NAME or k8s:ns/name#key',
   }),
 });
+
+/**
+ * Where a `driver: kubernetes` cluster is and how to reach it (docs/kubernetes.md): a kubeconfig file
+ * (and context), or the API server's URL with its CA and a bearer token given as a secret reference; the
+ * namespace Meridian owns objects in; optionally the Gateway whose HTTPRoutes carry canary weights.
+ */
+export const KubernetesTargetSpec = z.strictObject({
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  server: z.string().url().optional(),
+  /** PEM file of the API server's CA, relative to the fleet directory. */
+  caFile: z.string().min(1).optional(),
+  token: SecretRef.optional(),
+  insecureSkipTlsVerify: z.boolean().optional(),
+  namespace: z.string().regex(NAME, { error: `a namespace: ${nameHint}` }),
+  gateway: z.strictObject({ name: z.string().min(1), namespace: z.string().min(1).optional() }).optional(),
+});
+export type KubernetesTargetSpec = z.output<typeof KubernetesTargetSpec>;
+
+const ClusterFields = {
+  region: Name,
+  capacity: z.strictObject({ rps: z.number().nonnegative() }),
+  weight: z.number().nonnegative().default(1),
+  priority: z.number().int().optional(),
+  labels: Labels.optional(),
+  params: ScalarMap.optional(),
+  ingress: ClusterIngress.optional(),
+};
+
+/** A cluster; its `target` section is the one its `driver` reads. */
+export const Cluster = z.discriminatedUnion(
+  'driver',
+  [
+    z.strictObject({ ...ClusterFields, driver: z.literal('local'), target: z.strictObject({}).optional() }),
+    z.strictObject({
+      ...ClusterFields,
+      driver: z.literal('kubernetes'),
+      target: KubernetesTargetSpec.refine((t) => t.kubeconfig !== undefined || t.server !== undefined, {
+        error: 'a kubernetes target needs `kubeconfig` (a file, optionally with `context`) or `server` (with `caFile` and `token`)',
+      }),
+    }),
+    z.strictObject({ ...ClusterFields, driver: z.literal('gitops'), target: z.record(z.string(), z.unknown()).optional() }),
+  ],
+  { error: 'driver must be one of local, kubernetes, gitops' },
+);
 
 const Resources = z.strictObject({ cpu: Cpu.optional(), memory: Memory.optional() });
 const Ingress = z.strictObject({ host: z.string(), tls: z.boolean().default(false), path: z.string().optional() });

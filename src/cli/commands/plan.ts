@@ -43,14 +43,19 @@ export function registerPlan(program: Command, io: Io, result: Result): void {
         const actor = resolveActor(opts.actor, io.env);
         const { created } = await store.putRevision(revision, actor, opts.reason ?? `planned from ${dir}`);
         if (opts.out !== undefined) writeNamedFile('--out', opts.out, `${JSON.stringify(plan, null, 2)}\n`);
+        const k8s = Object.values(revision.clusters).some((c) => c.driver === 'kubernetes')
+          ? (await import('../../targets/kubernetes/render-manifests.js')).objectChanges(previous, revision)
+          : [];
         if (opts.output === 'json') {
-          await write(io.out, `${JSON.stringify(plan, null, 2)}\n`);
+          await write(io.out, `${JSON.stringify(k8s.length > 0 ? { ...plan, kubernetes: k8s } : plan, null, 2)}\n`);
         } else {
           const note = [
             `revision ${revision.id} ${created ? 'recorded' : 'already recorded'} in ${store.location}`,
             ...(opts.out !== undefined ? [`plan saved to ${opts.out} (hash ${plan.hash.slice(0, 16)})`] : []),
           ];
-          await write(io.out, `${formatPlan(plan, { color: io.style.color })}\n${io.style.dim(note.join('\n'))}\n`);
+          const objects =
+            k8s.length > 0 ? `\n${(await import('../../targets/kubernetes/render-manifests.js')).formatObjectChanges(k8s)}` : '';
+          await write(io.out, `${formatPlan(plan, { color: io.style.color })}${objects}\n${io.style.dim(note.join('\n'))}\n`);
         }
         result.code = 0;
       } finally {

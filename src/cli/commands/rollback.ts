@@ -14,6 +14,7 @@ import { parseDuration } from '../../units/duration.js';
 import { EXIT } from '../exit-codes.js';
 import { type Io, write, type Result } from '../io.js';
 import { storeFor } from '../state.js';
+import { clustersOf } from '../../fleet/connect.js';
 import { connectFleet, driveAndReport, type DriveFlags, driveOptions } from './rollout.js';
 
 interface RollbackFlags extends DriveFlags {
@@ -77,7 +78,8 @@ export function registerRollback(program: Command, io: Io, result: Result): void
         result.code = EXIT.ok;
         return;
       }
-      connectFleet(io, flags.control);
+      const current = baseline ? await store.getRevision(baseline) : undefined;
+      await (await connectFleet(io, flags.control, clustersOf(current, revision))).close(); // fail early when a driver cannot be set up
       const id = newRolloutId(Date.now(), 'rollback');
       const holder = holderFor(id, actor);
       const ttl = parseDuration(flags.lockTtl) ?? 30_000;

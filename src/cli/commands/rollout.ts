@@ -9,15 +9,19 @@ import { PlanError, RolloutError, UsageError } from '../../errors.js';
 import { baselineRevisionId, makePlan, verifyPlan, type Plan } from '../../plan/plan.js';
 import { createRollout, type DriveResult, newRolloutId, requestControl, RolloutEngine, takeOver } from '../../rollout/engine.js';
 import { describeEvent, eventJson } from '../../rollout/events.js';
-import { PrometheusSource, routerCountersFromText } from '../../rollout/analysis/index.js';
-import { CanaryAnalysis } from '../../rollout/canary-analysis.js';
 import { holderFor, type Holder } from '../../rollout/lock.js';
-import { type Analysis, type EngineClock, systemClock } from '../../rollout/ports.js';
+import { type EngineClock, systemClock } from '../../rollout/ports.js';
 import { asSpec, rolloutSpecFromPlan, type RolloutSpec } from '../../rollout/rollout-spec.js';
 import { rolloutView, statusText, summaryMarkdown } from '../../rollout/summary.js';
 import type { ControlAction } from '../../rollout/state-machine.js';
 import type { Actor, RolloutRecord, Store } from '../../store/store.js';
-import { RemoteTarget } from '../../targets/remote-target.js';
+import {
+  type ClusterWiring,
+  clustersOf,
+  connectFleet as connectClusters,
+  type ControlEndpoint,
+  type FleetConnection,
+} from '../../fleet/connect.js';
 import { parseDuration } from '../../units/duration.js';
 import { startTracing } from '../../telemetry/tracing.js';
 import { EXIT } from '../exit-codes.js';
@@ -43,6 +47,7 @@ export interface DriveFlags {
   lockTtl: string;
   poll: string;
   otlp?: string;
+  forceConflicts?: boolean;
 }
 
 /** Adds the flags of {@link DriveFlags} to a command. */
@@ -65,6 +70,7 @@ export function driveOptions(cmd: Command): Command {
     .option('--health-timeout <duration>', 'how long a deploy, promotion or rollback may take to report healthy', '5m')
     .option('--lock-ttl <duration>', 'a driver whose heartbeat is older than this is dead and its lock is taken over', '30s')
     .option('--poll <duration>', 'between looks at status, controls and approvals', '200ms')
+    .option('--force-conflicts', 'kubernetes clusters: take over fields that another field manager owns (server-side apply force)')
     .option(
       '--otlp <url>',
       'export the rollout’s trace over OTLP/HTTP to this collector (default: OTEL_EXPORTER_OTLP_ENDPOINT; off when unset)',
@@ -92,8 +98,26 @@ export function exitCodeOf(outcome: DriveResult['outcome']): number {
   }
 }
 
-/** Connects to the fleet's control API: `--control` (token from MERIDIAN_CONTROL_TOKEN), else .meridian/up.json. */
-export function connectFleet(io: Io, control?: string): RemoteTarget {
+/**
+ * Connects the fleet's clusters (src/fleet): local ones through the control API — `--control` (token from
+ * MERIDIAN_CONTROL_TOKEN), else .meridian/up.json — and kubernetes ones through their API servers.
+ */
+export function connectFleet(
+  io: Io,
+  control: string | undefined,
+  clusters: Readonly<Record<string, ClusterWiring>>,
+  opts: { fleetDir?: string; forceConflicts?: boolean } = {},
+): Promise<FleetConnection> {
+  return connectClusters({
+    clusters,
+    control: () => controlEndpoint(io, control),
+    fleetDir: opts.fleetDir ?? io.cwd,
+    env: io.env,
+    forceConflicts: opts.forceConflicts ?? false,
+  });
+}
+
+function controlEndpoint(io: Io, control?: string): ControlEndpoint {
   if (control !== undefined) {
     const token = io.env['MERIDIAN_CONTROL_TOKEN'];
     if (!token)
@@ -101,7 +125,7 @@ export function connectFleet(io: Io, control?: string): RemoteTarget {
         '--control needs the API token in MERIDIAN_CONTROL_TOKEN',
         'copy it from .meridian/up.json of the `meridian up` that serves it',
       );
-    return new RemoteTarget({ url: control, token });
+    return { url: control, token };
   }
   const info = readUpInfo(io);
   if (!info || !info.control || !info.token) {
@@ -113,7 +137,7 @@ export function connectFleet(io: Io, control?: string): RemoteTarget {
       },
     );
   }
-  return new RemoteTarget({ url: info.control, token: info.token });
+  return { url: info.control, token: info.token };
 }
 
 /** Finds a rollout: by id, else the newest unfinished one (of `fleet` when given). */
@@ -141,20 +165,6 @@ export async function findRollout(
   });
 }
 
-/**
- * The analysis gate the CLI uses: the canaries' health at the new revision, and the judge over the
- * fleet's `rollout.analysis` as the rollout recorded it — router metrics from the fleet's router counters
- * (through the control API), Prometheus metrics from the `url` each names.
- */
-export function analysisFor(target: RemoteTarget, spec: RolloutSpec): Analysis {
-  return new CanaryAnalysis({
-    analysis: spec.analysis ?? null,
-    health: target,
-    counters: async () => routerCountersFromText(await target.routerMetrics(), new Date().toISOString()),
-    prometheus: new PrometheusSource(),
-  });
-}
-
 /** Drives a rollout this process holds, printing progress, and returns the exit code. */
 export async function driveAndReport(
   io: Io,
@@ -162,14 +172,18 @@ export async function driveAndReport(
   id: string,
   holder: Holder,
   flags: DriveFlags,
-  opts: { clock?: EngineClock } = {},
+  opts: { clock?: EngineClock; fleetDir?: string } = {},
 ): Promise<number> {
-  const target = connectFleet(io, flags.control);
   const crashAt = Number(io.env['MERIDIAN_TEST_CRASH_AT'] ?? '0');
   const s = io.errStyle;
   const first = await store.getRollout(id);
   if (!first) throw new RolloutError('MERIDIAN_E_ROLLOUT_UNKNOWN', `there is no rollout ${id}`);
   const spec = asSpec(first.spec);
+  const revisions = await Promise.all([spec.revision, spec.previous].map((r) => (r ? store.getRevision(r) : undefined)));
+  const fleet = await connectFleet(io, flags.control, clustersOf(...revisions.reverse()), {
+    ...(opts.fleetDir !== undefined ? { fleetDir: opts.fleetDir } : {}),
+    forceConflicts: flags.forceConflicts ?? false,
+  });
   const tracing = await startTracing({ otlp: flags.otlp, serviceName: 'meridian', env: io.env });
   // loaded only when tracing is on, as the OpenTelemetry SDK is
   const traces = tracing ? (await import('../../rollout/rollout-tracing.js')).rolloutTracer(tracing) : null;
@@ -187,7 +201,7 @@ export async function driveAndReport(
     if (crashAt > 0 && e.seq === crashAt && e.type === 'created') process.kill(process.pid, 'SIGKILL');
   }
   const engine = new RolloutEngine(
-    { store, driver: target, traffic: target.traffic(), analysis: analysisFor(target, spec), clock: opts.clock ?? systemClock },
+    { store, driver: fleet.target, traffic: fleet.traffic, analysis: fleet.analysis(spec), clock: opts.clock ?? systemClock },
     {
       wait: flags.wait ?? false,
       healthTimeoutMs: durationFlag('--health-timeout', flags.healthTimeout),
@@ -200,7 +214,7 @@ export async function driveAndReport(
   try {
     result = await engine.drive(id, holder);
   } finally {
-    await target.close();
+    await fleet.close();
     await tracing?.shutdown();
   }
   const code = exitCodeOf(result.outcome);
@@ -261,13 +275,6 @@ async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io:
       plan = makePlan({ fleet: loaded.fleet, revision, previous, recorded: states, shares: clientShares(revision), now: io.now() });
     }
     await store.putRevision(revision, actor, `rollout of ${dir}`);
-    const local = Object.entries(revision.clusters).filter(([, c]) => c.driver !== 'local');
-    if (local.length > 0) {
-      throw new UsageError(
-        `cluster ${local[0]?.[0]} uses the ${local[0]?.[1].driver} driver, which this build of meridian cannot reach yet`,
-        'only local clusters (served by `meridian up`) can be rolled out for now',
-      );
-    }
     const changed = plan.summary.create + plan.summary.update;
     const current = Object.keys(revision.clusters).every((c) => states[c]?.revisionId === revision.id);
     if (changed === 0 || current) {
@@ -293,7 +300,9 @@ async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io:
     const spec: RolloutSpec = rolloutSpecFromPlan(plan, loaded.fleet, [...services], [actor.id, ...(recordedBy ? [recordedBy] : [])], {
       healthyChecks,
     });
-    connectFleet(io, flags.control); // fail before anything is recorded when there is no fleet to talk to
+    // fail before anything is recorded when a driver cannot be set up (no local fleet, a bad kubernetes target)
+    const previousRevision = spec.previous ? await store.getRevision(spec.previous) : undefined;
+    await (await connectFleet(io, flags.control, clustersOf(previousRevision, revision), { fleetDir: loaded.dir })).close();
     const id = newRolloutId(Date.now());
     const holder = holderFor(id, actor);
     await createRollout(store, spec, holder, { now: Date.now(), lockTtlMs: durationFlag('--lock-ttl', flags.lockTtl) });
@@ -301,7 +310,7 @@ async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io:
       io.err.write(
         `${io.errStyle.bold(`rollout ${id}`)}: ${spec.previous ?? '(nothing)'} → ${spec.revision}, plan ${spec.planHash.slice(0, 12)}\n`,
       );
-    return await driveAndReport(io, store, id, holder, flags);
+    return await driveAndReport(io, store, id, holder, flags, { fleetDir: loaded.dir });
   } finally {
     await store.close();
   }

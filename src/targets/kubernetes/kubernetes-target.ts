@@ -1,0 +1,429 @@
+/**
+ * The kubernetes driver: a {@link Target} over one Kubernetes namespace per cluster. Each service's track
+ * is a Deployment (with a ConfigMap, and a Service over both tracks), applied by server-side apply with
+ * field manager `meridian`; objects already as wanted are not written at all. Status follows kstatus,
+ * pinned to the generation Meridian's own apply produced; events come from comparing looks at the
+ * cluster. Full applies prune what the fleet no longer has — only objects of Meridian's ApplySet, never
+ * one another tool claims. See docs/kubernetes.md.
+ */
+import { type KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import type { TrafficControl } from '../traffic-control.js';
+import { TargetError } from '../errors.js';
+import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
+import { kubeConfigFor } from './connection.js';
+import { parseKubernetesTarget } from './target-spec.js';
+import { conflictManagers, kubeError } from './kube-errors.js';
+import { deploymentState } from './kstatus.js';
+import {
+  ANNOTATION,
+  applySetId,
+  applySetParent,
+  FIELD_MANAGER,
+  foreignOwner,
+  httpRoute,
+  type KubeObject,
+  LABEL,
+  type ManifestContext,
+  trackObjects,
+  workloadName,
+} from './manifests.js';
+import { type CheckCounts, type DeploymentObject, diffEvents, observe, type Observation, type PodLike } from './observe.js';
+
+export interface KubernetesTargetOptions {
+  /** The `target` section of each kubernetes cluster, by cluster name. Clusters seen in an apply's state are added. */
+  readonly clusters?: Readonly<Record<string, unknown>>;
+  /** Relative kubeconfig / CA / `file:` token paths resolve against it. */
+  readonly fleetDir: string;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Take over fields another field manager owns (`--force-conflicts`). */
+  readonly forceConflicts?: boolean;
+  /** Between two looks at the clusters while someone is subscribed (default 500 ms). */
+  readonly pollMs?: number;
+  /** How long `remove` waits for pods to be gone, and a canary's scaling for its replicas (default 120 s). */
+  readonly removeTimeoutMs?: number;
+}
+
+/** The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own. */
+const TRAFFIC_MANAGER = 'meridian-traffic';
+
+interface Conn {
+  readonly api: KubernetesObjectApi;
+  readonly ctx: ManifestContext;
+  readonly parent: string;
+  readonly applied: Map<string, number>;
+  readonly counts: CheckCounts;
+  last?: Observation;
+  /** Looks run one at a time, so that each is compared with the one before it. */
+  looking: Promise<unknown>;
+}
+
+const KINDS = [
+  ['apps/v1', 'Deployment'],
+  ['v1', 'ConfigMap'],
+  ['v1', 'Service'],
+] as const;
+
+/** The kubernetes driver. One instance serves any number of clusters (one namespace each). */
+export class KubernetesTarget implements Target {
+  readonly kind = 'kubernetes' as const;
+  readonly #opts: KubernetesTargetOptions;
+  readonly #conns = new Map<string, Conn>();
+  readonly #specs = new Map<string, unknown>();
+  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #listeners = new Set<TargetEventListener>();
+  #poller: NodeJS.Timeout | null = null;
+  /** Objects written (server-side applies and deletes) since the driver started: 0 on an unchanged re-apply. */
+  writes = 0;
+
+  constructor(opts: KubernetesTargetOptions) {
+    this.#opts = opts;
+    for (const [c, spec] of Object.entries(opts.clusters ?? {})) this.#specs.set(c, spec);
+  }
+
+  #conn(cluster: string, target?: unknown): Conn | undefined {
+    const known = this.#conns.get(cluster);
+    if (known) return known;
+    const raw = this.#specs.get(cluster) ?? target ?? undefined;
+    if (raw === undefined || raw === null) return undefined;
+    const spec = parseKubernetesTarget(cluster, raw);
+    const kc: KubeConfig = kubeConfigFor(cluster, spec, { fleetDir: this.#opts.fleetDir, env: this.#opts.env ?? process.env });
+    const parent = `meridian-${cluster}`;
+    const conn: Conn = {
+      api: KubernetesObjectApi.makeApiClient(kc),
+      ctx: { cluster, namespace: spec.namespace, applySetId: applySetId(parent, spec.namespace), gateway: spec.gateway ?? null },
+      parent,
+      applied: new Map(),
+      counts: new Map(),
+      looking: Promise.resolve(),
+    };
+    this.#conns.set(cluster, conn);
+    return conn;
+  }
+
+  /** Runs `fn` after every earlier call for the same cluster. */
+  #serial<T>(cluster: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#queues.get(cluster) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.#queues.set(
+      cluster,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  async #list(conn: Conn, apiVersion: string, kind: string, selector: string): Promise<KubeObject[]> {
+    try {
+      const res = await conn.api.list<KubeObject>(
+        apiVersion,
+        kind,
+        conn.ctx.namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        selector,
+      );
+      return res.items.map((o) => ({ ...o, apiVersion, kind }));
+    } catch (err) {
+      throw kubeError(conn.ctx.cluster, `list ${kind}s in namespace ${conn.ctx.namespace}`, 'list', err);
+    }
+  }
+
+  async #apply(conn: Conn, obj: KubeObject, dryRun = false): Promise<KubeObject> {
+    const send = (force: boolean): Promise<KubeObject> =>
+      conn.api.patch<KubeObject>(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, force, PatchStrategy.ServerSideApply);
+    try {
+      if (!dryRun) this.writes += 1;
+      try {
+        return await send(this.#opts.forceConflicts ?? false);
+      } catch (err) {
+        // the canary's replica count, set by Meridian's own traffic control, is Meridian's to take back
+        const f = err as { code?: number; body?: unknown };
+        const text = typeof f.body === 'string' ? f.body : JSON.stringify(f.body ?? '');
+        const managers = f.code === 409 ? conflictManagers(text) : [];
+        if (managers.length === 0 || managers.some((m) => m !== TRAFFIC_MANAGER)) throw err;
+        return await send(true);
+      }
+    } catch (err) {
+      throw kubeError(conn.ctx.cluster, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`, 'patch', err);
+    }
+  }
+
+  async #delete(conn: Conn, obj: KubeObject): Promise<void> {
+    try {
+      this.writes += 1;
+      await conn.api.delete(
+        { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: obj.metadata.name, namespace: conn.ctx.namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return;
+      throw kubeError(conn.ctx.cluster, `delete ${obj.kind} ${conn.ctx.namespace}/${obj.metadata.name}`, 'delete', err);
+    }
+  }
+
+  /** Every object Meridian manages in the cluster (Deployments, ConfigMaps, Services). */
+  async #managed(conn: Conn): Promise<KubeObject[]> {
+    const sel = `${LABEL.cluster}=${conn.ctx.cluster},${LABEL.managedBy}=meridian`;
+    const lists = await Promise.all(KINDS.map(([v, k]) => this.#list(conn, v, k, sel)));
+    return lists.flat();
+  }
+
+  /**
+   * The objects a request wants, as the driver would apply them (also what `render --format kubernetes`
+   * and `validate --server-dry-run` use). `live` gives the Deployments' recorded spec revisions.
+   */
+  desiredObjects(conn: { ctx: ManifestContext; parent: string }, req: ApplyRequest, live: readonly KubeObject[] = []): KubeObject[] {
+    const services = req.services ?? Object.keys(req.state.services);
+    const out: KubeObject[] = [applySetParent(conn.ctx, conn.parent)];
+    for (const s of services) {
+      const dep = live.find((o) => o.kind === 'Deployment' && o.metadata.name === workloadName(s, req.track));
+      let specRevisions: Record<string, string> = {};
+      try {
+        specRevisions = JSON.parse(dep?.metadata.annotations?.[ANNOTATION.specRevisions] ?? '{}') as Record<string, string>;
+      } catch {
+        specRevisions = {};
+      }
+      out.push(...trackObjects(conn.ctx, req.state, s, req.track, req.revisionId, { specRevisions }));
+    }
+    return out;
+  }
+
+  apply(req: ApplyRequest): Promise<void> {
+    const conn = this.#conn(req.cluster, req.state.target);
+    if (!conn) {
+      return Promise.reject(
+        new TargetError('MERIDIAN_E_TARGET_K8S_CONFIG', `cluster ${req.cluster} has no kubernetes target`, {
+          hint: 'give the cluster target: {namespace, kubeconfig} (or server, caFile, token) in the fleet',
+        }),
+      );
+    }
+    return this.#serial(req.cluster, async () => {
+      const live = await this.#managed(conn);
+      const parentLive = (await this.#list(conn, 'v1', 'ConfigMap', `applyset.kubernetes.io/id=${conn.ctx.applySetId}`))[0];
+      const wanted = this.desiredObjects(conn, req, live);
+      const liveHash = (o: KubeObject): string | undefined => {
+        const found = o === wanted[0] ? parentLive : live.find((l) => l.kind === o.kind && l.metadata.name === o.metadata.name);
+        return found?.metadata.annotations?.[ANNOTATION.objectHash];
+      };
+      for (const o of wanted) {
+        if (liveHash(o) === o.metadata.annotations?.[ANNOTATION.objectHash]) continue; // as wanted: no write
+        const res = await this.#apply(conn, o);
+        if (o.kind === 'Deployment' && typeof res.metadata.generation === 'number')
+          conn.applied.set(o.metadata.name, res.metadata.generation);
+      }
+      if (req.services === undefined) {
+        const keep = new Set(Object.keys(req.state.services));
+        const stale = live.filter(
+          (o) =>
+            o.metadata.labels?.[LABEL.track] === req.track &&
+            o.metadata.labels[LABEL.partOf] === conn.ctx.applySetId &&
+            !keep.has(o.metadata.labels[LABEL.service] ?? '') &&
+            foreignOwner(o) === null,
+        );
+        for (const o of stale) await this.#delete(conn, o);
+      }
+    });
+  }
+
+  remove(req: RemoveRequest): Promise<void> {
+    const conn = this.#conn(req.cluster);
+    if (!conn) return Promise.resolve();
+    return this.#serial(req.cluster, async () => {
+      const live = await this.#managed(conn);
+      const hit = (labels: Record<string, string> | undefined): boolean =>
+        (req.track === undefined || labels?.[LABEL.track] === req.track) &&
+        (req.services === undefined || req.services.includes(labels?.[LABEL.service] ?? ''));
+      for (const o of live) if (hit(o.metadata.labels) && foreignOwner(o) === null) await this.#delete(conn, o);
+      const deadline = Date.now() + (this.#opts.removeTimeoutMs ?? 120_000);
+      for (;;) {
+        const o = await this.#look(conn, false);
+        const left = [...o.present.values()].filter((t) => hit({ [LABEL.track]: t.track, [LABEL.service]: t.service }));
+        if (left.length === 0) return;
+        if (Date.now() > deadline) {
+          throw new TargetError(
+            'MERIDIAN_E_TARGET_TIMEOUT',
+            `cluster ${req.cluster}: ${left.map((t) => `${t.service}/${t.track}`).join(', ')} still running after removal`,
+            {
+              hint: 'look at the pods: kubectl get pods -n ' + conn.ctx.namespace,
+            },
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+  }
+
+  /** Lists Deployments and pods once, updates endpoints and emits the events since the last look. */
+  #look(conn: Conn, count: boolean): Promise<Observation> {
+    const next = conn.looking.then(
+      () => this.#lookNow(conn, count),
+      () => this.#lookNow(conn, count),
+    );
+    conn.looking = next.catch(() => undefined);
+    return next;
+  }
+
+  async #lookNow(conn: Conn, count: boolean): Promise<Observation> {
+    const sel = `${LABEL.cluster}=${conn.ctx.cluster}`;
+    const [deployments, pods] = await Promise.all([this.#list(conn, 'apps/v1', 'Deployment', sel), this.#list(conn, 'v1', 'Pod', sel)]);
+    const o = observe(conn.ctx.cluster, deployments as DeploymentObject[], pods as PodLike[], conn.applied, conn.counts, count);
+    const events = diffEvents(conn.ctx.cluster, conn.last, o, Date.now());
+    conn.last = o;
+    for (const e of events) {
+      for (const l of this.#listeners) {
+        try {
+          l(e);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+    }
+    return o;
+  }
+
+  async status(cluster: string): Promise<ClusterStatus> {
+    const conn = this.#conn(cluster);
+    if (!conn) return { cluster, services: {} };
+    return (await this.#look(conn, true)).status;
+  }
+
+  endpoints(cluster: string): readonly Endpoint[] {
+    return this.#conns.get(cluster)?.last?.endpoints ?? [];
+  }
+
+  subscribe(listener: TargetEventListener): () => void {
+    this.#listeners.add(listener);
+    if (!this.#poller) {
+      this.#poller = setInterval(() => {
+        for (const conn of this.#conns.values()) void this.#look(conn, false).catch(() => undefined);
+      }, this.#opts.pollMs ?? 500);
+      this.#poller.unref();
+    }
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0 && this.#poller) {
+        clearInterval(this.#poller);
+        this.#poller = null;
+      }
+    };
+  }
+
+  close(): Promise<void> {
+    if (this.#poller) clearInterval(this.#poller);
+    this.#poller = null;
+    this.#listeners.clear();
+    return Promise.resolve();
+  }
+
+  /** Sends every object of a request to the API server with dry-run: admission errors, nothing persisted. */
+  async dryRun(req: ApplyRequest): Promise<{ object: KubeObject; error: TargetError | null }[]> {
+    const conn = this.#conn(req.cluster, req.state.target);
+    if (!conn) return [];
+    const out: { object: KubeObject; error: TargetError | null }[] = [];
+    for (const o of this.desiredObjects(conn, req)) {
+      try {
+        await this.#apply(conn, o, true);
+        out.push({ object: o, error: null });
+      } catch (err) {
+        const e = err as TargetError;
+        // the cluster itself is the problem (not reachable, credentials refused): one error, not one per object
+        if (/_K8S_(UNREACHABLE|UNAUTHORIZED|CONFIG|FAILED)$/.test(e.code)) throw e;
+        out.push({ object: o, error: e });
+      }
+    }
+    return out;
+  }
+
+  /** How a cluster splits canary traffic: HTTPRoute weights on its Gateway, or the ratio of replicas. */
+  canaryMode(cluster: string): 'gateway' | 'replicas' | null {
+    const conn = this.#conn(cluster);
+    return conn ? (conn.ctx.gateway ? 'gateway' : 'replicas') : null;
+  }
+
+  /**
+   * Canary weights inside each cluster: with a Gateway, the HTTPRoute's backend weights; without, the
+   * canary Deployment scaled so that canary / (stable + canary) replicas approximates the weight.
+   */
+  traffic(): TrafficControl {
+    const set = async (service: string, cluster: string, weight: number): Promise<void> => {
+      const conn = this.#conn(cluster);
+      if (!conn) return;
+      const live = await this.#managed(conn);
+      const stable = live.find((o) => o.kind === 'Deployment' && o.metadata.name === workloadName(service, 'stable'));
+      const canary = live.find((o) => o.kind === 'Deployment' && o.metadata.name === workloadName(service, 'canary'));
+      if (conn.ctx.gateway) {
+        const port = (
+          (stable ?? canary)?.['spec'] as { template?: { spec?: { containers?: { ports?: { containerPort?: number }[] }[] } } } | undefined
+        )?.template?.spec?.containers?.[0]?.ports?.[0]?.containerPort;
+        if (port !== undefined) await this.#apply(conn, httpRoute(conn.ctx, service, port, weight));
+        return;
+      }
+      if (!canary) return;
+      const base = ((stable?.['spec'] as { replicas?: number } | undefined)?.replicas ?? 1) || 1;
+      const want = weight <= 0 ? 0 : weight >= 100 ? base : Math.max(1, Math.round((base * weight) / (100 - weight)));
+      if ((canary['spec'] as { replicas?: number } | undefined)?.replicas === want) return; // as wanted: no write
+      await this.#scale(conn, workloadName(service, 'canary'), want);
+    };
+    return {
+      setCanary: (service, cluster, weight) => this.#serial(cluster, () => set(service, cluster, weight)),
+      clear: (service, cluster) => this.#serial(cluster, () => set(service, cluster, 0)),
+    };
+  }
+
+  /**
+   * Scales the canary Deployment and waits until the controller has rolled the new count out (kstatus
+   * current at the generation this write produced), so that a weight, once set, is in effect and the
+   * canary's health is judged on it, not on a scaling in flight.
+   */
+  async #scale(conn: Conn, name: string, replicas: number): Promise<void> {
+    const what = `scale Deployment ${conn.ctx.namespace}/${name}`;
+    let generation: number | undefined;
+    try {
+      this.writes += 1;
+      const res = await conn.api.patch<KubeObject>(
+        { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: conn.ctx.namespace }, spec: { replicas } } as KubeObject,
+        undefined,
+        undefined,
+        TRAFFIC_MANAGER,
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+      generation = typeof res.metadata.generation === 'number' ? res.metadata.generation : undefined;
+    } catch (err) {
+      throw kubeError(conn.ctx.cluster, what, 'patch', err);
+    }
+    if (generation !== undefined) conn.applied.set(name, generation);
+    const deadline = Date.now() + (this.#opts.removeTimeoutMs ?? 120_000);
+    for (;;) {
+      let live: KubeObject;
+      try {
+        live = await conn.api.read<KubeObject>({
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name, namespace: conn.ctx.namespace },
+        } as KubeObject);
+      } catch (err) {
+        throw kubeError(conn.ctx.cluster, `read Deployment ${conn.ctx.namespace}/${name}`, 'get', err);
+      }
+      const ks = deploymentState(live as DeploymentObject, generation ?? 0);
+      if (ks.state === 'current') return;
+      if (ks.state === 'failed')
+        throw new TargetError('MERIDIAN_E_TARGET_K8S_FAILED', `cluster ${conn.ctx.cluster}: ${what} to ${replicas}: ${ks.reason}`);
+      if (Date.now() > deadline) {
+        throw new TargetError(
+          'MERIDIAN_E_TARGET_TIMEOUT',
+          `cluster ${conn.ctx.cluster}: ${what} to ${replicas} did not finish: ${ks.reason}`,
+          {
+            hint: 'check the canary pods (kubectl get pods -l meridian.dev/track=canary) and the namespace quota',
+          },
+        );
+      }
+      await new Promise((r) => setTimeout(r, this.#opts.pollMs ?? 200));
+    }
+  }
+}

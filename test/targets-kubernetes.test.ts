@@ -1,0 +1,205 @@
+/**
+ * The kubernetes driver against a real Kubernetes API (etcd + kube-apiserver + controller-manager +
+ * scheduler + kwok, started once for this file by test/k8s-cluster-kit.ts): the target contract, exactly
+ * as the local driver meets it, then what only Kubernetes has — server-side apply and its conflicts,
+ * no writes on an unchanged re-apply, pruning, RBAC and the other refusals as typed errors.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { KubernetesTarget } from '../src/targets/kubernetes/kubernetes-target.js';
+import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
+import type { RenderedCluster } from '../src/render/render.js';
+import { echoService, renderedCluster } from './fixtures/local-services/cluster.js';
+import { createNamespace, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
+import { targetContract } from './targets.contract.js';
+
+// the contract's waits are bounded by the harness's timeoutMs; a test may take a few of them on a loaded machine
+vi.setConfig({ testTimeout: 180_000 });
+
+let kc: TestCluster;
+let pods: ReturnType<typeof servePods>;
+let nsCount = 0;
+
+beforeAll(async () => {
+  kc = await startTestCluster('contract');
+  pods = servePods(kc);
+}, 300_000);
+
+afterAll(async () => {
+  await pods?.stop();
+  await kc?.stop();
+}, 60_000);
+
+function k8sCluster(
+  ns: string,
+  services: Parameters<typeof echoService>[0][] | Record<string, Parameters<typeof echoService>[0]>,
+  over: Record<string, unknown> = {},
+): RenderedCluster {
+  const svc = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, echoService(s)]));
+  return { ...renderedCluster(svc), driver: 'kubernetes', target: { kubeconfig: kc.kubeconfig, namespace: ns, ...over } };
+}
+
+async function freshNamespace(): Promise<string> {
+  nsCount += 1;
+  const ns = `t${process.pid}-${nsCount}`;
+  await createNamespace(kc, ns);
+  return ns;
+}
+
+targetContract('kubernetes (real API server, kwok nodes)', async () => {
+  const ns = await freshNamespace();
+  const t = new KubernetesTarget({ fleetDir: '.', pollMs: 100 });
+  return {
+    target: t,
+    cluster: (services) =>
+      k8sCluster(
+        ns,
+        Object.fromEntries(
+          Object.entries(services).map(([name, s]) => [
+            name,
+            { version: s.version, replicas: s.replicas ?? 1, env: { ...s.env, ...(s.failHealth ? { FAULT_HEALTH: 'fail' } : {}) } },
+          ]),
+        ),
+      ),
+    fetch: async (e) => {
+      await pods.serving(e.host, e.port);
+      return (await (await fetch(`http://${e.host}:${e.port}/`)).json()) as Record<string, unknown>;
+    },
+    timeoutMs: 90_000,
+    settleMs: 1500,
+    close: () => t.close(),
+  };
+});
+
+describe('kubernetes driver: server-side apply', () => {
+  it('writes nothing when the same revision is applied again, and names the manager of a conflicting field until --force-conflicts', async () => {
+    const ns = await freshNamespace();
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    const state = k8sCluster(ns, { web: { version: '1.0.0', replicas: 2 } });
+    await t.apply({ cluster: 'ssa', revisionId: 'rev-a', state, track: 'stable' });
+    await waitForStatus(t, 'ssa', (s) => isHealthyAt(s, 'web', 'stable', 'rev-a'), { timeoutMs: 90_000 });
+    const rv = kc.kubectl(['get', 'deploy,svc,cm', '-n', ns, '-o', 'jsonpath={.items[*].metadata.resourceVersion}']);
+    const before = t.writes;
+    await t.apply({ cluster: 'ssa', revisionId: 'rev-a', state, track: 'stable' });
+    expect(t.writes - before).toBe(0);
+    expect(kc.kubectl(['get', 'deploy,svc,cm', '-n', ns, '-o', 'jsonpath={.items[*].metadata.resourceVersion}'])).toBe(rv);
+    const managers = JSON.parse(kc.kubectl(['get', 'deploy', 'web', '-n', ns, '-o', 'json', '--show-managed-fields'])) as {
+      metadata: { managedFields: { manager: string; operation: string }[] };
+    };
+    expect(managers.metadata.managedFields.filter((m) => m.operation === 'Apply').map((m) => m.manager)).toEqual(['meridian']);
+
+    // someone else takes .spec.replicas with their own server-side apply
+    kc.kubectl(
+      ['apply', '--server-side', '--field-manager=ops-oncall', '--force-conflicts', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace: ns },
+        spec: {
+          replicas: 5,
+          selector: { matchLabels: { 'meridian.dev/cluster': 'ssa', 'meridian.dev/service': 'web', 'meridian.dev/track': 'stable' } },
+          template: {
+            metadata: { labels: { 'meridian.dev/cluster': 'ssa', 'meridian.dev/service': 'web', 'meridian.dev/track': 'stable' } },
+            spec: { containers: [{ name: 'web', image: 'x' }] },
+          },
+        },
+      }),
+    );
+    const next = k8sCluster(ns, { web: { version: '1.1.0', replicas: 3 } });
+    await expect(t.apply({ cluster: 'ssa', revisionId: 'rev-b', state: next, track: 'stable' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_CONFLICT',
+      message: expect.stringMatching(/cluster ssa: apply Deployment .*\/web conflicts with fields owned by "ops-oncall"/) as string,
+      hint: expect.stringContaining('--force-conflicts') as string,
+    });
+    const forced = new KubernetesTarget({ fleetDir: '.', forceConflicts: true });
+    await forced.apply({ cluster: 'ssa', revisionId: 'rev-b', state: next, track: 'stable' });
+    expect(kc.kubectl(['get', 'deploy', 'web', '-n', ns, '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
+  }, 180_000);
+
+  it('prunes what a full apply no longer has, but never an object another tool owns', async () => {
+    const ns = await freshNamespace();
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    await t.apply({
+      cluster: 'prune',
+      revisionId: 'rev-a',
+      state: k8sCluster(ns, { web: { version: '1' }, api: { version: '1' }, cart: { version: '1' } }),
+      track: 'stable',
+    });
+    // Argo CD claims cart (its tracking annotation), so it is Argo's now
+    kc.kubectl(['annotate', 'deploy', 'cart', '-n', ns, 'argocd.argoproj.io/tracking-id=shop:apps/Deployment:x/cart']);
+    await t.apply({ cluster: 'prune', revisionId: 'rev-b', state: k8sCluster(ns, { web: { version: '1' } }), track: 'stable' });
+    const left = kc.kubectl(['get', 'deploy', '-n', ns, '-o', 'jsonpath={.items[*].metadata.name}']).split(' ').sort();
+    expect(left).toEqual(['cart', 'web']);
+    const parent = JSON.parse(kc.kubectl(['get', 'cm', 'meridian-prune', '-n', ns, '-o', 'json'])) as {
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+    };
+    expect(parent.metadata.labels['applyset.kubernetes.io/id']).toMatch(/^applyset-.+-v1$/);
+    expect(parent.metadata.annotations['applyset.kubernetes.io/contains-group-kinds']).toContain('Deployment.apps');
+  }, 180_000);
+});
+
+describe('kubernetes driver: refusals are typed errors that name the cluster', () => {
+  it('RBAC forbidden names the verb; a bad token, a missing namespace and an unreachable API each say how to fix it', async () => {
+    const ns = await freshNamespace();
+    const limited = new KubernetesTarget({
+      fleetDir: '.',
+      clusters: { 'eu-9': { server: kc.server, caFile: kc.caFile, token: { ref: 'env:K8S_TOKEN' }, namespace: ns } },
+      env: { K8S_TOKEN: kc.tokens.limited },
+    });
+    const state = k8sCluster(ns, { web: { version: '1' } });
+    await expect(limited.apply({ cluster: 'eu-9', revisionId: 'r', state, track: 'stable' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_FORBIDDEN',
+      message: expect.stringMatching(/^cluster eu-9: RBAC forbids Meridian to list/) as string,
+    });
+    // allowed to read, but not to create Deployments: the error names the verb it lacked
+    kc.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'reader', namespace: ns },
+        rules: [
+          { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
+          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+          // may change Deployments that exist, but not create one (server-side apply of a new object needs create)
+          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'patch'] },
+        ],
+      }),
+    );
+    kc.kubectl(['create', 'rolebinding', 'reader', '-n', ns, '--role=reader', '--user=limited']);
+    await expect(limited.apply({ cluster: 'eu-9', revisionId: 'r', state, track: 'stable' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_FORBIDDEN',
+      message: expect.stringMatching(
+        /^cluster eu-9: RBAC forbids Meridian to create deployments\.apps \(apply Deployment t[\d-]+\/web\):.*User "limited" cannot create resource "deployments"/,
+      ) as string,
+      hint: expect.stringContaining(`kubectl auth can-i create deployments.apps -n ${ns} --as limited`) as string,
+    });
+
+    const expired = new KubernetesTarget({
+      fleetDir: '.',
+      clusters: { 'eu-8': { server: kc.server, caFile: kc.caFile, token: { ref: 'env:K8S_TOKEN' }, namespace: ns } },
+      env: { K8S_TOKEN: 'no-longer-valid' },
+    });
+    await expect(expired.status('eu-8')).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_UNAUTHORIZED',
+      message: expect.stringContaining('cluster eu-8') as string,
+    });
+
+    const admin = new KubernetesTarget({ fleetDir: '.' });
+    await expect(
+      admin.apply({ cluster: 'eu-7', revisionId: 'r', state: k8sCluster('no-such-ns', { web: { version: '1' } }), track: 'stable' }),
+    ).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_NAMESPACE',
+      message: expect.stringContaining('cluster eu-7') as string,
+      hint: expect.stringContaining('kubectl create namespace') as string,
+    });
+
+    const gone = new KubernetesTarget({
+      fleetDir: '.',
+      clusters: { 'eu-6': { server: 'https://127.0.0.1:9', insecureSkipTlsVerify: true, namespace: ns } },
+    });
+    await expect(gone.status('eu-6')).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_UNREACHABLE',
+      message: expect.stringContaining('cluster eu-6') as string,
+    });
+  }, 120_000);
+});
