@@ -33,9 +33,12 @@ export async function pgRegions(prefix: string, regions: readonly string[]): Pro
         'start it with `bash scripts/ensure-postgres.sh`, or set MERIDIAN_TEST_PG_URL.',
     );
   }
-  const base = `mrd_${prefix}_${process.pid}_${Date.now().toString(36)}`;
+  // plain names (a random-looking value in the fleet's env fails its no-literal-secrets rule); a leftover of a killed run is replaced
+  const base = `mrd_${prefix}_${process.pid}`;
   const schemas = Object.fromEntries(regions.map((r) => [r, `${base}_${r}`]));
   const log = `${base}_log`;
+  process.env['MERIDIAN_TEST_UP_LOG'] = `${log}.up_log`; // what the fleet's secret UP_LOG refers to (env:), for up and rollout
+  for (const s of [...Object.values(schemas), log]) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
   for (const s of Object.values(schemas)) {
     await client.query(`CREATE SCHEMA "${s}"`);
     await client.query(`CREATE TABLE "${s}".orders (id serial PRIMARY KEY, total numeric NOT NULL)`);
@@ -76,7 +79,7 @@ const PSQL = 'psql -X -q -v ON_ERROR_STOP=1 --single-transaction';
  */
 export function withMigration(db: PgRegions): (yaml: string) => string {
   const u = new URL(URL_);
-  const env = `{ PGHOST: '${u.hostname}', PGPORT: '${u.port || '5432'}', PGUSER: '${decodeURIComponent(u.username) || 'postgres'}', PGDATABASE: '${u.pathname.slice(1)}', UP_LOG: '${db.log}.up_log' }`;
+  const env = `{ PGHOST: '${u.hostname}', PGPORT: '${u.port || '5432'}', PGUSER: '${decodeURIComponent(u.username) || 'postgres'}', PGDATABASE: '${u.pathname.slice(1)}' }`;
   const overrides = Object.entries(db.schemas)
     .map(([region, schema]) => `      - match: { region: ${region} }\n        set: { env: { PGOPTIONS: '-c search_path=${schema}' } }`)
     .join('\n');
@@ -84,6 +87,7 @@ export function withMigration(db: PgRegions): (yaml: string) => string {
   const down = `${PSQL} -c "DROP INDEX IF EXISTS orders_note; ALTER TABLE orders DROP COLUMN IF EXISTS note"`;
   const block = [
     `    env: ${env}`,
+    `    secrets: { UP_LOG: { ref: 'env:MERIDIAN_TEST_UP_LOG' } }`,
     `    overrides:`,
     overrides,
     `    migrations:`,
