@@ -125,3 +125,14 @@ export function assertNoContractWithNewVersion(
     }
   }
 }
+
+/** The runs as `meridian plan` lists them, per region: one line each, or a line saying there are none. */
+export function formatMigrationRuns(runs: readonly MigrationRun[]): string {
+  if (runs.length === 0) return '';
+  const lines = ['data migrations the rollout runs (the ledger records none of them applied):'];
+  for (const r of runs) {
+    const when = r.phase === 'expand' ? `before the first canary in ${r.region}` : 'after the last wave';
+    lines.push(`  ${r.region.padEnd(12)} ${r.service}/${r.name}  ${r.phase}, ${when}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
