@@ -179,6 +179,13 @@ describe('data migrations in the state machine', () => {
     expect(() => transition(c, s, { type: 'canary-ready', at })).toThrow(IllegalTransition);
   });
 
+  it('a rollout that moves no cluster runs its migrations alone: expands left first, then contracts', () => {
+    const c = config({ waves: [wave('canary', [])] });
+    const { trace, state } = run(c);
+    expect(trace).toEqual(['up eu/web/add-col', 'up eu/web/add-index', 'up us/web/add-col', 'up eu/web/drop-old']);
+    expect(state.phase).toMatchObject({ kind: 'done', outcome: 'promoted' });
+  });
+
   it('without migrations the machine is as before: no migration field, no migrate phases', () => {
     const c = config();
     const { migrations: _, ...plain } = c;
