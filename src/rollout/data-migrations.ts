@@ -130,9 +130,11 @@ export function assertNoContractWithNewVersion(
 export function formatMigrationRuns(runs: readonly MigrationRun[]): string {
   if (runs.length === 0) return '';
   const lines = ['data migrations the rollout runs (the ledger records none of them applied):'];
+  const regionWidth = Math.max(...runs.map((r) => r.region.length));
+  const nameWidth = Math.max(...runs.map((r) => r.service.length + r.name.length + 1));
   for (const r of runs) {
     const when = r.phase === 'expand' ? `before the first canary in ${r.region}` : 'after the last wave';
-    lines.push(`  ${r.region.padEnd(12)} ${r.service}/${r.name}  ${r.phase}, ${when}`);
+    lines.push(`  ${r.region.padEnd(regionWidth)}  ${`${r.service}/${r.name}`.padEnd(nameWidth)}  ${r.phase}, ${when}`);
   }
   return `${lines.join('\n')}\n`;
 }
