@@ -320,6 +320,14 @@ export const ERROR_CODES = {
     summary: 'the rollout cannot be paused, resumed or aborted in the state it is in',
     hint: 'see its state with `meridian rollout status ID`',
   },
+  MERIDIAN_E_MIGRATION_CONTRACT: {
+    class: 'RolloutError',
+    exit: 'input',
+    status: 422,
+    summary:
+      'a contract data migration would run in the same rollout as a new version of its service, whose old version may still need the expanded schema',
+    hint: 'ship the version first; contract in a later rollout',
+  },
   MERIDIAN_E_ROLLOUT_LOCKED: {
     class: 'RolloutError',
     exit: 'locked',

@@ -365,6 +365,9 @@ describe('rollout state machine', () => {
     st({ kind: 'rollback', wave: 0, remaining: ['a'], reason: 'r' }),
     st({ kind: 'paused', wave: 0, reason: 'r', resume: { kind: 'weight', wave: 0, batch: 0, step: 0 } }),
     st({ kind: 'done', wave: 0, outcome: 'promoted', reason: 'r' }),
+    st({ kind: 'migrate', wave: 0, batch: 0, migration: 'eu/web/m' }),
+    st({ kind: 'contract', wave: 1, migration: 'eu/web/m' }),
+    st({ kind: 'revert', wave: 0, remaining: ['eu/web/m'], reason: 'r' }),
   ];
   const accepts: Record<Phase['kind'], string[]> = {
     approval: ['approvals-met', 'approval-rejected', 'effect-failed', 'pause', 'abort'],
@@ -377,6 +380,9 @@ describe('rollout state machine', () => {
     rollback: ['cluster-rolled-back', 'effect-failed'],
     paused: ['resume', 'abort', 'promote'],
     done: [],
+    migrate: ['effect-failed', 'migrated', 'pause', 'abort'],
+    contract: ['effect-failed', 'migrated', 'pause'],
+    revert: ['effect-failed', 'migration-reverted'],
   };
   const all: [string, MachineEvent][] = [
     ['approvals-met', ev.approved],
@@ -388,6 +394,8 @@ describe('rollout state machine', () => {
     ['promoted', ev.promoted],
     ['cluster-rolled-back', ev.rolledA],
     ['effect-failed', ev.failed],
+    ['migrated', { type: 'migrated', at, migration: 'eu/web/m', ran: true }],
+    ['migration-reverted', { type: 'migration-reverted', at, migration: 'eu/web/m' }],
     ['pause', ctl('pause')],
     ['resume', ctl('resume')],
     ['abort', ctl('abort')],

@@ -171,10 +171,11 @@ describe('sqlite store', () => {
     const file = fresh();
     const rev = build(shopInput()).revision;
     await (await openSqliteStore(file, { clock: steppingClock() })).close();
-    // as schema version 5 left it: no migration 6, the revision as plain JSON
+    // as schema version 5 left it: no migration 6 (nor 7), the revision as plain JSON
     const db = new Database(file);
-    db.prepare('DELETE FROM schema_migrations WHERE version = 6').run();
+    db.prepare('DELETE FROM schema_migrations WHERE version >= 6').run();
     db.exec('DROP INDEX revisions_by_created');
+    db.exec('DROP TABLE data_migrations');
     db.prepare("INSERT INTO revisions VALUES (?, 'shop', ?, '2026-01-01T00:00:00.000Z', 'old', NULL)").run(rev.id, revisionJson(rev));
     db.close();
     const ro = await openSqliteStore(file, { readonly: true });
@@ -184,7 +185,9 @@ describe('sqlite store', () => {
     const rw = await openSqliteStore(file); // a write open migrates
     expect(await rw.getRevision(rev.id)).toEqual(rev);
     await rw.close();
-    expect(new Database(file, { readonly: true }).prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 6 });
+    expect(new Database(file, { readonly: true }).prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({
+      v: LATEST_VERSION,
+    });
 
     // a missing migration it cannot read without (api-tokens' table) still needs a write first
     const older = fresh();

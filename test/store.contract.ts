@@ -614,6 +614,38 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       });
     });
 
+    describe('data-migration ledger', () => {
+      it('keeps one row per fleet, region, service and migration; replaces it; rolls back with its transaction', async () => {
+        const row = {
+          fleet: 'shop',
+          region: 'eu',
+          service: 'web',
+          name: 'add-col',
+          phase: 'expand' as const,
+          status: 'running' as const,
+          rolloutId: 'ro-1',
+          updatedAt: '2026-01-01T00:00:00.000Z',
+          appliedAt: null,
+        };
+        await store.putDataMigration(row);
+        await store.putDataMigration({ ...row, region: 'us' });
+        await store.putDataMigration({ ...row, fleet: 'other' });
+        await store.putDataMigration({ ...row, status: 'applied', appliedAt: '2026-01-01T00:00:01.000Z' });
+        expect(await store.listDataMigrations('shop')).toEqual([
+          { ...row, status: 'applied', appliedAt: '2026-01-01T00:00:01.000Z' },
+          { ...row, region: 'us' },
+        ]);
+        await expect(
+          store.withTransaction(async (tx) => {
+            await tx.putDataMigration({ ...row, status: 'reverted', rolloutId: 'ro-2' });
+            throw new Error('the transition failed');
+          }),
+        ).rejects.toThrow('the transition failed');
+        expect((await store.listDataMigrations('shop'))[0]).toMatchObject({ status: 'applied', rolloutId: 'ro-1' });
+        expect(await store.listDataMigrations('none')).toEqual([]);
+      });
+    });
+
     describe('concurrency', () => {
       it('keeps one unbroken chain when two stores on the same database append at once', async () => {
         const other = await open(steppingClock('2026-03-01T00:00:00.000Z'));

@@ -18,13 +18,15 @@ export function positionOf(p: Phase): Record<string, JsonValue> {
   if ('batch' in p) out['batch'] = p.batch;
   if ('step' in p) out['step'] = p.step;
   if ('attempt' in p) out['attempt'] = p.attempt;
-  if (p.kind === 'rollback') out['remaining'] = [...p.remaining];
+  if (p.kind === 'rollback' || p.kind === 'revert') out['remaining'] = [...p.remaining];
+  if (p.kind === 'rollback' && p.revert) out['revert'] = [...p.revert];
+  if (p.kind === 'migrate' || p.kind === 'contract') out['migration'] = p.migration;
   if (p.kind === 'paused') out['resume'] = positionOf(p.resume);
   if (p.kind === 'done') {
     out['outcome'] = p.outcome;
     out['reason'] = p.reason;
   }
-  if (p.kind === 'paused' || p.kind === 'rollback') out['reason'] = p.reason;
+  if (p.kind === 'paused' || p.kind === 'rollback' || p.kind === 'revert') out['reason'] = p.reason;
   return out;
 }
 
@@ -44,6 +46,12 @@ export function describeEvent(e: RolloutEventRecord, spec: RolloutSpec): string 
     switch (to['phase']) {
       case 'approval':
         return `waiting for approvals of wave ${waveName(to['wave'])}`;
+      case 'migrate':
+        return `migrating ${String(to['migration'])} before the canary: ${where(to)}`;
+      case 'contract':
+        return `migrating ${String(to['migration'])} after the last wave`;
+      case 'revert':
+        return `reverting migrations ${JSON.stringify(to['remaining'])}: ${String(to['reason'])}`;
       case 'deploy':
         return `deploying the canary: ${where(to)}`;
       case 'weight':
@@ -71,6 +79,8 @@ export function describeEvent(e: RolloutEventRecord, spec: RolloutSpec): string 
   if (e.type === 'control') what = `${String(d['action'])} by ${e.actor}${d['reason'] ? ` (${String(d['reason'])})` : ''}`;
   if (e.type === 'cluster-rolled-back') what = `${String(d['cluster'])} back on ${String(d['revision'] ?? 'nothing')}`;
   if (e.type === 'approvals-met') what = `approved by ${JSON.stringify(d['approvers'])}`;
+  if (e.type === 'migrated') what = `migrated ${String(d['migration'])}${d['ran'] === false ? ' (applied before)' : ''}`;
+  if (e.type === 'migration-reverted') what = `reverted ${String(d['migration'])}`;
   return `#${e.seq} ${what} → ${next()}`;
 }
 
@@ -83,5 +93,5 @@ export function eventJson(e: RolloutEventRecord): Record<string, JsonValue> {
 export function asState(value: unknown): MachineState {
   const v = value as Partial<MachineState> | null;
   if (!v || !v.phase || !Array.isArray(v.touched)) throw new Error('the stored rollout has no usable state');
-  return { phase: v.phase, touched: v.touched, overridden: v.overridden ?? [] };
+  return { phase: v.phase, touched: v.touched, overridden: v.overridden ?? [], ...(v.migrations ? { migrations: v.migrations } : {}) };
 }

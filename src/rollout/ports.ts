@@ -4,6 +4,7 @@
  * the same against a local fleet over HTTP, a Kubernetes driver, or fakes in a test.
  */
 import type { JsonValue } from '../store/store.js';
+import type { MigrationRun } from './data-migrations.js';
 import type { Target } from '../targets/target.js';
 
 /** A cluster's driver: the {@link Target} interface (the engine uses apply, remove and status). */
@@ -77,6 +78,32 @@ export interface Analysis {
   begin?(start: StepStart): Promise<JsonValue | null>;
   /** Called every analysis interval of a step, and at its end with `final`. */
   judge(ctx: StepContext): Promise<StepVerdictLike>;
+}
+
+/** One run of a data migration's `up` or `down`. */
+export interface MigrationRequest {
+  readonly run: MigrationRun;
+  readonly direction: 'up' | 'down';
+  readonly rolloutId: string;
+  readonly fleet: string;
+  /** The fleet directory: where the command runs and `file:` secrets resolve from. */
+  readonly dir: string | undefined;
+}
+
+/** How a run ended: `output` is the end of what it wrote (bounded, secrets masked). */
+export interface MigrationResult {
+  readonly ok: boolean;
+  /** Its exit code, or null when it was killed or could not start. */
+  readonly exitCode: number | null;
+  readonly durationMs: number;
+  readonly output: string;
+  /** Why it failed when not by its exit code: a timeout, a command that does not exist, a secret that does not resolve. */
+  readonly error?: string;
+}
+
+/** Runs data migrations' commands (src/rollout/migration-runner.ts runs them as child processes). */
+export interface MigrationRunner {
+  run(req: MigrationRequest): Promise<MigrationResult>;
 }
 
 /** Time for the engine: read, and wait. Tests inject one that does not sleep. */

@@ -4,6 +4,8 @@
  * (a rollout) or from a known-good revision (a rollback). Pure.
  */
 import type { Plan } from '../plan/plan.js';
+import type { Revision } from '../render/render.js';
+import { machineMigrations, type MigrationRun } from './data-migrations.js';
 import type { Analysis } from './analysis/judge.js';
 import type { Fleet } from '../spec/schema.js';
 import { parseDuration } from '../units/duration.js';
@@ -34,10 +36,16 @@ export interface RolloutSpec {
   readonly healthyChecks: number;
   /** The fleet's `rollout.analysis` when the rollout started (absent: health only). */
   readonly analysis?: Analysis | null;
+  /** The data migrations it runs (absent: none), see src/rollout/data-migrations.ts. */
+  readonly migrations?: readonly MigrationRun[];
+  /** Where the migrations' commands run and `file:` secrets resolve from: the fleet directory. */
+  readonly migrationDir?: string;
 }
 
 export interface SpecOptions {
   readonly healthyChecks?: number | undefined;
+  /** The data migrations to run (src/rollout/data-migrations.ts), the revision they were made from, and the fleet directory. */
+  readonly migrations?: { readonly runs: readonly MigrationRun[]; readonly revision: Revision; readonly dir: string } | undefined;
 }
 
 /** Cuts a list into batches of at most `size`. */
@@ -78,8 +86,10 @@ export function rolloutSpecFromPlan(
       from[c] = plan.from[c] ?? null;
     }
   }
+  const migrations = opts.migrations ? machineMigrations(opts.migrations.runs, opts.migrations.revision, Object.keys(to)) : undefined;
   const config: MachineConfig = {
     waves,
+    ...(migrations ? { migrations } : {}),
     onFailure: (fleet.rollout?.onFailure ?? 'rollback-wave') as FailurePolicy,
     analysisIntervalMs: ms(fleet.rollout?.analysis?.interval) ?? 10_000,
     ...(fleet.rollout?.analysis?.sampleWait !== undefined ? { sampleWaitMs: ms(fleet.rollout.analysis.sampleWait) ?? 0 } : {}),
@@ -98,6 +108,7 @@ export function rolloutSpecFromPlan(
     authors: [...new Set(authors)].sort(),
     healthyChecks: opts.healthyChecks ?? 2,
     analysis: fleet.rollout?.analysis ?? null,
+    ...(migrations && opts.migrations ? { migrations: [...opts.migrations.runs], migrationDir: opts.migrations.dir } : {}),
   };
 }
 

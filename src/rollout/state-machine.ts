@@ -19,8 +19,25 @@ export interface MachineWave {
   readonly canary: boolean;
 }
 
+/** A data migration of one service in one region, as the machine orders it; `key` is `region/service/name`. */
+export interface MachineMigration {
+  readonly key: string;
+  readonly region: string;
+  readonly phase: 'expand' | 'contract';
+}
+
+/** The data migrations a rollout runs (docs/migrations.md); absent when it runs none. */
+export interface MachineMigrations {
+  /** Cluster → its region: expand migrations run for the regions of a batch before its canary. */
+  readonly regions: Readonly<Record<string, string>>;
+  /** In the order they run: per region by service, then as the service declares them. */
+  readonly steps: readonly MachineMigration[];
+}
+
 export interface MachineConfig {
   readonly waves: readonly MachineWave[];
+  /** Data migrations; absent (a fleet without any) leaves the machine exactly as it was before they existed. */
+  readonly migrations?: MachineMigrations;
   readonly onFailure: FailurePolicy;
   /** The pause of a step that declares none, and between two measurements of a step (`rollout.analysis.interval`). */
   readonly analysisIntervalMs: number;
@@ -35,6 +52,13 @@ export type Outcome = 'promoted' | 'rolled-back' | 'failed';
 
 export type Phase =
   | { readonly kind: 'approval'; readonly wave: number }
+  | {
+      /** Running the `up` of an expand migration before the batch's canary. */
+      readonly kind: 'migrate';
+      readonly wave: number;
+      readonly batch: number;
+      readonly migration: string;
+    }
   | { readonly kind: 'deploy'; readonly wave: number; readonly batch: number }
   | { readonly kind: 'weight'; readonly wave: number; readonly batch: number; readonly step: number }
   | {
@@ -66,12 +90,35 @@ export type Phase =
     }
   | { readonly kind: 'bake'; readonly wave: number; readonly batch: number; readonly until: number }
   | { readonly kind: 'promote'; readonly wave: number; readonly batch: number }
-  | { readonly kind: 'rollback'; readonly wave: number; readonly remaining: readonly string[]; readonly reason: string }
+  | {
+      readonly kind: 'rollback';
+      readonly wave: number;
+      readonly remaining: readonly string[];
+      readonly reason: string;
+      /** Migrations whose `down` runs once the clusters are back, in that order (absent: none). */
+      readonly revert?: readonly string[];
+    }
+  | {
+      /** Every wave promoted: running the `up` of a contract migration (or of an expand no batch reached). */
+      readonly kind: 'contract';
+      readonly wave: number;
+      readonly migration: string;
+    }
+  | {
+      /** The clusters are back: running the `down` of the migrations this rollout ran, the last first. */
+      readonly kind: 'revert';
+      readonly wave: number;
+      readonly remaining: readonly string[];
+      readonly reason: string;
+    }
   | { readonly kind: 'paused'; readonly wave: number; readonly reason: string; readonly resume: ActivePhase }
   | { readonly kind: 'done'; readonly wave: number; readonly outcome: Outcome; readonly reason: string };
 
 /** Phases in which the rollout moves forward by itself. */
-export type ActivePhase = Extract<Phase, { kind: 'approval' | 'deploy' | 'weight' | 'pause' | 'analysis' | 'bake' | 'promote' }>;
+export type ActivePhase = Extract<
+  Phase,
+  { kind: 'approval' | 'migrate' | 'deploy' | 'weight' | 'pause' | 'analysis' | 'bake' | 'promote' | 'contract' }
+>;
 
 export interface MachineState {
   readonly phase: Phase;
@@ -79,6 +126,11 @@ export interface MachineState {
   readonly touched: readonly string[];
   /** Waves whose remaining steps an operator skipped (`meridian rollout promote`). */
   readonly overridden: readonly number[];
+  /**
+   * Data migrations so far (absent until the first): `done` every one handled, `ran` those whose `up` this
+   * rollout ran (a rollback runs their `down`).
+   */
+  readonly migrations?: { readonly done: readonly string[]; readonly ran: readonly string[] };
 }
 
 /** A step's verdict: `running` goes on measuring; `pass` before the step's end too. */
@@ -96,6 +148,9 @@ export type MachineEvent =
   | { readonly type: 'promoted'; readonly at: number }
   | { readonly type: 'cluster-rolled-back'; readonly at: number; readonly cluster: string }
   | { readonly type: 'effect-failed'; readonly at: number; readonly reason: string }
+  /** A migration's `up` is done: `ran` false when another rollout had applied it already. */
+  | { readonly type: 'migrated'; readonly at: number; readonly migration: string; readonly ran: boolean }
+  | { readonly type: 'migration-reverted'; readonly at: number; readonly migration: string }
   | { readonly type: 'control'; readonly at: number; readonly action: ControlAction; readonly by: string; readonly reason?: string };
 
 /** What the engine must do for the state to move on. */
@@ -117,7 +172,8 @@ export type Effect =
       readonly sampleWait?: { readonly end: number; readonly until: number; readonly extending: boolean };
     }
   | { readonly kind: 'promote'; readonly clusters: readonly string[] }
-  | { readonly kind: 'rollback-cluster'; readonly cluster: string };
+  | { readonly kind: 'rollback-cluster'; readonly cluster: string }
+  | { readonly kind: 'migrate'; readonly migration: string; readonly direction: 'up' | 'down' };
 
 /** An event that the current state does not accept. */
 export class IllegalTransition extends Error {
@@ -147,6 +203,13 @@ export function effectOf(config: MachineConfig, state: MachineState): Effect | n
   switch (p.kind) {
     case 'approval':
       return { kind: 'check-approvals', wave: p.wave };
+    case 'migrate':
+    case 'contract':
+      return { kind: 'migrate', migration: p.migration, direction: 'up' };
+    case 'revert': {
+      const next = p.remaining[0];
+      return next === undefined ? null : { kind: 'migrate', migration: next, direction: 'down' };
+    }
     case 'deploy':
       return { kind: 'deploy-canary', clusters: batchOf(config, p.wave, p.batch) };
     case 'weight':
@@ -190,6 +253,14 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
     if (p.kind === 'rollback') {
       return { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'failed', reason: `rollback did not complete: ${event.reason}` } };
     }
+    if (p.kind === 'revert') {
+      const reason = `rollback did not complete: the clusters are back, but ${event.reason}; ${p.reason}`;
+      return { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'failed', reason } };
+    }
+    if (p.kind === 'contract') {
+      const reason = `${event.reason}; every wave is promoted and stays (a rollback would return clusters to a version that may need what the contract removes)`;
+      return { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'failed', reason } };
+    }
     if (!isActive(p)) return illegal();
     return fail(config, state, p, event.reason);
   }
@@ -199,6 +270,23 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
       if (event.type === 'approval-rejected')
         return fail(config, state, p, `wave ${waveOf(config, p.wave).name} rejected by ${event.by}: ${event.reason}`);
       return illegal();
+    case 'migrate': {
+      if (event.type !== 'migrated' || event.migration !== p.migration) return illegal();
+      const next = migratedOne(state, event);
+      return { ...next, phase: batchPhase(config, next, p.wave, p.batch) };
+    }
+    case 'contract': {
+      if (event.type !== 'migrated' || event.migration !== p.migration) return illegal();
+      const next = migratedOne(state, event);
+      return { ...next, phase: afterWaves(config, next) };
+    }
+    case 'revert': {
+      if (event.type !== 'migration-reverted' || event.migration !== p.remaining[0]) return illegal();
+      const remaining = p.remaining.slice(1);
+      return remaining.length > 0
+        ? { ...state, phase: { ...p, remaining } }
+        : { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'rolled-back', reason: p.reason } };
+    }
     case 'deploy':
       if (event.type !== 'canary-ready') return illegal();
       return state.overridden.includes(p.wave) || !waveOf(config, p.wave).canary || waveOf(config, p.wave).steps.length === 0
@@ -264,9 +352,8 @@ export function transition(config: MachineConfig, state: MachineState, event: Ma
     case 'rollback': {
       if (event.type !== 'cluster-rolled-back' || event.cluster !== p.remaining[0]) return illegal();
       const remaining = p.remaining.slice(1);
-      return remaining.length > 0
-        ? { ...state, phase: { ...p, remaining } }
-        : { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'rolled-back', reason: p.reason } };
+      if (remaining.length > 0) return { ...state, phase: { ...p, remaining } };
+      return { ...state, phase: afterRollback(p.wave, p.revert ?? [], p.reason) };
     }
     case 'paused':
     case 'done':
@@ -301,10 +388,15 @@ function control(
       if (p.kind !== 'paused') return illegal(`the rollout is ${describe(p)}, not paused`);
       return { ...state, phase: p.resume };
     case 'abort':
-      if (p.kind === 'rollback' || p.kind === 'done') return illegal(`the rollout is ${describe(p)}; there is nothing to abort`);
-      return rollback(state, p.wave, state.touched, `aborted by ${e.by}${why}`);
+      if (p.kind === 'rollback' || p.kind === 'revert' || p.kind === 'done')
+        return illegal(`the rollout is ${describe(p)}; there is nothing to abort`);
+      if (p.kind === 'contract' || (p.kind === 'paused' && p.resume.kind === 'contract')) return illegal(CONTRACTING);
+      return rollback(config, state, p.wave, state.touched, `aborted by ${e.by}${why}`);
     case 'promote': {
       const at = p.kind === 'paused' ? p.resume : p;
+      if (at.kind === 'migrate' || at.kind === 'contract') {
+        return illegal('the rollout is running data migrations, which promote does not skip: promote once they have run');
+      }
       if (!isActive(at) || at.kind === 'approval') {
         return illegal(
           at.kind === 'approval'
@@ -326,6 +418,7 @@ function fail(config: MachineConfig, state: MachineState, p: ActivePhase, reason
     case 'rollback-wave': {
       const members = new Set(waveOf(config, p.wave).batches.flat());
       return rollback(
+        config,
         state,
         p.wave,
         state.touched.filter((c) => members.has(c)),
@@ -333,7 +426,7 @@ function fail(config: MachineConfig, state: MachineState, p: ActivePhase, reason
       );
     }
     case 'rollback-all':
-      return rollback(state, p.wave, state.touched, reason);
+      return rollback(config, state, p.wave, state.touched, reason);
     case 'fail':
       return { ...state, phase: { kind: 'done', wave: p.wave, outcome: 'failed', reason } };
   }
@@ -359,18 +452,80 @@ function nextLook(config: MachineConfig, at: number, end: number): number {
   return Math.min(at + Math.max(1, config.analysisIntervalMs), end);
 }
 
-function rollback(state: MachineState, wave: number, clusters: readonly string[], reason: string): MachineState {
+function rollback(config: MachineConfig, state: MachineState, wave: number, clusters: readonly string[], reason: string): MachineState {
   const remaining = [...clusters].reverse(); // the last changed first
-  return remaining.length > 0
-    ? { ...state, phase: { kind: 'rollback', wave, remaining, reason } }
-    : { ...state, phase: { kind: 'done', wave, outcome: 'rolled-back', reason } };
+  const revert = revertOf(config, state, clusters);
+  if (remaining.length === 0) return { ...state, phase: afterRollback(wave, revert, reason) };
+  return { ...state, phase: { kind: 'rollback', wave, remaining, reason, ...(revert.length > 0 ? { revert } : {}) } };
+}
+
+const CONTRACTING =
+  'every wave is promoted and the rollout is running its contract migrations: a rollback now would return clusters to a version that may need what they remove';
+
+/**
+ * The migrations a rollback of `clusters` reverts, the last run first: those this rollout ran in regions
+ * where no cluster it touched stays on the new revision (a region whose earlier wave stays promoted keeps
+ * its expanded schema, which the new version needs).
+ */
+function revertOf(config: MachineConfig, state: MachineState, clusters: readonly string[]): string[] {
+  const m = config.migrations;
+  const ran = state.migrations?.ran ?? [];
+  if (!m || ran.length === 0) return [];
+  const back = new Set(clusters);
+  const staying = new Set(state.touched.filter((c) => !back.has(c)).map((c) => m.regions[c]));
+  const byKey = new Map(m.steps.map((s) => [s.key, s]));
+  return [...ran].reverse().filter((k) => {
+    const step = byKey.get(k);
+    return step !== undefined && step.phase === 'expand' && !staying.has(step.region);
+  });
+}
+
+/** After a rollback's last cluster: the reverts, or done. */
+function afterRollback(wave: number, revert: readonly string[], reason: string): Phase {
+  return revert.length > 0
+    ? { kind: 'revert', wave, remaining: [...revert], reason }
+    : { kind: 'done', wave, outcome: 'rolled-back', reason };
+}
+
+function migratedOne(state: MachineState, e: Extract<MachineEvent, { type: 'migrated' }>): MachineState {
+  const done = [...(state.migrations?.done ?? []), e.migration];
+  const ran = [...(state.migrations?.ran ?? []), ...(e.ran ? [e.migration] : [])];
+  return { ...state, migrations: { done, ran } };
+}
+
+/** The expand migration still to run before the batch's canary, for the regions of its clusters (null: none). */
+function pendingExpand(config: MachineConfig, state: MachineState, wave: number, batch: number): string | null {
+  const m = config.migrations;
+  if (!m) return null;
+  const regions = new Set(batchOf(config, wave, batch).map((c) => m.regions[c]));
+  const done = new Set(state.migrations?.done ?? []);
+  return m.steps.find((s) => s.phase === 'expand' && regions.has(s.region) && !done.has(s.key))?.key ?? null;
+}
+
+/** A batch starts with its expand migrations, then its canary. */
+function batchPhase(config: MachineConfig, state: MachineState, wave: number, batch: number): Phase {
+  const key = pendingExpand(config, state, wave, batch);
+  return key === null ? { kind: 'deploy', wave, batch } : { kind: 'migrate', wave, batch, migration: key };
+}
+
+/**
+ * Every wave promoted: the contract migrations, then done. (Expand migrations left, of regions no batch
+ * reached, run first: that happens only in a rollout that moves no cluster, which runs migrations alone.)
+ */
+function afterWaves(config: MachineConfig, state: MachineState): Phase {
+  const wave = config.waves.length - 1;
+  const done = new Set(state.migrations?.done ?? []);
+  const left = (config.migrations?.steps ?? []).filter((s) => !done.has(s.key));
+  const key = (left.find((s) => s.phase === 'expand') ?? left.find((s) => s.phase === 'contract'))?.key;
+  return key === undefined
+    ? { kind: 'done', wave, outcome: 'promoted', reason: 'every wave promoted' }
+    : { kind: 'contract', wave, migration: key };
 }
 
 function enterWave(config: MachineConfig, state: MachineState, wave: number, at: number): MachineState {
   let w = wave;
   while (w < config.waves.length && waveOf(config, w).batches.length === 0) w += 1; // nothing to do in an empty wave
-  if (w >= config.waves.length)
-    return { ...state, phase: { kind: 'done', wave: config.waves.length - 1, outcome: 'promoted', reason: 'every wave promoted' } };
+  if (w >= config.waves.length) return { ...state, phase: afterWaves(config, state) };
   if (waveOf(config, w).approvals) return { ...state, phase: { kind: 'approval', wave: w } };
   return enterBatch(config, state, w, 0, at);
 }
@@ -378,11 +533,11 @@ function enterWave(config: MachineConfig, state: MachineState, wave: number, at:
 function enterBatch(config: MachineConfig, state: MachineState, wave: number, batch: number, _at: number): MachineState {
   const touched = [...state.touched];
   for (const c of batchOf(config, wave, batch)) if (!touched.includes(c)) touched.push(c);
-  return { ...state, touched, phase: { kind: 'deploy', wave, batch } };
+  return { ...state, touched, phase: batchPhase(config, state, wave, batch) };
 }
 
 function isActive(p: Phase): p is ActivePhase {
-  return p.kind !== 'paused' && p.kind !== 'done' && p.kind !== 'rollback';
+  return p.kind !== 'paused' && p.kind !== 'done' && p.kind !== 'rollback' && p.kind !== 'revert';
 }
 
 function describe(p: Phase): string {
@@ -392,6 +547,7 @@ function describe(p: Phase): string {
     case 'done':
       return `finished (${p.outcome})`;
     case 'rollback':
+    case 'revert':
       return 'rolling back';
     default:
       return 'running';
@@ -426,7 +582,7 @@ export function stateLabel(state: MachineState): string {
   if (p.kind === 'done') return p.outcome;
   if (p.kind === 'paused') return 'paused';
   if (p.kind === 'approval') return 'awaiting-approval';
-  if (p.kind === 'rollback') return 'rolling-back';
+  if (p.kind === 'rollback' || p.kind === 'revert') return 'rolling-back';
   return 'running';
 }
 

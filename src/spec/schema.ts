@@ -141,6 +141,25 @@ export const ServiceParams = z.strictObject({
 
 export const Override = z.strictObject({ match: Selector, set: ServiceParams });
 
+/** A command: a string run by `/bin/sh -c`, or a program and its arguments. */
+const MigrationCommand = z.union([z.string().min(1), z.array(z.string()).min(1)], {
+  error: 'a command: a string for /bin/sh -c, or a list like [psql, -f, up.sql]',
+});
+
+/**
+ * A reversible data migration of a service (docs/migrations.md): `up` and `down` run once per region,
+ * against that region's database, with the service's environment there. `expand` runs before a wave's
+ * canary, `contract` after the last wave; a rollback runs `down` for what ran.
+ */
+export const DataMigration = z.strictObject({
+  name: Name,
+  phase: z.enum(['expand', 'contract'], { error: 'phase expand (before the canary) or contract (after the last wave)' }),
+  up: MigrationCommand,
+  down: MigrationCommand,
+  /** How long one run of `up` or `down` may take (default 5m). */
+  timeout: Duration.optional(),
+});
+
 export const Service = z.strictObject({
   image: z.string(),
   version: z.string(),
@@ -156,6 +175,10 @@ export const Service = z.strictObject({
   local: Local.optional(),
   placement: z.strictObject({ match: Selector.optional(), exclude: Selector.optional() }).optional(),
   overrides: z.array(Override).optional(),
+  migrations: z
+    .array(DataMigration)
+    .refine((ms) => new Set(ms.map((m) => m.name)).size === ms.length, { error: 'migration names must be unique within a service' })
+    .optional(),
 });
 
 export const ResidencyRule = z.strictObject({
@@ -353,6 +376,7 @@ export type Metric = z.output<typeof Metric>;
 export type Flag = z.output<typeof Flag>;
 export type Policies = z.output<typeof Policies>;
 export type Recovery = z.output<typeof Recovery>;
+export type DataMigration = z.output<typeof DataMigration>;
 export type BuiltinRule = (typeof BUILTIN_RULES)[number];
 
 /** The fleet schema as JSON Schema (draft 2020-12), for editors and for `meridian schema`. */

@@ -271,6 +271,27 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: ['CREATE INDEX revisions_by_created ON revisions (created_at, id)'],
     readCompatible: true, // plain-JSON revisions are still read
   },
+  {
+    // The ledger of services' data migrations (docs/migrations.md): one row per fleet, region, service and
+    // migration, saying what ran last and which rollout ran it; written with the rollout's transitions.
+    version: 7,
+    name: 'data-migrations',
+    sql: [
+      `CREATE TABLE data_migrations (
+          fleet TEXT NOT NULL,
+          region TEXT NOT NULL,
+          service TEXT NOT NULL,
+          name TEXT NOT NULL,
+          phase TEXT NOT NULL,
+          status TEXT NOT NULL,
+          rollout_id TEXT NOT NULL,
+          updated_at TEXT NOT NULL,
+          applied_at TEXT,
+          PRIMARY KEY (fleet, region, service, name)
+        )`,
+    ],
+    readCompatible: true, // only a rollout reads the ledger, and it opens the store for writing (which migrates it)
+  },
 ];
 
 /** The statements of a migration for one backend. */

@@ -19,6 +19,7 @@ import type {
   AuditVerification,
   Clock,
   ClusterRecord,
+  DataMigrationRecord,
   FlagSettingInput,
   FlagSettingRecord,
   JsonValue,
@@ -193,6 +194,14 @@ export class SqlStore implements Store {
 
   resetFlag(fleet: string, flag: string, region: string, by: Actor, reason?: string): Promise<boolean> {
     return this.writing((ops) => ops.resetFlag(fleet, flag, region, by, reason));
+  }
+
+  listDataMigrations(fleet: string): Promise<DataMigrationRecord[]> {
+    return this.reading((ops) => ops.listDataMigrations(fleet));
+  }
+
+  putDataMigration(record: DataMigrationRecord): Promise<void> {
+    return this.writing((ops) => ops.putDataMigration(record));
   }
 
   verifyAudit(opts: { readonly from?: { readonly count: number; readonly hash: string } | undefined } = {}): Promise<AuditVerification> {
@@ -693,6 +702,38 @@ class SqlOps implements StoreOps {
     });
     return true;
   }
+
+  async listDataMigrations(fleet: string): Promise<DataMigrationRecord[]> {
+    const rows = await this.c.all(`SELECT ${DATA_MIGRATION_COLUMNS} FROM data_migrations WHERE fleet = ? ORDER BY region, service, name`, [
+      fleet,
+    ]);
+    return rows.map(dataMigrationFromRow);
+  }
+
+  async putDataMigration(m: DataMigrationRecord): Promise<void> {
+    await this.c.run(
+      `INSERT INTO data_migrations (${DATA_MIGRATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (fleet, region, service, name) DO UPDATE SET phase = excluded.phase, status = excluded.status,
+         rollout_id = excluded.rollout_id, updated_at = excluded.updated_at, applied_at = excluded.applied_at`,
+      [m.fleet, m.region, m.service, m.name, m.phase, m.status, m.rolloutId, m.updatedAt, m.appliedAt],
+    );
+  }
+}
+
+const DATA_MIGRATION_COLUMNS = 'fleet, region, service, name, phase, status, rollout_id, updated_at, applied_at';
+
+function dataMigrationFromRow(r: Row): DataMigrationRecord {
+  return {
+    fleet: String(r['fleet']),
+    region: String(r['region']),
+    service: String(r['service']),
+    name: String(r['name']),
+    phase: r['phase'] === 'contract' ? 'contract' : 'expand',
+    status: String(r['status']) as DataMigrationRecord['status'],
+    rolloutId: String(r['rollout_id']),
+    updatedAt: String(r['updated_at']),
+    appliedAt: r['applied_at'] == null ? null : String(r['applied_at']),
+  };
 }
 
 const TOKEN_COLUMNS = 'id, name, role, hash, created_at, created_by, expires_at, revoked_at, revoked_by';

@@ -215,6 +215,24 @@ export interface FlagSettingInput {
   readonly was?: JsonValue | undefined;
 }
 
+/** Where a data migration of a service stands in one region: `running` (its up started), `applied`, `reverting` (its down started), `reverted`, `failed`. */
+export type DataMigrationStatus = 'running' | 'applied' | 'reverting' | 'reverted' | 'failed';
+
+/** The ledger's row for one data migration of a service in one region (docs/migrations.md): what happened last, by which rollout. */
+export interface DataMigrationRecord {
+  readonly fleet: string;
+  readonly region: string;
+  readonly service: string;
+  readonly name: string;
+  readonly phase: 'expand' | 'contract';
+  readonly status: DataMigrationStatus;
+  /** The rollout that ran it last. */
+  readonly rolloutId: string;
+  readonly updatedAt: string;
+  /** When its up last completed (kept when it is reverted), or null. */
+  readonly appliedAt: string | null;
+}
+
 /** The operations that read and change state; inside {@link Store.withTransaction} they join its transaction. */
 export interface StoreOps {
   /**
@@ -285,6 +303,14 @@ export interface StoreOps {
   setFlag(setting: FlagSettingInput, by: Actor, reason?: string): Promise<FlagSettingRecord>;
   /** Removes the setting of a flag in a region (back to the fleet file), with an audit entry `flag.reset`; false when there was none. */
   resetFlag(fleet: string, flag: string, region: string, by: Actor, reason?: string): Promise<boolean>;
+
+  // The data-migration ledger (migration 7). Like the rollout methods, no audit entry of their own: the
+  // rollout engine appends one in the same transaction.
+
+  /** The ledger of a fleet, sorted by region, service and name. */
+  listDataMigrations(fleet: string): Promise<DataMigrationRecord[]>;
+  /** Creates or replaces the ledger's row for (fleet, region, service, name). */
+  putDataMigration(record: DataMigrationRecord): Promise<void>;
 }
 
 /** Operations available inside a transaction. */

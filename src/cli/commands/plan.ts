@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander';
 import { baselineRevisionId, makePlan } from '../../plan/plan.js';
 import { formatPlan } from '../../plan/format-plan.js';
+import { assertNoContractWithNewVersion, formatMigrationRuns, migrationRuns } from '../../rollout/data-migrations.js';
 import { clientShares } from '../../routing/traffic-table.js';
 import { fleetSource } from '../../spec/fleet-source.js';
 import { resolveActor } from '../../store/actor.js';
@@ -40,6 +41,15 @@ export function registerPlan(program: Command, io: Io, result: Result): void {
           now: io.now(),
           source: fleetSource(dir),
         });
+        // data migrations: not part of the plan's hash; refused here already when a contract ships with its service's new version
+        const moving = plan.waves.flatMap((w) => w.clusters);
+        const runs = migrationRuns(
+          loaded.fleet,
+          revision,
+          moving.length > 0 ? moving : Object.keys(revision.clusters),
+          await store.listDataMigrations(loaded.fleet.fleet),
+        );
+        assertNoContractWithNewVersion(runs, revision, Object.fromEntries(Object.entries(states).map(([c, r]) => [c, r.state])));
         const actor = resolveActor(opts.actor, io.env);
         const { created } = await store.putRevision(revision, actor, opts.reason ?? `planned from ${dir}`);
         if (opts.out !== undefined) writeNamedFile('--out', opts.out, `${JSON.stringify(plan, null, 2)}\n`);
@@ -55,7 +65,10 @@ export function registerPlan(program: Command, io: Io, result: Result): void {
           ];
           const objects =
             k8s.length > 0 ? `\n${(await import('../../targets/kubernetes/render-manifests.js')).formatObjectChanges(k8s)}` : '';
-          await write(io.out, `${formatPlan(plan, { color: io.style.color })}${objects}\n${io.style.dim(note.join('\n'))}\n`);
+          await write(
+            io.out,
+            `${formatPlan(plan, { color: io.style.color })}${objects}\n${formatMigrationRuns(runs)}${io.style.dim(note.join('\n'))}\n`,
+          );
         }
         result.code = 0;
       } finally {

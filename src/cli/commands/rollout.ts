@@ -12,6 +12,8 @@ import { describeEvent, eventJson } from '../../rollout/events.js';
 import { holderFor, type Holder } from '../../rollout/lock.js';
 import { type EngineClock, systemClock } from '../../rollout/ports.js';
 import { asSpec, rolloutSpecFromPlan, type RolloutSpec } from '../../rollout/rollout-spec.js';
+import { assertNoContractWithNewVersion, migrationRuns } from '../../rollout/data-migrations.js';
+import { ProcessMigrationRunner } from '../../rollout/migration-runner.js';
 import { rolloutView, statusText, summaryMarkdown } from '../../rollout/summary.js';
 import type { ControlAction } from '../../rollout/state-machine.js';
 import type { Actor, RolloutRecord, Store } from '../../store/store.js';
@@ -201,7 +203,14 @@ export async function driveAndReport(
     if (crashAt > 0 && e.seq === crashAt && e.type === 'created') process.kill(process.pid, 'SIGKILL');
   }
   const engine = new RolloutEngine(
-    { store, driver: fleet.target, traffic: fleet.traffic, analysis: fleet.analysis(spec), clock: opts.clock ?? systemClock },
+    {
+      store,
+      driver: fleet.target,
+      traffic: fleet.traffic,
+      analysis: fleet.analysis(spec),
+      clock: opts.clock ?? systemClock,
+      migrations: new ProcessMigrationRunner({ env: io.env }),
+    },
     {
       wait: flags.wait ?? false,
       healthTimeoutMs: durationFlag('--health-timeout', flags.healthTimeout),
@@ -277,7 +286,13 @@ async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io:
     await store.putRevision(revision, actor, `rollout of ${dir}`);
     const changed = plan.summary.create + plan.summary.update;
     const current = Object.keys(revision.clusters).every((c) => states[c]?.revisionId === revision.id);
-    if (changed === 0 || current) {
+    const still = changed === 0 || current;
+    // data migrations the ledger does not record as applied, in the regions this rollout moves (or all, when it moves none)
+    const moving = still ? Object.keys(revision.clusters) : plan.waves.flatMap((w) => w.clusters);
+    const runs = migrationRuns(loaded.fleet, revision, moving, await store.listDataMigrations(loaded.fleet.fleet));
+    assertNoContractWithNewVersion(runs, revision, Object.fromEntries(Object.entries(states).map(([c, r]) => [c, r.state])));
+    if (still && runs.length > 0) plan = { ...plan, waves: plan.waves.map((w) => ({ ...w, clusters: [] })) }; // migrations alone
+    if (still && runs.length === 0) {
       await write(io.out, `nothing to roll out: every cluster already runs revision ${revision.id}\n`);
       return EXIT.ok;
     }
@@ -299,6 +314,7 @@ async function startRollout(dirArg: string | undefined, flags: RolloutFlags, io:
       throw new UsageError('--healthy-checks must be a whole number of at least 1');
     const spec: RolloutSpec = rolloutSpecFromPlan(plan, loaded.fleet, [...services], [actor.id, ...(recordedBy ? [recordedBy] : [])], {
       healthyChecks,
+      ...(runs.length > 0 ? { migrations: { runs, revision, dir: loaded.dir } } : {}),
     });
     // fail before anything is recorded when a driver cannot be set up (no local fleet, a bad kubernetes target)
     const previousRevision = spec.previous ? await store.getRevision(spec.previous) : undefined;
