@@ -359,7 +359,7 @@ describe('examples/ci/github-actions.yml', () => {
     }
   }, 60_000);
 
-  it('a push to main: the rollout acts as the OIDC identity, parks at the approval (exit 5), and a run by hand resumes it (exit 0)', async () => {
+  it('a push to main: the rollout acts as the OIDC identity, parks at the approval (exit 5), a second push is refused (exit 6), and a run by hand resumes it (exit 0)', async () => {
     const [push, ...others] = await runWorkflow('push', 'push');
     expect(others).toEqual([]);
     expect(push?.job).toBe('rollout');
@@ -374,6 +374,15 @@ describe('examples/ci/github-actions.yml', () => {
     expect(rollout.out).toMatch(/^::warning title=meridian::paused/m);
     expect(rollout.out).not.toContain(token);
     expect(push?.summary).toMatch(/awaiting-approval|awaiting approval/i);
+
+    // a second push while it waits: refused, with the holder named (exit 6)
+    const [again] = await runWorkflow('push', 'push-again');
+    expect(again?.ok).toBe(false);
+    const locked = step(again, 'Roll out');
+    expect(locked.code).toBe(1);
+    expect(locked.outputs['exit-code']).toBe('6');
+    expect(locked.out).toMatch(/MERIDIAN_E_ROLLOUT_LOCKED/);
+    expect(locked.out).toMatch(/^::error title=meridian::refused/m);
 
     // someone else approves the wave on the control plane (an approver's API token)
     const mint = spawnSync(
