@@ -214,6 +214,16 @@ function bash(script: string, env: Record<string, string>): Promise<{ code: numb
   });
 }
 
+/** The job failed at its `Roll out` step: the step's exit code, the rollout's, its error code and the `::error` annotation. */
+function expectFailedRollout(run: JobRun | undefined, want: { step: number; rollout: string; error: string; annotation: string }): void {
+  expect(run?.ok).toBe(false);
+  const s = step(run, 'Roll out');
+  expect(s.code).toBe(want.step);
+  expect(s.outputs['exit-code']).toBe(want.rollout);
+  expect(s.out).toContain(want.error);
+  expect(s.out).toMatch(new RegExp(`^::error title=meridian::${want.annotation}`, 'm'));
+}
+
 /** `meridian ARGS` in the checkout without blocking this process (the test's servers answer it). */
 function runAsync(args: readonly string[], env: Record<string, string>): Promise<{ code: number; err: string }> {
   return new Promise((resolve) => {
@@ -321,12 +331,12 @@ describe('examples/ci/github-actions.yml', () => {
     claimedEvent = 'pull_request';
     try {
       const [push] = await runWorkflow('push', 'push-refused');
-      expect(push?.ok).toBe(false);
-      const rollout = step(push, 'Roll out');
-      expect(rollout.code).toBe(2);
-      expect(rollout.outputs['exit-code']).toBe('2');
-      expect(rollout.out).toMatch(/MERIDIAN_E_ROLLOUT_IDENTITY/);
-      expect(rollout.out).toMatch(/^::error title=meridian::meridian rollout exited with 2/m);
+      expectFailedRollout(push, {
+        step: 2,
+        rollout: '2',
+        error: 'MERIDIAN_E_ROLLOUT_IDENTITY',
+        annotation: 'meridian rollout exited with 2',
+      });
     } finally {
       claimedEvent = undefined;
     }
@@ -359,7 +369,7 @@ describe('examples/ci/github-actions.yml', () => {
     }
   }, 60_000);
 
-  it('a push to main: the rollout acts as the OIDC identity, parks at the approval (exit 5), and a run by hand resumes it (exit 0)', async () => {
+  it('a push to main: the rollout acts as the OIDC identity, parks at the approval (exit 5), a second push is refused (exit 6), and a run by hand resumes it (exit 0)', async () => {
     const [push, ...others] = await runWorkflow('push', 'push');
     expect(others).toEqual([]);
     expect(push?.job).toBe('rollout');
@@ -374,6 +384,10 @@ describe('examples/ci/github-actions.yml', () => {
     expect(rollout.out).toMatch(/^::warning title=meridian::paused/m);
     expect(rollout.out).not.toContain(token);
     expect(push?.summary).toMatch(/awaiting-approval|awaiting approval/i);
+
+    // a second push while it waits: refused, with the holder named (exit 6)
+    const [again] = await runWorkflow('push', 'push-again');
+    expectFailedRollout(again, { step: 1, rollout: '6', error: 'MERIDIAN_E_ROLLOUT_LOCKED', annotation: 'refused' });
 
     // someone else approves the wave on the control plane (an approver's API token)
     const mint = spawnSync(
