@@ -64,5 +64,5 @@ describe('data migrations: crash between up and the canary', () => {
       await f.api.close();
       await db.dispose();
     }
-  }, 90_000);
+  }, 180_000);
 });

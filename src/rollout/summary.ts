@@ -115,7 +115,7 @@ export function rolloutView(
     else if (clusters.some((c) => rolledBack.has(c))) status = 'rolled-back';
     else if (p.kind !== 'done' && current.wave === i) {
       status =
-        p.kind === 'rollback'
+        p.kind === 'rollback' || p.kind === 'revert'
           ? 'rolling-back'
           : p.kind === 'paused'
             ? 'paused'
@@ -146,7 +146,7 @@ export function rolloutView(
     }
     return { name: w.name, clusters, batches: w.batches, steps: w.steps.map((s) => s.weight), status, approvals };
   });
-  const reason = p.kind === 'done' || p.kind === 'paused' || p.kind === 'rollback' ? p.reason : null;
+  const reason = p.kind === 'done' || p.kind === 'paused' || p.kind === 'rollback' || p.kind === 'revert' ? p.reason : null;
   return {
     id: r.id,
     kind: r.kind,
