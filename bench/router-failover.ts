@@ -17,13 +17,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { Pool } from 'undici';
 import type { Revision } from '../src/render/render.js';
 import { LOOPBACK_SOURCES, Router, StaticEndpoints, type RouterEndpoint } from '../src/router/index.js';
 import { Routing } from '../src/spec/schema.js';
 import { median } from './lib/measure.js';
+import { freePort } from './lib/processes.js';
 
 /** The load generator stands for a trusted edge proxy (nothing is trusted by default; docs/router.md). */
 const TRUST = { trustedSources: LOOPBACK_SOURCES, adminSources: LOOPBACK_SOURCES };
@@ -88,15 +89,6 @@ function revision(routing: Record<string, unknown> = {}): Revision {
     },
     flags: {},
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitPort(port: number): Promise<void> {

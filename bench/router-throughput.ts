@@ -32,12 +32,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { buildLibrary } from './lib/build.js';
 import { median } from './lib/measure.js';
+import { freePort, stop } from './lib/processes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 /** The router runs compiled, as `meridian router` does (not under tsx). */
@@ -77,15 +77,6 @@ function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
   return TASKSET ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitPort(port: number, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -112,14 +103,6 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildP
   children.add(c);
   c.on('exit', () => children.delete(c));
   return c;
-}
-async function stop(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  await new Promise<void>((r) => {
-    c.once('exit', () => r());
-    c.kill('SIGTERM');
-    setTimeout(() => c.kill('SIGKILL'), 3000).unref();
-  });
 }
 function cleanup(): void {
   for (const c of children) c.kill('SIGKILL');
