@@ -351,7 +351,7 @@ export function generateFleet(opts: GenOptions): FleetFiles {
         driver: gitops ? 'gitops' : 'kubernetes',
         target: gitops
           ? { repo: 'git@git.example:fleet/deploy.git', path: `clusters/${c.name}` }
-          : { context: `prod-${c.name}`, namespace: 'bench' },
+          : { kubeconfig: 'kubeconfig.yaml', context: `prod-${c.name}`, namespace: 'bench' },
         capacity: { rps: c.capacity },
         weight: int(1, 3),
         labels: c.labels,
