@@ -11,7 +11,7 @@ import { UNKNOWN_CLIENT, type ProjectedLevel } from '../routing/projection.js';
 import { splitAddress } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { sortLoss } from './loss.js';
+import { sortLoss, wideningLoss } from './loss.js';
 
 const TTL = 30;
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -90,7 +90,7 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
         'with every allowed cluster of a locked row down, its clients get an empty answer (NODATA): never a cluster outside the jurisdiction',
       severity: 'approximation',
     });
-    for (const [client, row] of Object.entries(sp.clients)) {
+    for (const client of Object.keys(sp.clients)) {
       const v = mainVariant(sp, client);
       if (v && v.levels.length > 1)
         loss.push({
@@ -106,18 +106,15 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
             .join(', ')}) are answered only after a new export with the first one down`,
           severity: 'approximation',
         });
-      if ((input.widened[s]?.[client]?.length ?? 0) > 0 && row.residency?.mode === 'prefer')
-        loss.push({
-          code: 'MERIDIAN_LOSS_WIDENING',
-          target: t,
-          service: s,
-          client,
-          model: 'a prefer row widens to every jurisdiction when nothing allowed can serve',
-          exported: 'the nearest outside level, in an export where no allowed cluster can serve',
-          effect: 'widening happens at export time, not per request',
-          severity: 'info',
-        });
     }
+    loss.push(
+      ...wideningLoss(input, t, s, {
+        model: 'a prefer row widens to every jurisdiction when nothing allowed can serve',
+        exported: 'the nearest outside level, in an export where no allowed cluster can serve',
+        effect: 'widening happens at export time, not per request',
+        severity: 'info',
+      }),
+    );
   }
   return sortLoss(loss);
 }

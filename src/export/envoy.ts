@@ -11,7 +11,7 @@ import { UNKNOWN_CLIENT, type ProjectedLevel } from '../routing/projection.js';
 import { safeName, splitAddress } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { sortLoss } from './loss.js';
+import { sortLoss, wideningLoss } from './loss.js';
 
 type Json = Record<string, unknown>;
 
@@ -216,19 +216,15 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
           severity: 'approximation',
         });
     }
-    for (const [client, levels] of Object.entries(input.widened[s] ?? {}))
-      if (levels.length > 0)
-        loss.push({
-          code: 'MERIDIAN_LOSS_WIDENING',
-          target: t,
-          service: s,
-          client,
-          model: 'a prefer row widens to every jurisdiction only when nothing allowed can serve',
-          exported: 'the outside levels as the row cluster’s last priorities',
-          effect:
-            'Envoy’s priority load spills to them as soon as the allowed levels’ health (× overprovisioning factor) drops under 100 %, not only when nothing allowed can serve',
-          severity: 'approximation',
-        });
+    loss.push(
+      ...wideningLoss(input, t, s, {
+        model: 'a prefer row widens to every jurisdiction only when nothing allowed can serve',
+        exported: 'the outside levels as the row cluster’s last priorities',
+        effect:
+          'Envoy’s priority load spills to them as soon as the allowed levels’ health (× overprovisioning factor) drops under 100 %, not only when nothing allowed can serve',
+        severity: 'approximation',
+      }),
+    );
   }
   return sortLoss(loss);
 }
