@@ -8,7 +8,7 @@
 import { UNKNOWN_CLIENT, type ProjectedLevel } from '../routing/projection.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { sortLoss } from './loss.js';
+import { sortLoss, wideningLoss } from './loss.js';
 
 /** Clusters of a row in the order gdnsd tries them: level by level, by weight (then name) inside a level. */
 function order(levels: readonly ProjectedLevel[]): string[] {
@@ -54,18 +54,14 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       effect: 'with every allowed cluster down, gdnsd still answers from the list (allowed clusters only): never outside the jurisdiction',
       severity: 'approximation',
     });
-    for (const [client, levels] of Object.entries(input.widened[s] ?? {}))
-      if (levels.length > 0)
-        loss.push({
-          code: 'MERIDIAN_LOSS_WIDENING',
-          target: t,
-          service: s,
-          client,
-          model: 'a prefer row widens to every jurisdiction when nothing allowed can serve',
-          exported: 'the outside clusters appended to the list, nearest first',
-          effect: 'while every allowed cluster is down, the first outside cluster up answers',
-          severity: 'info',
-        });
+    loss.push(
+      ...wideningLoss(input, t, s, {
+        model: 'a prefer row widens to every jurisdiction when nothing allowed can serve',
+        exported: 'the outside clusters appended to the list, nearest first',
+        effect: 'while every allowed cluster is down, the first outside cluster up answers',
+        severity: 'info',
+      }),
+    );
   }
   return sortLoss(loss);
 }

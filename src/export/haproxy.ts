@@ -11,7 +11,7 @@ import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../rou
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
-import { sortLoss } from './loss.js';
+import { sortLoss, wideningLoss } from './loss.js';
 
 /** The name of the row key of clients with no home region, in the maps. */
 export const HAPROXY_UNKNOWN = '_unknown';
@@ -285,18 +285,20 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
         effect: 'no budget bounds retries under overload; a retry stays in its level',
         severity: 'approximation',
       });
-    for (const [client, levels] of Object.entries(input.widened[s] ?? {}))
-      if (levels.length > 1)
-        loss.push({
-          code: 'MERIDIAN_LOSS_WIDENING',
-          target: t,
-          service: s,
-          client,
+    loss.push(
+      ...wideningLoss(
+        input,
+        t,
+        s,
+        (n) => ({
           model: 'a widened prefer row spreads by Envoy priority load over the outside levels',
-          exported: `binary failover over ${levels.length} outside levels in proximity order`,
+          exported: `binary failover over ${n} outside levels in proximity order`,
           effect: 'while every allowed cluster is down, the first outside level with a server up takes everything',
           severity: 'approximation',
-        });
+        }),
+        2,
+      ),
+    );
   }
   return sortLoss(loss);
 }

@@ -2,6 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ExportResult, Exporter } from './contract.js';
+import { bindExporter } from './bind.js';
+import { envoyExporter } from './envoy.js';
 import { haproxyExporter } from './haproxy.js';
 import { formatLoss } from './loss.js';
 import { gdnsdExporter } from './gdnsd.js';
@@ -13,7 +15,7 @@ export { exportInput } from './input.js';
 export { formatLoss, LOSS_CODES, sortLoss, type LossCode } from './loss.js';
 
 /** Every data-plane exporter, by target name. */
-export const EXPORTERS: readonly Exporter[] = [haproxyExporter, nginxExporter, gdnsdExporter];
+export const EXPORTERS: readonly Exporter[] = [haproxyExporter, nginxExporter, gdnsdExporter, bindExporter, envoyExporter];
 
 /** The exporter for a target, or undefined. */
 export function exporterFor(target: string): Exporter | undefined {

@@ -3,7 +3,7 @@
  * express. Each exporter reports the codes that apply to what it wrote (docs/export.md lists them with
  * the effect on each target).
  */
-import type { LossFinding } from './contract.js';
+import type { ExportInput, LossFinding } from './contract.js';
 
 /** Every loss code, with the model rule it is about. */
 export const LOSS_CODES = {
@@ -38,4 +38,25 @@ export function formatLoss(target: string, loss: readonly LossFinding[]): string
     lines.push(`\n${f.code} [${f.severity}] ${where}`, `  model:    ${f.model}`, `  exported: ${f.exported}`, `  effect:   ${f.effect}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** One `MERIDIAN_LOSS_WIDENING` finding per row of a service that widens to at least `min` outside levels. */
+export function wideningLoss(
+  input: ExportInput,
+  target: string,
+  service: string,
+  text:
+    | Pick<LossFinding, 'model' | 'exported' | 'effect' | 'severity'>
+    | ((levels: number) => Pick<LossFinding, 'model' | 'exported' | 'effect' | 'severity'>),
+  min = 1,
+): LossFinding[] {
+  return Object.entries(input.widened[service] ?? {})
+    .filter(([, levels]) => levels.length >= min)
+    .map(([client, levels]) => ({
+      code: 'MERIDIAN_LOSS_WIDENING',
+      target,
+      service,
+      client,
+      ...(typeof text === 'function' ? text(levels.length) : text),
+    }));
 }
