@@ -115,7 +115,7 @@ describe('kubernetes driver: server-side apply', () => {
     expect(kc.kubectl(['get', 'deploy', 'web', '-n', ns, '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
   }, 180_000);
 
-  it('sets a replica-ratio weight once the canary runs it, and takes the replica count back on the next canary apply', async () => {
+  it('sets a replica-ratio weight once the canary runs it, and the next canary apply does not conflict with its replica count', async () => {
     const ns = await freshNamespace();
     const t = new KubernetesTarget({ fleetDir: '.' });
     await t.apply({
@@ -136,7 +136,7 @@ describe('kubernetes driver: server-side apply', () => {
     const writes = t.writes;
     await t.traffic().setCanary('web', 'ratio', 50, '2');
     expect(t.writes).toBe(writes); // the same weight again writes nothing
-    // a new canary: its apply conflicts with the traffic manager's replica count, which is Meridian's own
+    // a new canary: its manifest leaves the replica count to the traffic manager, so the apply does not conflict with it
     await canary('rev-c', '3');
   }, 180_000);
 

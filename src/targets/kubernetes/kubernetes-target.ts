@@ -12,7 +12,7 @@ import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
 import { kubeConfigFor } from './connection.js';
 import { parseKubernetesTarget } from './target-spec.js';
-import { conflictManagers, kubeError } from './kube-errors.js';
+import { kubeError } from './kube-errors.js';
 import { deploymentState } from './kstatus.js';
 import {
   ANNOTATION,
@@ -64,7 +64,10 @@ async function inBatches<T>(items: readonly T[], n: number, fn: (item: T) => Pro
   if (failure !== null) throw (failure as { err: unknown }).err;
 }
 
-/** The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own. */
+/**
+ * The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own:
+ * the canary Deployment's manifest leaves `replicas` out in that mode, so the two never conflict.
+ */
 const TRAFFIC_MANAGER = 'meridian-traffic';
 
 interface Conn {
@@ -151,20 +154,16 @@ export class KubernetesTarget implements Target {
   }
 
   async #apply(conn: Conn, obj: KubeObject, dryRun = false): Promise<KubeObject> {
-    const send = (force: boolean): Promise<KubeObject> =>
-      conn.api.patch<KubeObject>(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, force, PatchStrategy.ServerSideApply);
     try {
       if (!dryRun) this.writes += 1;
-      try {
-        return await send(this.#opts.forceConflicts ?? false);
-      } catch (err) {
-        // the canary's replica count, set by Meridian's own traffic control, is Meridian's to take back
-        const f = err as { code?: number; body?: unknown };
-        const text = typeof f.body === 'string' ? f.body : JSON.stringify(f.body ?? '');
-        const managers = f.code === 409 ? conflictManagers(text) : [];
-        if (managers.length === 0 || managers.some((m) => m !== TRAFFIC_MANAGER)) throw err;
-        return await send(true);
-      }
+      return await conn.api.patch<KubeObject>(
+        obj,
+        undefined,
+        dryRun ? 'All' : undefined,
+        FIELD_MANAGER,
+        this.#opts.forceConflicts ?? false,
+        PatchStrategy.ServerSideApply,
+      );
     } catch (err) {
       throw kubeError(conn.ctx.cluster, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`, 'patch', err);
     }
