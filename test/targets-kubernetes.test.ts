@@ -115,6 +115,31 @@ describe('kubernetes driver: server-side apply', () => {
     expect(kc.kubectl(['get', 'deploy', 'web', '-n', ns, '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
   }, 180_000);
 
+  it('sets a replica-ratio weight once the canary runs it, and the next canary apply does not conflict with its replica count', async () => {
+    const ns = await freshNamespace();
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    await t.apply({
+      cluster: 'ratio',
+      revisionId: 'rev-a',
+      state: k8sCluster(ns, { web: { version: '1', replicas: 3 } }),
+      track: 'stable',
+    });
+    const canary = async (revisionId: string, version: string): Promise<void> => {
+      await t.apply({ cluster: 'ratio', revisionId, state: k8sCluster(ns, { web: { version, replicas: 3 } }), track: 'canary' });
+      await waitForStatus(t, 'ratio', (s) => isHealthyAt(s, 'web', 'canary', revisionId), { timeoutMs: 90_000 });
+    };
+    await canary('rev-b', '2');
+    await t.traffic().setCanary('web', 'ratio', 50, '2'); // 3 stable : 3 canary
+    expect(kc.kubectl(['get', 'deploy', 'web-canary', '-n', ns, '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
+    // resolved only once the new count is rolled out: the canary is healthy at once, not scaling
+    expect(isHealthyAt(await t.status('ratio'), 'web', 'canary', 'rev-b')).toBe(true);
+    const writes = t.writes;
+    await t.traffic().setCanary('web', 'ratio', 50, '2');
+    expect(t.writes).toBe(writes); // the same weight again writes nothing
+    // a new canary: its manifest leaves the replica count to the traffic manager, so the apply does not conflict with it
+    await canary('rev-c', '3');
+  }, 180_000);
+
   it('prunes what a full apply no longer has, but never an object another tool owns', async () => {
     const ns = await freshNamespace();
     const t = new KubernetesTarget({ fleetDir: '.' });

@@ -12,7 +12,7 @@ import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
 import { kubeConfigFor } from './connection.js';
 import { parseKubernetesTarget } from './target-spec.js';
-import { conflictManagers, kubeError } from './kube-errors.js';
+import { kubeError } from './kube-errors.js';
 import { deploymentState } from './kstatus.js';
 import {
   ANNOTATION,
@@ -43,7 +43,31 @@ export interface KubernetesTargetOptions {
   readonly removeTimeoutMs?: number;
 }
 
-/** The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own. */
+/** How many objects of one cluster are applied at once (one request each, like kubectl, but not one by one). */
+const APPLY_CONCURRENCY = 8;
+
+/** Runs `fn` over `items`, at most `n` at a time; rejects with the first failure once the started calls are settled. */
+async function inBatches<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | null = null;
+  const worker = async (): Promise<void> => {
+    while (failure === null && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  if (failure !== null) throw (failure as { err: unknown }).err;
+}
+
+/**
+ * The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own:
+ * the canary Deployment's manifest leaves `replicas` out in that mode, so the two never conflict.
+ */
 const TRAFFIC_MANAGER = 'meridian-traffic';
 
 interface Conn {
@@ -130,20 +154,16 @@ export class KubernetesTarget implements Target {
   }
 
   async #apply(conn: Conn, obj: KubeObject, dryRun = false): Promise<KubeObject> {
-    const send = (force: boolean): Promise<KubeObject> =>
-      conn.api.patch<KubeObject>(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, force, PatchStrategy.ServerSideApply);
     try {
       if (!dryRun) this.writes += 1;
-      try {
-        return await send(this.#opts.forceConflicts ?? false);
-      } catch (err) {
-        // the canary's replica count, set by Meridian's own traffic control, is Meridian's to take back
-        const f = err as { code?: number; body?: unknown };
-        const text = typeof f.body === 'string' ? f.body : JSON.stringify(f.body ?? '');
-        const managers = f.code === 409 ? conflictManagers(text) : [];
-        if (managers.length === 0 || managers.some((m) => m !== TRAFFIC_MANAGER)) throw err;
-        return await send(true);
-      }
+      return await conn.api.patch<KubeObject>(
+        obj,
+        undefined,
+        dryRun ? 'All' : undefined,
+        FIELD_MANAGER,
+        this.#opts.forceConflicts ?? false,
+        PatchStrategy.ServerSideApply,
+      );
     } catch (err) {
       throw kubeError(conn.ctx.cluster, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`, 'patch', err);
     }
@@ -210,12 +230,15 @@ export class KubernetesTarget implements Target {
         const found = o === wanted[0] ? parentLive : live.find((l) => l.kind === o.kind && l.metadata.name === o.metadata.name);
         return found?.metadata.annotations?.[ANNOTATION.objectHash];
       };
-      for (const o of wanted) {
-        if (liveHash(o) === o.metadata.annotations?.[ANNOTATION.objectHash]) continue; // as wanted: no write
+      const stale = wanted.filter((o) => liveHash(o) !== o.metadata.annotations?.[ANNOTATION.objectHash]); // as wanted: no write
+      const applyOne = async (o: KubeObject): Promise<void> => {
         const res = await this.#apply(conn, o);
         if (o.kind === 'Deployment' && typeof res.metadata.generation === 'number')
           conn.applied.set(o.metadata.name, res.metadata.generation);
-      }
+      };
+      // the ApplySet parent first (its members name it), then the members APPLY_CONCURRENCY at a time
+      if (stale[0] === wanted[0]) await applyOne(stale.shift() as KubeObject);
+      await inBatches(stale, APPLY_CONCURRENCY, applyOne);
       if (req.services === undefined) {
         const keep = new Set(Object.keys(req.state.services));
         const stale = live.filter(

@@ -1,0 +1,147 @@
+/**
+ * Applying to Kubernetes: 50 services to 10 clusters from empty, then the same revision again (a no-op),
+ * by Meridian's kubernetes driver and, in the same run, by `kubectl apply --server-side` of the same
+ * manifests (what `meridian render --format kubernetes` prints; kubectl built with the test control plane
+ * by scripts/k8s-test-bins.sh). One real control plane (test/k8s-cluster-kit.ts); each "cluster" is its
+ * own namespace of it, Meridian's and kubectl's in separate namespaces so both start from empty. Clusters
+ * are applied one after another by both. Deployments have `--replicas` (default 0) so that what is timed
+ * is the apply path, not the scheduler and kwok creating pods on the same two cores.
+ *
+ * Targets (issue 11): Meridian's cold apply ≤ kubectl's; its no-op re-apply ≤ 10 % of kubectl's.
+ *
+ * Run: `npm run bench -- kubernetes-apply [--services 50] [--clusters 10] [--replicas 0] [--runs 1]`
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { render, type Revision } from '../src/render/render.js';
+import { loadFleet } from '../src/spec/load.js';
+import { KubernetesTarget } from '../src/targets/kubernetes/kubernetes-target.js';
+import { kubernetesManifests } from '../src/targets/kubernetes/render-manifests.js';
+import { toYaml } from '../src/cli/commands/render.js';
+import { createNamespace, k8sBinDir, startTestCluster, type TestCluster } from '../test/k8s-cluster-kit.js';
+
+const run = promisify(execFile);
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SERVICES = arg('services', 50);
+const CLUSTERS = arg('clusters', 10);
+const REPLICAS = arg('replicas', 0);
+const RUNS = arg('runs', 1);
+
+function fleetYaml(prefix: string, kubeconfig: string): string {
+  const clusters = Array.from(
+    { length: CLUSTERS },
+    (_, i) =>
+      `  c${i}:\n    region: r${i % 3}\n    driver: kubernetes\n    capacity: { rps: 100 }\n    target: { kubeconfig: '${kubeconfig}', namespace: ${prefix}${i} }`,
+  ).join('\n');
+  const services = Array.from(
+    { length: SERVICES },
+    (_, i) =>
+      `  svc${i}:\n    image: example.test/svc${i}:1.0.0@sha256:${'0'.repeat(64)}\n    version: 1.0.0\n    port: 8080\n    replicas: ${REPLICAS}\n` +
+      `    health: { path: /healthz }\n    resources: { cpu: 10m, memory: 16Mi }\n    env: { LOG_LEVEL: info, INDEX: '${i}' }\n    config: { GREETING: hello }`,
+  ).join('\n');
+  return `apiVersion: meridian/v1
+fleet: bench
+regions:
+  r0: { jurisdiction: EU, location: { lat: 50, lon: 8 }, countries: [DE] }
+  r1: { jurisdiction: US, location: { lat: 38, lon: -77 }, countries: [US] }
+  r2: { jurisdiction: APAC, location: { lat: 19, lon: 72 }, countries: [IN] }
+clusters:
+${clusters}
+services:
+${services}
+`;
+}
+
+function revisionFor(dir: string, prefix: string, kubeconfig: string): Revision {
+  const d = mkdtempSync(join(dir, `${prefix}-`));
+  writeFileSync(join(d, 'fleet.yaml'), fleetYaml(prefix, kubeconfig));
+  return render(loadFleet(d)).revision;
+}
+
+async function meridianApply(t: KubernetesTarget, rev: Revision): Promise<number> {
+  const t0 = performance.now();
+  for (const [cluster, state] of Object.entries(rev.clusters)) await t.apply({ cluster, revisionId: rev.id, state, track: 'stable' });
+  return performance.now() - t0;
+}
+
+async function kubectlApply(kubectl: string, kc: TestCluster, files: readonly string[]): Promise<number> {
+  const t0 = performance.now();
+  for (const f of files)
+    await run(kubectl, [`--kubeconfig=${kc.kubeconfig}`, 'apply', '--server-side', '--field-manager=kubectl-bench', '-f', f]);
+  return performance.now() - t0;
+}
+
+const s = (msec: number): string => `${(msec / 1000).toFixed(2)} s`;
+
+async function main(): Promise<void> {
+  const bin = k8sBinDir();
+  const kubectl = join(bin, 'kubectl');
+  const work = mkdtempSync(join(os.tmpdir(), 'meridian-bench-k8s-'));
+  const kc = await startTestCluster('bench', { bin });
+  const rows: string[] = [];
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      const m = revisionFor(work, `m${r}-`, kc.kubeconfig);
+      const k = revisionFor(work, `k${r}-`, kc.kubeconfig);
+      for (let i = 0; i < CLUSTERS; i++) {
+        await createNamespace(kc, `m${r}-${i}`);
+        await createNamespace(kc, `k${r}-${i}`);
+      }
+      const files = kubernetesManifests(k).map((c) => {
+        const f = join(work, `${c.cluster}-k${r}.yaml`);
+        writeFileSync(f, c.objects.map((o) => toYaml(o)).join('---\n'));
+        return f;
+      });
+      const objects = kubernetesManifests(m).reduce((n, c) => n + c.objects.length, 0);
+      const t = new KubernetesTarget({ fleetDir: work });
+      try {
+        // alternate who goes first between runs
+        const order = r % 2 === 0 ? (['meridian', 'kubectl'] as const) : (['kubectl', 'meridian'] as const);
+        const times: Record<string, { cold: number; again: number; writes?: number }> = {};
+        for (const who of order) {
+          if (who === 'meridian') {
+            const cold = await meridianApply(t, m);
+            const before = t.writes;
+            const again = await meridianApply(t, m);
+            times[who] = { cold, again, writes: t.writes - before };
+          } else {
+            times[who] = { cold: await kubectlApply(kubectl, kc, files), again: await kubectlApply(kubectl, kc, files) };
+          }
+        }
+        const mer = times['meridian'] as { cold: number; again: number; writes: number };
+        const kub = times['kubectl'] as { cold: number; again: number };
+        rows.push(
+          `| ${r + 1} | ${objects} | ${s(mer.cold)} | ${s(kub.cold)} | ${(mer.cold / kub.cold).toFixed(2)} ${mer.cold <= kub.cold ? '✓' : '✗'} | ` +
+            `${s(mer.again)} (${mer.writes} writes) | ${s(kub.again)} | ${((100 * mer.again) / kub.again).toFixed(1)} % ${mer.again <= 0.1 * kub.again ? '✓' : '✗'} |`,
+        );
+      } finally {
+        await t.close();
+      }
+    }
+  } finally {
+    await kc.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  const load = os.loadavg()[0]?.toFixed(2) ?? '?';
+  process.stdout.write(
+    [
+      `## Kubernetes apply: ${SERVICES} services × ${CLUSTERS} clusters (\`bench/kubernetes-apply.ts\`)`,
+      '',
+      `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average at the end ${load}`,
+      `- command: \`npm run bench -- kubernetes-apply --services ${SERVICES} --clusters ${CLUSTERS} --replicas ${REPLICAS} --runs ${RUNS}\``,
+      '',
+      '| run | objects | Meridian cold | kubectl cold | ratio (≤ 1) | Meridian no-op | kubectl no-op | no-op ratio (≤ 10 %) |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows,
+      '',
+    ].join('\n'),
+  );
+}
+
+await main();
