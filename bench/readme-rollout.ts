@@ -5,7 +5,7 @@
  * promoted without a pause for samples, and the rollout then wait for the europe wave's approval (exit 5).
  *
  * Per run: the exit code, whether any step measured past its end for samples (`analysis.sampleWait`) and
- * how long, and the fewest canary samples (upstream attempts) any judged look of the wave saw.
+ * how long, and the fewest canary samples (upstream attempts) a step had at its end when it had too few.
  *
  * Run: `npm run build && npx tsx bench/readme-rollout.ts [--runs 3] [--json]`
  */
@@ -24,9 +24,11 @@ interface RunResult {
   readonly exit: number | null;
   readonly canaryPromoted: boolean;
   readonly pausedForSamples: boolean;
-  readonly extendedLooks: number;
+  /** Steps that measured past their end for samples, and the longest such wait. */
+  readonly extendedSteps: number;
   readonly maxWaitedS: number;
-  readonly fewestCanarySamples: number | null;
+  /** The fewest canary samples a step had at its end when it had too few (null: every step had enough). */
+  readonly fewestAtStepEnd: number | null;
   readonly seconds: number;
   readonly suggested: string;
 }
@@ -55,19 +57,18 @@ async function once(): Promise<RunResult> {
     const t0 = performance.now();
     const ro = meridian(work, ['rollout', 'shop', '--actor', 'alice'], 'alice');
     const seconds = (performance.now() - t0) / 1000;
-    const id = /rollout (ro-\S+?)[:,]/.exec(ro.out)?.[1] ?? '';
-    const status = meridian(work, ['rollout', 'status', id]).out;
-    writeFileSync(join(os.tmpdir(), 'meridian-readme-rollout-last.txt'), `${ro.out}\n${ro.err}\n---\n${status}`);
-    const waited = [...ro.out.matchAll(/measuring on \(([\d.]+) s of at most/g)].map((m) => Number(m[1]));
-    const canary = [...status.matchAll(/error-rate \w+: .*?canary [\d.]+% \(\d+\/(\d+)\)/g)].map((m) => Number(m[1]));
+    writeFileSync(join(os.tmpdir(), 'meridian-readme-rollout-last.txt'), `${ro.out}\n${ro.err}`);
+    const log = `${ro.out}\n${ro.err}`; // the events go to stderr, the outcome to stdout
+    const waited = [...log.matchAll(/after waiting ([\d.]+) s past the step's end for samples/g)].map((m) => Number(m[1]));
+    const short = [...log.matchAll(/waiting for samples: (\d+) of minSamples/g)].map((m) => Number(m[1]));
     meridian(work, ['rollout', 'abort', '--reason', 'bench over']);
     return {
       exit: ro.code,
-      canaryPromoted: /wave canary[^\n]*\n?[^\n]*promoted|#\d+ promoted → waiting for approvals of wave europe/.test(ro.out),
-      pausedForSamples: /paused[^\n]*(samples|inconclusive)/i.test(ro.out),
-      extendedLooks: waited.length,
+      canaryPromoted: /#\d+ promoted → waiting for approvals of wave europe/.test(log),
+      pausedForSamples: /→ paused/.test(log),
+      extendedSteps: waited.length,
       maxWaitedS: waited.length ? Math.max(...waited) : 0,
-      fewestCanarySamples: canary.length ? Math.min(...canary) : null,
+      fewestAtStepEnd: short.length ? Math.min(...short) : null,
       seconds,
       suggested: `meridian traffic ${tryLine}`,
     };
@@ -98,11 +99,11 @@ if (JSON_OUT) {
     '',
     `Canary wave promoted without a pause for samples, rollout waiting for europe's approval (exit 5): **${promoted} of ${results.length}**.`,
     '',
-    '| run | exit | canary wave promoted | paused for samples | looks past a step end (max wait) | fewest canary samples in a judged look | rollout time |',
+    '| run | exit | canary wave promoted | paused | steps that measured past their end for samples (longest wait) | fewest canary samples at the end of a short step (minSamples 100) | rollout time |',
     '| ---: | ---: | --- | --- | --- | ---: | ---: |',
     ...results.map(
       (r, i) =>
-        `| ${i + 1} | ${r.exit ?? '-'} | ${r.canaryPromoted ? 'yes' : 'no'} | ${r.pausedForSamples ? 'yes' : 'no'} | ${r.extendedLooks} (${r.maxWaitedS} s) | ${r.fewestCanarySamples ?? '-'} | ${r.seconds.toFixed(0)} s |`,
+        `| ${i + 1} | ${r.exit ?? '-'} | ${r.canaryPromoted ? 'yes' : 'no'} | ${r.pausedForSamples ? 'yes' : 'no'} | ${r.extendedSteps} (${r.maxWaitedS} s) | ${r.fewestAtStepEnd ?? '-'} | ${r.seconds.toFixed(0)} s |`,
     ),
     '',
   ];

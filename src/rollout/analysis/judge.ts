@@ -578,15 +578,18 @@ export function judgeStep(
   else if (outcome === 'running') reason = 'still measuring';
   else reason = named.join('; ');
 
-  // too few samples at the step's end: keep measuring up to the bound, then say how long it waited
+  // undecided at the step's end — too few samples, or a limit crossed without significance: keep measuring
+  // up to the bound (more samples decide it either way), then say how long it waited
   const wait = opts.sampleWait;
   const waitedMs = opts.final && wait ? Math.max(0, wait.waitedMs) : 0;
-  if (opts.final && wait && outcome === 'inconclusive' && onlyWaiting(metrics, limits.inconclusiveLimit)) {
+  const undecided = opts.final && wait && outcome === 'inconclusive' ? undecidedFor(metrics, limits.inconclusiveLimit) : null;
+  if (wait && undecided !== null) {
+    const what = undecided === 'waiting' ? 'too few samples' : 'a limit crossed but not significantly';
     if (waitedMs < wait.maxWaitMs) {
       outcome = 'running';
-      reason = `too few samples at the step's end: measuring on (${seconds(waitedMs)} of at most ${seconds(wait.maxWaitMs)} past its end); ${reason}`;
+      reason = `${what} at the step's end: measuring on (${seconds(waitedMs)} of at most ${seconds(wait.maxWaitMs)} past its end); ${reason}`;
     } else {
-      reason = `still too few samples after waiting ${seconds(waitedMs)} past the step's end (the bound, rollout.analysis.sampleWait): ${reason}`;
+      reason = `still ${what} after waiting ${seconds(waitedMs)} past the step's end (the bound, rollout.analysis.sampleWait): ${reason}`;
     }
   } else if (outcome === 'pass' && waitedMs > 0) {
     reason = `${reason}, after waiting ${seconds(waitedMs)} past the step's end for samples`;
@@ -616,10 +619,15 @@ export function judgeStep(
   };
 }
 
-/** Every metric that keeps the step from passing is only short of minSamples (not inconclusive by its limit). */
-function onlyWaiting(metrics: readonly MetricStanding[], inconclusiveLimit: number): boolean {
+/**
+ * Why a step is undecided when every metric that keeps it from passing is so only for want of samples:
+ * `waiting` (short of minSamples), `unproven` (beyond a limit, not significantly; also when some only
+ * wait), or null when one is inconclusive for another reason or reached its inconclusiveLimit.
+ */
+function undecidedFor(metrics: readonly MetricStanding[], inconclusiveLimit: number): 'waiting' | 'unproven' | null {
   const open = metrics.filter((m) => m.outcome !== 'pass');
-  return (
-    open.length > 0 && open.every((m) => m.outcome === 'inconclusive' && m.last?.code === 'waiting' && m.inconclusive < inconclusiveLimit)
-  );
+  const undecided = (m: MetricStanding): boolean =>
+    m.outcome === 'inconclusive' && (m.last?.code === 'waiting' || m.last?.code === 'unproven') && m.inconclusive < inconclusiveLimit;
+  if (open.length === 0 || !open.every(undecided)) return null;
+  return open.every((m) => m.last?.code === 'waiting') ? 'waiting' : 'unproven';
 }
