@@ -405,7 +405,7 @@ describe('built-in policies', () => {
     ];
     const doc = patch(base(), {
       regions: { 'eu-west': { params: { db_password: secrets[0] } } },
-      clusters: { 'us-east-1': { target: { context: 'prod', kubernetes: { token: secrets[1] } } } },
+      clusters: { 'us-east-1': { driver: 'gitops', target: { context: 'prod', kubernetes: { token: secrets[1] } } } },
       services: {
         web: {
           env: { LOG_LEVEL: 'info', PAYMENT_KEY: secrets[2], TOKEN_TTL: '30m', PASSWORD_FILE: '/run/secrets/db' },
@@ -504,7 +504,7 @@ describe('dedupe at scale', () => {
   it('one problem on 300 clusters is one finding that names a few and the count', async () => {
     const clusters: Doc = {};
     for (let i = 0; i < 300; i++)
-      clusters[`edge-${String(i).padStart(3, '0')}`] = { region: 'us-east', driver: 'kubernetes', capacity: { rps: 100 } };
+      clusters[`edge-${String(i).padStart(3, '0')}`] = { region: 'us-east', driver: 'gitops', capacity: { rps: 100 } };
     const doc = patch(base(), {
       clusters,
       regions: { 'us-east': { quota: null } },
