@@ -8,6 +8,7 @@ import { Router, StaticEndpoints } from '../src/router/index.js';
 import { judgeMetric, routerCountersFromText, routerSample } from '../src/rollout/analysis/index.js';
 import { Metric } from '../src/spec/schema.js';
 import { closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream } from './router-kit.js';
+import { TRUST_LOOPBACK } from './router-kit.js';
 
 const routers: Router[] = [];
 const upstreams: Upstream[] = [];
@@ -50,6 +51,7 @@ describe('upstream attempts', () => {
     a.status = 500; // a 5xx, retried
     b.delayMs = 10_000; // no headers within perTryTimeout: a timeout, retried (1.5 s: a starved machine still answers the 500 in time)
     const router = new Router({
+      ...TRUST_LOOPBACK,
       geoip: null,
       revision: rev,
       endpoints: new StaticEndpoints([a.endpoint(), b.endpoint(), c.endpoint()]),
@@ -91,6 +93,7 @@ describe('upstream attempts', () => {
     upstreams.push(stable, canary, other);
     canary.status = 500; // every canary attempt fails; a 30% share of eu-west-1's users get it
     const router = new Router({
+      ...TRUST_LOOPBACK,
       geoip: null,
       revision: rev,
       endpoints: new StaticEndpoints([stable.endpoint(), canary.endpoint('canary'), other.endpoint()]),
@@ -139,6 +142,7 @@ describe('endpoints taken out of rotation', () => {
     // nothing listens on either port any more: the starting replica is not listening yet, the dying one is gone
     await Promise.all([starting.kill(), dying.kill()]);
     const router = new Router({
+      ...TRUST_LOOPBACK,
       geoip: null,
       revision: rev,
       endpoints: new StaticEndpoints([live.endpoint(), { ...starting.endpoint(), healthy: false }, dying.endpoint()]),

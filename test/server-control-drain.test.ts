@@ -5,7 +5,7 @@
  * does not answer makes the REST call fail with its own code. Real processes; needs a fresh build.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,9 @@ const bin = join(root, 'bin', 'meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-control-drain-'));
 const fleet = join(work, 'shop');
 cpSync(join(root, 'examples', 'shop'), fleet, { recursive: true });
+// these drains are maintenance, repeated within minutes: the example's 5-minute hold-down would refuse them
+const recoveryFile = join(fleet, 'recovery.yaml');
+writeFileSync(recoveryFile, readFileSync(recoveryFile, 'utf8').replace('holdDown: 5m', 'holdDown: 0s'));
 const env = { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ops' };
 const servers: ChildProcess[] = [];
 

@@ -12,6 +12,7 @@ import { startServer } from '../src/server/server.js';
 import type { Endpoint } from '../src/targets/target.js';
 import { closeAgents, get, startUpstream, type Upstream } from './router-kit.js';
 import { api, codeOf, serverWorld, sse, until, type ServerWorld } from './server-kit.js';
+import { TRUST_LOOPBACK } from './router-kit.js';
 
 let sw: ServerWorld;
 const upstreams: Upstream[] = [];
@@ -132,7 +133,7 @@ describe('a router that follows the server', () => {
     follower = await followServer({
       server: sw.url,
       token: sw.tokens.viewer,
-      router: { healthChecks: false, geoip: null },
+      router: { ...TRUST_LOOPBACK, healthChecks: false, geoip: null },
       backoffMs: 50,
       maxBackoffMs: 200,
       idleMs: 3000,

@@ -8,7 +8,7 @@ import type { Recovery } from '../spec/schema.js';
 import type { Actor, Store } from '../store/store.js';
 import { disasterStanding, recoveryLedger, type Declaration, type RecoveryLedger } from './ledger.js';
 import { safetyPolicy } from './policy.js';
-import { checkEvacuation, placeKey, type Place, type SafetyVerdict } from './safety.js';
+import { checkEvacuation, placeKey, type Place, type SafetyPolicy, type SafetyVerdict } from './safety.js';
 
 export interface EvacuationOrder {
   readonly place: Place;
@@ -71,13 +71,14 @@ export async function evacuate(
   revision: Revision,
   order: EvacuationOrder,
   now = Date.now(),
+  policy: SafetyPolicy = safetyPolicy(recovery),
 ): Promise<EvacuationOutcome> {
   const ledger = recoveryLedger(await store.listAudit());
   if (ledger.evacuated.some((p) => placeKey(p) === placeKey(order.place))) return { kind: 'already' };
   const disaster = standingDisaster(recovery, ledger);
   const verdict = checkEvacuation(
     revision,
-    safetyPolicy(recovery),
+    policy,
     { evacuated: ledger.evacuated, lastChange: ledger.lastChange, now },
     { place: order.place, declaredDown: order.declaredDown, automated: order.automated, disaster: disaster !== null },
   );

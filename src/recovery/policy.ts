@@ -10,6 +10,13 @@ import type { SafetyPolicy } from './safety.js';
 /** The safety rules when a fleet says nothing: a full capacity floor, a 5-minute hold-down, no automation. */
 export const DEFAULT_SAFETY: SafetyPolicy = { capacityFloor: 1, holdDownMs: 5 * 60_000, automatedEvacuations: false };
 
+/**
+ * The rules a plain drain through the control plane's API meets when the fleet has no `recovery` section:
+ * residency only (locked clients are never stranded), no capacity floor, no hold-down — a drain for
+ * maintenance stays a drain until a fleet opts into the policy.
+ */
+export const RESIDENCY_ONLY: SafetyPolicy = { capacityFloor: 0, holdDownMs: 0, automatedEvacuations: true };
+
 /** The safety rules in force for a fleet's `recovery` section (the defaults when it has none). */
 export function safetyPolicy(recovery: Recovery | undefined): SafetyPolicy {
   const s = recovery?.safety;

@@ -9,6 +9,7 @@ import { canonicalJson } from '../render/canonical.js';
 import type { Revision } from '../render/render.js';
 import { baselineRevisionId } from '../plan/plan.js';
 import { evacuate, refusalText, restore } from '../recovery/evacuation.js';
+import { RESIDENCY_ONLY, safetyPolicy } from '../recovery/policy.js';
 import { changedServices } from '../rollout/engine.js';
 import { FINAL_STATES } from '../rollout/events.js';
 import { asSpec } from '../rollout/rollout-spec.js';
@@ -79,7 +80,7 @@ export interface ControlStateOptions {
   readonly link?: FleetLink | null | undefined;
   /** The fleet as written (`meridian serve FLEET`): in force when the store records nothing running. */
   readonly written?: Revision | null | undefined;
-  /** The fleet's recovery policy (`recovery:`), whose safety rules every drain is checked against; the defaults when absent. */
+  /** The fleet's recovery policy (`recovery:`), whose safety rules every drain is checked against; residency alone when absent. */
   readonly recovery?: Recovery | undefined;
   /** Between looks at the store's audit head, ms (default 250). */
   readonly storePollMs?: number | undefined;
@@ -227,7 +228,9 @@ export class ControlState {
     if (drained) {
       // a drain is an evacuation: the fleet's safety rules decide, and the audit log records it either way
       const order = { place, reason: reason ?? 'drained through the API', declaredDown: how.declaredDown ?? [], automated: false, actor };
-      const outcome = await evacuate(this.#o.store, this.#o.recovery, rev, order);
+      const recovery = this.#o.recovery;
+      const policy = recovery ? safetyPolicy(recovery) : RESIDENCY_ONLY;
+      const outcome = await evacuate(this.#o.store, recovery, rev, order, Date.now(), policy);
       if (outcome.kind === 'refused') {
         await this.pollStore(); // publishes the refusal
         const { message, hint } = refusalText(place, outcome.verdict);

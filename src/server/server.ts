@@ -43,7 +43,7 @@ export interface ServerOptions {
   readonly link?: FleetLink | null | undefined;
   /** The fleet as written, in force while the store records nothing running. */
   readonly written?: Revision | null | undefined;
-  /** The fleet's recovery policy: the safety rules every drain through the API is checked against (defaults when absent). */
+  /** The fleet's recovery policy: the safety rules every drain through the API is checked against (residency alone when absent). */
   readonly recovery?: Recovery | undefined;
   readonly oidc?: OidcConfig | undefined;
   /**
