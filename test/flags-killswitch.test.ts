@@ -71,8 +71,9 @@ describe('the flag kill switch on a live local fleet', () => {
   });
 
   it('stops new requests from reaching a region within a second of `flag set --off`, and brings them back with --on', async () => {
-    const before = await traffic((s) => s.length >= 40);
-    expect(before.filter((s) => s.region !== 'eu')).toEqual([]); // names any request served elsewhere
+    // eu serves before the switch: 40 requests in a row (a loaded machine's health checks may fail over a few at first)
+    const before = await traffic((s) => (s.length >= 40 && s.slice(-40).every((x) => x.region === 'eu')) || s.length > 4000);
+    expect(before.slice(-40).filter((s) => s.region !== 'eu')).toEqual([]); // names any request served elsewhere
 
     let setDone = 0;
     const running = traffic((s) => {
