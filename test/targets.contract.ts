@@ -227,7 +227,16 @@ export function targetContract(name: string, makeHarness: () => Promise<Contract
       // rev-b changes api only
       const v2 = h.cluster({ web: { version: '1.0.0', replicas: 1 }, api: { version: '1.1.0', replicas: 1 } });
       await h.target.apply({ cluster, revisionId: 'rev-b', state: v2, track: 'stable' });
-      const now = await h.target.status(cluster);
+      // the first status that shows web under rev-b (at once on the local driver; on kubernetes once the
+      // relabel is observed, which a loaded API server may take a moment for)
+      const now = await waitForStatus(
+        h.target,
+        cluster,
+        (x) => trackStatus(x, 'web', 'stable')?.revisionId === 'rev-b' && trackStatus(x, 'web', 'stable')?.healthy === true,
+        {
+          timeoutMs: h.timeoutMs,
+        },
+      );
       const web = trackStatus(now, 'web', 'stable');
       expect(web).toMatchObject({ revisionId: 'rev-b', healthy: true });
       expect(web?.consecutiveHealthyChecks).toBeLessThan(trackStatus(before, 'web', 'stable')?.consecutiveHealthyChecks ?? 0);
