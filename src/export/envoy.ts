@@ -11,7 +11,7 @@ import { UNKNOWN_CLIENT, type ProjectedLevel } from '../routing/projection.js';
 import { safeName, splitAddress } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { sortLoss, wideningLoss } from './loss.js';
+import { capacityCapsLoss, sortLoss, wideningLoss } from './loss.js';
 
 type Json = Record<string, unknown>;
 
@@ -158,16 +158,13 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       severity: 'info',
     },
   ];
-  if (p.capacityCaps)
-    loss.push({
-      code: 'MERIDIAN_LOSS_CAPACITY_CAPS',
-      target: t,
-      service: null,
+  loss.push(
+    ...capacityCapsLoss(input, t, {
       model: 'spill-over capped by declared capacity.rps',
       exported: 'nothing (Envoy’s circuit breakers count requests in flight, not rates)',
       effect: 'a level takes its full priority load whatever its declared capacity',
-      severity: 'approximation',
-    });
+    }),
+  );
   if (input.settings.countryHeader === null)
     loss.push({
       code: 'MERIDIAN_LOSS_LEVELS',

@@ -11,7 +11,7 @@ import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../rou
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
-import { sortLoss, wideningLoss } from './loss.js';
+import { capacityCapsLoss, sortLoss, wideningLoss } from './loss.js';
 
 /** The name of the row key of clients with no home region, in the maps. */
 export const HAPROXY_UNKNOWN = '_unknown';
@@ -223,16 +223,13 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
   const t = 'haproxy';
   const loss: LossFinding[] = [];
   const p = input.projection;
-  if (p.capacityCaps)
-    loss.push({
-      code: 'MERIDIAN_LOSS_CAPACITY_CAPS',
-      target: t,
-      service: null,
+  loss.push(
+    ...capacityCapsLoss(input, t, {
       model: 'spill-over capped by capacity.rps against traffic.rps',
       exported: 'Envoy priority load without caps',
       effect: 'when a level loses health, the next level takes its whole Envoy load even beyond its declared capacity',
-      severity: 'approximation',
-    });
+    }),
+  );
   for (const s of services) {
     const sp = p.services[s];
     if (!sp) continue;

@@ -40,6 +40,16 @@ export function formatLoss(target: string, loss: readonly LossFinding[]): string
   return `${lines.join('\n')}\n`;
 }
 
+/** The `MERIDIAN_LOSS_CAPACITY_CAPS` finding, when the fleet caps spill-over by capacity (none otherwise). */
+export function capacityCapsLoss(
+  input: ExportInput,
+  target: string,
+  text: Pick<LossFinding, 'model' | 'exported' | 'effect'>,
+): LossFinding[] {
+  if (!input.projection.capacityCaps) return [];
+  return [{ code: 'MERIDIAN_LOSS_CAPACITY_CAPS', target, service: null, ...text, severity: 'approximation' }];
+}
+
 /** One `MERIDIAN_LOSS_WIDENING` finding per row of a service that widens to at least `min` outside levels. */
 export function wideningLoss(
   input: ExportInput,

@@ -11,7 +11,7 @@ import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { sortLoss } from './loss.js';
+import { capacityCapsLoss, sortLoss } from './loss.js';
 
 const UNKNOWN = '_unknown';
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -68,16 +68,13 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       'each change starts new workers; old ones finish their requests and close idle keep-alive connections, so a client reusing one at that instant sees a reset and must retry',
     severity: 'info',
   });
-  if (p.capacityCaps)
-    loss.push({
-      code: 'MERIDIAN_LOSS_CAPACITY_CAPS',
-      target: t,
-      service: null,
+  loss.push(
+    ...capacityCapsLoss(input, t, {
       model: 'spill-over capped by capacity.rps against traffic.rps',
       exported: 'none',
       effect: 'the backup level takes everything when the first is down, whatever its capacity',
-      severity: 'approximation',
-    });
+    }),
+  );
   for (const s of services) {
     const sp = p.services[s];
     if (!sp) continue;
