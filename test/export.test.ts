@@ -62,3 +62,23 @@ describe('the exporters’ input', () => {
     }
   });
 });
+
+describe('capacity caps in loss reports', () => {
+  it('a fleet that caps spill-over by capacity is told, per exporter, what each writes instead (once, for the fleet)', () => {
+    const rev = fixtureRevision();
+    const plain = exportInput(rev, clusterAddresses(rev));
+    const capped = { ...plain, projection: { ...plain.projection, capacityCaps: true } };
+    const expected: Record<string, string> = {
+      haproxy: 'Envoy priority load without caps',
+      nginx: 'none',
+      envoy: 'nothing (Envoy’s circuit breakers count requests in flight, not rates)',
+    };
+    for (const [target, exported] of Object.entries(expected)) {
+      const exporter = EXPORTERS.find((e) => e.target === target);
+      if (!exporter) throw new Error(`no exporter ${target}`);
+      const caps = (input: typeof plain) => exporter.export(input).loss.filter((f) => f.code === 'MERIDIAN_LOSS_CAPACITY_CAPS');
+      expect(caps(capped), target).toEqual([expect.objectContaining({ target, service: null, exported, severity: 'approximation' })]);
+      expect(caps({ ...plain, projection: { ...plain.projection, capacityCaps: false } }), target).toEqual([]);
+    }
+  });
+});
