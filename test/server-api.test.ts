@@ -223,6 +223,12 @@ describe('actions', () => {
   it('a drain is an evacuation: one that strands locked EU clients is refused (409) naming the rule, audited, and changes nothing', async () => {
     const drain = (region: string, body: Record<string, unknown>) =>
       api(sw.url, 'POST', `/api/v1/regions/${region}/drain`, { token: sw.tokens.admin, body });
+    const typo = await drain('eu-central', { drained: true, reason: 'x', declareDown: ['EUU'] });
+    expect([typo.status, codeOf(typo)]).toEqual([422, 'MERIDIAN_E_API_INVALID']);
+    expect((typo.body as { error: { message: string; hint: string } }).error).toMatchObject({
+      message: expect.stringContaining('EUU'),
+      hint: expect.stringContaining('EU'),
+    });
     const first = await drain('eu-central', { drained: true, reason: 'eu-central serves errors' });
     expect(first.status, JSON.stringify(first.body)).toBe(200);
     const refused = await drain('eu-west', { drained: true, reason: 'eu-west too' });

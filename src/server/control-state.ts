@@ -225,6 +225,13 @@ export class ControlState {
       });
     }
     const place = { kind, name };
+    const jurisdictions = [...new Set(Object.values(rev.regions).map((r) => r.jurisdiction))].sort();
+    const unknown = (how.declaredDown ?? []).filter((j) => !jurisdictions.includes(j));
+    if (unknown.length > 0) {
+      throw new ApiError('MERIDIAN_E_API_INVALID', `declareDown names no jurisdiction of the fleet: ${unknown.join(', ')}`, {
+        hint: `its jurisdictions are: ${jurisdictions.join(', ')}`,
+      });
+    }
     if (drained) {
       // a drain is an evacuation: the fleet's safety rules decide, and the audit log records it either way
       const order = { place, reason: reason ?? 'drained through the API', declaredDown: how.declaredDown ?? [], automated: false, actor };
