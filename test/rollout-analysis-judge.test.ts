@@ -486,10 +486,38 @@ describe('the step: failureLimit, inconclusiveLimit, consecutiveErrorLimit', () 
     expect(outcomes(run(ANALYSIS({ failureLimit: 2 }), [GOOD, BAD], true))).toEqual(['running', 'inconclusive']);
   });
 
-  it('inconclusive measurements make the step inconclusive at inconclusiveLimit (default 3); waiting does not count', () => {
-    expect(outcomes(run(ANALYSIS(), [UNPROVEN, UNPROVEN, UNPROVEN]))).toEqual(['running', 'running', 'inconclusive']);
+  it('inconclusive measurements make the step inconclusive at inconclusiveLimit (default 3); looks more samples settle do not count', () => {
+    // nothing to compare with (a baseline-only limit, no baseline): waiting longer does not settle it
+    const onlyBaseline = ANALYSIS({ metrics: [metric({ maxIncreaseOverBaseline: '1%' })] });
+    expect(outcomes(run(onlyBaseline, [GOOD, GOOD, GOOD]))).toEqual(['running', 'running', 'inconclusive']);
+    expect(outcomes(run(onlyBaseline, [GOOD, GOOD], false, { inconclusiveLimit: 2 }))).toEqual(['running', 'inconclusive']);
+    // short of minSamples, or beyond a limit without significance yet: more samples decide, so the step measures on
     expect(outcomes(run(ANALYSIS(), [WAIT, WAIT, WAIT, WAIT]))).toEqual(['running', 'running', 'running', 'running']);
-    expect(outcomes(run(ANALYSIS(), [UNPROVEN, UNPROVEN], false, { inconclusiveLimit: 2 }))).toEqual(['running', 'inconclusive']);
+    expect(outcomes(run(ANALYSIS(), [UNPROVEN, UNPROVEN, UNPROVEN, UNPROVEN]))).toEqual(['running', 'running', 'running', 'running']);
+    const unproven = run(ANALYSIS(), [UNPROVEN, UNPROVEN, UNPROVEN]).at(-1);
+    expect(unproven?.metrics[0]?.inconclusive).toBe(0);
+  });
+
+  it("a limit crossed without significance at the step's end measures on to sampleWait, not cut short by inconclusiveLimit", () => {
+    const history: MetricVerdict[] = [];
+    const look = (final: boolean, waitedMs: number) => {
+      const v = judgeStep(ANALYSIS(), { 'error-rate': UNPROVEN }, history, {
+        final,
+        ...(final ? { sampleWait: { waitedMs, maxWaitMs: 60_000 } } : {}),
+      });
+      history.push(...v.measurements);
+      return v.outcome;
+    };
+    // three looks in the step, then five past its end: all of them before the bound measure on
+    expect([look(false, 0), look(false, 0), look(true, 0), look(true, 10_000), look(true, 20_000), look(true, 50_000)]).toEqual([
+      'running',
+      'running',
+      'running',
+      'running',
+      'running',
+      'running',
+    ]);
+    expect(look(true, 60_000)).toBe('inconclusive');
   });
 
   it('errors stop the step only when consecutive (default 3); a success in between resets the count', () => {

@@ -55,11 +55,13 @@ async function setup(
     engine?: EngineOptions;
     open?: () => Promise<Store>;
     interval?: string;
+    warmup?: string;
   } = {},
 ): Promise<Run> {
   const w = await world((f) => {
     if (f.rollout) f.rollout.onFailure = opts.onFailure ?? 'rollback-wave';
     if (f.rollout?.analysis && opts.interval) f.rollout.analysis.interval = opts.interval;
+    if (f.rollout?.analysis && opts.warmup) f.rollout.analysis.warmup = opts.warmup;
     if (opts.approvals === false) for (const wave of f.rollout?.waves ?? []) delete wave.approvals;
   }, opts.open);
   stores.push(w.store);
@@ -286,6 +288,30 @@ describe('rollout engine with port fakes', () => {
     expect(last.length).toBe(11); // at the end, then every 10 ms for 100 ms
     expect(last.at(-1)?.now).toBe(last[0]?.sampleWait?.until);
     expect(new Set(asked.map((a) => a.since)).size).toBe(1);
+  });
+
+  it("lets a new canary warm up before its first step's window and pause start (rollout.analysis.warmup), and only then", async () => {
+    const r = await setup({ approvals: false, interval: '10ms', warmup: '30ms' });
+    expect((await r.drive()).outcome).toBe('promoted');
+    const events = await r.w.store.listRolloutEvents(r.id);
+    const at = (i: number) => Date.parse(events[i]?.at ?? '');
+    const firstSteps = events.flatMap((e, i) => (e.type === 'canary-ready' ? [i] : []));
+    expect(firstSteps.length).toBeGreaterThan(0);
+    for (const i of firstSteps) {
+      const set = events.findIndex((e, j) => j > i && e.type === 'weight-set');
+      expect((events[set]?.data as { warmupMs?: number }).warmupMs).toBe(30);
+      expect(at(set) - at(i)).toBe(30); // the canary took traffic for 30 ms before the window began
+    }
+    const warmed = events.filter((e) => e.type === 'weight-set' && (e.data as { warmupMs?: number }).warmupMs !== undefined);
+    const sets = events.filter((e) => e.type === 'weight-set');
+    expect(warmed.length).toBe(firstSteps.length); // later steps of a wave run on a canary already warm
+    expect(sets.length).toBeGreaterThan(warmed.length);
+    // every step's window starts when its weight-set was recorded, so the warm-up is outside the first one
+    const sinces = new Set(r.analysis.asked.map((a) => a.since));
+    for (const i of firstSteps) {
+      const set = events.findIndex((e, j) => j > i && e.type === 'weight-set');
+      expect(sinces.has(at(set))).toBe(true);
+    }
   });
 
   it('persists what the analysis marks when a step begins: a driver that dies mid-step is replaced by one that judges the same window', async () => {

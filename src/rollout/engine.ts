@@ -421,11 +421,21 @@ export class RolloutEngine {
           for (const c of clusters) {
             for (const svc of c.services) await this.#p.traffic.setCanary(svc, c.cluster, effect.weight, c.versions[svc]?.canary ?? '');
           }
+          // a new canary's warm-up (rollout.analysis.warmup): it takes traffic, but the window and the pause start after it
+          const warm = clock.now() + (effect.warmupMs ?? 0);
+          for (let left = warm - clock.now(); left > 0; left = warm - clock.now()) {
+            if (await this.#sleepUnlessControl(rec.id, Math.min(left, this.#o.pollMs))) return 'interrupted';
+          }
           // the step's window starts now: what the analysis needs to measure it from here (the router's counters) is persisted with it
           const mark = this.#p.analysis.begin ? await this.#p.analysis.begin({ rolloutId: rec.id, clusters, now: clock.now() }) : null;
           return {
             event: { type: 'weight-set', at: clock.now() },
-            details: { weight: effect.weight, clusters: [...effect.clusters], ...(mark === null ? {} : { mark }) },
+            details: {
+              weight: effect.weight,
+              clusters: [...effect.clusters],
+              ...(effect.warmupMs ? { warmupMs: effect.warmupMs } : {}),
+              ...(mark === null ? {} : { mark }),
+            },
           };
         }
         case 'wait': {

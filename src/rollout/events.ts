@@ -81,6 +81,7 @@ export function describeEvent(e: RolloutEventRecord, spec: RolloutSpec): string 
   if (e.type === 'approvals-met') what = `approved by ${JSON.stringify(d['approvers'])}`;
   if (e.type === 'migrated') what = `migrated ${String(d['migration'])}${d['ran'] === false ? ' (applied before)' : ''}`;
   if (e.type === 'migration-reverted') what = `reverted ${String(d['migration'])}`;
+  if (e.type === 'weight-set' && typeof d['warmupMs'] === 'number') what = `weight-set after a ${d['warmupMs'] / 1000} s warm-up`;
   return `#${e.seq} ${what} → ${next()}`;
 }
 

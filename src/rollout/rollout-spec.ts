@@ -93,6 +93,7 @@ export function rolloutSpecFromPlan(
     onFailure: (fleet.rollout?.onFailure ?? 'rollback-wave') as FailurePolicy,
     analysisIntervalMs: ms(fleet.rollout?.analysis?.interval) ?? 10_000,
     ...(fleet.rollout?.analysis?.sampleWait !== undefined ? { sampleWaitMs: ms(fleet.rollout.analysis.sampleWait) ?? 0 } : {}),
+    ...(fleet.rollout?.analysis?.warmup !== undefined ? { warmupMs: ms(fleet.rollout.analysis.warmup) ?? 0 } : {}),
   };
   return {
     apiVersion: ROLLOUT_SPEC_VERSION,

@@ -46,6 +46,8 @@ export interface MachineConfig {
    * (`rollout.analysis.sampleWait`); undefined: twice the step's pause.
    */
   readonly sampleWaitMs?: number;
+  /** A new canary's warm-up before its first step's window starts (`rollout.analysis.warmup`); undefined or 0: none. */
+  readonly warmupMs?: number;
 }
 
 export type Outcome = 'promoted' | 'rolled-back' | 'failed';
@@ -157,7 +159,13 @@ export type MachineEvent =
 export type Effect =
   | { readonly kind: 'check-approvals'; readonly wave: number }
   | { readonly kind: 'deploy-canary'; readonly clusters: readonly string[] }
-  | { readonly kind: 'set-weight'; readonly clusters: readonly string[]; readonly weight: number }
+  | {
+      readonly kind: 'set-weight';
+      readonly clusters: readonly string[];
+      readonly weight: number;
+      /** The first step after the canary's deployment: let it take traffic this long before the window starts. */
+      readonly warmupMs?: number;
+    }
   | { readonly kind: 'wait'; readonly until: number }
   | {
       readonly kind: 'judge';
@@ -213,7 +221,12 @@ export function effectOf(config: MachineConfig, state: MachineState): Effect | n
     case 'deploy':
       return { kind: 'deploy-canary', clusters: batchOf(config, p.wave, p.batch) };
     case 'weight':
-      return { kind: 'set-weight', clusters: batchOf(config, p.wave, p.batch), weight: stepOf(config, p.wave, p.step).weight };
+      return {
+        kind: 'set-weight',
+        clusters: batchOf(config, p.wave, p.batch),
+        weight: stepOf(config, p.wave, p.step).weight,
+        ...(p.step === 0 && (config.warmupMs ?? 0) > 0 ? { warmupMs: config.warmupMs } : {}),
+      };
     case 'pause':
     case 'bake':
       return { kind: 'wait', until: p.until };

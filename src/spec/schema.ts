@@ -254,6 +254,11 @@ export const Rollout = z.strictObject({
       failureLimit: z.number().int().min(1).default(1),
       /** Past a step's end, how long it keeps measuring while it is short of minSamples (default: twice the step's pause). */
       sampleWait: Duration.optional(),
+      /**
+       * A new canary's warm-up: after a batch's canary is deployed and its first step's weight set, how long its
+       * traffic runs before that step's window (and pause) starts, so that cold processes are not judged (default 0s).
+       */
+      warmup: Duration.optional(),
     })
     .optional(),
   onFailure: z.enum(['pause', 'rollback-wave', 'rollback-all']).default('rollback-wave'),

@@ -473,7 +473,7 @@ const WORST: readonly StepOutcome[] = ['fail', 'error', 'inconclusive', 'running
 
 function standing(name: string, verdicts: readonly MetricVerdict[], limits: StepVerdict['limits'], final: boolean): MetricStanding {
   const failures = verdicts.filter((v) => v.effective === 'fail');
-  const inconclusive = verdicts.filter((v) => v.effective === 'inconclusive' && v.code !== 'waiting').length;
+  const inconclusive = verdicts.filter((v) => v.effective === 'inconclusive' && !settledByMoreSamples(v)).length;
   let consecutiveErrors = 0;
   for (let i = verdicts.length - 1; i >= 0 && verdicts[i]?.effective === 'error'; i--) consecutiveErrors++;
   const last = verdicts.at(-1) ?? null;
@@ -620,6 +620,21 @@ export function judgeStep(
 }
 
 /**
+ * An inconclusive measurement that more samples settle either way: short of minSamples (`waiting`), or
+ * beyond a limit by a statistical test that is not significant yet (`unproven` with a test behind every
+ * open check). Such looks do not count towards inconclusiveLimit: the step measures on, and `sampleWait`
+ * bounds how long past its end. An `unproven` with nothing to compare, or a quantile beyond the last
+ * histogram bucket, is not settled by waiting and counts.
+ */
+export function settledByMoreSamples(v: MetricVerdict): boolean {
+  if (v.effective !== 'inconclusive') return false;
+  if (v.code === 'waiting') return true;
+  if (v.code !== 'unproven') return false;
+  const open = v.checks.filter((c) => c.outcome === 'inconclusive');
+  return open.length > 0 && open.every((c) => c.test !== null && c.test.pValue !== null);
+}
+
+/**
  * Why a step is undecided when every metric that keeps it from passing is so only for want of samples:
  * `waiting` (short of minSamples), `unproven` (beyond a limit, not significantly; also when some only
  * wait), or null when one is inconclusive for another reason or reached its inconclusiveLimit.
@@ -627,7 +642,7 @@ export function judgeStep(
 function undecidedFor(metrics: readonly MetricStanding[], inconclusiveLimit: number): 'waiting' | 'unproven' | null {
   const open = metrics.filter((m) => m.outcome !== 'pass');
   const undecided = (m: MetricStanding): boolean =>
-    m.outcome === 'inconclusive' && (m.last?.code === 'waiting' || m.last?.code === 'unproven') && m.inconclusive < inconclusiveLimit;
+    m.outcome === 'inconclusive' && m.last !== null && settledByMoreSamples(m.last) && m.inconclusive < inconclusiveLimit;
   if (open.length === 0 || !open.every(undecided)) return null;
   return open.every((m) => m.last?.code === 'waiting') ? 'waiting' : 'unproven';
 }
