@@ -17,12 +17,14 @@ export interface DemoTimings {
   readonly pause: string;
   readonly bake: string;
   readonly interval: string;
+  /** A new canary's warm-up before its first step is judged (`rollout.analysis.warmup`), when the fleet sets one. */
+  readonly warmup: string;
   readonly minSamples: number;
   /** Steps below this weight (in %) are raised to it, so that a canary sees enough requests quickly. */
   readonly minWeight: number;
 }
 
-export const DEMO_TIMINGS: DemoTimings = { pause: '4s', bake: '3s', interval: '2s', minSamples: 20, minWeight: 25 };
+export const DEMO_TIMINGS: DemoTimings = { pause: '4s', bake: '3s', interval: '2s', warmup: '2s', minSamples: 20, minWeight: 25 };
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -57,8 +59,8 @@ export function copyFleet(from: string, to: string): void {
 }
 
 /**
- * Shortens the rollout of the fleet in `dir` in place: every step's pause, every bake and the analysis
- * interval capped by `t`, minSamples capped, light canary steps raised to `t.minWeight`. Waves, their
+ * Shortens the rollout of the fleet in `dir` in place: every step's pause, every bake, the analysis
+ * interval and the canary's warm-up capped by `t`, minSamples capped, light canary steps raised to `t.minWeight`. Waves, their
  * order, clusters, approvals and gates stay as the fleet says.
  */
 export function applyDemoOverlay(dir: string, t: DemoTimings = DEMO_TIMINGS): void {
@@ -84,6 +86,8 @@ export function applyDemoOverlay(dir: string, t: DemoTimings = DEMO_TIMINGS): vo
       }
       if (doc.hasIn(['rollout', 'analysis', 'interval']))
         doc.setIn(['rollout', 'analysis', 'interval'], capped(doc.getIn(['rollout', 'analysis', 'interval']), t.interval));
+      if (doc.hasIn(['rollout', 'analysis', 'warmup']))
+        doc.setIn(['rollout', 'analysis', 'warmup'], capped(doc.getIn(['rollout', 'analysis', 'warmup']), t.warmup));
       const min = doc.getIn(['rollout', 'analysis', 'minSamples']);
       if (typeof min === 'number' && min > t.minSamples) doc.setIn(['rollout', 'analysis', 'minSamples'], t.minSamples);
     },
