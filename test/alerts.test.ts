@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { loadAndRender } from '../src/cli/commands/render.js';
-import { alertRules, alertThresholds, type AlertingRule, type RuleFile } from '../src/telemetry/alerts.js';
+import { alertRules, alertThresholds, type AlertingRule, type RuleFile } from '../src/export/alert-rules.js';
 
 const root = join(import.meta.dirname, '..');
 const shop = join(root, 'examples', 'shop');

@@ -1,10 +1,10 @@
 /**
- * The alert-rules export through the exporter contract: a thin adapter over src/telemetry/alerts.ts
+ * The alert-rules export through the exporter contract: a thin adapter over `alert-rules.ts`
  * (Prometheus recording and alerting rules), which needs the fleet's `rollout` section besides the
  * routing input. `meridian export alerts` keeps its own flags (docs/observability.md).
  */
 import type { Fleet } from '../spec/schema.js';
-import { alertRules, alertRulesYaml, type AlertOptions } from '../telemetry/alerts.js';
+import { alertRules, alertRulesYaml, type AlertOptions } from './alert-rules.js';
 import type { ExportInput, ExportResult, Exporter } from './contract.js';
 
 /** An exporter writing `alerts.yml` for the fleet whose `rollout` section is given. */

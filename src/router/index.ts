@@ -20,6 +20,6 @@ export { ServiceMatcher, normalizeHost } from './service-matcher.js';
 export { checkPolicy, httpProbe, type CheckPolicy, type Probe } from './active-health-checker.js';
 export { outlierPolicy, type OutlierPolicy } from './outlier-detector.js';
 export { REASONS, CODE_CLASSES, type Reason } from './router-metrics.js';
-export { cookieValue, newTraceparent, validTraceparent } from './proxy.js';
+export { cookieValue, newTraceparent, validTraceparent } from './forward-headers.js';
 export type { PoolOptions, UpstreamState } from './upstream.js';
 export type { RouteQuery } from './admin.js';

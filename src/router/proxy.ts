@@ -1,14 +1,39 @@
 /**
  * The request path (hot): match the service, resolve the client's country, decide with the routing
  * table, forward with undici, retry on another cluster when allowed, answer rejections with a reason.
- * One {@link Exchange} per request holds its state; the snapshot it read first serves it to the end.
+ * One {@link Exchange} per request holds its state; the snapshot it read first serves it to the end. The
+ * policies it applies live beside it: headers in `forward-headers.ts`, retries and failover in `failover.ts`.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { createDecision, decide, isIdempotent, nextAttempt, residencyRule, type Decision } from '../routing/index.js';
+import { createDecision, decide, isIdempotent, nextAttempt, type Decision } from '../routing/index.js';
+import { residencyRejection, writeAnswer } from './answers.js';
 import type { RouterClock } from './clock.js';
+import {
+  ClientGoneError,
+  EXCHANGE,
+  Exchange,
+  classify,
+  onAttemptTimeout,
+  onResponseClose,
+  type ExchangeHandler,
+  type TrackedResponse,
+} from './exchange.js';
+import { REASON_OF_KIND, chooseUpstream, planRetry, randInt, reroute } from './failover.js';
+import {
+  OVERRIDE_HEADER,
+  clientFromForwardedFor,
+  connectionListed,
+  cookieValue,
+  forwardHeaders,
+  headerName,
+  isHopByHopResponse,
+  newTraceparent,
+  responseConnectionListed,
+  validTraceparent,
+  type RawBuffer,
+} from './forward-headers.js';
 import type { GeoIp } from './geoip.js';
 import type { OutlierDetector } from './outlier-detector.js';
 import type { RequestSpan, RequestTracer } from '../telemetry/request-tracing.js';
@@ -39,416 +64,11 @@ export interface ProxySettings {
   readonly tracer: RequestTracer | null;
 }
 
-const OVERRIDE_HEADER = 'x-meridian-cluster';
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
-/** `00-` and the first 24 hex digits of every generated trace id (random per process). */
-const TRACE_HEAD = `00-${randomBytes(12).toString('hex')}`;
-/** Between the trace id and the span id, whose first 8 hex digits are random per process. */
-const TRACE_MID = `-${randomBytes(4).toString('hex')}`;
-let traceSeq = 0;
-
-/** A W3C trace context header that may be forwarded as is. */
-export function validTraceparent(v: string): boolean {
-  const m = TRACEPARENT.exec(v);
-  if (!m) return false;
-  const [, version, trace, span, , rest] = m;
-  if (version === 'ff' || trace === ZERO_TRACE || span === ZERO_SPAN) return false;
-  return version !== '00' || rest === undefined;
-}
-
-/** A new trace context (not sampled): a per-process random prefix and a counter, so it costs no entropy per request. */
-export function newTraceparent(): string {
-  traceSeq = (traceSeq + 1) >>> 0;
-  const n = traceSeq.toString(16).padStart(8, '0');
-  return TRACE_HEAD + n + TRACE_MID + n + '-00';
-}
-
-/** The value of one cookie in a Cookie header, without allocating for the others. */
-export function cookieValue(header: string, name: string): string | undefined {
-  let i = 0;
-  const n = name.length;
-  while ((i = header.indexOf(name, i)) !== -1) {
-    const before = i === 0 ? 59 : header.charCodeAt(i - 1);
-    if ((before === 59 || before === 32 || before === 9) && header.charCodeAt(i + n) === 61) {
-      const start = i + n + 1;
-      let end = header.indexOf(';', start);
-      if (end === -1) end = header.length;
-      let v = header.slice(start, end).trim();
-      if (v.length >= 2 && v.charCodeAt(0) === 34 && v.charCodeAt(v.length - 1) === 34) v = v.slice(1, -1);
-      return v.length > 0 ? v : undefined;
-    }
-    i += n;
-  }
-  return undefined;
-}
-
-/** The client address from X-Forwarded-For: the right-most entry that is not a trusted proxy. */
-export function clientFromForwardedFor(xff: string, trusted: ((a: string) => boolean) | { has(a: string): boolean }): string | null {
-  let end = xff.length;
-  while (end > 0) {
-    const comma = xff.lastIndexOf(',', end - 1);
-    const a = xff.slice(comma + 1, end).trim();
-    end = comma < 0 ? 0 : comma;
-    if (a.length > 0 && !(typeof trusted === 'function' ? trusted(a) : trusted.has(a))) return a;
-  }
-  return null;
-}
-
-/**
- * The header names a request's `Connection` header lists (lower case; RFC 9110 §7.6.1), which are not
- * passed on; null for none (no header, or only `keep-alive` / `close`, the common case). `host` and
- * `x-forwarded-for` are never listed: a client cannot strip those.
- */
-function connectionListed(v: string | undefined): string[] | null {
-  if (v === undefined || v === 'keep-alive' || v === 'close' || v === 'Keep-Alive' || v === 'Close') return null;
-  const names: string[] = [];
-  for (const t of v.split(',')) {
-    const name = t.trim().toLowerCase();
-    if (name !== '' && name !== 'host' && name !== 'x-forwarded-for') names.push(name);
-  }
-  return names.length > 0 ? names : null;
-}
-
-/** Whether a header name as received (any case) is `name` (lower case, of the same length). */
-function isNamedStr(raw: string, name: string): boolean {
-  for (let i = 0; i < name.length; i++) if ((raw.charCodeAt(i) | 0x20) !== name.charCodeAt(i)) return false;
-  return true;
-}
-
-/** What {@link forwardHeaders} changes in a request's headers. */
-interface ForwardOptions {
-  /** The country header, not passed on: its sender is not a trusted source (null: none to drop). */
-  readonly untrustedCountry: string | null;
-  /** The sender is a trusted source (else its `X-Forwarded-Proto` is dropped). */
-  readonly trusted: boolean;
-  /** Names the `Connection` header lists (see {@link connectionListed}). */
-  readonly listed: readonly string[] | null;
-  /** The `X-Forwarded-For` to send (the client's, with the sender appended). */
-  readonly xff: string;
-  /** The received `traceparent` and `tracestate` are replaced by the two below. */
-  readonly replaceTrace: boolean;
-  readonly traceparent: string | null;
-  readonly tracestate: string | string[] | undefined;
-}
-
-/**
- * The request headers passed on, as undici's flat `[name, value, …]` list, from the raw ones as the
- * client sent them (names compared length first, without lower-casing): hop-by-hop headers (RFC 9110
- * §7.6.1, plus `proxy-connection` and `proxy-authorization`) and `x-meridian-cluster` dropped, a second
- * `Host` or `Content-Length` dropped (Node keeps the first), X-Forwarded-For and trace context replaced.
- */
-function forwardHeaders(raw: readonly string[], o: ForwardOptions): string[] {
-  const out: string[] = [];
-  let host = false;
-  let length = false;
-  const country = o.untrustedCountry;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    switch (name.length) {
-      case 2:
-        if (isNamedStr(name, 'te')) continue;
-        break;
-      case 4:
-        if (isNamedStr(name, 'host')) {
-          if (host) continue;
-          host = true;
-        }
-        break;
-      case 7:
-        if (isNamedStr(name, 'upgrade') || isNamedStr(name, 'trailer')) continue;
-        break;
-      case 10:
-        if (isNamedStr(name, 'connection') || isNamedStr(name, 'keep-alive')) continue;
-        if (o.replaceTrace && isNamedStr(name, 'tracestate')) continue;
-        break;
-      case 11:
-        if (o.replaceTrace && isNamedStr(name, 'traceparent')) continue;
-        break;
-      case 14:
-        if (isNamedStr(name, 'content-length')) {
-          if (length) continue;
-          length = true;
-        }
-        break;
-      case 15:
-        if (isNamedStr(name, 'x-forwarded-for')) continue;
-        break;
-      case 16:
-        if (isNamedStr(name, 'proxy-connection')) continue;
-        break;
-      case 17:
-        if (isNamedStr(name, 'transfer-encoding')) continue;
-        if (!o.trusted && isNamedStr(name, 'x-forwarded-proto')) continue; // only a trusted proxy says how the client came
-        break;
-      case 18:
-        if (isNamedStr(name, OVERRIDE_HEADER)) continue;
-        break;
-      case 19:
-        if (isNamedStr(name, 'proxy-authorization')) continue;
-        break;
-    }
-    if (country !== null && name.length === country.length && isNamedStr(name, country)) continue; // never pass on a claim nobody vouched for
-    if (o.listed !== null && o.listed.includes(name.toLowerCase())) continue;
-    out.push(name, raw[i + 1] as string);
-  }
-  out.push('x-forwarded-for', o.xff);
-  if (o.traceparent !== null) out.push('traceparent', o.traceparent);
-  const ts = o.tracestate;
-  if (ts !== undefined) out.push('tracestate', typeof ts === 'string' ? ts : ts.join(','));
-  return out;
-}
-
-/** An attempt had no response headers within its time (`timeout`, `retries.perTryTimeout`). */
-class AttemptTimeoutError extends Error {
-  readonly code = 'MERIDIAN_ATTEMPT_TIMEOUT';
-}
-const ATTEMPT_TIMEOUT = new AttemptTimeoutError('no response headers within the attempt’s time');
-
-/**
- * The attempt's own timer (undici's headers timeout ticks every half second: too coarse for a 200 ms
- * per-try timeout). Aborts the attempt, or, while it waits for a connection, marks it to be aborted then.
- */
-function onAttemptTimeout(x: Exchange): void {
-  x.timer = null;
-  if (!x.pending) return;
-  x.timedOut = true;
-  x.abort?.(ATTEMPT_TIMEOUT);
-}
-
-/** Upstream failure kinds. */
-type Failure = 'refused' | 'connect' | 'reset' | 'timeout' | '5xx';
-
-const CONNECT_ERRORS = new Set([
-  'ECONNREFUSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-
-function classify(err: unknown): Failure {
-  const code = (err as { code?: string } | null)?.code ?? '';
-  if (code === 'ECONNREFUSED') return 'refused';
-  if (CONNECT_ERRORS.has(code)) return 'connect';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === ATTEMPT_TIMEOUT.code) return 'timeout';
-  return 'reset';
-}
-
-/** Whether a raw header name (any case) is `name` (lower-case, of the same length). */
-function isNamed(raw: Buffer, name: string): boolean {
-  // `| 0x20` lower-cases ASCII letters and keeps `-`; a header name has no control characters
-  for (let i = 0; i < name.length; i++) if (((raw[i] as number) | 0x20) !== name.charCodeAt(i)) return false;
-  return true;
-}
-
-/** A response header about one connection (RFC 9110 §7.6.1), never passed on; matched on the raw name. */
-function isHopByHopResponse(raw: Buffer): boolean {
-  switch (raw.length) {
-    case 2:
-      return isNamed(raw, 'te');
-    case 7:
-      return isNamed(raw, 'upgrade') || isNamed(raw, 'trailer');
-    case 10:
-      return isNamed(raw, 'connection') || isNamed(raw, 'keep-alive');
-    case 16:
-      return isNamed(raw, 'proxy-connection');
-    case 17:
-      return isNamed(raw, 'transfer-encoding');
-    default:
-      return false;
-  }
-}
-
-/**
- * The names the upstream's `Connection` headers list (RFC 9110 §7.6.1: about its connection to us,
- * never passed on), lower case; null for none (the common case: none, `keep-alive` or `close`).
- */
-function responseConnectionListed(raw: Buffer[]): string[] | null {
-  let listed: string[] | null = null;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as RawBuffer;
-    if (name.length !== 10 || !isNamed(name, 'connection')) continue;
-    const v = raw[i + 1] as RawBuffer;
-    const more = connectionListed(v.latin1Slice(0, v.length));
-    if (more !== null) (listed ??= []).push(...more);
-  }
-  return listed;
-}
-
-/** Response header names most upstreams send, by length: passed on as these constants instead of a new string each. */
-const COMMON_RESPONSE_HEADERS: readonly (readonly string[] | undefined)[] = (() => {
-  const byLength: string[][] = [];
-  for (const n of [
-    'date',
-    'etag',
-    'vary',
-    'server',
-    'expires',
-    'location',
-    'set-cookie',
-    'content-type',
-    'accept-ranges',
-    'cache-control',
-    'last-modified',
-    'content-length',
-    'content-encoding',
-  ]) {
-    (byLength[n.length] ??= []).push(n);
-  }
-  return byLength;
-})();
-
-/** A raw response header name as a string: a shared constant when it is a common one (in lower case), else as sent. */
-function headerName(raw: RawBuffer): string {
-  const common = COMMON_RESPONSE_HEADERS[raw.length];
-  if (common !== undefined) for (let k = 0; k < common.length; k++) if (isNamed(raw, common[k] as string)) return common[k] as string;
-  return raw.latin1Slice(0, raw.length);
-}
-
-/** Node's `Buffer#latin1Slice`: the bytes as a one-byte string, without `toString`'s encoding lookup. */
-type RawBuffer = Buffer & { latin1Slice(start: number, end: number): string };
-
 /** The response headers the router passes on, as Node's flat `[name, value, …]` list (reused: `writeHead` copies it). */
 const responseHead: string[] = [];
 
-/** The client went away: the upstream attempt is aborted with this. */
-class ClientGoneError extends Error {
-  readonly code = 'MERIDIAN_CLIENT_GONE';
-}
-
-/** `res` → its request, for the listeners shared by every request. */
-const EXCHANGE = Symbol('meridian.exchange');
-type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
-
-/** The client's connection closed (or the response ended): an upstream attempt still running is aborted. */
-function onResponseClose(this: TrackedResponse): void {
-  const x = this[EXCHANGE];
-  if (x === undefined || !x.pending) return;
-  x.clientGone = true;
-  x.abort?.(new ClientGoneError('the client went away'));
-}
-
-/** The client took what was written: let undici read from the upstream again. */
-function onResponseDrain(this: TrackedResponse): void {
-  const x = this[EXCHANGE];
-  if (x !== undefined && x.pending) x.resume?.();
-}
-
-function randInt(): number {
-  return (Math.random() * 0x80000000) | 0;
-}
-
-/**
- * One request on its way through the router, and the undici dispatch handler of its upstream attempts
- * (the raw interface: headers as buffers, the body chunk by chunk into the response — no promise, no
- * stream object, no closure per request).
- */
-class Exchange implements Dispatcher.DispatchHandler {
-  readonly start: number;
-  svc!: ServiceRuntime;
-  country = '';
-  homeId = 0;
-  home: string | null = null;
-  userKey: string | undefined = undefined;
-  setCookie: string | null = null;
-  /** The request headers passed on (undici's flat list; every attempt sends the same). */
-  headers: string[] = [];
-  body: Buffer | Readable | null = null;
-  replayable = true;
-  idempotent = true;
-  clusterIndex = -1;
-  canary = false;
-  reason = 0;
-  attempts = 0;
-  /** When the current upstream attempt was sent (the router clock's ms). */
-  attemptStart = 0;
-  /** Clusters tried already (allocated on the first retry or fall-back). */
-  excluded: number[] | null = null;
-  upstream: Upstream | null = null;
-  /** The current attempt's 5xx response is being discarded for a retry. */
-  retrying = false;
-  isRetry = false;
-  status = 0;
-  lastFailure: Failure | null = null;
-  /** The request's span, when tracing is on. */
-  span: RequestSpan | null = null;
-  /** An upstream attempt is under way (dispatched, neither complete nor failed yet). */
-  pending = false;
-  /** The response's `close` is watched (from the first attempt on). */
-  tracked = false;
-  /** The client's connection closed before the response was complete. */
-  clientGone = false;
-  /** Aborts the attempt under way (from undici, once it has a connection). */
-  abort: ((err?: Error) => void) | null = null;
-  /** The attempt's timer, when the service sets `timeout` or `retries.perTryTimeout`. */
-  timer: ReturnType<typeof setTimeout> | null = null;
-  /** The attempt's time ran out (abort it as soon as it has a connection). */
-  timedOut = false;
-  /** The attempt may run until `timeout` (not cut short by `retries.perTryTimeout`). */
-  lastSlice = false;
-  /** Lets undici read the upstream's response again after `onData` said the client is full. */
-  resume: (() => void) | null = null;
-  /** The response's Content-Length, or -1. */
-  bodyLength = -1;
-  /** The whole body in one chunk, kept for `res.end(body)`: the head and body leave in one write, with no extra tick. */
-  held: Buffer | null = null;
-
-  constructor(
-    readonly proxy: Proxy,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly snap: Snapshot,
-    now: number,
-  ) {
-    this.start = now;
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abort = abort;
-    if (this.clientGone) abort(new ClientGoneError('the client went away'));
-    else if (this.timedOut) abort(ATTEMPT_TIMEOUT);
-  }
-
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    return this.proxy.onHeaders(this, status, raw, resume);
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.retrying) return true; // a 5xx that is retried elsewhere: swallowed
-    if (chunk.length === this.bodyLength) {
-      this.held = chunk; // the whole body: `onComplete` follows in the same read of the upstream's socket
-      return true;
-    }
-    const res = this.res;
-    if (res.write(chunk) || res.destroyed) return true; // destroyed: the `close` listener aborts the attempt
-    res.once('drain', onResponseDrain);
-    return false;
-  }
-
-  onComplete(): void {
-    this.proxy.onDone(this, null);
-  }
-
-  onError(err: Error): void {
-    this.proxy.onDone(this, err);
-  }
-}
-
-const REASON_OF_KIND: Record<Decision['kind'], number> = {
-  primary: REASON.primary,
-  spillover: REASON.spillover,
-  panic: REASON.panic,
-  'residency-widened': REASON['residency-widened'],
-  'residency-reject': REASON['residency-reject'],
-  'no-healthy': REASON['no-healthy'],
-  'unknown-service': REASON['no-route'],
-};
-
-export class Proxy {
+/** The request path: the `http.Server` request listener of a router, and the handler of its upstream attempts. */
+export class Proxy implements ExchangeHandler {
   readonly #host: ProxyHost;
   readonly #decision: Decision = createDecision();
 
@@ -614,7 +234,7 @@ export class Proxy {
         x.lastSlice = false;
       }
     }
-    const up = this.#choose(x);
+    const up = chooseUpstream(x, this.#decision);
     if (up === null) {
       this.#reject(x, 503, 'no-healthy', `no endpoint of ${x.svc.name} can take the request`);
       return;
@@ -646,33 +266,6 @@ export class Proxy {
   }
 
   /**
-   * An endpoint of the decided cluster; when that cluster has none usable (the table is not rebuilt yet),
-   * the next cluster of the same row (`nextAttempt`: the same residency rule). When nothing in the row is
-   * usable, any endpoint of the first choice (panic). Choosing another cluster here is not a retry.
-   */
-  #choose(x: Exchange): Upstream | null {
-    const svc = x.svc;
-    let up = svc.sets[x.clusterIndex]?.pick(x.canary) ?? null;
-    if (up !== null) return up;
-    const first = x.clusterIndex;
-    const firstCanary = x.canary;
-    const d = this.#decision;
-    while (up === null) {
-      (x.excluded ??= []).push(x.clusterIndex);
-      nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), x.excluded, d);
-      if (d.clusterIndex < 0) break;
-      x.clusterIndex = d.clusterIndex;
-      x.canary = d.canary;
-      if (x.reason !== REASON.retry && x.reason !== REASON.override) x.reason = REASON_OF_KIND[d.kind];
-      up = svc.sets[x.clusterIndex]?.pick(x.canary) ?? null;
-    }
-    if (up !== null) return up;
-    x.clusterIndex = first;
-    x.canary = firstCanary;
-    return svc.sets[first]?.pickAny(firstCanary) ?? null;
-  }
-
-  /**
    * Response headers arrived (raw, as undici read them): pass them on without the hop-by-hop ones and
    * with where the request was served, or swallow a 5xx that will be retried. 1xx are not passed on.
    */
@@ -682,7 +275,7 @@ export class Proxy {
       clearTimeout(x.timer);
       x.timer = null;
     }
-    if (status >= 500 && this.#planRetry(x, '5xx')) {
+    if (status >= 500 && planRetry(x, '5xx', this.#host.metrics, this.#decision)) {
       x.retrying = true;
       return true;
     }
@@ -804,8 +397,8 @@ export class Proxy {
       return;
     }
     if (failure === 'refused') {
-      if (this.#reroute(x)) return this.#attempt(x);
-    } else if (this.#planRetry(x, failure)) {
+      if (reroute(x, m, this.#decision)) return this.#attempt(x);
+    } else if (planRetry(x, failure, m, this.#decision)) {
       return this.#retry(x);
     }
     if (failure === 'refused' || failure === 'connect') {
@@ -826,68 +419,7 @@ export class Proxy {
     m.attemptDuration.observe(m.attemptDurationSeries(up), (now - x.attemptStart) / 1000);
   }
 
-  /**
-   * May the request be tried again on another cluster? Connect failures (nothing was sent: no connection
-   * in time, an unreachable host) for any method; 5xx, resets and timeouts for idempotent methods only;
-   * never a streamed body nor a pinned request; within the service's `retries.attempts` and retry budget;
-   * and only when the row has another cluster. On yes, `x` points at that cluster. (A refused connection
-   * is not retried but rerouted: `#reroute`.)
-   */
-  #planRetry(x: Exchange, failure: Failure): boolean {
-    const svc = x.svc;
-    const m = this.#host.metrics;
-    const budget = svc.retry;
-    if (x.reason === REASON.override) {
-      m.retries.inc(m.retries.series([svc.name, 'not-retryable'])); // a pinned request stays where it was pinned
-      return false;
-    }
-    if (budget === null || !x.replayable || (!x.idempotent && failure !== 'connect')) {
-      m.retries.inc(m.retries.series([svc.name, 'not-retryable']));
-      return false;
-    }
-    if (!budget.allows(x.attempts, { activeRequests: svc.counters.active, activeRetries: svc.counters.retries })) {
-      m.retries.inc(m.retries.series([svc.name, 'budget-exhausted']));
-      return false;
-    }
-    return this.#nextCluster(x);
-  }
-
-  /**
-   * After a refused connection: nothing listens at that endpoint (it is out of rotation already) and
-   * nothing was sent, so the request moves on to the next cluster of its row at once — as when a
-   * cluster has no usable endpoint (`#choose`), not as a retry: for any method and body that is still
-   * whole, whatever `retries` says, without using the budget. Bounded by the row: each cluster once.
-   */
-  #reroute(x: Exchange): boolean {
-    const m = this.#host.metrics;
-    if (x.reason === REASON.override || !x.replayable) {
-      m.retries.inc(m.retries.series([x.svc.name, 'not-retryable'])); // pinned, or a streamed body may be partly read
-      return false;
-    }
-    if (!this.#nextCluster(x)) return false;
-    m.retries.inc(m.retries.series([x.svc.name, 'rerouted']));
-    if (x.reason !== REASON.retry) x.reason = REASON_OF_KIND[this.#decision.kind];
-    return true;
-  }
-
-  /** Points `x` at the next cluster of its row (not one tried); false, counted as `no-cluster`, when none is left. */
-  #nextCluster(x: Exchange): boolean {
-    const svc = x.svc;
-    const m = this.#host.metrics;
-    const excluded = (x.excluded ??= []);
-    excluded.push(x.clusterIndex);
-    const d = this.#decision;
-    nextAttempt(svc.table, svc.name, x.country, x.userKey, randInt(), excluded, d);
-    if (d.clusterIndex < 0) {
-      excluded.pop();
-      m.retries.inc(m.retries.series([svc.name, 'no-cluster']));
-      return false;
-    }
-    x.clusterIndex = d.clusterIndex;
-    x.canary = d.canary;
-    return true;
-  }
-
+  /** Sends the request again, to the cluster `x` points at now (a retry: counted, and in the retry budget). */
   #retry(x: Exchange): void {
     const m = this.#host.metrics;
     m.retries.inc(m.retries.series([x.svc.name, 'sent']));
@@ -900,20 +432,8 @@ export class Proxy {
 
   /** Residency lock leaves nothing: 503 with the rule that decided it. */
   #rejectResidency(x: Exchange): void {
-    const t = x.svc.table;
-    const s = t.serviceIndex.get(x.svc.name) ?? 0;
-    const hi = x.home === null ? -1 : (t.model.regionIndex.get(x.home) ?? -1);
-    const jurisdiction = hi < 0 ? null : (t.model.regionJurisdiction[hi] ?? null);
-    const { rule } = residencyRule(t.model.policies[s]?.residency ?? {}, jurisdiction);
-    const allowed = rule?.allow ?? [];
-    this.#reject(
-      x,
-      503,
-      'residency-reject',
-      `no cluster in ${allowed.join(', ') || 'the allowed jurisdictions'} can serve ${x.svc.name} for a client ${x.country ? `from ${x.country}` : 'of unknown country'} (${jurisdiction ?? 'no jurisdiction'}), and residency mode ${rule?.mode ?? 'lock'} forbids serving it from anywhere else`,
-      REASON['residency-reject'],
-      { jurisdiction, allowed, mode: rule?.mode ?? 'lock' },
-    );
+    const { message, extra } = residencyRejection(x);
+    this.#reject(x, 503, 'residency-reject', message, REASON['residency-reject'], extra);
   }
 
   /** The router answers by itself, before choosing any endpoint. */
@@ -926,30 +446,9 @@ export class Proxy {
     this.#answer(x, status, reason, message, null, extra);
   }
 
+  /** The router's own answer (`answers.ts`), after an attempt or none (`up`: the last endpoint tried). */
   #answer(x: Exchange, status: number, reason: string, message: string, up: Upstream | null, extra: Record<string, unknown> = {}): void {
-    const res = x.res;
-    const svc = x.svc as ServiceRuntime | undefined;
-    const body = JSON.stringify({
-      error: reason,
-      message,
-      service: svc?.name ?? null,
-      client: { country: x.country || null, region: x.home },
-      ...extra,
-      tried: up === null ? [] : [...new Set([...(x.excluded ?? []), x.clusterIndex])].map((c) => svc?.table.clusters[c] ?? null),
-      table: svc?.table.id ?? null,
-      snapshot: x.snap.version,
-    });
-    if (!res.headersSent && !res.destroyed) {
-      const h: Record<string, string | number> = {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(body),
-        'cache-control': 'no-store',
-        'x-meridian-reason': reason,
-      };
-      if (x.setCookie !== null) h['set-cookie'] = x.setCookie;
-      res.writeHead(status, h);
-      res.end(body);
-    }
+    writeAnswer(x, status, reason, message, up, extra);
     x.upstream = up;
     this.#finish(x, status);
   }

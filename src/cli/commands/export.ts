@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { alertRules, alertRulesYaml, type AlertOptions } from '../../telemetry/alerts.js';
+import { alertRules, alertRulesYaml, type AlertOptions } from '../../export/alert-rules.js';
 import { parseDuration } from '../../units/duration.js';
 import { type Io, write, type Result } from '../io.js';
 import { registerDataPlaneExports } from './export-targets.js';

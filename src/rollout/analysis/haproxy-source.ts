@@ -7,7 +7,7 @@
  */
 import type { Metric } from '../../spec/schema.js';
 import { parseExposition } from './exposition.js';
-import { metricKind } from './metric-kind.js';
+import { metricKind } from '../../spec/metric-kind.js';
 import { type MetricSample, SAMPLE_ERROR_CODES } from './observation.js';
 import { type RouterCounters, RouterSource } from './router-source.js';
 import { type MetricSource, type SampleContext, failedSample } from './sources.js';

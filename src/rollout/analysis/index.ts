@@ -18,7 +18,7 @@ export {
   type Limits,
   type MetricKind,
   type Unit,
-} from './metric-kind.js';
+} from '../../spec/metric-kind.js';
 export {
   Bucket,
   ErrorRateObservation,

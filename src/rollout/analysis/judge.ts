@@ -4,7 +4,7 @@
  * outcome under failureLimit, inconclusiveLimit and consecutiveErrorLimit.
  */
 import type { Metric, Rollout } from '../../spec/schema.js';
-import { type Limits, type MetricKind, metricKind, metricLimits } from './metric-kind.js';
+import { type Limits, type MetricKind, metricKind, metricLimits } from '../../spec/metric-kind.js';
 import {
   type ErrorRateObservation,
   type LatencyObservation,

@@ -6,7 +6,7 @@
  * elsewhere still counts against the version that failed), with the clients' numbers beside them.
  */
 import type { Metric } from '../../spec/schema.js';
-import { metricKind } from './metric-kind.js';
+import { metricKind } from '../../spec/metric-kind.js';
 import { type ExpositionSample, parseExposition } from './exposition.js';
 import { type Bucket, type ClientView, type MetricSample, type Observation, SAMPLE_ERROR_CODES, latencyQuantile } from './observation.js';
 import type { CanarySignals } from './canary-signals.js';

@@ -1,10 +1,11 @@
 /**
  * What a configured metric measures and in which unit its limits are read. The router's metrics are known
- * by name (`error-rate`, `p99-latency`, …); a Prometheus metric is a plain value from its query.
+ * by name (`error-rate`, `p99-latency`, …); a Prometheus metric is a plain value from its query. Read by the
+ * judge (rollout/analysis), its metric sources and the alert-rule exporter (export/alert-rules.ts).
  */
-import type { Metric } from '../../spec/schema.js';
-import { parseDuration } from '../../units/duration.js';
-import { parseRatio, RATIO_PATTERN } from '../../units/quantity.js';
+import { parseDuration } from '../units/duration.js';
+import { parseRatio, RATIO_PATTERN } from '../units/quantity.js';
+import type { Metric } from './schema.js';
 
 /** The three shapes of measurement the judge knows. */
 export const METRIC_KINDS = ['error-rate', 'latency', 'value'] as const;

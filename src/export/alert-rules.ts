@@ -6,10 +6,10 @@
  */
 import { stringify } from 'yaml';
 import type { Revision } from '../render/render.js';
+import { quantileOfName } from '../spec/metric-kind.js';
 import type { Fleet } from '../spec/schema.js';
 import { parseDuration } from '../units/duration.js';
 import { parseRatio } from '../units/quantity.js';
-import { quantileOfName } from '../rollout/analysis/metric-kind.js';
 
 /** One recording rule. */
 export interface RecordingRule {
