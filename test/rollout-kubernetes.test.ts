@@ -25,7 +25,7 @@ import { type ControlApi, startControlApi } from '../src/targets/local/control-a
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import { FIXTURE_DIR } from './fixtures/local-services/cluster.js';
-import { createNamespace, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
+import { createNamespace, installGatewayApi, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
 import { eventLog, FakeRouter, type Fleet, meridian } from './rollout-fleet-kit.js';
 
 vi.setConfig({ testTimeout: 240_000 });
@@ -44,7 +44,8 @@ function fleetYaml(version: string, extraEnv = ''): string {
     .map(
       ([name, region]) =>
         `  ${name}:\n    region: ${region}\n    driver: kubernetes\n    labels: { tier: ${name === 'k8s-eu' ? 'canary' : 'main'} }\n` +
-        `    target: { kubeconfig: '${kc.kubeconfig}', namespace: ${name} }\n    capacity: { rps: 100 }`,
+        // k8s-eu splits its canary by HTTPRoute weights on a Gateway; the others by replica ratio
+        `    target: { kubeconfig: '${kc.kubeconfig}', namespace: ${name}${name === 'k8s-eu' ? ', gateway: { name: public, namespace: gateways }' : ''} }\n    capacity: { rps: 100 }`,
     )
     .join('\n');
   return `apiVersion: meridian/v1
@@ -121,7 +122,9 @@ function revisionAt(version: string, extraEnv = ''): Revision {
 
 /** What Meridian owns in a cluster's namespace, without what the API server writes (status, uids, times). */
 function objects(ns: string): unknown {
-  const list = JSON.parse(kc.kubectl(['get', 'deploy,svc,cm', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'json'])) as {
+  const list = JSON.parse(
+    kc.kubectl(['get', 'deploy,svc,cm,httproutes', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'json']),
+  ) as {
     items: {
       kind: string;
       metadata: { name: string; labels?: unknown; annotations?: Record<string, string> };
@@ -157,6 +160,27 @@ beforeAll(async () => {
   kc = await startTestCluster('rollout');
   pods = servePods(kc);
   for (const ns of Object.keys(K8S)) await createNamespace(kc, ns);
+  // the Gateway API (standard-channel CRDs from scripts/k8s-gateway-crds.sh) and the Gateway k8s-eu names;
+  // no Gateway controller runs here, so the Gateway stays unaccepted: what is tested is the HTTPRoute Meridian owns
+  await installGatewayApi(kc);
+  await createNamespace(kc, 'gateways');
+  kc.kubectl(
+    ['apply', '--server-side', '-f', '-'],
+    [
+      'apiVersion: gateway.networking.k8s.io/v1',
+      'kind: GatewayClass',
+      'metadata: { name: test }',
+      'spec: { controllerName: example.test/none }',
+      '---',
+      'apiVersion: gateway.networking.k8s.io/v1',
+      'kind: Gateway',
+      'metadata: { name: public, namespace: gateways }',
+      'spec:',
+      '  gatewayClassName: test',
+      '  listeners: [{ name: http, protocol: HTTP, port: 80, allowedRoutes: { namespaces: { from: All } } }]',
+      '',
+    ].join('\n'),
+  );
   local = new LocalTarget({ fleetDir: FIXTURE_DIR, graceMs: 1000, health: { intervalMs: 100, startupIntervalMs: 50, timeoutMs: 1000 } });
   token = randomBytes(16).toString('hex');
   api = await startControlApi({ target: local, router: new FakeRouter(), token });
@@ -188,8 +212,36 @@ describe('a rollout over three kubernetes clusters and a local one', () => {
   it('goes through its waves with canary steps and promotes the release on every cluster', async () => {
     const v1 = revisionAt('1.0.0');
     const f = await workDir('promote', v1, '1.1.0');
+    const plan = await meridian(f, ['plan', 'fleet']).done;
+    expect(plan.code, plan.err).toBe(0);
+    expect(plan.out).toContain('k8s-eu (namespace k8s-eu; canary by HTTPRoute weights)');
+    expect(plan.out).toContain('k8s-us (namespace k8s-us; canary by replica ratio (no Gateway))');
+    // every write to k8s-eu's HTTPRoutes, in order (a watch misses none), and the canary's size there
+    const weights: number[][] = [];
+    const routes = await kc.watch('/apis/gateway.networking.k8s.io/v1/namespaces/k8s-eu/httproutes', (e) => {
+      const spec = e.object['spec'] as { rules: { backendRefs: { name: string; weight: number }[] }[] };
+      weights.push(spec.rules[0]?.backendRefs.map((b) => b.weight) ?? []);
+    });
+    const canaryReplicas = new Set<number>();
+    const deployments = await kc.watch('/apis/apps/v1/namespaces/k8s-eu/deployments', (e) => {
+      const d = e.object as { metadata: { name: string }; spec: { replicas: number } };
+      if (d.metadata.name === 'web-canary') canaryReplicas.add(d.spec.replicas);
+    });
     const run = await meridian(f, ['rollout', 'fleet', '-o', 'jsonl', ...FAST]).done;
+    routes.stop();
+    deployments.stop();
     if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.err}\n${run.out}`);
+    // the canary wave's steps set the route's weights by server-side apply (stable, canary): 50/50, 0/100, then back to stable only
+    expect(weights).toEqual([[50, 50], [0, 100], [100]]);
+    expect(canaryReplicas).toEqual(new Set([2])); // with a Gateway the canary runs at full size; weights move traffic, not replicas
+    const route = JSON.parse(kc.kubectl(['get', 'httproute', 'web', '-n', 'k8s-eu', '-o', 'json', '--show-managed-fields'])) as {
+      metadata: { managedFields: { manager: string; operation: string }[] };
+      spec: { parentRefs: unknown[]; rules: { backendRefs: unknown[] }[] };
+    };
+    expect(route.metadata.managedFields.map((m) => `${m.manager}:${m.operation}`)).toEqual(['meridian:Apply']);
+    expect(route.spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'public', namespace: 'gateways' }]);
+    expect(route.spec.rules[0]?.backendRefs).toEqual([{ group: '', kind: 'Service', name: 'web-stable', port: 8080, weight: 100 }]);
+    for (const ns of ['k8s-us', 'k8s-ap']) expect(kc.kubectl(['get', 'httproutes', '-n', ns, '-o', 'name'])).toBe(''); // replica-ratio clusters
     const events = (await eventLog(f)).map((e) => e.type);
     expect(events.at(-1)).toBe('promoted');
     expect(events.filter((e) => e === 'weight-set').length).toBeGreaterThanOrEqual(3); // 50 % and 100 % on the canary wave, then the rest

@@ -228,3 +228,88 @@ describe('kubernetes driver: refusals are typed errors that name the cluster', (
     });
   }, 120_000);
 });
+
+describe('kubernetes driver: canary traffic and quotas', () => {
+  it('refuses a Gateway on a cluster that does not serve the Gateway API (this one has no CRDs): no silent fallback', async () => {
+    const ns = await freshNamespace();
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    const state = k8sCluster(ns, { web: { version: '1' } }, { gateway: { name: 'public', namespace: 'gateways' } });
+    await expect(t.apply({ cluster: 'gw-less', revisionId: 'r', state, track: 'stable' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_NOT_FOUND',
+      message: expect.stringMatching(
+        /^cluster gw-less: target\.gateway names Gateway gateways\/public, but the cluster does not serve the Gateway API/,
+      ) as string,
+      hint: expect.stringContaining('remove target.gateway') as string,
+    });
+    expect(kc.kubectl(['get', 'deploy,svc,cm', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'name'])).toBe(''); // nothing written
+  });
+
+  it('refuses a canary that a ResourceQuota cannot hold, naming the cluster, the quota and the fix; nothing of it is written', async () => {
+    const ns = await freshNamespace();
+    kc.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'tight', namespace: ns },
+        spec: { hard: { pods: '3', 'requests.cpu': '150m' } },
+      }),
+    );
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    const withCpu = (version: string, replicas: number): RenderedCluster => {
+      const c = k8sCluster(ns, { web: { version, replicas } });
+      const web = c.services['web'];
+      return web ? { ...c, services: { web: { ...web, resources: { cpu: '50m', memory: '16Mi' } } } } : c;
+    };
+    await t.apply({ cluster: 'quota', revisionId: 'rev-a', state: withCpu('1', 2), track: 'stable' });
+    await waitForStatus(t, 'quota', (s) => isHealthyAt(s, 'web', 'stable', 'rev-a'), { timeoutMs: 90_000 });
+    // the quota controller has counted the two stable pods (50m each)
+    for (
+      let i = 0;
+      i < 300 && !kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', 'jsonpath={.status.used.pods}']).startsWith('2');
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 100));
+
+    // a replica-ratio canary starts at 1 pod: 3 pods and 150m fit exactly; its first weight (50 %) wants a second pod
+    await t.apply({ cluster: 'quota', revisionId: 'rev-b', state: withCpu('2', 2), track: 'canary' });
+    await waitForStatus(t, 'quota', (s) => isHealthyAt(s, 'web', 'canary', 'rev-b'), { timeoutMs: 90_000 });
+    for (
+      let i = 0;
+      i < 300 && !kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', 'jsonpath={.status.used.pods}']).startsWith('3');
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 100));
+    const err = await t
+      .traffic()
+      .setCanary('web', 'quota', 50, '2')
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
+      message: expect.stringMatching(
+        /^cluster quota: scaling web-canary to 2 replicas \(weight 50 %\) would exceed the quota of namespace t[\d-]+: ResourceQuota "tight" allows pods: 3, 3 in use, this needs 1 more; ResourceQuota "tight" allows requests\.cpu: 150m, 150m in use, this needs 50m more; nothing of it was applied$/,
+      ) as string,
+      hint: expect.stringContaining(`raise the quota (kubectl describe resourcequota tight -n ${ns})`) as string,
+    });
+    expect((err as Error).stack).toBeDefined(); // a typed error object: the CLI prints its message and hint, never the stack
+    expect(kc.kubectl(['get', 'deploy', 'web-canary', '-n', ns, '-o', 'jsonpath={.spec.replicas}'])).toBe('1');
+
+    // a new canary in its place would add a Deployment's pod again: refused before anything is written
+    await t.remove({ cluster: 'quota', track: 'canary' });
+    kc.kubectl(['patch', 'resourcequota', 'tight', '-n', ns, '--type=merge', '-p', '{"spec":{"hard":{"pods":"2"}}}']);
+    for (let i = 0; i < 300 && kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', 'jsonpath={.status.hard.pods}']) !== '2'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    await expect(t.apply({ cluster: 'quota', revisionId: 'rev-c', state: withCpu('3', 2), track: 'canary' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
+      message: expect.stringMatching(
+        /^cluster quota: the canary track of web would exceed .*ResourceQuota "tight" allows pods: 2, 2 in use, this needs 1 more/,
+      ) as string,
+    });
+    expect(kc.kubectl(['get', 'deploy,cm', '-n', ns, '-o', 'name']).split('\n').filter(Boolean).sort()).toEqual([
+      'configmap/kube-root-ca.crt',
+      'configmap/meridian-quota',
+      'configmap/web-config',
+      'deployment.apps/web',
+    ]);
+  }, 180_000);
+});
