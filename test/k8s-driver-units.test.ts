@@ -125,9 +125,26 @@ describe('errors from the API', () => {
     expect(kubeError('eu-1', 'list', 'list', { code: 401, body: { message: 'Unauthorized' } }).code).toBe(
       'MERIDIAN_E_TARGET_K8S_UNAUTHORIZED',
     );
-    expect(kubeError('eu-1', 'x', 'create', { code: 403, body: { message: 'exceeded quota: q, requested: pods=1' } }).code).toBe(
-      'MERIDIAN_E_TARGET_K8S_QUOTA',
-    );
+    const quota = kubeError('eu-1', 'apply Deployment shop/web-canary', 'create', {
+      code: 403,
+      body: {
+        message: 'pods "web-canary-5d9c" is forbidden: exceeded quota: tight, requested: pods=1, used: pods=2, limited: pods=2',
+      },
+    });
+    expect(quota).toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
+      message: expect.stringContaining('exceeds ResourceQuota "tight"') as string,
+    });
+    expect(quota.hint).toContain('kubectl describe resourcequota tight');
+    // an admission webhook's denial (HTTP 403, as webhooks answer by default) is about the object, not RBAC
+    const webhook = kubeError('eu-1', 'apply Deployment shop/web', 'patch', {
+      code: 403,
+      body: { message: 'admission webhook "validate.kyverno.svc" denied the request: image must be signed' },
+    });
+    expect(webhook).toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_INVALID',
+      message: expect.stringMatching(/^cluster eu-1: the cluster's admission refused/) as string,
+    });
     expect(
       kubeError('eu-1', 'x', 'patch', {
         code: 404,

@@ -351,3 +351,63 @@ policies:
     expect(run.err).not.toMatch(/^\s+at /m); // no stack trace
   });
 });
+
+describe('a canary that a ResourceQuota of its namespace cannot hold', () => {
+  it('fails the wave with an error naming the cluster, the quota and the fix, says nothing of it was applied, and rolls back', async () => {
+    await createNamespace(kc, 'k8s-quota');
+    kc.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'tight', namespace: 'k8s-quota' },
+        spec: { hard: { pods: '2' } },
+      }),
+    );
+    const dir = join(work, 'quota');
+    mkdirSync(join(dir, 'fleet'), { recursive: true });
+    mkdirSync(join(dir, '.meridian'), { recursive: true });
+    const yaml = (version: string): string => `apiVersion: meridian/v1
+fleet: quota
+regions:
+  us-east: { jurisdiction: US, location: { lat: 38.9, lon: -77.04 }, countries: [US] }
+clusters:
+  k8s-quota:
+    region: us-east
+    driver: kubernetes
+    target: { kubeconfig: '${kc.kubeconfig}', namespace: k8s-quota }
+    capacity: { rps: 100 }
+services:
+  web: { image: 'example.test/echo:${version}@sha256:${'0'.repeat(64)}', version: ${version}, port: 8080, replicas: 2, resources: { cpu: 50m, memory: 32Mi } }
+rollout:
+  waves: [{ name: all, steps: [{ weight: 50, pause: 50ms }] }]
+  onFailure: rollback-wave
+policies:
+  rules: [digest-pinned]
+`;
+    // 1.0.0 runs with 2 pods: the quota is full
+    writeFileSync(join(dir, 'fleet', 'fleet.yaml'), yaml('1.0.0'));
+    const v1 = render(loadFleet(join(dir, 'fleet'))).revision;
+    const k8s = new KubernetesTarget({ fleetDir: dir });
+    const state = v1.clusters['k8s-quota'];
+    if (!state) throw new Error('the fleet has k8s-quota');
+    await k8s.apply({ cluster: 'k8s-quota', revisionId: v1.id, state, track: 'stable' });
+    await waitForStatus(k8s, 'k8s-quota', (s) => isHealthyAt(s, 'web', 'stable', v1.id), { timeoutMs: 60_000 });
+    await k8s.close();
+    const store = await openSqliteStore(join(dir, '.meridian', 'state.db'));
+    await store.putRevision(v1, { id: 'up' });
+    await store.recordClusterState('k8s-quota', v1.id, state, 'running', { id: 'up' });
+    await store.close();
+    const before = objects('k8s-quota');
+
+    writeFileSync(join(dir, 'fleet', 'fleet.yaml'), yaml('1.1.0'));
+    const run = await meridian({ dir } as Fleet, ['rollout', 'fleet', ...FAST]).done;
+    expect(run.code, run.err).not.toBe(0);
+    expect(run.err).toMatch(
+      /effect-failed → rolling back \["k8s-quota"\]: cluster k8s-quota: the canary track of web would exceed the quota of namespace k8s-quota: ResourceQuota "tight" allows pods: 2, 2 in use, this needs 1 more; nothing of it was applied/,
+    );
+    expect(run.err).toMatch(/k8s-quota back on \S+ → rolled-back/);
+    expect(run.err).not.toMatch(/^\s+at /m); // no stack trace
+    expect(objects('k8s-quota')).toEqual(before); // the cluster is as it was: no canary object left behind
+  });
+});
