@@ -123,7 +123,7 @@ export function formatQuantity(resource: string, v: number): string {
 /** One shortfall as a sentence: `ResourceQuota "tight" allows pods: 2, 2 are in use, this needs 1 more`. */
 export function describeShortfall(s: QuotaShortfall): string {
   if (s.unspecified)
-    return `ResourceQuota "${s.quota}" limits ${s.resource}, and the pods set no ${s.resource.replace(/^(requests|limits)\./, '')} request`;
+    return `ResourceQuota "${s.quota}" limits ${s.resource}, and the pods do not set ${s.resource.replace(/^(requests|limits)\./, '')} (give the service resources)`;
   const f = (v: number): string => formatQuantity(s.resource, v);
   return `ResourceQuota "${s.quota}" allows ${s.resource}: ${f(s.hard)}, ${f(s.used)} in use, this needs ${f(s.requested)} more`;
 }
