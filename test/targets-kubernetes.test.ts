@@ -233,6 +233,15 @@ describe('kubernetes driver: refusals are typed errors that name the cluster', (
   }, 120_000);
 });
 
+/** Waits until the quota controller's status of ResourceQuota `tight` shows `value` at `field` (`used.pods`). */
+async function quotaShows(ns: string, field: string, value: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', `jsonpath={.status.${field}}`]) === value) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`ResourceQuota tight in ${ns}: status.${field} never became ${value}`);
+}
+
 describe('kubernetes driver: canary traffic and quotas', () => {
   it('refuses a Gateway on a cluster that does not serve the Gateway API (this one has no CRDs): no silent fallback', async () => {
     const ns = await freshNamespace();
@@ -268,22 +277,12 @@ describe('kubernetes driver: canary traffic and quotas', () => {
     await t.apply({ cluster: 'quota', revisionId: 'rev-a', state: withCpu('1', 2), track: 'stable' });
     await waitForStatus(t, 'quota', (s) => isHealthyAt(s, 'web', 'stable', 'rev-a'), { timeoutMs: 90_000 });
     // the quota controller has counted the two stable pods (50m each)
-    for (
-      let i = 0;
-      i < 300 && !kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', 'jsonpath={.status.used.pods}']).startsWith('2');
-      i++
-    )
-      await new Promise((r) => setTimeout(r, 100));
+    await quotaShows(ns, 'used.pods', '2');
 
     // a replica-ratio canary starts at 1 pod: 3 pods and 150m fit exactly; its first weight (50 %) wants a second pod
     await t.apply({ cluster: 'quota', revisionId: 'rev-b', state: withCpu('2', 2), track: 'canary' });
     await waitForStatus(t, 'quota', (s) => isHealthyAt(s, 'web', 'canary', 'rev-b'), { timeoutMs: 90_000 });
-    for (
-      let i = 0;
-      i < 300 && !kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', 'jsonpath={.status.used.pods}']).startsWith('3');
-      i++
-    )
-      await new Promise((r) => setTimeout(r, 100));
+    await quotaShows(ns, 'used.pods', '3');
     const err = await t
       .traffic()
       .setCanary('web', 'quota', 50, '2')
@@ -301,8 +300,7 @@ describe('kubernetes driver: canary traffic and quotas', () => {
     // a new canary in its place would add a Deployment's pod again: refused before anything is written
     await t.remove({ cluster: 'quota', track: 'canary' });
     kc.kubectl(['patch', 'resourcequota', 'tight', '-n', ns, '--type=merge', '-p', '{"spec":{"hard":{"pods":"2"}}}']);
-    for (let i = 0; i < 300 && kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', 'jsonpath={.status.hard.pods}']) !== '2'; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await quotaShows(ns, 'hard.pods', '2');
     await expect(t.apply({ cluster: 'quota', revisionId: 'rev-c', state: withCpu('3', 2), track: 'canary' })).rejects.toMatchObject({
       code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
       message: expect.stringMatching(
