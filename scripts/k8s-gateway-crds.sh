@@ -17,19 +17,11 @@ CRDS=(gatewayclasses gateways httproutes referencegrants)
 CACHE_ROOT=${MERIDIAN_K8S_CACHE:-$HOME/.cache/meridian-k8s}
 DIR="$CACHE_ROOT/gateway-api-$GATEWAY_API_VERSION/crds"
 
-have_all() {
-  local c
-  for c in "${CRDS[@]}"; do [[ -s "$DIR/gateway.networking.k8s.io_$c.yaml" ]] || return 1; done
-}
-
-if have_all; then
-  echo "k8s-gateway-crds: up to date in $DIR" >&2
-  echo "$DIR"
-  exit 0
-fi
-if [[ -n "${MERIDIAN_K8S_CHECK_ONLY:-}" ]]; then
-  echo "k8s-gateway-crds: the Gateway API CRDs are not fetched yet; run: bash scripts/k8s-gateway-crds.sh" >&2
-  exit 1
+# the directory is moved into place only once every CRD is in it, so its presence means complete
+if [[ -d "$DIR" ]]; then
+  echo "k8s-gateway-crds: up to date in $DIR" >&2 && echo "$DIR" && exit 0
+elif [[ -n "${MERIDIAN_K8S_CHECK_ONLY:-}" ]]; then
+  echo "k8s-gateway-crds: the Gateway API CRDs are not fetched yet; run: bash scripts/k8s-gateway-crds.sh" >&2 && exit 1
 fi
 command -v go >/dev/null || {
   echo "k8s-gateway-crds: Go is required (https://go.dev/dl/, or apt-get install golang-go >= 1.26)" >&2
@@ -45,7 +37,7 @@ src=$(cd "$tmp" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json "sig
   echo "k8s-gateway-crds: go mod download sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION gave no config/crd/standard" >&2
   exit 1
 }
-mkdir -p "$DIR.tmp"
+rm -rf "$DIR.tmp" && mkdir -p "$DIR.tmp"
 for c in "${CRDS[@]}"; do cp "$src/config/crd/standard/gateway.networking.k8s.io_$c.yaml" "$DIR.tmp/"; done
 rm -rf "$DIR" && mv "$DIR.tmp" "$DIR"
 echo "k8s-gateway-crds: fetched into $DIR" >&2
