@@ -56,6 +56,11 @@ export interface TestCluster {
   kubectl(args: readonly string[], input?: string): string;
   /** A raw API request as admin. */
   api(method: string, path: string, body?: unknown, contentType?: string): Promise<{ status: number; body: unknown }>;
+  /**
+   * Watches a collection as admin (`GET path?watch=1&resourceVersion=…`): every change the API server
+   * stores is delivered, in order, none skipped. Resolves once the watch is open; `stop()` ends it.
+   */
+  watch(path: string, onEvent: (e: { type: string; object: Record<string, unknown> }) => void): Promise<{ stop(): void }>;
   stop(): Promise<void>;
 }
 
@@ -193,6 +198,33 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
         req.end();
       });
     };
+    const watch: TestCluster['watch'] = async (path, onEvent) => {
+      const list = (await api('GET', path)).body as { metadata?: { resourceVersion?: string } };
+      const rv = list.metadata?.resourceVersion ?? '0';
+      const { request } = await import('node:https');
+      return new Promise((resolve, reject) => {
+        const req = request(
+          `${server}${path}?watch=1&resourceVersion=${rv}&allowWatchBookmarks=false`,
+          { method: 'GET', ca, headers: { authorization: `Bearer ${tokens.admin}` } },
+          (res) => {
+            if (res.statusCode !== 200) return reject(new Error(`watch ${path}: HTTP ${res.statusCode}`));
+            let buf = '';
+            res.on('data', (c: Buffer) => {
+              buf += c.toString();
+              for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+                const line = buf.slice(0, nl);
+                buf = buf.slice(nl + 1);
+                if (line.trim()) onEvent(JSON.parse(line) as { type: string; object: Record<string, unknown> });
+              }
+            });
+            res.on('error', () => undefined);
+            resolve({ stop: () => req.destroy() });
+          },
+        );
+        req.on('error', (e) => reject(e));
+        req.end();
+      });
+    };
     const deadline = Date.now() + 180_000;
     const waitFor = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
       for (;;) {
@@ -255,7 +287,7 @@ export async function startTestCluster(name: string, opts: { bin?: string } = {}
         input,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-    return { name, dir, server, caFile: join(dir, 'ca.crt'), kubeconfig, tokens, podCidr, kubectl, api, stop };
+    return { name, dir, server, caFile: join(dir, 'ca.crt'), kubeconfig, tokens, podCidr, kubectl, api, watch, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -350,4 +382,35 @@ export function servePods(
       servers.clear();
     },
   };
+}
+
+/** Where scripts/k8s-gateway-crds.sh put the Gateway API CRDs (it prints the directory; a no-op once fetched). */
+export function gatewayCrdDir(): string {
+  const out = execFileSync('bash', [join(ROOT, 'scripts', 'k8s-gateway-crds.sh')], {
+    encoding: 'utf8',
+    env: { ...process.env, MERIDIAN_K8S_CHECK_ONLY: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return out.trim().split('\n').at(-1) ?? '';
+}
+
+/**
+ * Installs the Gateway API CRDs (standard channel, from scripts/k8s-gateway-crds.sh) into the cluster by
+ * server-side apply and waits until the API server serves them. No Gateway controller runs: Gateways stay
+ * unaccepted and routes carry no status, but the objects are stored and validated by the real CRD schemas.
+ */
+export async function installGatewayApi(c: TestCluster): Promise<void> {
+  c.kubectl(['apply', '--server-side', '-f', gatewayCrdDir()]);
+  c.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/httproutes.gateway.networking.k8s.io',
+    'crd/gateways.gateway.networking.k8s.io',
+  ]);
+  for (let i = 0; i < 300; i++) {
+    if ((await c.api('GET', '/apis/gateway.networking.k8s.io/v1')).status === 200) return;
+    await sleep(100);
+  }
+  throw new Error(`cluster ${c.name}: the Gateway API is not served after installing its CRDs`);
 }

@@ -125,9 +125,26 @@ describe('errors from the API', () => {
     expect(kubeError('eu-1', 'list', 'list', { code: 401, body: { message: 'Unauthorized' } }).code).toBe(
       'MERIDIAN_E_TARGET_K8S_UNAUTHORIZED',
     );
-    expect(kubeError('eu-1', 'x', 'create', { code: 403, body: { message: 'exceeded quota: q, requested: pods=1' } }).code).toBe(
-      'MERIDIAN_E_TARGET_K8S_QUOTA',
-    );
+    const quota = kubeError('eu-1', 'apply Deployment shop/web-canary', 'create', {
+      code: 403,
+      body: {
+        message: 'pods "web-canary-5d9c" is forbidden: exceeded quota: tight, requested: pods=1, used: pods=2, limited: pods=2',
+      },
+    });
+    expect(quota).toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
+      message: expect.stringContaining('exceeds ResourceQuota "tight"') as string,
+    });
+    expect(quota.hint).toContain('kubectl describe resourcequota tight');
+    // an admission webhook's denial (HTTP 403, as webhooks answer by default) is about the object, not RBAC
+    const webhook = kubeError('eu-1', 'apply Deployment shop/web', 'patch', {
+      code: 403,
+      body: { message: 'admission webhook "validate.kyverno.svc" denied the request: image must be signed' },
+    });
+    expect(webhook).toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_INVALID',
+      message: expect.stringMatching(/^cluster eu-1: the cluster's admission refused/) as string,
+    });
     expect(
       kubeError('eu-1', 'x', 'patch', {
         code: 404,
@@ -179,5 +196,57 @@ describe('the client library is loaded only for a fleet with a kubernetes cluste
     }
     // and the check sees the driver's own import of it
     expect(staticGraph(resolve(SRC, 'targets/kubernetes/kubernetes-target.ts')).has('@kubernetes/client-node')).toBe(true);
+  });
+});
+
+describe('ResourceQuota arithmetic (before anything is written)', () => {
+  it('parses quantities, counts what an apply adds and names each quota it would exceed', async () => {
+    const { parseQuantity, quotaAsk, quotaShortfalls, describeShortfall } = await import('../src/targets/kubernetes/quota.js');
+    expect([
+      parseQuantity('50m'),
+      parseQuantity('2'),
+      parseQuantity('1.5'),
+      parseQuantity('32Mi'),
+      parseQuantity('1G'),
+      parseQuantity('1e3'),
+    ]).toEqual([0.05, 2, 1.5, 32 * 2 ** 20, 1e9, 1000]);
+    expect(parseQuantity('lots')).toBeNaN();
+    const dep = (name: string, replicas: number | undefined, hash: string): Parameters<typeof quotaAsk>[0][number] => ({
+      kind: 'Deployment',
+      metadata: { name, labels: { 'meridian.dev/spec-hash': hash } },
+      spec: {
+        ...(replicas === undefined ? {} : { replicas }),
+        template: { spec: { containers: [{ resources: { requests: { cpu: '50m', memory: '32Mi' } } }] } },
+      },
+    });
+    // a new canary Deployment without replicas (replica ratio: 1 pod) and its ConfigMap; a changed stable rolls one extra pod
+    const ask = quotaAsk(
+      [dep('web-canary', undefined, 'b'), { kind: 'ConfigMap', metadata: { name: 'web-canary-config' } }, dep('web', 2, 'b')],
+      [dep('web', 2, 'a')],
+      'meridian.dev/spec-hash',
+    );
+    expect(ask.pods).toHaveLength(2);
+    expect(ask.objects).toEqual({ Deployment: 1, ConfigMap: 1 });
+    const short = quotaShortfalls(
+      [
+        {
+          metadata: { name: 'tight' },
+          status: {
+            hard: { pods: '3', 'requests.cpu': '200m', configmaps: '10' },
+            used: { pods: '2', 'requests.cpu': '100m', configmaps: '3' },
+          },
+        },
+        { metadata: { name: 'scoped' }, spec: { scopes: ['BestEffort'] }, status: { hard: { pods: '0' }, used: { pods: '0' } } },
+      ],
+      ask,
+    );
+    expect(short.map(describeShortfall)).toEqual(['ResourceQuota "tight" allows pods: 3, 2 in use, this needs 2 more']); // cpu: 100m + 100m fits exactly
+    // a quota on memory and pods that ask none: "must specify", as the API server would say
+    expect(
+      quotaShortfalls([{ metadata: { name: 'mem' }, status: { hard: { 'limits.memory': '1Gi' }, used: {} } }], {
+        pods: [{}],
+        objects: {},
+      }).map(describeShortfall),
+    ).toEqual(['ResourceQuota "mem" limits limits.memory, and the pods do not set memory (give the service resources)']);
   });
 });

@@ -26,8 +26,13 @@ describe('render --format kubernetes', () => {
     const sets = kubernetesManifests(rev);
     expect(sets.map((s) => s.cluster)).toEqual(['ap-south-k8s', 'eu-west-k8s', 'us-east-k8s']);
     checkGolden('kshop.yaml', kubernetesYaml(sets));
-    // a Gateway adds a Service per track (the HTTPRoute comes with the first canary weight)
-    expect(sets[0]?.objects.map((o) => `${o.kind}/${o.metadata.name}`)).toContain('Service/web-stable');
+    // a Gateway adds a Service per track and the service's HTTPRoute, all traffic on stable until a canary step
+    expect(sets[0]?.objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(
+      expect.arrayContaining(['Service/web-stable', 'HTTPRoute/web']),
+    );
+    const route = sets[0]?.objects.find((o) => o.kind === 'HTTPRoute' && o.metadata.name === 'web') as
+      { spec?: { rules?: { backendRefs?: unknown[] }[] } } | undefined;
+    expect(route?.spec?.rules?.[0]?.backendRefs).toEqual([{ name: 'web-stable', port: 8080, weight: 100 }]);
     expect(sets[1]?.objects.map((o) => `${o.kind}/${o.metadata.name}`)).not.toContain('Service/web-stable');
   });
 

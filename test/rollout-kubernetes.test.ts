@@ -25,7 +25,7 @@ import { type ControlApi, startControlApi } from '../src/targets/local/control-a
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import { FIXTURE_DIR } from './fixtures/local-services/cluster.js';
-import { createNamespace, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
+import { createNamespace, installGatewayApi, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
 import { eventLog, FakeRouter, type Fleet, meridian } from './rollout-fleet-kit.js';
 
 vi.setConfig({ testTimeout: 240_000 });
@@ -44,7 +44,8 @@ function fleetYaml(version: string, extraEnv = ''): string {
     .map(
       ([name, region]) =>
         `  ${name}:\n    region: ${region}\n    driver: kubernetes\n    labels: { tier: ${name === 'k8s-eu' ? 'canary' : 'main'} }\n` +
-        `    target: { kubeconfig: '${kc.kubeconfig}', namespace: ${name} }\n    capacity: { rps: 100 }`,
+        // k8s-eu splits its canary by HTTPRoute weights on a Gateway; the others by replica ratio
+        `    target: { kubeconfig: '${kc.kubeconfig}', namespace: ${name}${name === 'k8s-eu' ? ', gateway: { name: public, namespace: gateways }' : ''} }\n    capacity: { rps: 100 }`,
     )
     .join('\n');
   return `apiVersion: meridian/v1
@@ -121,7 +122,9 @@ function revisionAt(version: string, extraEnv = ''): Revision {
 
 /** What Meridian owns in a cluster's namespace, without what the API server writes (status, uids, times). */
 function objects(ns: string): unknown {
-  const list = JSON.parse(kc.kubectl(['get', 'deploy,svc,cm', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'json'])) as {
+  const list = JSON.parse(
+    kc.kubectl(['get', 'deploy,svc,cm,httproutes', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'json']),
+  ) as {
     items: {
       kind: string;
       metadata: { name: string; labels?: unknown; annotations?: Record<string, string> };
@@ -157,6 +160,27 @@ beforeAll(async () => {
   kc = await startTestCluster('rollout');
   pods = servePods(kc);
   for (const ns of Object.keys(K8S)) await createNamespace(kc, ns);
+  // the Gateway API (standard-channel CRDs from scripts/k8s-gateway-crds.sh) and the Gateway k8s-eu names;
+  // no Gateway controller runs here, so the Gateway stays unaccepted: what is tested is the HTTPRoute Meridian owns
+  await installGatewayApi(kc);
+  await createNamespace(kc, 'gateways');
+  kc.kubectl(
+    ['apply', '--server-side', '-f', '-'],
+    [
+      'apiVersion: gateway.networking.k8s.io/v1',
+      'kind: GatewayClass',
+      'metadata: { name: test }',
+      'spec: { controllerName: example.test/none }',
+      '---',
+      'apiVersion: gateway.networking.k8s.io/v1',
+      'kind: Gateway',
+      'metadata: { name: public, namespace: gateways }',
+      'spec:',
+      '  gatewayClassName: test',
+      '  listeners: [{ name: http, protocol: HTTP, port: 80, allowedRoutes: { namespaces: { from: All } } }]',
+      '',
+    ].join('\n'),
+  );
   local = new LocalTarget({ fleetDir: FIXTURE_DIR, graceMs: 1000, health: { intervalMs: 100, startupIntervalMs: 50, timeoutMs: 1000 } });
   token = randomBytes(16).toString('hex');
   api = await startControlApi({ target: local, router: new FakeRouter(), token });
@@ -188,8 +212,36 @@ describe('a rollout over three kubernetes clusters and a local one', () => {
   it('goes through its waves with canary steps and promotes the release on every cluster', async () => {
     const v1 = revisionAt('1.0.0');
     const f = await workDir('promote', v1, '1.1.0');
+    const plan = await meridian(f, ['plan', 'fleet']).done;
+    expect(plan.code, plan.err).toBe(0);
+    expect(plan.out).toContain('k8s-eu (namespace k8s-eu; canary by HTTPRoute weights)');
+    expect(plan.out).toContain('k8s-us (namespace k8s-us; canary by replica ratio (no Gateway))');
+    // every write to k8s-eu's HTTPRoutes, in order (a watch misses none), and the canary's size there
+    const weights: number[][] = [];
+    const routes = await kc.watch('/apis/gateway.networking.k8s.io/v1/namespaces/k8s-eu/httproutes', (e) => {
+      const spec = e.object['spec'] as { rules: { backendRefs: { name: string; weight: number }[] }[] };
+      weights.push(spec.rules[0]?.backendRefs.map((b) => b.weight) ?? []);
+    });
+    const canaryReplicas = new Set<number>();
+    const deployments = await kc.watch('/apis/apps/v1/namespaces/k8s-eu/deployments', (e) => {
+      const d = e.object as { metadata: { name: string }; spec: { replicas: number } };
+      if (d.metadata.name === 'web-canary') canaryReplicas.add(d.spec.replicas);
+    });
     const run = await meridian(f, ['rollout', 'fleet', '-o', 'jsonl', ...FAST]).done;
+    routes.stop();
+    deployments.stop();
     if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.err}\n${run.out}`);
+    // the canary wave's steps set the route's weights by server-side apply (stable, canary): 50/50, 0/100, then back to stable only
+    expect(weights).toEqual([[50, 50], [0, 100], [100]]);
+    expect(canaryReplicas).toEqual(new Set([2])); // with a Gateway the canary runs at full size; weights move traffic, not replicas
+    const route = JSON.parse(kc.kubectl(['get', 'httproute', 'web', '-n', 'k8s-eu', '-o', 'json', '--show-managed-fields'])) as {
+      metadata: { managedFields: { manager: string; operation: string }[] };
+      spec: { parentRefs: unknown[]; rules: { backendRefs: unknown[] }[] };
+    };
+    expect(route.metadata.managedFields.map((m) => `${m.manager}:${m.operation}`)).toEqual(['meridian:Apply']);
+    expect(route.spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'public', namespace: 'gateways' }]);
+    expect(route.spec.rules[0]?.backendRefs).toEqual([{ group: '', kind: 'Service', name: 'web-stable', port: 8080, weight: 100 }]);
+    for (const ns of ['k8s-us', 'k8s-ap']) expect(kc.kubectl(['get', 'httproutes', '-n', ns, '-o', 'name'])).toBe(''); // replica-ratio clusters
     const events = (await eventLog(f)).map((e) => e.type);
     expect(events.at(-1)).toBe('promoted');
     expect(events.filter((e) => e === 'weight-set').length).toBeGreaterThanOrEqual(3); // 50 % and 100 % on the canary wave, then the rest
@@ -297,5 +349,65 @@ policies:
       /effect-failed → rolling back \["k8s-locked"\]: cluster k8s-locked: RBAC forbids Meridian to create deployments\.apps \(apply Deployment k8s-locked\/web-canary\)/,
     );
     expect(run.err).not.toMatch(/^\s+at /m); // no stack trace
+  });
+});
+
+describe('a canary that a ResourceQuota of its namespace cannot hold', () => {
+  it('fails the wave with an error naming the cluster, the quota and the fix, says nothing of it was applied, and rolls back', async () => {
+    await createNamespace(kc, 'k8s-quota');
+    kc.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'tight', namespace: 'k8s-quota' },
+        spec: { hard: { pods: '2' } },
+      }),
+    );
+    const dir = join(work, 'quota');
+    mkdirSync(join(dir, 'fleet'), { recursive: true });
+    mkdirSync(join(dir, '.meridian'), { recursive: true });
+    const yaml = (version: string): string => `apiVersion: meridian/v1
+fleet: quota
+regions:
+  us-east: { jurisdiction: US, location: { lat: 38.9, lon: -77.04 }, countries: [US] }
+clusters:
+  k8s-quota:
+    region: us-east
+    driver: kubernetes
+    target: { kubeconfig: '${kc.kubeconfig}', namespace: k8s-quota }
+    capacity: { rps: 100 }
+services:
+  web: { image: 'example.test/echo:${version}@sha256:${'0'.repeat(64)}', version: ${version}, port: 8080, replicas: 2, resources: { cpu: 50m, memory: 32Mi } }
+rollout:
+  waves: [{ name: all, steps: [{ weight: 50, pause: 50ms }] }]
+  onFailure: rollback-wave
+policies:
+  rules: [digest-pinned]
+`;
+    // 1.0.0 runs with 2 pods: the quota is full
+    writeFileSync(join(dir, 'fleet', 'fleet.yaml'), yaml('1.0.0'));
+    const v1 = render(loadFleet(join(dir, 'fleet'))).revision;
+    const k8s = new KubernetesTarget({ fleetDir: dir });
+    const state = v1.clusters['k8s-quota'];
+    if (!state) throw new Error('the fleet has k8s-quota');
+    await k8s.apply({ cluster: 'k8s-quota', revisionId: v1.id, state, track: 'stable' });
+    await waitForStatus(k8s, 'k8s-quota', (s) => isHealthyAt(s, 'web', 'stable', v1.id), { timeoutMs: 60_000 });
+    await k8s.close();
+    const store = await openSqliteStore(join(dir, '.meridian', 'state.db'));
+    await store.putRevision(v1, { id: 'up' });
+    await store.recordClusterState('k8s-quota', v1.id, state, 'running', { id: 'up' });
+    await store.close();
+    const before = objects('k8s-quota');
+
+    writeFileSync(join(dir, 'fleet', 'fleet.yaml'), yaml('1.1.0'));
+    const run = await meridian({ dir } as Fleet, ['rollout', 'fleet', ...FAST]).done;
+    expect(run.code, run.err).not.toBe(0);
+    expect(run.err).toMatch(
+      /effect-failed → rolling back \["k8s-quota"\]: cluster k8s-quota: the canary track of web would exceed the quota of namespace k8s-quota: ResourceQuota "tight" allows pods: 2, 2 in use, this needs 1 more; nothing of it was applied/,
+    );
+    expect(run.err).toMatch(/k8s-quota back on \S+ → rolled-back/);
+    expect(run.err).not.toMatch(/^\s+at /m); // no stack trace
+    expect(objects('k8s-quota')).toEqual(before); // the cluster is as it was: no canary object left behind
   });
 });

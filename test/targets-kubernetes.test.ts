@@ -4,6 +4,9 @@
  * as the local driver meets it, then what only Kubernetes has — server-side apply and its conflicts,
  * no writes on an unchanged re-apply, pruning, RBAC and the other refusals as typed errors.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KubernetesTarget } from '../src/targets/kubernetes/kubernetes-target.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
@@ -11,6 +14,7 @@ import type { RenderedCluster } from '../src/render/render.js';
 import { echoService, renderedCluster } from './fixtures/local-services/cluster.js';
 import { createNamespace, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
 import { targetContract } from './targets.contract.js';
+import { runMeridian } from './cli-kit.js';
 
 // the contract's waits are bounded by the harness's timeoutMs; a test may take a few of them on a loaded machine
 vi.setConfig({ testTimeout: 180_000 });
@@ -226,5 +230,199 @@ describe('kubernetes driver: refusals are typed errors that name the cluster', (
       code: 'MERIDIAN_E_TARGET_K8S_UNREACHABLE',
       message: expect.stringContaining('cluster eu-6') as string,
     });
+  }, 120_000);
+});
+
+/** Waits until the quota controller's status of ResourceQuota `tight` shows `value` at `field` (`used.pods`). */
+async function quotaShows(ns: string, field: string, value: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (kc.kubectl(['get', 'resourcequota', 'tight', '-n', ns, '-o', `jsonpath={.status.${field}}`]) === value) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`ResourceQuota tight in ${ns}: status.${field} never became ${value}`);
+}
+
+describe('kubernetes driver: canary traffic and quotas', () => {
+  it('refuses a Gateway on a cluster that does not serve the Gateway API (this one has no CRDs): no silent fallback', async () => {
+    const ns = await freshNamespace();
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    const state = k8sCluster(ns, { web: { version: '1' } }, { gateway: { name: 'public', namespace: 'gateways' } });
+    await expect(t.apply({ cluster: 'gw-less', revisionId: 'r', state, track: 'stable' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_NOT_FOUND',
+      message: expect.stringMatching(
+        /^cluster gw-less: target\.gateway names Gateway gateways\/public, but the cluster does not serve the Gateway API/,
+      ) as string,
+      hint: expect.stringContaining('remove target.gateway') as string,
+    });
+    expect(kc.kubectl(['get', 'deploy,svc,cm', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'name'])).toBe(''); // nothing written
+  });
+
+  it('refuses a canary that a ResourceQuota cannot hold, naming the cluster, the quota and the fix; nothing of it is written', async () => {
+    const ns = await freshNamespace();
+    kc.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'tight', namespace: ns },
+        spec: { hard: { pods: '3', 'requests.cpu': '150m' } },
+      }),
+    );
+    const t = new KubernetesTarget({ fleetDir: '.' });
+    const withCpu = (version: string, replicas: number): RenderedCluster => {
+      const c = k8sCluster(ns, { web: { version, replicas } });
+      const web = c.services['web'];
+      return web ? { ...c, services: { web: { ...web, resources: { cpu: '50m', memory: '16Mi' } } } } : c;
+    };
+    await t.apply({ cluster: 'quota', revisionId: 'rev-a', state: withCpu('1', 2), track: 'stable' });
+    await waitForStatus(t, 'quota', (s) => isHealthyAt(s, 'web', 'stable', 'rev-a'), { timeoutMs: 90_000 });
+    // the quota controller has counted the two stable pods (50m each)
+    await quotaShows(ns, 'used.pods', '2');
+
+    // a replica-ratio canary starts at 1 pod: 3 pods and 150m fit exactly; its first weight (50 %) wants a second pod
+    await t.apply({ cluster: 'quota', revisionId: 'rev-b', state: withCpu('2', 2), track: 'canary' });
+    await waitForStatus(t, 'quota', (s) => isHealthyAt(s, 'web', 'canary', 'rev-b'), { timeoutMs: 90_000 });
+    await quotaShows(ns, 'used.pods', '3');
+    const err = await t
+      .traffic()
+      .setCanary('web', 'quota', 50, '2')
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
+      message: expect.stringMatching(
+        /^cluster quota: scaling web-canary to 2 replicas \(weight 50 %\) would exceed the quota of namespace t[\d-]+: ResourceQuota "tight" allows pods: 3, 3 in use, this needs 1 more; ResourceQuota "tight" allows requests\.cpu: 150m, 150m in use, this needs 50m more; nothing of it was applied$/,
+      ) as string,
+      hint: expect.stringContaining(`raise the quota (kubectl describe resourcequota tight -n ${ns})`) as string,
+    });
+    expect((err as Error).stack).toBeDefined(); // a typed error object: the CLI prints its message and hint, never the stack
+    expect(kc.kubectl(['get', 'deploy', 'web-canary', '-n', ns, '-o', 'jsonpath={.spec.replicas}'])).toBe('1');
+
+    // a new canary in its place would add a Deployment's pod again: refused before anything is written
+    await t.remove({ cluster: 'quota', track: 'canary' });
+    kc.kubectl(['patch', 'resourcequota', 'tight', '-n', ns, '--type=merge', '-p', '{"spec":{"hard":{"pods":"2"}}}']);
+    await quotaShows(ns, 'hard.pods', '2');
+    await expect(t.apply({ cluster: 'quota', revisionId: 'rev-c', state: withCpu('3', 2), track: 'canary' })).rejects.toMatchObject({
+      code: 'MERIDIAN_E_TARGET_K8S_QUOTA',
+      message: expect.stringMatching(
+        /^cluster quota: the canary track of web would exceed .*ResourceQuota "tight" allows pods: 2, 2 in use, this needs 1 more/,
+      ) as string,
+    });
+    expect(kc.kubectl(['get', 'deploy,cm', '-n', ns, '-o', 'name']).split('\n').filter(Boolean).sort()).toEqual([
+      'configmap/kube-root-ca.crt',
+      'configmap/meridian-quota',
+      'configmap/web-config',
+      'deployment.apps/web',
+    ]);
+  }, 180_000);
+});
+
+describe('meridian validate --server-dry-run against the real API server', () => {
+  it("reports the server's refusals (validation, an admission policy, a missing namespace) at the fleet file and line they came from", async () => {
+    const ns = await freshNamespace();
+    kc.kubectl(['label', 'namespace', ns, 'meridian.test/policy=strict']);
+    // a cluster policy: Deployments in strict namespaces pull only from registry.example (a ValidatingAdmissionPolicy)
+    kc.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicy',
+            metadata: { name: 'trusted-registry' },
+            spec: {
+              failurePolicy: 'Fail',
+              matchConstraints: {
+                resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }],
+              },
+              validations: [
+                {
+                  expression: "object.spec.template.spec.containers.all(c, c.image.startsWith('registry.example/'))",
+                  message: 'spec.template.spec.containers[0].image must come from registry.example/',
+                },
+              ],
+            },
+          },
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicyBinding',
+            metadata: { name: 'trusted-registry' },
+            spec: {
+              policyName: 'trusted-registry',
+              validationActions: ['Deny'],
+              matchResources: { namespaceSelector: { matchLabels: { 'meridian.test/policy': 'strict' } } },
+            },
+          },
+        ],
+      }),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'meridian-k8s-dry-run-'));
+    const lines = [
+      'apiVersion: meridian/v1',
+      'fleet: dry',
+      'regions:',
+      '  eu-west: { jurisdiction: EU, location: { lat: 53.35, lon: -6.26 }, countries: [IE] }',
+      'clusters:',
+      '  dry-a:',
+      '    region: eu-west',
+      '    driver: kubernetes',
+      `    target: { kubeconfig: '${kc.kubeconfig}', namespace: ${ns} }`,
+      '    capacity: { rps: 100 }',
+      '  dry-b:',
+      '    region: eu-west',
+      '    driver: kubernetes',
+      `    target: { kubeconfig: '${kc.kubeconfig}',`,
+      '              namespace: no-such-namespace }',
+      '    capacity: { rps: 100 }',
+      'services:',
+      '  web:',
+      `    image: example.test/web:1.0.0@sha256:${'0'.repeat(64)}`,
+      '    version: 1.0.0',
+      '    port: 8080',
+      '    config:',
+      '      GREETING: hello',
+      '      bad key: 1',
+      'rollout:',
+      '  waves: [{ name: all }]',
+      '',
+    ];
+    writeFileSync(join(dir, 'fleet.yaml'), lines.join('\n'));
+    const line = (text: string): number => lines.findIndex((l) => l.includes(text)) + 1;
+    try {
+      const run = runMeridian(['validate', '.', '--server-dry-run', '--no-state', '-o', 'json'], { cwd: dir });
+      expect(run.err).not.toMatch(/^\s+at /m);
+      const report = JSON.parse(run.out) as {
+        findings: {
+          code: string;
+          check?: string;
+          path: string;
+          location?: { file: string; line: number };
+          message: string;
+          fix?: string;
+        }[];
+      };
+      const dry = report.findings.filter((f) => f.check === 'server-dry-run');
+      const at = (f: (typeof dry)[number]): string => `${f.code} ${f.path} ${f.location?.file.split('/').at(-1)}:${f.location?.line}`;
+      expect(dry.map(at).sort()).toEqual(
+        [
+          // the API server's validation: a ConfigMap key may not hold a space — at that config entry
+          `MERIDIAN_E_TARGET_K8S_INVALID services.web.config["bad key"] fleet.yaml:${line('bad key')}`,
+          // the admission policy refuses the image — at the service's image
+          `MERIDIAN_E_TARGET_K8S_INVALID services.web.image fleet.yaml:${line('image:')}`,
+          // the other cluster's namespace does not exist — at its target's namespace
+          `MERIDIAN_E_TARGET_K8S_NAMESPACE clusters.dry-b.target.namespace fleet.yaml:${line('no-such-namespace')}`,
+        ].sort(),
+      );
+      expect(dry.find((f) => f.path.endsWith('image'))?.message).toMatch(
+        /^cluster dry-a: the API server refused apply Deployment t[\d-]+\/web: .*ValidatingAdmissionPolicy 'trusted-registry' .* denied request: .*image must come from registry\.example\//,
+      );
+      expect(run.code).toBe(1); // findings
+      // nothing was stored: dry-run only
+      expect(kc.kubectl(['get', 'deploy,cm', '-n', ns, '-l', 'app.kubernetes.io/managed-by=meridian', '-o', 'name'])).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      kc.kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', 'trusted-registry']);
+    }
   }, 120_000);
 });

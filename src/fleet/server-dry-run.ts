@@ -24,6 +24,8 @@ const FIELDS: readonly [RegExp, string][] = [
 function pathFor(cluster: string, service: string | undefined, message: string): PropertyKey[] {
   if (/namespaces? "[^"]*" not found/.test(message)) return ['clusters', cluster, 'target', 'namespace'];
   if (service === undefined) return ['clusters', cluster, 'target'];
+  const key = /\bdata\[([^\]]+)\]/.exec(message)?.[1]; // a ConfigMap key: the config entry itself
+  if (key !== undefined) return ['services', service, 'config', key];
   const field = FIELDS.find(([re]) => re.test(message))?.[1];
   return field ? ['services', service, field] : ['services', service];
 }
@@ -60,10 +62,15 @@ export async function serverDryRunFindings(
         });
         continue;
       }
+      const seen = new Set<string>();
       for (const r of results) {
         if (!r.error) continue;
         const service = r.object.metadata.labels?.['meridian.dev/service'];
         const path = pathFor(name, service, r.error.message);
+        // one finding per cluster, place and kind (a missing namespace refuses every object alike)
+        const key = `${r.error.code} ${formatPath(path)}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
         const location = loaded.sources.locate(path);
         findings.push({
           code: r.error.code,

@@ -77,9 +77,22 @@ export function kubeError(cluster: string, what: string, verb: string, err: unkn
       );
     case 403:
       if (/exceeded quota/i.test(msg)) {
-        return new TargetError('MERIDIAN_E_TARGET_K8S_QUOTA', `cluster ${cluster}: ${what} exceeds a ResourceQuota: ${msg}`, {
+        const quota = /exceeded quota: ([^,\s]+)/.exec(msg)?.[1];
+        const ns = /namespaces\/([^/\s]+)/.exec(msg)?.[1];
+        return new TargetError(
+          'MERIDIAN_E_TARGET_K8S_QUOTA',
+          `cluster ${cluster}: ${what} exceeds ${quota ? `ResourceQuota "${quota}"` : 'a ResourceQuota'}: ${msg}`,
+          {
+            cause: err,
+            hint: `lower replicas or resources for this cluster (an override), or raise the namespace's ResourceQuota${quota ? ` (kubectl describe resourcequota ${quota}${ns ? ` -n ${ns}` : ''})` : ''}`,
+          },
+        );
+      }
+      // a ValidatingAdmissionPolicy or an admission webhook said no: the object is refused, RBAC is not the problem
+      if (/ValidatingAdmissionPolicy|admission webhook|denied the request/i.test(msg)) {
+        return new TargetError('MERIDIAN_E_TARGET_K8S_INVALID', `cluster ${cluster}: the cluster's admission refused ${what}: ${msg}`, {
           cause: err,
-          hint: "lower replicas or resources for this cluster (an override), or raise the namespace's ResourceQuota",
+          hint: "change the value the cluster's policy names in the fleet description, or ask the cluster's owners about the policy",
         });
       }
       return forbidden(cluster, what, verb, msg, err);
@@ -133,4 +146,37 @@ function forbidden(cluster: string, what: string, verb: string, msg: string, err
       hint: `grant ${user ? `user ${user}` : 'the identity Meridian uses'} the verb "${v}" on ${resource ?? 'that resource'}${ns ? ` in namespace ${ns}` : ''} (a Role and RoleBinding); check with: ${can}`,
     },
   );
+}
+
+/** A cluster whose target names a Gateway but that does not serve the Gateway API: no silent fallback to another canary. */
+export function gatewayApiMissing(
+  cluster: string,
+  gateway: { name: string; namespace?: string | undefined } | null,
+  err: unknown,
+): TargetError {
+  const gw = gateway ? `${gateway.namespace ? `${gateway.namespace}/` : ''}${gateway.name}` : '';
+  return new TargetError(
+    'MERIDIAN_E_TARGET_K8S_NOT_FOUND',
+    `cluster ${cluster}: target.gateway names Gateway ${gw}, but the cluster does not serve the Gateway API (HTTPRoute gateway.networking.k8s.io/v1)`,
+    {
+      cause: err,
+      hint: 'install the Gateway API CRDs (standard channel) and a Gateway controller in the cluster, or remove target.gateway to split canary traffic by replica ratio',
+    },
+  );
+}
+
+/**
+ * A refusal in the middle of an apply, saying what of it is in the cluster now: a wave never leaves a
+ * cluster half-applied without saying so. `written` are the objects applied before it (`Kind/name`).
+ */
+export function partlyApplied(err: unknown, written: readonly string[], total: number): unknown {
+  if (!(err instanceof TargetError)) return err;
+  const left =
+    written.length === 0
+      ? 'nothing of this apply was written'
+      : `${written.length} of ${total} objects were applied before it (${written.join(', ')}); the rest were not`;
+  return new TargetError(err.code as ConstructorParameters<typeof TargetError>[0], `${err.message}; ${left}`, {
+    cause: err.cause ?? err,
+    ...(err.hint === undefined ? {} : { hint: err.hint }),
+  });
 }

@@ -12,7 +12,8 @@ import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
 import { kubeConfigFor } from './connection.js';
 import { parseKubernetesTarget } from './target-spec.js';
-import { kubeError } from './kube-errors.js';
+import { gatewayApiMissing, kubeError, partlyApplied } from './kube-errors.js';
+import { inBatches } from './batches.js';
 import { deploymentState } from './kstatus.js';
 import {
   ANNOTATION,
@@ -24,9 +25,11 @@ import {
   type KubeObject,
   LABEL,
   type ManifestContext,
+  routeCanaryWeight,
   trackObjects,
   workloadName,
 } from './manifests.js';
+import { podRequests, type QuotaAsk, quotaAsk, quotaError, type QuotaLike, quotaShortfalls } from './quota.js';
 import { type CheckCounts, type DeploymentObject, diffEvents, observe, type Observation, type PodLike } from './observe.js';
 
 export interface KubernetesTargetOptions {
@@ -45,24 +48,6 @@ export interface KubernetesTargetOptions {
 
 /** How many objects of one cluster are applied at once (one request each, like kubectl, but not one by one). */
 const APPLY_CONCURRENCY = 8;
-
-/** Runs `fn` over `items`, at most `n` at a time; rejects with the first failure once the started calls are settled. */
-async function inBatches<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | null = null;
-  const worker = async (): Promise<void> => {
-    while (failure === null && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  if (failure !== null) throw (failure as { err: unknown }).err;
-}
 
 /**
  * The field manager of the canary's replica count (the replica-ratio canary), apart from the objects' own:
@@ -186,11 +171,24 @@ export class KubernetesTarget implements Target {
     }
   }
 
-  /** Every object Meridian manages in the cluster (Deployments, ConfigMaps, Services). */
+  /** Every object Meridian manages in the cluster (Deployments, ConfigMaps, Services; HTTPRoutes with a Gateway). */
   async #managed(conn: Conn): Promise<KubeObject[]> {
     const sel = `${LABEL.cluster}=${conn.ctx.cluster},${LABEL.managedBy}=meridian`;
-    const lists = await Promise.all(KINDS.map(([v, k]) => this.#list(conn, v, k, sel)));
+    const lists = await Promise.all([
+      ...KINDS.map(([v, k]) => this.#list(conn, v, k, sel)),
+      conn.ctx.gateway ? this.#routes(conn, sel) : Promise.resolve([]),
+    ]);
     return lists.flat();
+  }
+
+  /** The cluster's HTTPRoutes; a cluster that does not serve the Gateway API is a typed error, not a silent fallback. */
+  async #routes(conn: Conn, selector: string): Promise<KubeObject[]> {
+    try {
+      return await this.#list(conn, 'gateway.networking.k8s.io/v1', 'HTTPRoute', selector);
+    } catch (err) {
+      if ((err as TargetError).code !== 'MERIDIAN_E_TARGET_K8S_NOT_FOUND') throw err;
+      throw gatewayApiMissing(conn.ctx.cluster, conn.ctx.gateway, err);
+    }
   }
 
   /**
@@ -208,7 +206,14 @@ export class KubernetesTarget implements Target {
       } catch {
         specRevisions = {};
       }
-      out.push(...trackObjects(conn.ctx, req.state, s, req.track, req.revisionId, { specRevisions }));
+      const route = live.find((o) => o.kind === 'HTTPRoute' && o.metadata.name === s);
+      const canaryWeight = routeCanaryWeight(route, s);
+      out.push(
+        ...trackObjects(conn.ctx, req.state, s, req.track, req.revisionId, {
+          specRevisions,
+          ...(canaryWeight === undefined ? {} : { canaryWeight }),
+        }),
+      );
     }
     return out;
   }
@@ -231,14 +236,23 @@ export class KubernetesTarget implements Target {
         return found?.metadata.annotations?.[ANNOTATION.objectHash];
       };
       const stale = wanted.filter((o) => liveHash(o) !== o.metadata.annotations?.[ANNOTATION.objectHash]); // as wanted: no write
+      const services = req.services ?? Object.keys(req.state.services);
+      await this.#checkQuota(conn, `the ${req.track} track of ${services.join(', ')}`, quotaAsk(stale, live, LABEL.specHash));
+      const written: string[] = [];
+      const total = stale.length;
       const applyOne = async (o: KubeObject): Promise<void> => {
         const res = await this.#apply(conn, o);
+        written.push(`${o.kind}/${o.metadata.name}`);
         if (o.kind === 'Deployment' && typeof res.metadata.generation === 'number')
           conn.applied.set(o.metadata.name, res.metadata.generation);
       };
-      // the ApplySet parent first (its members name it), then the members APPLY_CONCURRENCY at a time
-      if (stale[0] === wanted[0]) await applyOne(stale.shift() as KubeObject);
-      await inBatches(stale, APPLY_CONCURRENCY, applyOne);
+      try {
+        // the ApplySet parent first (its members name it), then the members APPLY_CONCURRENCY at a time
+        if (stale[0] === wanted[0]) await applyOne(stale.shift() as KubeObject);
+        await inBatches(stale, APPLY_CONCURRENCY, applyOne);
+      } catch (err) {
+        throw partlyApplied(err, written, total);
+      }
       if (req.services === undefined) {
         const keep = new Set(Object.keys(req.state.services));
         const stale = live.filter(
@@ -343,6 +357,24 @@ export class KubernetesTarget implements Target {
     return Promise.resolve();
   }
 
+  /**
+   * Refuses, before anything is written, what would take the namespace past a ResourceQuota: a typed
+   * error naming the cluster, the quota, the numbers and the fix. Without the right to list quotas the
+   * check is left to the API server (whose refusal is typed as well).
+   */
+  async #checkQuota(conn: Conn, what: string, ask: QuotaAsk): Promise<void> {
+    if (ask.pods.length === 0 && Object.keys(ask.objects).length === 0) return;
+    let quotas: QuotaLike[];
+    try {
+      quotas = (await this.#list(conn, 'v1', 'ResourceQuota', '')) as unknown as QuotaLike[];
+    } catch (err) {
+      if (/_K8S_(FORBIDDEN|NOT_FOUND)$/.test((err as TargetError).code)) return;
+      throw err;
+    }
+    const short = quotaShortfalls(quotas, ask);
+    if (short.length > 0) throw quotaError(conn.ctx.cluster, conn.ctx.namespace, what, short);
+  }
+
   /** Sends every object of a request to the API server with dry-run: admission errors, nothing persisted. */
   async dryRun(req: ApplyRequest): Promise<{ object: KubeObject; error: TargetError | null }[]> {
     const conn = this.#conn(req.cluster, req.state.target);
@@ -383,13 +415,23 @@ export class KubernetesTarget implements Target {
         const port = (
           (stable ?? canary)?.['spec'] as { template?: { spec?: { containers?: { ports?: { containerPort?: number }[] }[] } } } | undefined
         )?.template?.spec?.containers?.[0]?.ports?.[0]?.containerPort;
-        if (port !== undefined) await this.#apply(conn, httpRoute(conn.ctx, service, port, weight));
+        if (port === undefined) return;
+        const route = httpRoute(conn.ctx, service, port, weight);
+        const liveRoute = live.find((o) => o.kind === 'HTTPRoute' && o.metadata.name === service);
+        if (liveRoute?.metadata.annotations?.[ANNOTATION.objectHash] === route.metadata.annotations?.[ANNOTATION.objectHash]) return; // as wanted: no write
+        await this.#apply(conn, route);
         return;
       }
       if (!canary) return;
       const base = ((stable?.['spec'] as { replicas?: number } | undefined)?.replicas ?? 1) || 1;
       const want = weight <= 0 ? 0 : weight >= 100 ? base : Math.max(1, Math.round((base * weight) / (100 - weight)));
-      if ((canary['spec'] as { replicas?: number } | undefined)?.replicas === want) return; // as wanted: no write
+      const had = (canary['spec'] as { replicas?: number } | undefined)?.replicas ?? 0;
+      if (had === want) return; // as wanted: no write
+      const more = Array.from({ length: Math.max(0, want - had) }, () => podRequests(canary));
+      await this.#checkQuota(conn, `scaling ${workloadName(service, 'canary')} to ${want} replicas (weight ${weight} %)`, {
+        pods: more,
+        objects: {},
+      });
       await this.#scale(conn, workloadName(service, 'canary'), want);
     };
     return {
@@ -435,6 +477,9 @@ export class KubernetesTarget implements Target {
       }
       const ks = deploymentState(live as DeploymentObject, generation ?? 0);
       if (ks.state === 'current') return;
+      const refused = (live as DeploymentObject).status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+      if (refused?.message !== undefined && /exceeded quota/.test(refused.message))
+        throw kubeError(conn.ctx.cluster, `${what} to ${replicas}`, 'create', { code: 403, body: { message: refused.message } });
       if (ks.state === 'failed')
         throw new TargetError('MERIDIAN_E_TARGET_K8S_FAILED', `cluster ${conn.ctx.cluster}: ${what} to ${replicas}: ${ks.reason}`);
       if (Date.now() > deadline) {

@@ -115,7 +115,7 @@ export function trackObjects(
   service: string,
   track: Track,
   revisionId: string,
-  opts: { specRevisions?: Readonly<Record<string, string>> } = {},
+  opts: { specRevisions?: Readonly<Record<string, string>>; canaryWeight?: number } = {},
 ): KubeObject[] {
   const svc = state.services[service];
   if (!svc) return [];
@@ -221,11 +221,17 @@ export function trackObjects(
         spec: { selector, ports },
       }),
     );
+    // the route belongs to the stable track; an apply keeps the canary weight the traffic control set
+    if (track === 'stable') out.push(httpRoute(ctx, service, svc.port, opts.canaryWeight ?? 0));
   }
   return out;
 }
 
-/** The HTTPRoute that splits a service's traffic between its stable and canary Services by weight (0–100). */
+/**
+ * The HTTPRoute that splits a service's traffic between its stable and canary Services by weight (0–100),
+ * attached to the cluster's Gateway. Part of the stable track: applied with the service, its weights set
+ * by the rollout's steps (the traffic control), 0 % canary when no canary runs.
+ */
 export function httpRoute(ctx: ManifestContext, service: string, port: number, canaryWeight: number): KubeObject {
   if (!ctx.gateway) throw new Error('httpRoute needs a gateway');
   const w = Math.max(0, Math.min(100, Math.round(canaryWeight)));
@@ -240,6 +246,7 @@ export function httpRoute(ctx: ManifestContext, service: string, port: number, c
         [LABEL.managedBy]: 'meridian',
         [LABEL.cluster]: ctx.cluster,
         [LABEL.service]: service,
+        [LABEL.track]: 'stable',
         [LABEL.partOf]: ctx.applySetId,
       },
     },
@@ -247,14 +254,22 @@ export function httpRoute(ctx: ManifestContext, service: string, port: number, c
       parentRefs: [{ name: ctx.gateway.name, ...(ctx.gateway.namespace ? { namespace: ctx.gateway.namespace } : {}) }],
       rules: [
         {
+          // no canary backend at 0 %: the canary Service exists only while a canary runs
           backendRefs: [
             { name: `${service}-stable`, port, weight: 100 - w },
-            { name: `${service}-canary`, port, weight: w },
+            ...(w > 0 ? [{ name: `${service}-canary`, port, weight: w }] : []),
           ],
         },
       ],
     },
   });
+}
+
+/** The canary weight (0–100) a live HTTPRoute of `service` carries, or undefined when it has none. */
+export function routeCanaryWeight(route: KubeObject | undefined, service: string): number | undefined {
+  const rules = (route?.['spec'] as { rules?: { backendRefs?: { name?: string; weight?: number }[] }[] } | undefined)?.rules;
+  const w = rules?.[0]?.backendRefs?.find((b) => b.name === `${service}-canary`)?.weight;
+  return typeof w === 'number' ? w : undefined;
 }
 
 /** The ApplySet id (KEP-3659) of a parent ConfigMap: `applyset-<base64url(sha256(name.namespace.kind.group))>-v1`. */

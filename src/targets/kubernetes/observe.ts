@@ -141,6 +141,10 @@ export function observe(
     const desired = d.spec?.replicas ?? 1;
     const healthy = ks.state === 'current' && ready >= desired;
     if (ks.state === 'failed') lastError = ks.reason;
+    // the ReplicaSet cannot create pods (a ResourceQuota, a LimitRange, admission): the Deployment says why
+    const replicaFailure = d.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+    if (replicaFailure && ks.state !== 'current')
+      lastError = `pods cannot be created: ${replicaFailure.message ?? replicaFailure.reason ?? ''}`;
     const key = `${service}/${track}`;
     let c = counts.get(key);
     if (!c || c.revisionId !== revisionId) counts.set(key, (c = { revisionId, n: 0 }));
