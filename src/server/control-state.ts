@@ -10,7 +10,7 @@ import type { Revision } from '../render/render.js';
 import { baselineRevisionId } from '../plan/plan.js';
 import { evacuate, refusalText, restore } from '../recovery/evacuation.js';
 import { RESIDENCY_ONLY, safetyPolicy } from '../recovery/policy.js';
-import { rampAt, rampFromJson, rampsInForce, restoreRamp, type RampInForce, type RestoreRecord } from '../recovery/ramp.js';
+import { restoreRamp, type RampInForce } from '../recovery/ramp.js';
 import { changedServices } from '../rollout/engine.js';
 import { FINAL_STATES } from '../rollout/events.js';
 import { asSpec } from '../rollout/rollout-spec.js';
@@ -23,6 +23,7 @@ import type { Endpoint, TrackStatus } from '../targets/target.js';
 import { ApiError } from './api-error.js';
 import type { EventHub } from './event-hub.js';
 import type { FleetDrain, FleetLink } from './fleet-link.js';
+import { RestoreRamps } from './restore-ramps.js';
 import { sampleOf, trafficBetween, type TrafficSample, type TrafficView } from './traffic-sampler.js';
 
 export type { RoutingEndpoint, RoutingShare, RoutingView, TableView } from '../routing/view.js';
@@ -108,13 +109,7 @@ export class ControlState {
   #drainInfo = new Map<string, FleetDrain>();
   #canary: RoutingView['canary'] = {};
   #flags: RoutingView['flags'] = {};
-  /** Places whose last change was a restore (by name): what may be ramping back (src/recovery/ramp.ts). */
-  readonly #restores = new Map<string, RestoreRecord>();
-  /** The ramps in force at the last recompute. */
-  #ramps: RampInForce[] = [];
-  /** Ramp steps in the audit log, as `restore seq:step`. */
-  readonly #rampAudited = new Set<string>();
-  #rampTimer: NodeJS.Timeout | null = null;
+  readonly #ramps: RestoreRamps;
   #endpoints: RoutingEndpoint[] = [];
   #table: TableView;
   /** The whole view, computed from #table when first asked for after a change. */
@@ -137,6 +132,13 @@ export class ControlState {
 
   constructor(opts: ControlStateOptions) {
     this.#o = opts;
+    this.#ramps = new RestoreRamps({
+      store: opts.store,
+      recovery: opts.recovery,
+      link: opts.link ?? null,
+      onStep: () => void this.#rampStep(),
+      log: opts.log,
+    });
     this.#table = {
       tableVersion: 0,
       revision: null,
@@ -176,7 +178,7 @@ export class ControlState {
 
   /** The places ramping back after a restore, where each stands (as of the last recompute). */
   get ramps(): readonly RampInForce[] {
-    return this.#ramps;
+    return this.#ramps.inForce;
   }
 
   get link(): FleetLink | null {
@@ -190,7 +192,7 @@ export class ControlState {
     await this.#readAudit(true);
     this.#recompute();
     // drains and ramps outlive a restart: the fleet's own router starts without them
-    await this.#syncRamps();
+    await this.#ramps.sync(this.#table.ramp);
     await this.#syncDrains(true);
     await this.#loadRollouts(false);
     await this.#pollFleet();
@@ -206,7 +208,7 @@ export class ControlState {
   stop(): void {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
-    if (this.#rampTimer) clearTimeout(this.#rampTimer);
+    this.#ramps.stop();
     if (this.#fleetSoon) clearTimeout(this.#fleetSoon);
     this.#unsubscribe?.();
   }
@@ -261,11 +263,10 @@ export class ControlState {
         throw new ApiError('MERIDIAN_E_API_EVACUATION_REFUSED', message, { hint });
       }
     } else {
-      const ramp = restoreRamp(this.#o.recovery);
-      const restored = await restore(this.#o.store, place, actor, reason, ramp);
+      const restored = await restore(this.#o.store, place, actor, reason, restoreRamp(this.#o.recovery));
       // not evacuated: nothing changes, but the request is on record as before
       if (!restored) await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
-      else this.#restores.set(name, { place, seq: restored.seq, at: restored.at, ramp });
+      else this.#ramps.restored(place, restored.seq, restored.at);
     }
     this.#applyDrain(name, drained, kind, reason);
     this.#recompute(); // routers that follow the server learn it now
@@ -273,7 +274,7 @@ export class ControlState {
     const link = this.#o.link;
     let failure: unknown = null;
     try {
-      if (!drained) await this.#syncRamps(); // the ramp first: the undrain must not hand back all traffic at once
+      if (!drained) await this.#ramps.sync(this.#table.ramp); // the ramp first: the undrain must not hand back all traffic at once
       await link?.setDrained([name], drained, { kind, reason });
     } catch (err) {
       failure = err;
@@ -330,7 +331,7 @@ export class ControlState {
       this.#recompute();
       // a drain written by another process (`meridian evacuate`) reaches the fleet's own router now, not at the next look
       if (entries.some((e) => e.action === 'routing.drain')) {
-        await this.#syncRamps();
+        await this.#ramps.sync(this.#table.ramp);
         await this.#syncDrains(false);
       }
     } catch (err) {
@@ -346,17 +347,11 @@ export class ControlState {
       const page = await this.#o.store.listAudit({ afterSeq: this.#auditSeq, limit: AUDIT_PAGE });
       for (const e of page) {
         if (e.action === 'routing.drain') {
-          const d = e.data as { drained?: unknown; kind?: unknown; restore?: unknown; ramp?: unknown } | null;
+          const d = e.data as { drained?: unknown; kind?: unknown } | null;
           const kind = d?.kind === 'region' || d?.kind === 'cluster' ? d.kind : this.#kindOf(e.subject);
           this.#applyDrain(e.subject, d?.drained === true, kind, e.reason ?? undefined);
-          if (d?.drained !== true && d?.restore === true) {
-            const at = Date.parse(e.at);
-            this.#restores.set(e.subject, { place: { kind, name: e.subject }, seq: e.seq, at, ramp: rampFromJson(d.ramp) });
-          } else this.#restores.delete(e.subject);
-        } else if (e.action === 'recovery.ramp') {
-          const d = e.data as { restore?: unknown; step?: unknown } | null;
-          this.#rampAudited.add(`${String(d?.restore)}:${String(d?.step)}`);
-        }
+          this.#ramps.observe(e, kind);
+        } else if (e.action === 'recovery.ramp') this.#ramps.observe(e, 'cluster');
         if (!initial) {
           this.#o.hub.publish('audit', auditJson(e));
           if (e.action.startsWith('flag.')) this.#o.hub.publish('flag', { name: e.subject, action: e.action, data: e.data });
@@ -516,7 +511,7 @@ export class ControlState {
       }
       this.#setClusters(clusters);
       if (reachable) {
-        await this.#syncRamps();
+        await this.#ramps.sync(this.#table.ramp);
         await this.#syncDrains(false);
       }
       const text = await link.routerMetrics();
@@ -590,7 +585,7 @@ export class ControlState {
   #recompute(): void {
     const rev = this.#revision;
     const drained = [...this.#drained].sort();
-    const ramp = this.#rampNow(Date.now());
+    const ramp = this.#ramps.at(Date.now(), this.#drained);
     const key = canonicalJson({
       revision: rev?.id ?? null,
       drained,
@@ -622,79 +617,17 @@ export class ControlState {
     if (this.#o.hub.wants('routing')) this.#o.hub.publish('routing', this.routing);
   }
 
-  /**
-   * The ramps in force at `now` (place → percent) for places not drained again, and a timer for the next
-   * step: each step reaches the routers when it is due, whoever wrote the restore.
-   */
-  #rampNow(now: number): Record<string, number> {
-    const restores = [...this.#restores.values()].filter((r) => !this.#drained.has(r.place.name));
-    this.#ramps = rampsInForce(restores, restoreRamp(this.#o.recovery), now);
-    const out: Record<string, number> = {};
-    for (const r of [...this.#ramps].sort((a, b) => (a.place.name < b.place.name ? -1 : 1))) out[r.place.name] = r.percent;
-    if (this.#rampTimer) clearTimeout(this.#rampTimer);
-    this.#rampTimer = null;
-    const next = Math.min(...this.#ramps.map((r) => r.nextAt ?? Infinity));
-    if (Number.isFinite(next) && !this.#stopped) {
-      this.#rampTimer = setTimeout(() => void this.#rampStep(), Math.max(0, next - now) + 5);
-      this.#rampTimer.unref();
-    }
-    return out;
-  }
-
   /** A ramp step is due: routers get it, and it is audited. */
   async #rampStep(): Promise<void> {
-    this.#rampTimer = null;
     if (this.#stopped) return;
     this.#recompute();
-    await this.#syncRamps();
+    await this.#ramps.sync(this.#table.ramp);
     try {
-      await this.#auditRamps(Date.now());
+      await this.pollStore(); // steps another control plane wrote
+      await this.#ramps.audit(Date.now(), this.#drained);
+      await this.pollStore(); // publishes them
     } catch (err) {
       this.#o.log?.(`cannot audit the restore ramp: ${(err as Error).message}`);
-    }
-  }
-
-  /**
-   * Audits each ramp step this control plane applies when it is due (`recovery.ramp`; the restore entry
-   * itself is the ramp's start, the 100 % step its end). A step already in the log (another control plane
-   * on the store) or long past (this one was not running then) is not written again.
-   */
-  async #auditRamps(now: number): Promise<void> {
-    await this.pollStore(); // steps another control plane wrote
-    for (const r of this.#restores.values()) {
-      const ramp = r.ramp === undefined ? restoreRamp(this.#o.recovery) : r.ramp;
-      if (!ramp || this.#drained.has(r.place.name)) continue;
-      const pos = rampAt(ramp, r.at, now);
-      const id = `${r.seq}:${pos.step}`;
-      if (pos.step === 0 || this.#rampAudited.has(id) || now - pos.stepAt > Math.max(ramp.stepMs, 5000)) continue;
-      this.#rampAudited.add(id);
-      await this.#o.store.appendAudit({
-        actor: { id: 'meridian', via: 'restore-ramp' },
-        action: 'recovery.ramp',
-        subject: r.place.name,
-        reason:
-          pos.nextAt === null ? 'restore ramp complete: it takes all its traffic' : `restore ramp step ${pos.step + 1} of ${pos.steps}`,
-        data: {
-          kind: r.place.kind,
-          restore: r.seq,
-          step: pos.step,
-          steps: pos.steps,
-          percent: pos.percent,
-          dueAt: new Date(pos.stepAt).toISOString(),
-        },
-      });
-    }
-    await this.pollStore(); // publishes them
-  }
-
-  /** Tells the fleet's own router the ramps in force (a failure is logged: the next step or look tries again). */
-  async #syncRamps(): Promise<void> {
-    const link = this.#o.link;
-    if (!link?.syncRamps) return;
-    try {
-      await link.syncRamps(this.#table.ramp);
-    } catch (err) {
-      this.#o.log?.(`cannot tell ${link.describe} the restore ramps in force: ${(err as Error).message}`);
     }
   }
 
