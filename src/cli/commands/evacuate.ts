@@ -142,7 +142,8 @@ async function restore(name: string, flags: Common & { reason?: string }, io: Io
       return EXIT.ok;
     }
     const hold = safetyPolicy(loaded.fleet.recovery).holdDownMs;
-    const pos = ramp ? rampAt(ramp, done.at, done.at) : null;
+    const first = ramp ? rampAt(ramp, done.at, done.at) : null;
+    const pos = first?.nextAt === null ? null : first; // a ramp of [100] is none
     if (flags.output === 'json') {
       const json = {
         place,
