@@ -4,6 +4,7 @@
  * afterwards on the same store finds the ramp where it stands, from the audit log and its clock.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FollowedRouter } from '../src/router/server-follower.js';
 import { startServer } from '../src/server/server.js';
 import { Recovery } from '../src/spec/schema.js';
 import { api, serverWorld, until, type ServerWorld } from './server-kit.js';
@@ -28,6 +29,28 @@ afterAll(async () => {
 });
 
 describe('the restore ramp through the control plane', { timeout: 60_000 }, () => {
+  it('a router that follows the server applies the ramp of each table view it gets', async () => {
+    const view = sw.server.state.table;
+    const f = new FollowedRouter({ view: { ...view, ramp: {} }, revision: sw.w.rev1 }, { healthChecks: false, geoip: null });
+    let version = view.tableVersion;
+    const at = (ramp: Record<string, number>): number => {
+      f.apply({ view: { ...view, tableVersion: ++version, ramp }, revision: sw.w.rev1 });
+      const e = f.router.explainRoute({ service: 'web', country: 'IE' }) as {
+        levels: { share: number; regions: { name: string }[] }[];
+      };
+      return e.levels.filter((l) => l.regions.some((r) => r.name === 'eu-west')).reduce((a, l) => a + l.share, 0);
+    };
+    try {
+      const full = at({}); // what eu-west takes of Irish traffic in this (partly unhealthy) test fleet
+      expect(full).toBeGreaterThan(0.5);
+      expect(at({ 'eu-west': 20 })).toBeCloseTo(0.2 * full, 5);
+      expect(at({ 'eu-west': 60 })).toBeCloseTo(0.6 * full, 5);
+      expect(at({})).toBeCloseTo(full, 5);
+    } finally {
+      await f.router.close();
+    }
+  });
+
   it('shows each step in the routing view, audits it, and survives a restart of the control plane', async () => {
     const view = async (url: string): Promise<View> => (await api(url, 'GET', '/api/v1/routing', { token: sw.tokens.viewer })).body as View;
     const drain = (drained: boolean) =>
