@@ -52,6 +52,13 @@ describe('the restore ramp schedule', () => {
     expect(restoreRamp(undefined)).toBeNull();
   });
 
+  it('refuses a ramp that goes down, naming where', () => {
+    const r = Recovery.safeParse({ restore: { ramp: [50, 10, 100], step: '10s' } });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['restore', 'ramp']);
+    expect(r.error?.issues[0]?.message).toMatch(/never go down/);
+  });
+
   it('derives the ramps in force from the audit log and the clock alone (what a restarted control plane does)', () => {
     const log = [
       entry(1, T0 - 60_000, 'eu-west', { kind: 'region', drained: true, evacuation: true }),
