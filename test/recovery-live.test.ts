@@ -2,7 +2,8 @@
  * Evacuation on the live local fleet: `meridian up` runs the example fleet with its control plane, real
  * GET traffic flows from Ireland and Germany through the router, and `meridian evacuate` (another process,
  * writing to the same store) moves Irish clients off eu-west with no failed request; evacuating the other
- * EU region is refused naming the residency rule, and `meridian restore` brings eu-west back.
+ * EU region is refused naming the residency rule, and `meridian restore` brings eu-west back with its
+ * restore ramp: its share of Irish traffic, measured from the answers, rises step by step to all of it.
  * `meridian drill` kills and hangs eu-west under traffic from every client region and reports each one's
  * measured recovery time; a policy RTO below what was measured fails the drill (exit 1).
  * Real processes; needs a fresh build.
@@ -18,6 +19,10 @@ const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-evacuate-'));
 const fleet = join(work, 'shop');
 cpSync(join(root, 'examples', 'shop'), fleet, { recursive: true });
+// the example's restore ramp (10, 50, 100 %) with short steps, to keep the test short
+const RAMP_STEP_MS = 3000;
+const policyFile = join(fleet, 'recovery.yaml');
+writeFileSync(policyFile, readFileSync(policyFile, 'utf8').replace(/step: 10s/, `step: ${RAMP_STEP_MS / 1000}s`));
 const env = { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ops' };
 let router = '';
 
@@ -80,8 +85,8 @@ afterAll(() => {
 }, 60_000);
 
 describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {
-  it('moves its clients away with no failed request, refuses to strand locked EU clients, and restores', async () => {
-    const t = traffic(['IE', 'DE']);
+  it('moves its clients away with no failed request, refuses to strand locked EU clients, and restores with a ramp', async () => {
+    const t = traffic(['IE', 'IE', 'IE', 'DE']);
     await until(() => t.answers.length > 40, 'traffic to flow', 30_000);
 
     const asked = Date.now();
@@ -105,13 +110,44 @@ describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {
 
     const back = meridian(['restore', 'eu-west', '-f', 'shop', '--reason', 'drill over']);
     expect(back.code, back.err).toBe(0);
+    expect(back.out).toContain('it takes back its traffic in steps of 10 %, 50 %, 100 % every 3s');
     const restored = Date.now();
+    // at 100 % every Irish request goes to eu-west: 40 in a row after the ramp's last step is due (at 50 %
+    // that is a 1e-12 chance). Waits without a CLI call: runMeridian blocks the traffic loops.
     await until(
-      () => t.answers.some((a) => a.country === 'IE' && a.at > restored && a.cluster.startsWith('eu-west')),
-      'Irish clients back on eu-west',
-      30_000,
+      () => {
+        const irish = t.answers.filter((a) => a.country === 'IE' && a.at > restored + 2 * RAMP_STEP_MS);
+        return irish.length >= 60 && irish.slice(-40).every((a) => a.cluster.startsWith('eu-west'));
+      },
+      'Irish clients all back on eu-west after the ramp',
+      60_000,
     );
     await t.stop();
+    // the ramp's start (the restore) and its steps are in the audit log: when each step reached the router
+    const log = JSON.parse(meridian(['audit', 'log', '--limit', '12', '-o', 'json']).out) as AuditJson[];
+    const start = log.filter((e) => e.action === 'routing.drain' && e.subject === 'eu-west' && e.data?.['restore'] === true).pop();
+    const ramp = log.filter((e) => e.action === 'recovery.ramp' && e.subject === 'eu-west' && e.data?.['restore'] === start?.seq);
+    expect(ramp.map((e) => e.data?.['percent'])).toEqual([50, 100]);
+    const steps = [start as AuditJson, ...ramp];
+
+    // Irish clients' share on eu-west per step, from the answers (a margin at each edge: a step reaches the
+    // fleet's router within the store poll, 250 ms, and requests in flight span a table swap)
+    const edges = [...steps.map((e) => Date.parse(e.at)), Infinity];
+    const shares = [0, 1, 2].map((k) => {
+      const from = (edges[k] ?? 0) + 300;
+      const to = (edges[k + 1] ?? 0) - 100;
+      const irish = t.answers.filter((a) => a.country === 'IE' && a.status === 200 && a.at >= from && a.at < to);
+      return { n: irish.length, share: irish.filter((a) => a.cluster.startsWith('eu-west')).length / Math.max(1, irish.length) };
+    });
+    console.log(
+      `restore ramp: Irish share on eu-west per step (10, 50, 100 %): ${shares.map((x) => `${(x.share * 100).toFixed(1)} % of ${x.n}`).join(', ')}`,
+    );
+    for (const x of shares) expect(x.n, JSON.stringify(shares)).toBeGreaterThanOrEqual(20);
+    const [s10, s50, s100] = shares.map((x) => x.share) as [number, number, number];
+    expect(s10, JSON.stringify(shares)).toBeLessThan(s50);
+    expect(s50, JSON.stringify(shares)).toBeLessThan(s100);
+    expect(s10, 'the first step takes a small part').toBeLessThan(0.35);
+    expect(s100, 'all of it at the end').toBe(1);
 
     const failed = t.answers.filter((a) => a.status !== 200);
     expect(failed, `failed requests: ${JSON.stringify(failed.slice(0, 5))}`).toEqual([]);
@@ -121,6 +157,14 @@ describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {
     expect(t.answers.some((a) => a.country === 'IE' && a.at < asked && a.cluster.startsWith('eu-west'))).toBe(true);
   });
 });
+
+interface AuditJson {
+  readonly seq: number;
+  readonly at: string;
+  readonly action: string;
+  readonly subject: string;
+  readonly data: Record<string, unknown> | null;
+}
 
 interface DrillJson {
   readonly pass: boolean;

@@ -10,6 +10,7 @@ const view: RoutingView = {
   at: '2026-12-07T12:00:00.000Z',
   services: { web: { 'eu-west': [{ cluster: 'eu-west-1', version: '1.0.0', share: 1 }] } },
   drained: ['us-east-1'],
+  ramp: { 'eu-central': 25 },
   canary: { web: { 'eu-west-1': { weight: 5, version: '1.1.0' } } },
   flags: { 'new-checkout': { 'eu-west': { enabled: true, percent: 20 } } },
   endpoints: [

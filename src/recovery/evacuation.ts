@@ -8,6 +8,7 @@ import type { Recovery } from '../spec/schema.js';
 import type { Actor, Store } from '../store/store.js';
 import { disasterStanding, recoveryLedger, type Declaration, type RecoveryLedger } from './ledger.js';
 import { safetyPolicy } from './policy.js';
+import { rampJson, type RestoreRamp } from './ramp.js';
 import { checkEvacuation, placeKey, type Place, type SafetyPolicy, type SafetyVerdict } from './safety.js';
 
 export interface EvacuationOrder {
@@ -103,16 +104,26 @@ export async function evacuate(
   return { kind: 'evacuated', verdict, disaster };
 }
 
-/** Brings an evacuated place back (an undrain in the audit log); false when it was not evacuated. */
-export async function restore(store: Store, place: Place, actor: Actor, reason: string | undefined): Promise<boolean> {
+/**
+ * Brings an evacuated place back (an undrain in the audit log, with the ramp it follows: the record every
+ * control plane derives the ramp from, src/recovery/ramp.ts); null when it was not evacuated, else the
+ * restore's audit sequence number and time.
+ */
+export async function restore(
+  store: Store,
+  place: Place,
+  actor: Actor,
+  reason: string | undefined,
+  ramp: RestoreRamp | null,
+): Promise<{ readonly seq: number; readonly at: number } | null> {
   const ledger = recoveryLedger(await store.listAudit());
-  if (!ledger.evacuated.some((p) => placeKey(p) === placeKey(place))) return false;
-  await store.appendAudit({
+  if (!ledger.evacuated.some((p) => placeKey(p) === placeKey(place))) return null;
+  const e = await store.appendAudit({
     actor,
     action: 'routing.drain',
     subject: place.name,
     reason,
-    data: { kind: place.kind, drained: false, restore: true },
+    data: { kind: place.kind, drained: false, restore: true, ramp: rampJson(ramp) },
   });
-  return true;
+  return { seq: e.seq, at: Date.parse(e.at) };
 }

@@ -4,6 +4,7 @@
  * and ended. The audit log is the one record (a restarted server learns its drains from it too). Pure.
  */
 import type { Actor, AuditEntry, JsonValue } from '../store/store.js';
+import { rampFromJson, type RestoreRecord } from './ramp.js';
 import type { Place } from './safety.js';
 import { placeKey } from './safety.js';
 
@@ -25,6 +26,8 @@ export interface RecoveryLedger {
   readonly evacuated: readonly Place[];
   /** Epoch ms of each place's last drain or undrain, by {@link placeKey}. */
   readonly lastChange: ReadonlyMap<string, number>;
+  /** Places whose last change was a restore, with its time and ramp (what ramps back, or did). */
+  readonly restores: readonly RestoreRecord[];
   readonly declarations: readonly Declaration[];
 }
 
@@ -36,6 +39,7 @@ function obj(v: JsonValue): Record<string, JsonValue> {
 export function recoveryLedger(entries: readonly AuditEntry[]): RecoveryLedger {
   const drained = new Map<string, Place>();
   const lastChange = new Map<string, number>();
+  const restores = new Map<string, RestoreRecord>();
   const declarations = new Map<number, Declaration>();
   for (const e of entries) {
     const data = obj(e.data);
@@ -45,6 +49,9 @@ export function recoveryLedger(entries: readonly AuditEntry[]): RecoveryLedger {
       const key = placeKey(place);
       if (data['drained'] === true) drained.set(key, place);
       else drained.delete(key);
+      if (data['drained'] !== true && data['restore'] === true) {
+        restores.set(key, { place, seq: e.seq, at: Date.parse(e.at), ramp: rampFromJson(data['ramp']) });
+      } else restores.delete(key);
       lastChange.set(key, Date.parse(e.at));
     } else if (e.action === 'disaster.declare') {
       declarations.set(e.seq, {
@@ -64,7 +71,7 @@ export function recoveryLedger(entries: readonly AuditEntry[]): RecoveryLedger {
       else declarations.set(id, { ...d, approvals: [...d.approvals, { actor: e.actor, role: String(data['role'] ?? ''), at: e.at }] });
     }
   }
-  return { evacuated: [...drained.values()], lastChange, declarations: [...declarations.values()] };
+  return { evacuated: [...drained.values()], lastChange, restores: [...restores.values()], declarations: [...declarations.values()] };
 }
 
 /** Who must approve a disaster: `count` distinct approvers acting in one of `roles`; the declarer never counts. */

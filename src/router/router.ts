@@ -106,6 +106,7 @@ export class Router implements ProxyHost, AdminHost {
   #version = 0;
   #swaps = 0;
   #drained: Set<string>;
+  #ramp: Readonly<Record<string, number>>;
   #canary = new Map<string, Map<string, CanarySetting>>();
   #flags: RoutingState['flags'];
   #latency: RoutingState['latency'];
@@ -157,6 +158,7 @@ export class Router implements ProxyHost, AdminHost {
     this.#services = routedServices(opts.revision);
     const s = opts.state ?? {};
     this.#drained = new Set(drainedSet(s.drained));
+    this.#ramp = { ...s.ramp };
     for (const [svc, byCluster] of Object.entries(s.canary ?? {})) this.#canary.set(svc, new Map(Object.entries(byCluster)));
     this.#flags = s.flags;
     this.#latency = s.latency;
@@ -263,6 +265,12 @@ export class Router implements ProxyHost, AdminHost {
       if (drained) this.#drained.add(n);
       else this.#drained.delete(n);
     }
+    this.#scheduler.request();
+  }
+
+  /** Replaces the restore ramps: place → percent of its full traffic it takes (docs/recovery.md); unlisted places take all. */
+  setRamp(ramp: Readonly<Record<string, number>>): void {
+    this.#ramp = { ...ramp };
     this.#scheduler.request();
   }
 
@@ -591,6 +599,7 @@ export class Router implements ProxyHost, AdminHost {
   #controlState(): ControlState {
     return {
       drained: new Set(this.#drained),
+      ramp: this.#ramp,
       canary: new Map([...this.#canary].map(([s, m]) => [s, new Map(m)])),
       flags: this.#flags,
       latency: this.#latency,

@@ -111,7 +111,7 @@ export class FollowedRouter {
       ...opts,
       revision,
       endpoints: this.#source,
-      state: { drained: view.drained, canary: view.canary, ...(view.flags ? { flags: view.flags } : {}) },
+      state: { drained: view.drained, ramp: view.ramp, canary: view.canary, ...(view.flags ? { flags: view.flags } : {}) },
     });
     this.router.flush(true);
     this.#current = view;
@@ -140,6 +140,7 @@ export class FollowedRouter {
       false,
     );
     router.setDrained(next.drained, true);
+    router.setRamp(next.ramp);
     if (next.flags) router.setFlags(next.flags);
     router.flush(true);
     this.#current = next;

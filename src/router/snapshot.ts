@@ -69,6 +69,8 @@ export interface Snapshot {
 /** The control plane's view, set through the router's API. */
 export interface ControlState {
   readonly drained: ReadonlySet<string>;
+  /** Places ramping back after a restore → percent of their full traffic (absent: none). */
+  readonly ramp?: Readonly<Record<string, number>>;
   /** service → cluster → canary. */
   readonly canary: ReadonlyMap<string, ReadonlyMap<string, { readonly weight: number; readonly version: string }>>;
   readonly flags: RoutingState['flags'];
@@ -153,6 +155,7 @@ function serviceState(revision: Revision, service: string, inputs: SnapshotInput
     health,
     ejected,
     drained: inputs.control.drained,
+    ...(inputs.control.ramp && Object.keys(inputs.control.ramp).length > 0 ? { ramp: inputs.control.ramp } : {}),
     canary: { [service]: canary },
     ...(inputs.control.flags ? { flags: inputs.control.flags } : {}),
     ...(inputs.control.latency ? { latency: inputs.control.latency } : {}),
@@ -168,6 +171,7 @@ function stateKey(revisionId: string, state: RoutingState): string {
     state.canary,
     state.flags ?? null,
     state.latency ?? null,
+    state.ramp ?? null,
   ]);
 }
 

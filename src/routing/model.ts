@@ -61,6 +61,8 @@ export interface Model {
   /** The cluster's explicit `priority`, 0 when not set. */
   readonly clusterPriority: Int32Array;
   readonly drained: Uint8Array;
+  /** The fraction 0..1 of its full share each cluster takes while it ramps back after a restore (1: all of it). */
+  readonly admission: Float64Array;
   readonly status: Uint8Array;
   /** 1 − degraded for available clusters, 0 for unavailable ones. */
   readonly healthFraction: Float64Array;
@@ -133,6 +135,8 @@ export function buildModel(revision: Revision, state: RoutingState, rounding: Lo
   const status = new Uint8Array(C);
   const healthFraction = new Float64Array(C);
   const drainSet = drainedSet(state.drained);
+  const admission = new Float64Array(C).fill(1);
+  const rampOf = (place: string): number => clamp((state.ramp?.[place] ?? 100) / 100, 0, 1);
   clusters.forEach((name, i) => {
     const c = revision.clusters[name];
     if (!c) return;
@@ -143,6 +147,7 @@ export function buildModel(revision: Revision, state: RoutingState, rounding: Lo
     capacity[i] = clamp(c.capacity.rps, 0, Number.MAX_VALUE);
     clusterPriority[i] = c.priority ?? 0;
     drained[i] = drainSet.has(name) || drainSet.has(c.region) ? 1 : 0;
+    admission[i] = Math.min(rampOf(name), rampOf(c.region));
     const h = state.health?.[name];
     const degraded = clamp(h?.degraded ?? 0, 0, 1);
     if (state.ejected?.[name]) status[i] = STATUS.ejected;
@@ -212,6 +217,7 @@ export function buildModel(revision: Revision, state: RoutingState, rounding: Lo
     capacity,
     clusterPriority,
     drained,
+    admission,
     status,
     healthFraction,
     services,

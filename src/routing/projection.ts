@@ -6,8 +6,8 @@
  */
 import { BUCKETS } from './hash.js';
 import { STATUS, type Steering } from './model.js';
-import { buildRowPlan, type RowOutcome, type RuleSource } from './row-plan.js';
-import { demandIndex, ROW, variantCount, type RoutingTable } from './table.js';
+import type { RowOutcome, RowPlan, RuleSource } from './row-plan.js';
+import { ROW, rowPlan, variantCount, type RoutingTable } from './table.js';
 
 /** The row key of clients whose country has no home region. */
 export const UNKNOWN_CLIENT = '(unknown)';
@@ -161,12 +161,12 @@ export function routingProjection(t: RoutingTable): RoutingProjection {
     const clients: Record<string, ProjectedClient> = {};
     for (let h = 0; h <= t.unknownHome; h++) {
       const variants: ProjectedVariant[] = [];
-      let head: ReturnType<typeof buildRowPlan> | null = null;
+      let head: RowPlan | null = null;
       for (let v = 0; v < V; v++) {
         const lo = v === 0 ? 0 : (t.thresholds[v0 + v - 1] ?? 0);
         const hi = v === V - 1 ? BUCKETS : (t.thresholds[v0 + v] ?? BUCKETS);
         const row = (t.rowBase[s] ?? 0) + h * V + v;
-        const plan = buildRowPlan(m, s, h, v, t.homeDemand[demandIndex(t, s, v)] ?? null);
+        const plan = rowPlan(t, s, h, v, false);
         head ??= plan;
         const kind = t.rowKind[row];
         const levels: ProjectedLevel[] = [];

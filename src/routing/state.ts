@@ -41,6 +41,12 @@ export interface RoutingState {
   readonly flags?: Readonly<Record<string, Readonly<Record<string, FlagGate>>>>;
   /** Measured latency in milliseconds, client region → serving region (used by `steering: latency`). */
   readonly latency?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /**
+   * Places (clusters or whole regions, by name) ramping back after a restore → the percentage 0..100 of
+   * the traffic they would take in full that they take now; the rest goes where it went while they were
+   * evacuated (src/routing/ramp.ts). A place not listed, or at 100, takes its full share.
+   */
+  readonly ramp?: Readonly<Record<string, number>>;
 }
 
 /** A set view of {@link RoutingState.drained}. */

@@ -8,6 +8,7 @@ import type { Revision } from '../render/render.js';
 import { hashSeed } from './hash.js';
 import { buildModel, type Model } from './model.js';
 import type { LoadRounding } from './priority-load.js';
+import { evacuatedModel, rampedRowPlan } from './ramp.js';
 import { buildRowPlan, clusterShareInRow, type RowPlan } from './row-plan.js';
 import type { RoutingState } from './state.js';
 
@@ -87,6 +88,8 @@ export interface RoutingTable {
   readonly model: Model;
   /** @internal Per service and variant (`rowBase`-style index `variantStart[s] + s + v`): reserved home demand per cluster. */
   readonly homeDemand: readonly (Float64Array | null)[];
+  /** @internal While a place ramps back after a restore: the model with it still evacuated, and its home demand. */
+  readonly evacuated: { readonly model: Model; readonly homeDemand: readonly (Float64Array | null)[] } | null;
 }
 
 /** Number of flag variants of a service. */
@@ -139,6 +142,8 @@ export function buildRoutingTable(revision: Revision, state: RoutingState = {}, 
   const S = m.services.length;
   const H = m.regions.length + 1;
   const homeDemand = homeDemands(m);
+  const evacModel = evacuatedModel(revision, state, m, opts.rounding ?? 'documented');
+  const evacuated = evacModel ? { model: evacModel, homeDemand: homeDemands(evacModel) } : null;
 
   const variantStart = new Int32Array(S + 1);
   const thresholdList: number[] = [];
@@ -161,7 +166,10 @@ export function buildRoutingTable(revision: Revision, state: RoutingState = {}, 
     rowBase[s] = plans.length;
     const V = th.length + 1;
     for (let h = 0; h < H; h++) {
-      for (let v = 0; v < V; v++) plans.push(buildRowPlan(m, s, h, v, homeDemand[demandIndex({ variantStart }, s, v)] ?? null));
+      for (let v = 0; v < V; v++) {
+        const d = demandIndex({ variantStart }, s, v);
+        plans.push(rampedRowPlan(m, evacuated?.model ?? null, s, h, v, homeDemand[d] ?? null, evacuated?.homeDemand[d] ?? null));
+      }
     }
   }
   variantStart[S] = thresholdList.length;
@@ -284,10 +292,13 @@ export function buildRoutingTable(revision: Revision, state: RoutingState = {}, 
     retryBudget,
     model: m,
     homeDemand,
+    evacuated,
   };
 }
 
 /** Rebuilds the plan of one row with every candidate (for `explain`); the same computation the table was built from. */
-export function rowPlan(t: RoutingTable, s: number, home: number, variant: number): RowPlan {
-  return buildRowPlan(t.model, s, home, variant, t.homeDemand[demandIndex(t, s, variant)] ?? null, true);
+export function rowPlan(t: RoutingTable, s: number, home: number, variant: number, detail = true): RowPlan {
+  const d = demandIndex(t, s, variant);
+  const ev = t.evacuated;
+  return rampedRowPlan(t.model, ev?.model ?? null, s, home, variant, t.homeDemand[d] ?? null, ev?.homeDemand[d] ?? null, detail);
 }

@@ -42,6 +42,8 @@ export const TableViewSchema = z.object({
   revision: z.string().nullable(),
   at: z.string().describe('when the server made the change (ISO 8601)'),
   drained: z.array(z.string()),
+  /** Places ramping back after a restore → the percentage of their full traffic they take now (docs/recovery.md). */
+  ramp: z.record(z.string(), z.number()).default({}),
   /** service → cluster → canary */
   canary: z.record(z.string(), z.record(z.string(), CanarySchema)),
   /** flag → region → gate in force (operators' settings over the fleet file) */

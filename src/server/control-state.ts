@@ -10,6 +10,7 @@ import type { Revision } from '../render/render.js';
 import { baselineRevisionId } from '../plan/plan.js';
 import { evacuate, refusalText, restore } from '../recovery/evacuation.js';
 import { RESIDENCY_ONLY, safetyPolicy } from '../recovery/policy.js';
+import { restoreRamp, type RampInForce } from '../recovery/ramp.js';
 import { changedServices } from '../rollout/engine.js';
 import { FINAL_STATES } from '../rollout/events.js';
 import { asSpec } from '../rollout/rollout-spec.js';
@@ -22,6 +23,7 @@ import type { Endpoint, TrackStatus } from '../targets/target.js';
 import { ApiError } from './api-error.js';
 import type { EventHub } from './event-hub.js';
 import type { FleetDrain, FleetLink } from './fleet-link.js';
+import { RestoreRamps } from './restore-ramps.js';
 import { sampleOf, trafficBetween, type TrafficSample, type TrafficView } from './traffic-sampler.js';
 
 export type { RoutingEndpoint, RoutingShare, RoutingView, TableView } from '../routing/view.js';
@@ -107,6 +109,7 @@ export class ControlState {
   #drainInfo = new Map<string, FleetDrain>();
   #canary: RoutingView['canary'] = {};
   #flags: RoutingView['flags'] = {};
+  readonly #ramps: RestoreRamps;
   #endpoints: RoutingEndpoint[] = [];
   #table: TableView;
   /** The whole view, computed from #table when first asked for after a change. */
@@ -129,11 +132,19 @@ export class ControlState {
 
   constructor(opts: ControlStateOptions) {
     this.#o = opts;
+    this.#ramps = new RestoreRamps({
+      store: opts.store,
+      recovery: opts.recovery,
+      link: opts.link ?? null,
+      onStep: () => void this.#rampStep(),
+      log: opts.log,
+    });
     this.#table = {
       tableVersion: 0,
       revision: null,
       at: new Date().toISOString(),
       drained: [],
+      ramp: {},
       canary: {},
       flags: {},
       endpoints: [],
@@ -148,7 +159,7 @@ export class ControlState {
     if (this.#routing === null) {
       const t = this.#table;
       const rev = t.revision === null ? null : this.#revision;
-      this.#routing = { ...t, services: rev ? sharesOf(rev, t.drained, t.canary) : {} };
+      this.#routing = { ...t, services: rev ? sharesOf(rev, t.drained, t.canary, t.ramp) : {} };
     }
     return this.#routing;
   }
@@ -165,6 +176,11 @@ export class ControlState {
     return this.#drained;
   }
 
+  /** The places ramping back after a restore, where each stands (as of the last recompute). */
+  get ramps(): readonly RampInForce[] {
+    return this.#ramps.inForce;
+  }
+
   get link(): FleetLink | null {
     return this.#o.link ?? null;
   }
@@ -174,7 +190,9 @@ export class ControlState {
     await this.#loadRevision();
     await this.#loadFlags();
     await this.#readAudit(true);
-    // drains outlive a restart: the fleet's own router starts without them
+    this.#recompute();
+    // drains and ramps outlive a restart: the fleet's own router starts without them
+    await this.#ramps.sync(this.#table.ramp);
     await this.#syncDrains(true);
     await this.#loadRollouts(false);
     await this.#pollFleet();
@@ -190,6 +208,7 @@ export class ControlState {
   stop(): void {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    this.#ramps.stop();
     if (this.#fleetSoon) clearTimeout(this.#fleetSoon);
     this.#unsubscribe?.();
   }
@@ -243,9 +262,11 @@ export class ControlState {
         const { message, hint } = refusalText(place, outcome.verdict);
         throw new ApiError('MERIDIAN_E_API_EVACUATION_REFUSED', message, { hint });
       }
-    } else if (!(await restore(this.#o.store, place, actor, reason))) {
+    } else {
+      const restored = await restore(this.#o.store, place, actor, reason, restoreRamp(this.#o.recovery));
       // not evacuated: nothing changes, but the request is on record as before
-      await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
+      if (!restored) await this.#o.store.appendAudit({ actor, action: 'routing.drain', subject: name, reason, data: { kind, drained } });
+      else this.#ramps.restored(place, restored.seq, restored.at);
     }
     this.#applyDrain(name, drained, kind, reason);
     this.#recompute(); // routers that follow the server learn it now
@@ -253,6 +274,7 @@ export class ControlState {
     const link = this.#o.link;
     let failure: unknown = null;
     try {
+      if (!drained) await this.#ramps.sync(this.#table.ramp); // the ramp first: the undrain must not hand back all traffic at once
       await link?.setDrained([name], drained, { kind, reason });
     } catch (err) {
       failure = err;
@@ -308,7 +330,10 @@ export class ControlState {
       if (kinds.has('rollout') || kinds.has('rollback') || kinds.has('approval') || kinds.has('cluster')) await this.#loadRollouts(true);
       this.#recompute();
       // a drain written by another process (`meridian evacuate`) reaches the fleet's own router now, not at the next look
-      if (entries.some((e) => e.action === 'routing.drain')) await this.#syncDrains(false);
+      if (entries.some((e) => e.action === 'routing.drain')) {
+        await this.#ramps.sync(this.#table.ramp);
+        await this.#syncDrains(false);
+      }
     } catch (err) {
       this.#o.log?.(`cannot read the store: ${(err as Error).message}`);
     } finally {
@@ -325,7 +350,8 @@ export class ControlState {
           const d = e.data as { drained?: unknown; kind?: unknown } | null;
           const kind = d?.kind === 'region' || d?.kind === 'cluster' ? d.kind : this.#kindOf(e.subject);
           this.#applyDrain(e.subject, d?.drained === true, kind, e.reason ?? undefined);
-        }
+          this.#ramps.observe(e, kind);
+        } else if (e.action === 'recovery.ramp') this.#ramps.observe(e, 'cluster');
         if (!initial) {
           this.#o.hub.publish('audit', auditJson(e));
           if (e.action.startsWith('flag.')) this.#o.hub.publish('flag', { name: e.subject, action: e.action, data: e.data });
@@ -484,7 +510,10 @@ export class ControlState {
           .sort((a, b) => (a.cluster + a.service + a.replica < b.cluster + b.service + b.replica ? -1 : 1));
       }
       this.#setClusters(clusters);
-      if (reachable) await this.#syncDrains(false);
+      if (reachable) {
+        await this.#ramps.sync(this.#table.ramp);
+        await this.#syncDrains(false);
+      }
       const text = await link.routerMetrics();
       if (text !== null) {
         const sample = sampleOf(text, Date.now());
@@ -556,7 +585,15 @@ export class ControlState {
   #recompute(): void {
     const rev = this.#revision;
     const drained = [...this.#drained].sort();
-    const key = canonicalJson({ revision: rev?.id ?? null, drained, canary: this.#canary, flags: this.#flags, endpoints: this.#endpoints });
+    const ramp = this.#ramps.at(Date.now(), this.#drained);
+    const key = canonicalJson({
+      revision: rev?.id ?? null,
+      drained,
+      ramp,
+      canary: this.#canary,
+      flags: this.#flags,
+      endpoints: this.#endpoints,
+    });
     // drains show in the cluster views too
     if (this.#clusters.some((c) => c.drained !== (this.#drained.has(c.name) || this.#drained.has(c.region)))) {
       this.#setClusters(this.#clusters.map((c) => ({ ...c, drained: this.#drained.has(c.name) || this.#drained.has(c.region) })));
@@ -568,6 +605,7 @@ export class ControlState {
       revision: rev?.id ?? null,
       at: new Date().toISOString(),
       drained,
+      ramp,
       canary: this.#canary,
       flags: this.#flags,
       endpoints: this.#endpoints,
@@ -577,6 +615,20 @@ export class ControlState {
     this.#routing = null;
     // the shares only when someone watches them (a dashboard); else when asked for
     if (this.#o.hub.wants('routing')) this.#o.hub.publish('routing', this.routing);
+  }
+
+  /** A ramp step is due: routers get it, and it is audited. */
+  async #rampStep(): Promise<void> {
+    if (this.#stopped) return;
+    this.#recompute();
+    await this.#ramps.sync(this.#table.ramp);
+    try {
+      await this.pollStore(); // steps another control plane wrote
+      await this.#ramps.audit(Date.now(), this.#drained);
+      await this.pollStore(); // publishes them
+    } catch (err) {
+      this.#o.log?.(`cannot audit the restore ramp: ${(err as Error).message}`);
+    }
   }
 
   /** The routing view without the traffic shares (what `table` events carry). */
@@ -599,10 +651,15 @@ function serviceView(service: string, t: TrackStatus): ClusterServiceView {
   };
 }
 
-function sharesOf(rev: Revision, drained: readonly string[], canary: RoutingView['canary']): RoutingView['services'] {
+function sharesOf(
+  rev: Revision,
+  drained: readonly string[],
+  canary: RoutingView['canary'],
+  ramp: RoutingView['ramp'],
+): RoutingView['services'] {
   let tt;
   try {
-    tt = trafficTable(rev, { drained, canary });
+    tt = trafficTable(rev, { drained, canary, ramp });
   } catch {
     return {};
   }

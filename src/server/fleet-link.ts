@@ -33,6 +33,11 @@ export interface FleetLink {
    * restarted fleet or server converges. Absent: {@link setDrained} of every drain at start only.
    */
   syncDrained?(drains: readonly FleetDrain[]): Promise<void>;
+  /**
+   * Tells the fleet's own router the restore ramps in force (place → percent of its full traffic), all of
+   * them: places not listed take their full share. In force on return. Absent: the router has no ramps.
+   */
+  syncRamps?(ramp: Readonly<Record<string, number>>): Promise<void>;
   subscribe(listener: (e: TargetEvent) => void): () => void;
   close(): Promise<void>;
 }
@@ -63,6 +68,10 @@ export function remoteLink(url: string, token: string): FleetLink {
       }
       for (const x of told) if (!want.has(x.name)) await t.drain({ kind: x.kind, name: x.name, drained: false });
     },
+    syncRamps: async (ramp) => {
+      const told = await t.ramps();
+      if (JSON.stringify(told) !== JSON.stringify(sorted(ramp))) await t.ramp(ramp);
+    },
     subscribe: (l) => t.subscribe(l),
     close: () => t.close(),
   };
@@ -71,10 +80,11 @@ export function remoteLink(url: string, token: string): FleetLink {
 /** A link to a driver and router in this process (`meridian up`). */
 export function localLink(
   target: Pick<Target, 'status' | 'endpoints' | 'subscribe'>,
-  router: Pick<Router, 'setDrained' | 'flush' | 'metricsText'>,
+  router: Pick<Router, 'setDrained' | 'flush' | 'metricsText'> & Partial<Pick<Router, 'setRamp'>>,
 ): FleetLink {
   /** What this link has drained in the router (it starts with none). */
   const applied = new Set<string>();
+  let ramped = '{}';
   const setDrained = (names: readonly string[], drained: boolean): void => {
     router.setDrained(names, drained);
     router.flush(true);
@@ -100,7 +110,21 @@ export function localLink(
       if (lift.length > 0) setDrained(lift, false);
       return Promise.resolve();
     },
+    syncRamps: (ramp) => {
+      const key = JSON.stringify(sorted(ramp));
+      if (key !== ramped && router.setRamp) {
+        router.setRamp(ramp);
+        router.flush(true);
+        ramped = key;
+      }
+      return Promise.resolve();
+    },
     subscribe: (l) => target.subscribe(l),
     close: () => Promise.resolve(),
   };
+}
+
+/** A ramp map with its keys in order (to compare two). */
+function sorted(ramp: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(ramp).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -335,7 +335,13 @@ export const Recovery = z.strictObject({
       automatedEvacuations: z.boolean().default(false),
     })
     .default({ capacityFloor: '100%', holdDown: '5m', automatedEvacuations: false }),
-  restore: z.strictObject({ ramp: z.array(z.number().min(0).max(100)).min(1), step: Duration }).optional(),
+  restore: z
+    .strictObject({ ramp: z.array(z.number().min(0).max(100)).min(1), step: Duration })
+    .refine((r) => r.ramp.every((p, i) => i === 0 || p >= (r.ramp[i - 1] ?? 0)), {
+      error: 'percentages that never go down, like [10, 25, 50, 100] (a restored place takes back as much or more at each step)',
+      path: ['ramp'],
+    })
+    .optional(),
   drills: z
     .strictObject({
       /** Weekly windows (UTC) when no drill may start, like `Fri:16:00-Mon:08:00`. */

@@ -114,6 +114,16 @@ export class RemoteTarget implements Target {
     return res.drained;
   }
 
+  /** Sets the router's restore ramps, all of them (`POST /v1/router/ramp`, place → percent); in force on return. */
+  async ramp(ramp: Readonly<Record<string, number>>): Promise<void> {
+    await this.call('POST', 'v1/router/ramp', { ramp });
+  }
+
+  /** The restore ramps told to the router through the API (`GET /v1/router/ramp`), keys in order. */
+  async ramps(): Promise<Record<string, number>> {
+    return ((await this.call('GET', 'v1/router/ramp')) as { ramp: Record<string, number> }).ramp;
+  }
+
   /** The drains told to the router through the API since it started (`GET /v1/router/drained`). */
   async drains(): Promise<ControlDrain[]> {
     return ((await this.call('GET', 'v1/router/drained')) as { drained: ControlDrain[] }).drained;

@@ -13,6 +13,7 @@ import { MeridianError, UsageError } from '../../errors.js';
 import { drillMarkdown, recoveryOf, type DrillResult, type DrillSample } from '../../recovery/drill-report.js';
 import { evacuate, restore } from '../../recovery/evacuation.js';
 import { blockedBy, rtoMs } from '../../recovery/policy.js';
+import { restoreRamp } from '../../recovery/ramp.js';
 import type { Place } from '../../recovery/safety.js';
 import { render } from '../../render/render.js';
 import { loadFleet } from '../../spec/load.js';
@@ -195,7 +196,7 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
       signalGroups(groups, 'SIGCONT');
       timeline.push({ atMs: healAt, event: 'SIGCONT: the hung replicas run again' });
     } else if (fault === 'evacuate') {
-      await restore(store, place, actor, 'drill over');
+      await restore(store, place, actor, 'drill over', restoreRamp(fleet.recovery));
       timeline.push({ atMs: healAt, event: `${place.kind} ${name} restored` });
     }
     await traffic;

@@ -9,6 +9,7 @@ import { UsageError } from '../../errors.js';
 import { evacuate as evacuateIn, restore as restoreIn, verdictJson } from '../../recovery/evacuation.js';
 import { disasterStanding, recoveryLedger, type Declaration, type RecoveryLedger } from '../../recovery/ledger.js';
 import { disasterClasses, safetyPolicy } from '../../recovery/policy.js';
+import { rampAt, rampJson, rampsInForce, restoreRamp, type RestoreRamp } from '../../recovery/ramp.js';
 import type { Place, SafetyVerdict } from '../../recovery/safety.js';
 import { render } from '../../render/render.js';
 import { loadFleet } from '../../spec/load.js';
@@ -50,6 +51,11 @@ function placeOf(fleet: Fleet, name: string): Place {
     `the fleet ${fleet.fleet} has no region or cluster ${JSON.stringify(name)}`,
     `regions: ${Object.keys(fleet.regions).join(', ')}; clusters: ${Object.keys(fleet.clusters).join(', ')}`,
   );
+}
+
+/** `10 %, 50 %, 100 % every 10s`. */
+function rampText(ramp: RestoreRamp): string {
+  return `${ramp.steps.map((p) => `${p} %`).join(', ')} every ${formatDuration(ramp.stepMs)}`;
 }
 
 async function ledgerOf(store: Store): Promise<RecoveryLedger> {
@@ -129,16 +135,28 @@ async function restore(name: string, flags: Common & { reason?: string }, io: Io
   const actor = resolveActor(flags.actor, io.env);
   const store = await storeFor(flags.state, io);
   try {
-    if (!(await restoreIn(store, place, actor, flags.reason))) {
+    const ramp = restoreRamp(loaded.fleet.recovery);
+    const done = await restoreIn(store, place, actor, flags.reason, ramp);
+    if (!done) {
       await write(io.out, `${place.kind} ${name} is not evacuated; nothing to restore\n`);
       return EXIT.ok;
     }
     const hold = safetyPolicy(loaded.fleet.recovery).holdDownMs;
-    if (flags.output === 'json') await write(io.out, `${JSON.stringify({ place, restored: true, holdDownMs: hold }, null, 2)}\n`);
-    else
+    const first = ramp ? rampAt(ramp, done.at, done.at) : null;
+    const pos = first?.nextAt === null ? null : first; // a ramp of [100] is none
+    if (flags.output === 'json') {
+      const json = {
+        place,
+        restored: true,
+        holdDownMs: hold,
+        ramp: rampJson(ramp),
+        fullAt: pos ? new Date(pos.endsAt).toISOString() : null,
+      };
+      await write(io.out, `${JSON.stringify(json, null, 2)}\n`);
+    } else
       await write(
         io.out,
-        `restored ${place.kind} ${name}: it takes traffic again (audited by ${actor.id}); it may not be evacuated again for ${formatDuration(hold)} (hold-down) unless a disaster is declared\n`,
+        `restored ${place.kind} ${name}: ${ramp && pos ? `it takes back its traffic in steps of ${rampText(ramp)} (all of it at ${new Date(pos.endsAt).toISOString()})` : 'it takes all its traffic again'} (audited by ${actor.id}); it may not be evacuated again for ${formatDuration(hold)} (hold-down) unless a disaster is declared\n`,
       );
     return EXIT.ok;
   } finally {
@@ -238,12 +256,25 @@ async function status(flags: Common, io: Io): Promise<number> {
   try {
     const ledger = await ledgerOf(store);
     const rows = ledger.declarations.map((d) => ({ ...d, ...disasterStanding(d, gate) }));
+    const ramps = rampsInForce(ledger.restores, restoreRamp(fleet.recovery), Date.now()).map((r) => ({
+      place: r.place,
+      percent: r.percent,
+      step: r.step + 1,
+      steps: r.steps,
+      nextStepAt: r.nextAt === null ? null : new Date(r.nextAt).toISOString(),
+      fullAt: new Date(r.endsAt).toISOString(),
+      restore: r.restore,
+    }));
     if (flags.output === 'json') {
-      await write(io.out, `${JSON.stringify({ evacuated: ledger.evacuated, declarations: rows }, null, 2)}\n`);
+      await write(io.out, `${JSON.stringify({ evacuated: ledger.evacuated, restoring: ramps, declarations: rows }, null, 2)}\n`);
       return EXIT.ok;
     }
     const lines = [
       `evacuated: ${ledger.evacuated.map((p) => `${p.kind} ${p.name}`).join(', ') || '(nothing)'}`,
+      ...ramps.map(
+        (r) =>
+          `restoring: ${r.place.kind} ${r.place.name} takes ${r.percent} % of its traffic (step ${r.step} of ${r.steps}; next step at ${r.nextStepAt}, all of it at ${r.fullAt})`,
+      ),
       ...rows.map(
         (d) =>
           `disaster ${d.id} ${d.incident} by ${d.declaredBy.id} at ${d.at}: ${d.ended ? `ended by ${d.ended.by.id}` : d.declared ? `stands (approved by ${d.approvers.join(', ')})` : `waiting for ${gate.count - d.approvers.length} approver(s)`}`,
@@ -306,7 +337,9 @@ export function registerEvacuate(program: Command, io: Io, result: Result): void
       result.code = await decide('end', id, flags, io);
     },
   );
-  common(disaster.command('status').description('what is evacuated, and the disasters declared')).action(async (flags: Common) => {
-    result.code = await status(flags, io);
-  });
+  common(disaster.command('status').description('what is evacuated or ramping back, and the disasters declared')).action(
+    async (flags: Common) => {
+      result.code = await status(flags, io);
+    },
+  );
 }

@@ -24,6 +24,8 @@ export interface ControlRouter {
   setRevision?(revision: Revision): void;
   /** Drains (or undrains) clusters or whole regions, by name: they take no new traffic. */
   setDrained?(names: readonly string[], drained: boolean): void;
+  /** The restore ramps in force, all of them: place → percent of its full traffic (docs/recovery.md). */
+  setRamp?(ramp: Readonly<Record<string, number>>): void;
 }
 
 /** A drain told to the router through this API, as `GET /v1/router/drained` lists it. */
@@ -60,6 +62,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   const streams = new Set<ServerResponse>();
   /** The drains told through this API (name → drain): what a control plane compares its own with. */
   const drains = new Map<string, ControlDrain>();
+  /** The restore ramps told through this API (place → percent), keys in order. */
+  let ramps: Record<string, number> = {};
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => fail(res, err));
   });
@@ -125,6 +129,17 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         else drains.delete(order.name);
         return send(res, 200, { ok: true, drained: drainList() });
       }
+      case 'POST /v1/router/ramp': {
+        const router = needRouter();
+        if (!router.setRamp) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot ramp');
+        ramps = rampBody(await json(req));
+        router.setRamp(ramps);
+        router.flush(true); // in force on return
+        return send(res, 200, { ok: true, ramp: ramps });
+      }
+      case 'GET /v1/router/ramp':
+        needRouter();
+        return send(res, 200, { ramp: ramps });
       case 'GET /v1/router/drained':
         needRouter();
         return send(res, 200, { drained: drainList() });
@@ -251,6 +266,18 @@ function revisionBody(body: unknown): Revision {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad(`revision.${key} must be an object (a rendered revision)`);
   }
   return r as unknown as Revision;
+}
+
+/** `{ramp: {place: percent}}`: every restore ramp in force, percentages 0..100. */
+function rampBody(body: unknown): Record<string, number> {
+  const r = obj(body)['ramp'];
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw bad('ramp must be an object of place → percent');
+  const out: [string, number][] = [];
+  for (const [k, v] of Object.entries(r as Record<string, unknown>)) {
+    if (typeof v !== 'number' || !(v >= 0 && v <= 100)) throw bad(`ramp.${k} must be a percentage from 0 to 100`);
+    out.push([k, v]);
+  }
+  return Object.fromEntries(out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** `{kind, name, drained, reason?}`: a drain (or undrain) of a cluster or a region. */
