@@ -230,6 +230,16 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       effect: 'when a level loses health, the next level takes its whole Envoy load even beyond its declared capacity',
     }),
   );
+  loss.push({
+    code: 'MERIDIAN_LOSS_DRAIN',
+    target: t,
+    service: null,
+    model: 'a drained cluster takes no traffic and its level’s health is computed without it',
+    exported: 'a drain puts the cluster’s servers in maintenance through the runtime API (`set server … state maint`)',
+    effect:
+      'a level counts a drained cluster as down: with eu-west-2 (weight 3 of 4) drained, its clients spill to the next level as with `route simulate --down eu-west-2`, not `--drain`',
+    severity: 'approximation',
+  });
   for (const s of services) {
     const sp = p.services[s];
     if (!sp) continue;

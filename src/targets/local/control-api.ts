@@ -16,14 +16,15 @@ import { TRACKS } from '../target.js';
 
 /** The router operations the API exposes. */
 export interface ControlRouter {
-  setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void;
+  /** In force when it returns (or its promise settles: a data plane such as HAProxy's runtime API answers later). */
+  setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void | Promise<void>;
   flush(force?: boolean): number;
   metricsText(): Promise<string>;
   stats(): unknown;
   /** Routes with this revision's policies and clusters from now on (a rollout's promotion or rollback). */
-  setRevision?(revision: Revision): void;
+  setRevision?(revision: Revision): void | Promise<void>;
   /** Drains (or undrains) clusters or whole regions, by name: they take no new traffic. */
-  setDrained?(names: readonly string[], drained: boolean): void;
+  setDrained?(names: readonly string[], drained: boolean): void | Promise<void>;
 }
 
 /** A drain told to the router through this API, as `GET /v1/router/drained` lists it. */
@@ -92,14 +93,14 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         const b = obj(await json(req));
         const weight = b['weight'];
         if (typeof weight !== 'number' || weight < 0 || weight > 100) throw bad('weight must be a number from 0 to 100');
-        router.setCanary(str(b, 'service'), str(b, 'cluster'), { weight, version: str(b, 'version') });
+        await router.setCanary(str(b, 'service'), str(b, 'cluster'), { weight, version: str(b, 'version') });
         router.flush();
         return send(res, 200, { ok: true });
       }
       case 'POST /v1/traffic/clear': {
         const router = needRouter();
         const b = obj(await json(req));
-        router.setCanary(str(b, 'service'), str(b, 'cluster'), null);
+        await router.setCanary(str(b, 'service'), str(b, 'cluster'), null);
         router.flush();
         return send(res, 200, { ok: true });
       }
@@ -112,14 +113,14 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       case 'POST /v1/router/revision': {
         const router = needRouter();
         if (!router.setRevision) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot change its revision');
-        router.setRevision(revisionBody(await json(req)));
+        await router.setRevision(revisionBody(await json(req)));
         return send(res, 200, { ok: true });
       }
       case 'POST /v1/router/drain': {
         const router = needRouter();
         if (!router.setDrained) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot drain');
         const order = drainBody(await json(req));
-        router.setDrained([order.name], order.drained);
+        await router.setDrained([order.name], order.drained);
         router.flush(true); // in force on return
         if (order.drained) drains.set(order.name, { kind: order.kind, name: order.name, reason: order.reason });
         else drains.delete(order.name);
