@@ -18,6 +18,7 @@ export const LOSS_CODES = {
   MERIDIAN_LOSS_RETRY_BUDGET: 'retry budget and retries to another level of the same row',
   MERIDIAN_LOSS_LIVE_WEIGHTS: 'weights changed live, without a reload',
   MERIDIAN_LOSS_OUTLIER_DETECTION: 'outlier detection (consecutive 5xx eject, then return after a base time)',
+  MERIDIAN_LOSS_LOCALITY_FAILOVER: 'failover in each row’s own level order, never outside its allowed jurisdictions, whatever fails',
   MERIDIAN_LOSS_DRAIN: 'a drained cluster leaves its level: it neither takes traffic nor counts in the level’s health',
 } as const;
 
