@@ -176,6 +176,7 @@ export const nginxExporter: Exporter = {
           `  # ${service}, clients of ${client}: ${levels.map((l) => l.regions.join('+')).join(', then ')}`,
           `  upstream ${name} {`,
           ...levels.flatMap((l, i) => servers(input, service, l, i > 0)),
+          '    keepalive 16;', // idle connections kept per worker: without it every request opens a new one
           '  }',
         );
       }
