@@ -22,7 +22,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
-import { connect } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { loadAndRender } from '../src/cli/commands/render.js';
@@ -31,7 +30,7 @@ import { haproxyExporter, type HaproxyServer } from '../src/export/haproxy.js';
 import { setCanaryWeight } from '../src/export/haproxy-runtime.js';
 import { nginxExporter } from '../src/export/nginx.js';
 import { median } from './lib/measure.js';
-import { freePort, stop } from './lib/processes.js';
+import { freePort, stop, waitPort } from './lib/processes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'dataplanes');
@@ -65,22 +64,6 @@ function start(cpu: string, cmd: string, args: string[], cwd?: string): ChildPro
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
-
-async function waitPort(port: number, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** One GET; the body and status. */
 function get(port: number, country: string, agent?: Agent): Promise<{ status: number; body: string; ms: number }> {

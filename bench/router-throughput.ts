@@ -32,12 +32,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { buildLibrary } from './lib/build.js';
 import { median } from './lib/measure.js';
-import { freePort, stop } from './lib/processes.js';
+import { freePort, stop, waitPort } from './lib/processes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 /** The router runs compiled, as `meridian router` does (not under tsx). */
@@ -75,22 +74,6 @@ const NGINX = ['/usr/sbin/nginx', 'nginx'].find((c) => spawnSync(c, ['-v']).stat
 
 function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
   return TASKSET ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
-}
-
-async function waitPort(port: number, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const children = new Set<ChildProcess>();

@@ -1,6 +1,6 @@
-/** Helpers the benchmarks share for the processes they start: a free port, and stopping a child. */
+/** Helpers the benchmarks share for the processes they start: a free port, waiting for a listener, and stopping a child. */
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 
 /** A port free on 127.0.0.1 just now. */
 export function freePort(): Promise<number> {
@@ -20,4 +20,21 @@ export async function stop(c: ChildProcess): Promise<void> {
     c.kill('SIGTERM');
     setTimeout(() => c.kill('SIGKILL'), 3000).unref();
   });
+}
+
+/** Waits until something accepts connections on 127.0.0.1:`port` (throws after `ms`). */
+export async function waitPort(port: number, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
