@@ -30,7 +30,7 @@ import { haproxyExporter, type HaproxyServer } from '../src/export/haproxy.js';
 import { setCanaryWeight } from '../src/export/haproxy-runtime.js';
 import { nginxExporter } from '../src/export/nginx.js';
 import { median } from './lib/measure.js';
-import { freePort, stop, waitPort } from './lib/processes.js';
+import { cpuSeconds, freePort, stop, waitPort } from './lib/processes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'dataplanes');
@@ -90,12 +90,16 @@ const loadavg = (): string =>
 
 interface Wrk {
   rps: number;
+  /** CPU time of the proxy's processes per request, µs: what load on the machine changes least. */
+  cpuUs: number;
+  requests: number;
   p99ms: number;
   errors: number;
   non2xx: number;
 }
 
-function wrk(port: number, script: string): Wrk {
+function wrk(port: number, script: string, pid: number): Wrk {
+  const cpu0 = cpuSeconds(pid);
   const r = spawnSync(
     'taskset',
     ['-c', '1', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/`],
@@ -108,7 +112,8 @@ function wrk(port: number, script: string): Wrk {
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = sock ? sock.slice(1).reduce((a, x) => a + Number(x), 0) : 0;
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  return { rps, p99ms, errors, non2xx };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  return { rps, p99ms, errors, non2xx, requests, cpuUs: ((cpuSeconds(pid) - cpu0) * 1e6) / requests };
 }
 
 async function main(): Promise<void> {
@@ -306,8 +311,8 @@ async function main(): Promise<void> {
           const r = await get(p.port, cc);
           if (r.status !== 200 || !re.test(r.body)) throw new Error(`${name}: ${cc} answered ${r.status} ${r.body.slice(0, 40)}`);
         }
-        wrk(p.port, lua); // warm-up (JIT, connections), not counted
-        (results[name] ??= []).push(wrk(p.port, lua));
+        wrk(p.port, lua, child.pid ?? -1); // warm-up (JIT, connections), not counted
+        (results[name] ??= []).push(wrk(p.port, lua, child.pid ?? -1));
         await stop(child);
       }
     }
@@ -315,6 +320,8 @@ async function main(): Promise<void> {
 
     const med = (name: string): number => median((results[name] ?? []).map((r) => r.rps));
     const base = med('haproxy (Meridian)');
+    const cpu = (name: string): number => median((results[name] ?? []).map((r) => r.cpuUs));
+    const cpuBase = cpu('haproxy (Meridian)');
     const lines = [
       `## Data planes: HAProxy by Meridian vs hand-written HAProxy, the Node router, nginx by Meridian (\`bench/data-planes.ts\`)`,
       '',
@@ -323,14 +330,14 @@ async function main(): Promise<void> {
       `- ${spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]}; ${spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim()}`,
       `- each proxy on CPU 0 alone (taskset; HAProxy one thread, nginx one worker, the router one process); wrk (1 thread, ${CONNECTIONS} connections, ${DURATION} s after a warm-up run) and the upstream nginx on CPU 1; countries IE, DE, US, IN in turn`,
       '',
-      '| proxy | requests/s per round | median | vs HAProxy by Meridian | p99 (median) | errors / non-2xx |',
-      '| --- | --- | ---: | ---: | ---: | --- |',
+      '| proxy | requests/s per round | median | vs HAProxy by Meridian | CPU µs per request (median) | vs HAProxy by Meridian | p99 (median) | errors / non-2xx |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
       ...Object.keys(proxies).map((name) => {
         const rs = results[name] ?? [];
-        return `| ${name} | ${rs.map((r) => Math.round(r.rps)).join(', ')} | ${Math.round(med(name))} | ${(med(name) / base).toFixed(2)} | ${median(rs.map((r) => r.p99ms)).toFixed(1)} ms | ${rs.map((r) => `${r.errors}/${r.non2xx}`).join(', ')} |`;
+        return `| ${name} | ${rs.map((r) => Math.round(r.rps)).join(', ')} | ${Math.round(med(name))} | ${(med(name) / base).toFixed(2)} | ${cpu(name).toFixed(1)} | ${(cpu(name) / cpuBase).toFixed(2)} | ${median(rs.map((r) => r.p99ms)).toFixed(1)} ms | ${rs.map((r) => `${r.errors}/${r.non2xx}`).join(', ')} |`;
       }),
       '',
-      `Ratios: HAProxy by Meridian / hand-written = **${(base / med('haproxy (hand-written)')).toFixed(2)}** (target ≥ 0.95); HAProxy by Meridian / Node router = **${(base / med('Node router (Meridian)')).toFixed(2)}** (expect ≥ 2); HAProxy by Meridian / nginx by Meridian = **${(base / med('nginx (Meridian)')).toFixed(2)}**.`,
+      `Ratios: HAProxy by Meridian / hand-written = **${(base / med('haproxy (hand-written)')).toFixed(2)}** (target ≥ 0.95); HAProxy by Meridian / Node router = **${(base / med('Node router (Meridian)')).toFixed(2)}** (expect ≥ 2); HAProxy by Meridian / nginx by Meridian = **${(base / med('nginx (Meridian)')).toFixed(2)}**. By CPU per request (the same ratios as throughput on a core of its own; less moved by other load): hand-written / Meridian's HAProxy = **${(cpu('haproxy (hand-written)') / cpuBase).toFixed(2)}**, Node router / Meridian's HAProxy = **${(cpu('Node router (Meridian)') / cpuBase).toFixed(2)}**, nginx / Meridian's HAProxy = **${(cpu('nginx (Meridian)') / cpuBase).toFixed(2)}**.`,
       '',
     ];
 

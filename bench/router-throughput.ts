@@ -36,7 +36,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { buildLibrary } from './lib/build.js';
 import { median } from './lib/measure.js';
-import { freePort, stop, waitPort } from './lib/processes.js';
+import { cpuSeconds, freePort, stop, waitPort } from './lib/processes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 /** The router runs compiled, as `meridian router` does (not under tsx). */
@@ -100,33 +100,6 @@ interface WrkResult {
   requests: number;
   /** CPU time of the proxy's processes per request, µs (utime + stime from /proc; NaN where unknown). */
   cpuUs: number;
-}
-
-/** utime + stime of a process and its descendants, in seconds (Linux /proc; NaN elsewhere). */
-function cpuSeconds(root: number): number {
-  try {
-    const stats = readdirSync('/proc')
-      .filter((d) => /^\d+$/.test(d))
-      .map((d) => {
-        try {
-          const text = readFileSync(`/proc/${d}/stat`, 'utf8');
-          const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-          return { pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
-        } catch {
-          return null;
-        }
-      })
-      .filter((x): x is { pid: number; ppid: number; ticks: number } => x !== null);
-    const tree = new Set([root]);
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const p of stats) if (!tree.has(p.pid) && tree.has(p.ppid)) grew = tree.add(p.pid) !== null;
-    }
-    const hz = 100; // USER_HZ on Linux
-    return stats.filter((p) => tree.has(p.pid)).reduce((a, p) => a + p.ticks, 0) / hz;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 function parseLatency(v: string, unit: string): number {
