@@ -10,7 +10,7 @@
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { routedServices } from './haproxy.js';
 import { kubeName, kubeRows, type KubeRow, yamlDocuments } from './kube-rows.js';
-import { capacityCapsLoss, sortLoss, wideningLoss } from './loss.js';
+import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss } from './loss.js';
 
 type Json = Record<string, unknown>;
 
@@ -123,26 +123,13 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
         severity: 'approximation',
       },
     );
-    if (sp.flag !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_FLAG_GATE',
-        target: t,
-        service: s,
-        model: `flag ${sp.flag} gates the service per user and region`,
-        exported: 'the routing of the flag variant with the most users',
-        effect: 'users of the other variants are routed as the main variant is',
-        severity: 'approximation',
-      });
-    if (sp.retries !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_RETRY_BUDGET',
-        target: t,
-        service: s,
-        model: `${sp.retries.attempts} retries within a ${Math.round(sp.retries.budget * 100)}% budget`,
+    loss.push(...flagGateLoss(t, s, sp));
+    loss.push(
+      ...retryBudgetLoss(t, s, sp, () => ({
         exported: 'no retry policy (HTTPRoute retries are in the experimental channel)',
         effect: 'a failed attempt is not retried by the Gateway',
-        severity: 'approximation',
-      });
+      })),
+    );
     loss.push(
       ...wideningLoss(input, t, s, {
         model: 'a prefer row widens to clusters outside its allowed set when none of them can serve',

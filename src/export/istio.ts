@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { routedServices } from './haproxy.js';
 import { kubeName, kubeRows, type KubeRow, rowMembers, rowName, yamlDocuments } from './kube-rows.js';
-import { capacityCapsLoss, sortLoss, wideningLoss } from './loss.js';
+import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss } from './loss.js';
 
 type Json = Record<string, unknown>;
 
@@ -207,26 +207,13 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
         severity: 'approximation',
       },
     );
-    if (sp.flag !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_FLAG_GATE',
-        target: t,
-        service: s,
-        model: `flag ${sp.flag} gates the service per user and region`,
-        exported: 'the routing of the flag variant with the most users',
-        effect: 'users of the other variants are routed as the main variant is',
-        severity: 'approximation',
-      });
-    if (sp.retries !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_RETRY_BUDGET',
-        target: t,
-        service: s,
-        model: `${sp.retries.attempts} retries within a ${Math.round(sp.retries.budget * 100)}% budget`,
+    loss.push(...flagGateLoss(t, s, sp));
+    loss.push(
+      ...retryBudgetLoss(t, s, sp, () => ({
         exported: 'Istio’s default retries (2 attempts on connection failures), no budget',
         effect: 'no budget bounds retries under overload',
-        severity: 'approximation',
-      });
+      })),
+    );
     loss.push(
       ...wideningLoss(input, t, s, {
         model: 'a prefer row widens to clusters outside its allowed set when none of them can serve',
