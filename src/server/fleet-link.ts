@@ -71,16 +71,12 @@ export function remoteLink(url: string, token: string): FleetLink {
 /** A link to a driver and router in this process (`meridian up`). */
 export function localLink(
   target: Pick<Target, 'status' | 'endpoints' | 'subscribe'>,
-  router: {
-    setDrained(names: readonly string[], drained: boolean): void | Promise<void>;
-    flush: Router['flush'];
-    metricsText: Router['metricsText'];
-  },
+  router: Pick<Router, 'setDrained' | 'flush' | 'metricsText'>,
 ): FleetLink {
   /** What this link has drained in the router (it starts with none). */
   const applied = new Set<string>();
-  const setDrained = async (names: readonly string[], drained: boolean): Promise<void> => {
-    await router.setDrained(names, drained);
+  const setDrained = (names: readonly string[], drained: boolean): void => {
+    router.setDrained(names, drained);
     router.flush(true);
     for (const n of names) {
       if (drained) applied.add(n);
@@ -92,13 +88,17 @@ export function localLink(
     status: (c) => target.status(c),
     endpoints: (c) => Promise.resolve(target.endpoints(c)),
     routerMetrics: () => router.metricsText(),
-    setDrained: (names, drained) => setDrained(names, drained),
-    syncDrained: async (drains) => {
+    setDrained: (names, drained) => {
+      setDrained(names, drained);
+      return Promise.resolve();
+    },
+    syncDrained: (drains) => {
       const want = new Set(drains.map((d) => d.name));
       const add = [...want].filter((n) => !applied.has(n));
       const lift = [...applied].filter((n) => !want.has(n));
-      if (add.length > 0) await setDrained(add, true);
-      if (lift.length > 0) await setDrained(lift, false);
+      if (add.length > 0) setDrained(add, true);
+      if (lift.length > 0) setDrained(lift, false);
+      return Promise.resolve();
     },
     subscribe: (l) => target.subscribe(l),
     close: () => Promise.resolve(),

@@ -386,7 +386,17 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     running.serverStore = await storeFor(opts.state, io);
     const cp = await serveBesideFleet(io, running.serverStore, {
       preferredPort: Number.parseInt(opts.serverPort, 10),
-      link: localLink(target, router ?? planeControl),
+      link: localLink(
+        target,
+        router ?? {
+          ...planeControl,
+          // the control plane's drains, in order (HAProxy's changes are queued); a refusal is said, not thrown
+          setDrained: (names: string | readonly string[], drained?: boolean) =>
+            void plane()
+              .setDrained(names, drained ?? true)
+              .catch((err: unknown) => say(`haproxy: drain not applied: ${err instanceof Error ? err.message : String(err)}`)),
+        },
+      ),
       written: rendered.revision,
       recovery: loaded.fleet.recovery,
       actor: opts.actor,

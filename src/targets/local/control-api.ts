@@ -14,17 +14,16 @@ import type { Revision } from '../../render/render.js';
 import type { ApplyRequest, RemoveRequest, Target, TargetEvent } from '../target.js';
 import { TRACKS } from '../target.js';
 
-/** The router operations the API exposes. */
+/** The router operations the API exposes. A data plane may answer them with a promise (HAProxy's runtime API): the API awaits it before it answers. */
 export interface ControlRouter {
-  /** In force when it returns (or its promise settles: a data plane such as HAProxy's runtime API answers later). */
-  setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void | Promise<void>;
+  setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void;
   flush(force?: boolean): number;
   metricsText(): Promise<string>;
   stats(): unknown;
   /** Routes with this revision's policies and clusters from now on (a rollout's promotion or rollback). */
-  setRevision?(revision: Revision): void | Promise<void>;
+  setRevision?(revision: Revision): void;
   /** Drains (or undrains) clusters or whole regions, by name: they take no new traffic. */
-  setDrained?(names: readonly string[], drained: boolean): void | Promise<void>;
+  setDrained?(names: readonly string[], drained: boolean): void;
 }
 
 /** A drain told to the router through this API, as `GET /v1/router/drained` lists it. */
