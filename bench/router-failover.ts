@@ -17,14 +17,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { Pool } from 'undici';
 import type { Revision } from '../src/render/render.js';
 import { LOOPBACK_SOURCES, Router, StaticEndpoints, type RouterEndpoint } from '../src/router/index.js';
 import { Routing } from '../src/spec/schema.js';
 import { median } from './lib/measure.js';
-import { freePort } from './lib/processes.js';
+import { freePort, waitPort } from './lib/processes.js';
 
 /** The load generator stands for a trusted edge proxy (nothing is trusted by default; docs/router.md). */
 const TRUST = { trustedSources: LOOPBACK_SOURCES, adminSources: LOOPBACK_SOURCES };
@@ -89,21 +89,6 @@ function revision(routing: Record<string, unknown> = {}): Revision {
     },
     flags: {},
   };
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 async function processUpstream(cluster: string): Promise<{ proc: ChildProcess; endpoint: RouterEndpoint }> {

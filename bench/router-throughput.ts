@@ -32,12 +32,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { buildLibrary } from './lib/build.js';
 import { median } from './lib/measure.js';
-import { freePort, stop } from './lib/processes.js';
+import { cpuSeconds, freePort, stop, waitPort } from './lib/processes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 /** The router runs compiled, as `meridian router` does (not under tsx). */
@@ -77,22 +76,6 @@ function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
   return TASKSET ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
 }
 
-async function waitPort(port: number, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const children = new Set<ChildProcess>();
 function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: false });
@@ -117,33 +100,6 @@ interface WrkResult {
   requests: number;
   /** CPU time of the proxy's processes per request, µs (utime + stime from /proc; NaN where unknown). */
   cpuUs: number;
-}
-
-/** utime + stime of a process and its descendants, in seconds (Linux /proc; NaN elsewhere). */
-function cpuSeconds(root: number): number {
-  try {
-    const stats = readdirSync('/proc')
-      .filter((d) => /^\d+$/.test(d))
-      .map((d) => {
-        try {
-          const text = readFileSync(`/proc/${d}/stat`, 'utf8');
-          const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-          return { pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
-        } catch {
-          return null;
-        }
-      })
-      .filter((x): x is { pid: number; ppid: number; ticks: number } => x !== null);
-    const tree = new Set([root]);
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const p of stats) if (!tree.has(p.pid) && tree.has(p.ppid)) grew = tree.add(p.pid) !== null;
-    }
-    const hz = 100; // USER_HZ on Linux
-    return stats.filter((p) => tree.has(p.pid)).reduce((a, p) => a + p.ticks, 0) / hz;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 function parseLatency(v: string, unit: string): number {

@@ -126,6 +126,14 @@ export const ERROR_CODES = {
     hint: 'check that HAProxy runs with the exported config (its `stats socket` line) and that the backend and server names match the export',
   },
 
+  MERIDIAN_E_HAPROXY_START: {
+    class: 'MeridianError',
+    exit: 'unavailable',
+    status: 503,
+    summary: 'HAProxy as the data plane of `meridian up --data-plane haproxy` refused its configuration, exited or did not answer',
+    hint: 'install HAProxy 2.6 or later (`apt-get install haproxy`), check the exported configuration with `haproxy -c -f`, or run `meridian up` without --data-plane',
+  },
+
   // the state store (src/store)
   MERIDIAN_E_STORE_OPEN: {
     class: 'StoreError',

@@ -21,6 +21,8 @@ export interface UpInfo {
   readonly dashboard?: string;
   /** Where the services' logs go (`meridian logs` reads them). */
   readonly logs?: string;
+  /** When HAProxy serves the fleet instead of the router (`--data-plane haproxy`): its master's pid and its files. */
+  readonly dataPlane?: { readonly kind: 'haproxy'; readonly pid: number; readonly dir: string };
 }
 
 export function upFile(io: Io): string {

@@ -33,12 +33,14 @@ export function upSummary(
   const lines = [
     `fleet ${info.fleet} is up: ${Object.keys(revision.clusters).length} clusters, revision ${info.revision}`,
     ...opts.moved.map((m) => `  note       ${m}`),
-    `  router     ${info.router}`,
+    info.dataPlane
+      ? `  haproxy    ${info.router} (pid ${info.dataPlane.pid}; config and runtime API socket in ${info.dataPlane.dir})`
+      : `  router     ${info.router}`,
     ...(info.dashboard ? [`  dashboard  ${info.dashboard}`] : []),
-    `  metrics    ${info.admin}metrics`,
-    ...(ex ? [`  explain    ${info.admin}debug/route?${q}`] : []),
+    `  metrics    ${info.admin}metrics${info.dataPlane ? ' (HAProxy’s Prometheus exporter)' : ''}`,
+    ...(ex && !info.dataPlane ? [`  explain    ${info.admin}debug/route?${q}`] : []),
     `  control    ${info.control} (for \`meridian rollout\`)`,
-    `  flags      ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP; the router polls it every ${opts.flagsIntervalMs} ms)`,
+    `  flags      ${info.control.replace(/\/$/, '')}${OFREP_BULK_PATH} (OFREP; ${info.dataPlane ? 'for the services: HAProxy routes every user as the main flag variant' : `the router polls it every ${opts.flagsIntervalMs} ms`})`,
     ...(opts.logs ? [`  logs       ${opts.logs} (meridian logs -f)`] : []),
     // enough for the example's rollout: its first step (5% on two canary clusters) reaches minSamples within its sampleWait
     ...(ex

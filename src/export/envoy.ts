@@ -11,7 +11,7 @@ import { UNKNOWN_CLIENT, type ProjectedLevel } from '../routing/projection.js';
 import { safeName, splitAddress } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { capacityCapsLoss, sortLoss, wideningLoss } from './loss.js';
+import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss } from './loss.js';
 
 type Json = Record<string, unknown>;
 
@@ -178,26 +178,20 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
   for (const s of services) {
     const sp = p.services[s];
     if (!sp) continue;
-    if (sp.flag !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_FLAG_GATE',
-        target: t,
-        service: s,
+    loss.push(
+      ...flagGateLoss(t, s, sp, {
         model: `flag ${sp.flag} gates the service per user`,
         exported: 'the variant with the most users',
         effect: 'every user gets that variant’s routing',
-        severity: 'approximation',
-      });
-    if (sp.retries !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_RETRY_BUDGET',
-        target: t,
-        service: s,
-        model: `${sp.retries.attempts} attempt(s) within a ${Math.round(sp.retries.budget * 100)}% retry budget`,
+      }),
+    );
+    loss.push(
+      ...retryBudgetLoss(t, s, sp, (r) => ({
+        model: `${r.attempts} attempt(s) within a ${Math.round(r.budget * 100)}% retry budget`,
         exported: 'no retry policy',
         effect: 'a failed attempt is not retried on another cluster by Envoy',
-        severity: 'approximation',
-      });
+      })),
+    );
     for (const client of Object.keys(sp.clients)) {
       const unequal = mainVariant(sp, client)?.levels.find((l) => new Set(l.clusters.map((c) => c.weight)).size > 1);
       if (unequal)

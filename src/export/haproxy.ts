@@ -11,7 +11,7 @@ import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../rou
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
-import { capacityCapsLoss, sortLoss, wideningLoss } from './loss.js';
+import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss } from './loss.js';
 
 /** The name of the row key of clients with no home region, in the maps. */
 export const HAPROXY_UNKNOWN = '_unknown';
@@ -230,6 +230,16 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       effect: 'when a level loses health, the next level takes its whole Envoy load even beyond its declared capacity',
     }),
   );
+  loss.push({
+    code: 'MERIDIAN_LOSS_DRAIN',
+    target: t,
+    service: null,
+    model: 'a drained cluster takes no traffic and its level’s health is computed without it',
+    exported: 'a drain puts the cluster’s servers in maintenance through the runtime API (`set server … state maint`)',
+    effect:
+      'a level counts a drained cluster as down: with eu-west-2 (weight 3 of 4) drained, its clients spill to the next level as with `route simulate --down eu-west-2`, not `--drain`',
+    severity: 'approximation',
+  });
   for (const s of services) {
     const sp = p.services[s];
     if (!sp) continue;
@@ -262,26 +272,14 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
         'level shares may differ from `meridian route simulate` by one point; health counts servers, not the fraction a cluster reports',
       severity: 'info',
     });
-    if (sp.flag !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_FLAG_GATE',
-        target: t,
-        service: s,
-        model: `flag ${sp.flag} gates the service per user and region`,
-        exported: 'the routing of the flag variant with the most users, for every user',
-        effect: 'users of the other variants are routed as the main variant is',
-        severity: 'approximation',
-      });
-    if (sp.retries !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_RETRY_BUDGET',
-        target: t,
-        service: s,
-        model: `${sp.retries.attempts} retries within a ${Math.round(sp.retries.budget * 100)}% budget, to any cluster of the row`,
-        exported: `retries ${sp.retries.attempts} with option redispatch, inside the chosen level`,
+    loss.push(...flagGateLoss(t, s, sp, { exported: 'the routing of the flag variant with the most users, for every user' }));
+    loss.push(
+      ...retryBudgetLoss(t, s, sp, (r) => ({
+        model: `${r.attempts} retries within a ${Math.round(r.budget * 100)}% budget, to any cluster of the row`,
+        exported: `retries ${r.attempts} with option redispatch, inside the chosen level`,
         effect: 'no budget bounds retries under overload; a retry stays in its level',
-        severity: 'approximation',
-      });
+      })),
+    );
     loss.push(
       ...wideningLoss(
         input,

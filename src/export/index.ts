@@ -6,7 +6,9 @@ import { bindExporter } from './bind.js';
 import { envoyExporter } from './envoy.js';
 import { haproxyExporter } from './haproxy.js';
 import { formatLoss } from './loss.js';
+import { gatewayApiExporter } from './gateway-api.js';
 import { gdnsdExporter } from './gdnsd.js';
+import { istioExporter } from './istio.js';
 import { nginxExporter } from './nginx.js';
 
 export * from './contract.js';
@@ -15,7 +17,15 @@ export { exportInput } from './input.js';
 export { formatLoss, LOSS_CODES, sortLoss, type LossCode } from './loss.js';
 
 /** Every data-plane exporter, by target name. */
-export const EXPORTERS: readonly Exporter[] = [haproxyExporter, nginxExporter, gdnsdExporter, bindExporter, envoyExporter];
+export const EXPORTERS: readonly Exporter[] = [
+  haproxyExporter,
+  nginxExporter,
+  gdnsdExporter,
+  bindExporter,
+  envoyExporter,
+  istioExporter,
+  gatewayApiExporter,
+];
 
 /** The exporter for a target, or undefined. */
 export function exporterFor(target: string): Exporter | undefined {

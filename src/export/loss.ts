@@ -3,6 +3,7 @@
  * express. Each exporter reports the codes that apply to what it wrote (docs/export.md lists them with
  * the effect on each target).
  */
+import type { ProjectedService } from '../routing/projection.js';
 import type { ExportInput, LossFinding } from './contract.js';
 
 /** Every loss code, with the model rule it is about. */
@@ -18,6 +19,8 @@ export const LOSS_CODES = {
   MERIDIAN_LOSS_RETRY_BUDGET: 'retry budget and retries to another level of the same row',
   MERIDIAN_LOSS_LIVE_WEIGHTS: 'weights changed live, without a reload',
   MERIDIAN_LOSS_OUTLIER_DETECTION: 'outlier detection (consecutive 5xx eject, then return after a base time)',
+  MERIDIAN_LOSS_LOCALITY_FAILOVER: 'failover in each row’s own level order, never outside its allowed jurisdictions, whatever fails',
+  MERIDIAN_LOSS_DRAIN: 'a drained cluster leaves its level: it neither takes traffic nor counts in the level’s health',
 } as const;
 
 /** A stable loss code. */
@@ -69,4 +72,48 @@ export function wideningLoss(
       client,
       ...(typeof text === 'function' ? text(levels.length) : text),
     }));
+}
+
+type LossText = Pick<LossFinding, 'model' | 'exported' | 'effect'>;
+
+/** The `MERIDIAN_LOSS_FLAG_GATE` finding of a flag-gated service (none without a flag): a static data plane routes every user as the main variant. */
+export function flagGateLoss(
+  target: string,
+  service: string,
+  sp: Pick<ProjectedService, 'flag'>,
+  text: Partial<LossText> = {},
+): LossFinding[] {
+  if (sp.flag === null) return [];
+  return [
+    {
+      code: 'MERIDIAN_LOSS_FLAG_GATE',
+      target,
+      service,
+      model: `flag ${sp.flag} gates the service per user and region`,
+      exported: 'the routing of the flag variant with the most users',
+      effect: 'users of the other variants are routed as the main variant is',
+      ...text,
+      severity: 'approximation',
+    },
+  ];
+}
+
+/** The `MERIDIAN_LOSS_RETRY_BUDGET` finding of a service with retries (none without): the target's own retries, in `text`. */
+export function retryBudgetLoss(
+  target: string,
+  service: string,
+  sp: Pick<ProjectedService, 'retries'>,
+  text: (retries: NonNullable<ProjectedService['retries']>) => Pick<LossText, 'exported' | 'effect'> & Partial<LossText>,
+): LossFinding[] {
+  if (sp.retries === null) return [];
+  return [
+    {
+      code: 'MERIDIAN_LOSS_RETRY_BUDGET',
+      target,
+      service,
+      model: `${sp.retries.attempts} retries within a ${Math.round(sp.retries.budget * 100)}% budget`,
+      ...text(sp.retries),
+      severity: 'approximation',
+    },
+  ];
 }

@@ -11,7 +11,7 @@ import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
-import { capacityCapsLoss, sortLoss } from './loss.js';
+import { capacityCapsLoss, flagGateLoss, sortLoss } from './loss.js';
 
 const UNKNOWN = '_unknown';
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -106,16 +106,7 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       effect: 'a user’s requests are spread over versions in the same proportions, not kept together',
       severity: 'approximation',
     });
-    if (sp.flag !== null)
-      loss.push({
-        code: 'MERIDIAN_LOSS_FLAG_GATE',
-        target: t,
-        service: s,
-        model: `flag ${sp.flag} gates the service per user and region`,
-        exported: 'the routing of the flag variant with the most users',
-        effect: 'users of the other variants are routed as the main variant is',
-        severity: 'approximation',
-      });
+    loss.push(...flagGateLoss(t, s, sp));
     for (const [client, row] of Object.entries(sp.clients)) {
       const levels = (mainVariant(sp, client)?.levels ?? []).filter((l) => l.clusters.length > 0);
       if (levels.length > 2)
@@ -176,6 +167,7 @@ export const nginxExporter: Exporter = {
           `  # ${service}, clients of ${client}: ${levels.map((l) => l.regions.join('+')).join(', then ')}`,
           `  upstream ${name} {`,
           ...levels.flatMap((l, i) => servers(input, service, l, i > 0)),
+          '    keepalive 16;', // idle connections kept per worker: without it every request opens a new one
           '  }',
         );
       }

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
@@ -14,6 +15,8 @@ import type { Revision } from '../../render/render.js';
 import type { Store } from '../../store/store.js';
 import { parseDuration } from '../../units/duration.js';
 import { Router } from '../../router/router.js';
+import { HaproxyPlane } from '../../router/haproxy-plane.js';
+import type { ControlRouter } from '../../targets/local/control-api.js';
 import { LOOPBACK_SOURCES } from '../../router/address-matcher.js';
 import { localLink } from '../../server/fleet-link.js';
 import type { RunningServer } from '../../server/server.js';
@@ -65,6 +68,36 @@ interface UpOptions {
   flagsInterval: string;
   server: boolean;
   serverPort: string;
+  dataPlane: string;
+}
+
+/** The data planes `meridian up` can put in front of the local fleet. */
+const DATA_PLANES = ['router', 'haproxy'] as const;
+
+/** A free port on 127.0.0.1 (for HAProxy, which is told its ports in its configuration). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** The port itself when free, else a free one (saying so in `moved`). */
+async function portOrMove(port: number, what: string, moved: string[]): Promise<number> {
+  if (port === 0) return freePort();
+  const free = await new Promise<boolean>((resolve) => {
+    const s = createNetServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+  if (free) return port;
+  const p = await freePort();
+  moved.push(`port ${port} is taken: the ${what} listens on ${p} instead`);
+  return p;
 }
 
 export function registerUp(program: Command, io: Io, result: Result): void {
@@ -84,12 +117,19 @@ export function registerUp(program: Command, io: Io, result: Result): void {
     .option('--flags-interval <duration>', 'how often the router polls the flags (OFREP) endpoint', '250ms')
     .option('--server-port <n>', 'port of the control plane (API, events, dashboard); another free one when taken', '7070')
     .option('--no-server', 'do not start the control plane (`meridian serve`) beside the fleet')
+    .option(
+      '--data-plane <kind>',
+      'what serves clients: `router` (Meridian’s Node router) or `haproxy` (HAProxy configured by `meridian export haproxy`, weights and drains through its runtime API)',
+      'router',
+    )
     .action(async (dir: string, opts: UpOptions) => {
       // a bad number is a usage error before anything starts (the values are read again where they are used)
       wholeNumber('--port', 0, 65535)(opts.port);
       wholeNumber('--admin-port', 0, 65535)(opts.adminPort);
       wholeNumber('--server-port', 0, 65535)(opts.serverPort);
       wholeNumber('--max-replicas', 1)(opts.maxReplicas);
+      if (!(DATA_PLANES as readonly string[]).includes(opts.dataPlane))
+        throw new UsageError(`--data-plane must be one of ${DATA_PLANES.join(', ')}, not ${JSON.stringify(opts.dataPlane)}`);
       if (opts.detach) {
         result.code = await detach(dir, opts, io);
         return;
@@ -114,6 +154,7 @@ export function registerUp(program: Command, io: Io, result: Result): void {
         try {
           process.kill(info.pid, 0);
         } catch {
+          if (info.dataPlane) killQuietly(info.dataPlane.pid); // stopped with `up` itself; this only covers an `up` that died
           rmSync(upFile(io), { force: true });
           await write(io.out, `stopped the fleet ${info.fleet} (pid ${info.pid})\n`);
           result.code = 0;
@@ -122,6 +163,7 @@ export function registerUp(program: Command, io: Io, result: Result): void {
         await new Promise((r) => setTimeout(r, 100));
       }
       process.kill(info.pid, 'SIGKILL');
+      if (info.dataPlane) killQuietly(info.dataPlane.pid);
       rmSync(upFile(io), { force: true });
       await write(
         io.err,
@@ -129,6 +171,15 @@ export function registerUp(program: Command, io: Io, result: Result): void {
       );
       result.code = 1;
     });
+}
+
+/** Sends SIGTERM to a process that may already be gone. */
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // gone already
+  }
 }
 
 async function detach(dir: string, opts: UpOptions, io: Io): Promise<number> {
@@ -227,6 +278,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     flagStore?: Store;
     server?: RunningServer;
     serverStore?: Store;
+    plane?: HaproxyPlane;
   } = {};
   const stopAll = async (): Promise<void> => {
     await running.server?.close();
@@ -235,6 +287,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     await running.control?.close();
     await running.flagStore?.close();
     await running.router?.close();
+    await running.plane?.close();
     await logs?.close();
     rmSync(upFile(io), { force: true });
   };
@@ -244,20 +297,37 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   // the router, and the control API with the flags over OFREP, come before the clusters: every replica is
   // started with MERIDIAN_OFREP_URL (the control API's), so the services read their flags from the start
   // a development fleet on loopback only: its own machine is trusted for the country header and pins
-  const router = new Router({
-    revision,
-    endpoints: target,
-    trustedSources: LOOPBACK_SOURCES,
-    log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`),
-  });
-  running.router = router;
+  const haproxy = opts.dataPlane === 'haproxy';
+  const router = haproxy
+    ? undefined
+    : new Router({
+        revision,
+        endpoints: target,
+        trustedSources: LOOPBACK_SOURCES,
+        log: (level, msg) => level !== 'info' && say(`router ${level}: ${msg}`),
+      });
+  if (router) running.router = router;
+  // with HAProxy as the data plane, the control API's traffic control goes to it once it runs (after the clusters)
+  const plane = (): HaproxyPlane => {
+    if (!running.plane) throw new MeridianError('MERIDIAN_E_HAPROXY_START', 'HAProxy is not running yet: the fleet is still starting');
+    return running.plane;
+  };
+  const planeControl = {
+    setCanary: (service: string, cluster: string, canary: { weight: number; version: string } | null) =>
+      plane().setCanary(service, cluster, canary),
+    setDrained: (names: readonly string[], drained: boolean) => plane().setDrained(names, drained),
+    setRevision: (rev: Revision) => plane().setRevision(rev),
+    flush: () => 0,
+    metricsText: () => plane().metricsText(),
+    stats: () => running.plane?.stats() ?? { dataPlane: 'haproxy', starting: true },
+  } satisfies ControlRouter;
   const token = randomBytes(24).toString('hex');
   // flags: the fleet file's defaults with operators' settings from the store; the services and the router follow them
   running.flagStore = await storeFor(opts.state, io, { readonly: true });
   const ofrep = ofrepHandler(storeFlagSource(running.flagStore, rendered.revision), {
     onError: (err) => say(`flags: ${err instanceof Error ? err.message : String(err)}`),
   });
-  running.control = await startControlApi({ target, router, token, ofrep });
+  running.control = await startControlApi({ target, router: router ?? planeControl, token, ofrep });
   target.setOfrepUrl(running.control.url);
 
   const count = Object.values(clusters).reduce((n, c) => n + Object.keys(c.state.services).length, 0);
@@ -280,21 +350,53 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   }
   await store.close();
 
-  running.flags = followFlags(router, {
-    url: running.control.url,
-    intervalMs: flagsIntervalMs,
-    log: (_level, msg) => say(`router ${msg}`),
-  });
   const moved: string[] = [];
-  const { port } = await listenOrMove(Number.parseInt(opts.port, 10), (p) => router.listen(p), 'router', moved);
-  const admin = await router.listenAdmin(Number.parseInt(opts.adminPort, 10));
+  let port: number;
+  let adminPort: number;
+  if (router) {
+    running.flags = followFlags(router, {
+      url: running.control.url,
+      intervalMs: flagsIntervalMs,
+      log: (_level, msg) => say(`router ${msg}`),
+    });
+    port = (await listenOrMove(Number.parseInt(opts.port, 10), (p) => router.listen(p), 'router', moved)).port;
+    adminPort = (await router.listenAdmin(Number.parseInt(opts.adminPort, 10))).port;
+  } else {
+    port = await portOrMove(Number.parseInt(opts.port, 10), 'HAProxy frontend', moved);
+    adminPort = await portOrMove(Number.parseInt(opts.adminPort, 10), 'HAProxy Prometheus exporter', moved);
+    try {
+      running.plane = await HaproxyPlane.start({
+        revision,
+        target,
+        dir: join(io.cwd, '.meridian', 'haproxy'),
+        port,
+        metricsPort: adminPort,
+        log: (level, msg) => say(`${level}: ${msg}`),
+      });
+    } catch (err) {
+      await stopAll();
+      await target.close();
+      throw err;
+    }
+    say(`HAProxy (pid ${running.plane.pid}) serves the fleet; weights and drains go through its runtime API ${running.plane.socket}`);
+  }
   // the control plane beside the fleet: its API, event stream and dashboard, over this process's driver and router
   let dashboard: string | null = null;
   if (opts.server) {
     running.serverStore = await storeFor(opts.state, io);
     const cp = await serveBesideFleet(io, running.serverStore, {
       preferredPort: Number.parseInt(opts.serverPort, 10),
-      link: localLink(target, router),
+      link: localLink(
+        target,
+        router ?? {
+          ...planeControl,
+          // the control plane's drains, in order (HAProxy's changes are queued); a refusal is said, not thrown
+          setDrained: (names: string | readonly string[], drained?: boolean) =>
+            void plane()
+              .setDrained(names, drained ?? true)
+              .catch((err: unknown) => say(`haproxy: drain not applied: ${err instanceof Error ? err.message : String(err)}`)),
+        },
+      ),
       written: rendered.revision,
       recovery: loaded.fleet.recovery,
       actor: opts.actor,
@@ -310,12 +412,15 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
     fleet: revision.fleet,
     revision: revision.id,
     router: `http://127.0.0.1:${port}/`,
-    admin: `http://127.0.0.1:${admin.port}/`,
+    admin: `http://127.0.0.1:${adminPort}/`,
     control: running.control.url,
     token,
     startedAt: io.now().toISOString(),
     ...(running.server && dashboard ? { server: running.server.url, dashboard } : {}),
     ...(logs ? { logs: logs.dir } : {}),
+    ...(running.plane?.pid
+      ? { dataPlane: { kind: 'haproxy' as const, pid: running.plane.pid, dir: join(io.cwd, '.meridian', 'haproxy') } }
+      : {}),
   };
   mkdirSync(dirname(upFile(io)), { recursive: true });
   // written whole, then renamed into place: `up --detach` polls for it, and must never read half a file

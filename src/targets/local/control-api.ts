@@ -14,7 +14,7 @@ import type { Revision } from '../../render/render.js';
 import type { ApplyRequest, RemoveRequest, Target, TargetEvent } from '../target.js';
 import { TRACKS } from '../target.js';
 
-/** The router operations the API exposes. */
+/** The router operations the API exposes. A data plane may answer them with a promise (HAProxy's runtime API): the API awaits it before it answers. */
 export interface ControlRouter {
   setCanary(service: string, cluster: string, canary: { weight: number; version: string } | null): void;
   flush(force?: boolean): number;
@@ -96,14 +96,14 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         const b = obj(await json(req));
         const weight = b['weight'];
         if (typeof weight !== 'number' || weight < 0 || weight > 100) throw bad('weight must be a number from 0 to 100');
-        router.setCanary(str(b, 'service'), str(b, 'cluster'), { weight, version: str(b, 'version') });
+        await router.setCanary(str(b, 'service'), str(b, 'cluster'), { weight, version: str(b, 'version') });
         router.flush();
         return send(res, 200, { ok: true });
       }
       case 'POST /v1/traffic/clear': {
         const router = needRouter();
         const b = obj(await json(req));
-        router.setCanary(str(b, 'service'), str(b, 'cluster'), null);
+        await router.setCanary(str(b, 'service'), str(b, 'cluster'), null);
         router.flush();
         return send(res, 200, { ok: true });
       }
@@ -116,14 +116,14 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       case 'POST /v1/router/revision': {
         const router = needRouter();
         if (!router.setRevision) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot change its revision');
-        router.setRevision(revisionBody(await json(req)));
+        await router.setRevision(revisionBody(await json(req)));
         return send(res, 200, { ok: true });
       }
       case 'POST /v1/router/drain': {
         const router = needRouter();
         if (!router.setDrained) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot drain');
         const order = drainBody(await json(req));
-        router.setDrained([order.name], order.drained);
+        await router.setDrained([order.name], order.drained);
         router.flush(true); // in force on return
         if (order.drained) drains.set(order.name, { kind: order.kind, name: order.name, reason: order.reason });
         else drains.delete(order.name);

@@ -1,0 +1,341 @@
+/**
+ * HAProxy as the local fleet's data plane (`meridian up --data-plane haproxy`): HAProxy 2.6 runs in
+ * front of the replicas instead of the Node router, configured by the HAProxy exporter (src/export)
+ * from the replicas' live endpoints. It offers the router's control surface (control-api.ts) so a
+ * rollout drives it unchanged: canary weights and drains go through HAProxy's runtime API without a
+ * reload; a change of the servers themselves (a replica started, replaced or gone, a new revision) is a
+ * new export and a seamless reload of HAProxy's master (SIGUSR2), which carries the current weights in
+ * the configuration and the drains through the runtime API. The judge's counters come from HAProxy's
+ * own Prometheus exporter, per server, summed by version. See docs/export.md.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MeridianError } from '../errors.js';
+import { clusterAddresses, exportInput, writeExport } from '../export/index.js';
+import { haproxyExporter, type HaproxyServer } from '../export/haproxy.js';
+import { haproxyCommand, setCanaryWeight, setServerState } from '../export/haproxy-runtime.js';
+import type { Revision } from '../render/render.js';
+import { haproxyCounters } from '../rollout/analysis/haproxy-source.js';
+import type { CanaryWeight } from '../routing/state.js';
+import type { Target } from '../targets/target.js';
+
+const run = promisify(execFile);
+
+export interface HaproxyPlaneOptions {
+  readonly revision: Revision;
+  /** The local driver: its replicas' endpoints are HAProxy's servers; its events say when they change. */
+  readonly target: Pick<Target, 'endpoints' | 'subscribe'>;
+  /** Where the configuration, maps and runtime socket go (created). */
+  readonly dir: string;
+  /** The port HAProxy serves clients on, on 127.0.0.1. */
+  readonly port: number;
+  /** The port of HAProxy's Prometheus exporter, on 127.0.0.1. */
+  readonly metricsPort: number;
+  /** The HAProxy binary (default `haproxy` on the PATH). */
+  readonly haproxy?: string;
+  readonly log?: (level: 'info' | 'warn', msg: string) => void;
+}
+
+/** The revision as a data plane in front of local replicas sees it: no declared ingress, the replicas' endpoints instead. */
+function withoutIngress(rev: Revision): Revision {
+  const clusters = Object.fromEntries(
+    Object.entries(rev.clusters).map(([name, c]) => {
+      const { ingress: _ingress, ...rest } = c;
+      return [name, rest];
+    }),
+  );
+  return { ...rev, clusters };
+}
+
+const escapeLabel = (s: string): string => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+
+/** HAProxy as the fleet's data plane; start it with {@link HaproxyPlane.start}. */
+export class HaproxyPlane {
+  readonly #o: HaproxyPlaneOptions;
+  #revision: Revision;
+  readonly #canary = new Map<string, Map<string, CanaryWeight>>();
+  readonly #drained = new Set<string>();
+  #servers: HaproxyServer[] = [];
+  #topology = '';
+  #master: ChildProcess | null = null;
+  #output = '';
+  #worker = '';
+  #reloads = 0;
+  /** Counters of workers replaced by reloads (a new worker counts from zero), by `service/cluster/version/code`. */
+  readonly #carried = new Map<string, number>();
+  /** Every change runs after the one before it. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #unsubscribe: () => void = () => {};
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  private constructor(o: HaproxyPlaneOptions) {
+    this.#o = o;
+    this.#revision = withoutIngress(o.revision);
+  }
+
+  /** Exports, checks and starts HAProxy; resolves when it serves on its port. */
+  static async start(o: HaproxyPlaneOptions): Promise<HaproxyPlane> {
+    const p = new HaproxyPlane(o);
+    mkdirSync(o.dir, { recursive: true });
+    await p.#apply(true);
+    p.#unsubscribe = o.target.subscribe((e) => {
+      if (e.type === 'replica-ready' || e.type === 'replica-stopped' || e.type === 'replica-exited' || e.type === 'track-removed')
+        p.#soon();
+    });
+    return p;
+  }
+
+  /** `http://127.0.0.1:PORT/`: where clients send requests. */
+  get url(): string {
+    return `http://127.0.0.1:${this.#o.port}/`;
+  }
+
+  /** HAProxy's Prometheus exporter. */
+  get metricsUrl(): string {
+    return `http://127.0.0.1:${this.#o.metricsPort}/metrics`;
+  }
+
+  /** The master process's pid (null once stopped). */
+  get pid(): number | null {
+    return this.#master?.pid ?? null;
+  }
+
+  /** The runtime API socket. */
+  get socket(): string {
+    return join(this.#o.dir, 'admin.sock');
+  }
+
+  /** How many times HAProxy was reloaded since it started (server set or revision changed; never for a weight or a drain). */
+  get reloads(): number {
+    return this.#reloads;
+  }
+
+  /** Sets (or clears, with null) a service's canary share on a cluster: live through the runtime API when its canary servers are in the configuration, else by a new export and reload. */
+  setCanary(service: string, cluster: string, canary: CanaryWeight | null): Promise<void> {
+    return this.#serial(async () => {
+      const byCluster = this.#canary.get(service) ?? new Map<string, CanaryWeight>();
+      if (canary === null) byCluster.delete(cluster);
+      else byCluster.set(cluster, canary);
+      this.#canary.set(service, byCluster);
+      const hasCanary = this.#servers.some((s) => s.service === service && s.cluster === cluster && s.track === 'canary');
+      if (hasCanary) await setCanaryWeight(this.socket, this.#servers, service, cluster, canary?.weight ?? 0);
+      else await this.#apply(false);
+    });
+  }
+
+  /** Drains (or undrains) clusters or whole regions: their servers go to `maint` through the runtime API (no new request; they leave their level's health). */
+  setDrained(names: string | readonly string[], drained = true): Promise<void> {
+    const list = typeof names === 'string' ? [names] : names;
+    return this.#serial(async () => {
+      for (const n of list) {
+        if (drained) this.#drained.add(n);
+        else this.#drained.delete(n);
+      }
+      await this.#applyDrains(list);
+    });
+  }
+
+  /** Routes by this revision from now on: a new export and a reload. */
+  setRevision(revision: Revision): Promise<void> {
+    return this.#serial(async () => {
+      this.#revision = withoutIngress(revision);
+      await this.#apply(true);
+    });
+  }
+
+  /** Nothing to flush: HAProxy applies every change to the next request. */
+  flush(): number {
+    return 0;
+  }
+
+  /** Waits for every change asked so far. */
+  settled(): Promise<void> {
+    return this.#queue.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /** HAProxy's per-server responses as the router's request counters (`meridian_router_requests_total` by service, cluster, version, code), for the judge. */
+  async metricsText(): Promise<string> {
+    const counts = await this.#counts();
+    const lines = ['# TYPE meridian_router_requests_total counter'];
+    for (const [key, n] of [...counts.entries()].sort()) {
+      const [service = '', cluster = '', version = '', code = ''] = key.split('\u0000');
+      lines.push(
+        `meridian_router_requests_total{service="${escapeLabel(service)}",cluster="${escapeLabel(cluster)}",version="${escapeLabel(version)}",code="${code}"} ${n}`,
+      );
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  stats(): unknown {
+    return {
+      dataPlane: 'haproxy',
+      pid: this.pid,
+      worker: this.#worker,
+      reloads: this.#reloads,
+      servers: this.#servers.length,
+      drained: [...this.#drained].sort(),
+      canary: Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)])),
+    };
+  }
+
+  /** Stops HAProxy (its master and workers) and waits for it to exit. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#unsubscribe();
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.settled();
+    const m = this.#master;
+    this.#master = null;
+    if (!m || m.exitCode !== null || m.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => m.once('exit', () => resolve()));
+    m.kill('SIGTERM');
+    const timer = setTimeout(() => m.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  #serial(fn: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A replica came or went: re-export shortly (events come in bursts), reload only when the servers changed. */
+  #soon(): void {
+    if (this.#closed || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.#serial(() => this.#apply(false)).catch((err: unknown) =>
+        this.#o.log?.('warn', `haproxy: could not follow the replicas: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    }, 200);
+  }
+
+  /** Exports with the current replicas, canary weights and revision; starts or reloads HAProxy when the configuration changed (or `force`). */
+  async #apply(force: boolean): Promise<void> {
+    if (this.#closed) return;
+    const rev = this.#revision;
+    const addresses = clusterAddresses(rev, (c) => this.#o.target.endpoints(c));
+    const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
+    const input = exportInput(
+      rev,
+      addresses,
+      {
+        listen: `127.0.0.1:${this.#o.port}`,
+        metricsListen: `127.0.0.1:${this.#o.metricsPort}`,
+        runtimeApi: this.socket,
+        checkIntervalMs: 1000,
+        fall: 2,
+        rise: 1,
+      },
+      { canary },
+    );
+    const result = haproxyExporter.export(input);
+    // the servers and routing, not their weights: a weight set live is carried by the next export, not a reason to reload
+    const topology = `${rev.id}\n${JSON.stringify(addresses)}`;
+    if (!force && topology === this.#topology && this.#master) return;
+    writeExport(this.#o.dir, 'haproxy', result);
+    const bin = this.#o.haproxy ?? 'haproxy';
+    const config = join(this.#o.dir, 'haproxy.cfg');
+    try {
+      await run(bin, ['-c', '-q', '-f', config]);
+    } catch (err) {
+      throw new MeridianError(
+        'MERIDIAN_E_HAPROXY_START',
+        `HAProxy refuses the exported configuration ${config}: ${(err as Error).message.slice(0, 600)}`,
+        {
+          cause: err,
+          hint: 'run `haproxy -c -f` on it to see why; is HAProxy 2.6 or later installed (`apt-get install haproxy`)?',
+        },
+      );
+    }
+    const index = (JSON.parse(result.files['servers.json'] ?? '{"servers":[]}') as { servers: HaproxyServer[] }).servers;
+    if (!this.#master) await this.#spawn(bin, config);
+    else await this.#reload();
+    this.#servers = index;
+    this.#topology = topology;
+    await this.#applyDrains([...this.#drained]);
+  }
+
+  async #spawn(bin: string, config: string): Promise<void> {
+    // master-worker in the foreground: the master is our child; SIGUSR2 reloads it seamlessly (it keeps the listeners)
+    const child = spawn(bin, ['-W', '-db', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (c: Buffer): void => void (this.#output = (this.#output + c.toString()).slice(-8000));
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.on('exit', (code, signal) => {
+      if (this.#master === child) {
+        this.#master = null;
+        this.#o.log?.('warn', `haproxy exited (${signal ?? `code ${code}`}): ${this.#output.slice(-400)}`);
+      }
+    });
+    this.#master = child;
+    this.#worker = await this.#waitWorker(null, () => child.exitCode !== null || child.signalCode !== null);
+  }
+
+  async #reload(): Promise<void> {
+    const m = this.#master;
+    if (!m?.pid) return;
+    // the new worker counts from zero: keep what the old one counted
+    for (const [k, n] of await this.#workerCounts().catch(() => new Map<string, number>()))
+      this.#carried.set(k, (this.#carried.get(k) ?? 0) + n);
+    const old = this.#worker;
+    process.kill(m.pid, 'SIGUSR2');
+    this.#worker = await this.#waitWorker(old, () => this.#master !== m);
+    this.#reloads++;
+  }
+
+  /** Waits until the runtime API answers from a worker other than `old`; answers its pid. */
+  async #waitWorker(old: string | null, gone: () => boolean): Promise<string> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const pid = await haproxyCommand(this.socket, 'show info', 1000)
+        .then((t) => /^Pid: (\d+)/m.exec(t)?.[1] ?? '')
+        .catch(() => '');
+      if (pid !== '' && pid !== old) return pid;
+      if (gone()) throw new MeridianError('MERIDIAN_E_HAPROXY_START', `HAProxy exited: ${this.#output.slice(-600)}`);
+      if (Date.now() > deadline)
+        throw new MeridianError(
+          'MERIDIAN_E_HAPROXY_START',
+          `HAProxy did not answer on its runtime API ${this.socket} within 30 s: ${this.#output.slice(-600)}`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The drains of `names` as they stand now, sent to every server of theirs. */
+  async #applyDrains(names: readonly string[]): Promise<void> {
+    const regionOf = (cluster: string): string | undefined => this.#revision.clusters[cluster]?.region;
+    for (const s of this.#servers) {
+      const touched = names.includes(s.cluster) || names.includes(regionOf(s.cluster) ?? '');
+      if (!touched) continue;
+      const drained = this.#drained.has(s.cluster) || this.#drained.has(regionOf(s.cluster) ?? '');
+      await setServerState(this.socket, s.backend, s.server, drained ? 'maint' : 'ready');
+    }
+  }
+
+  /** The current worker's responses by service, cluster, version and code class. */
+  async #workerCounts(): Promise<Map<string, number>> {
+    const res = await fetch(this.metricsUrl);
+    const text = await res.text();
+    const out = new Map<string, number>();
+    for (const s of haproxyCounters(text, new Date().toISOString(), this.#servers).series) {
+      const base = `${s.service}\u0000${s.cluster}\u0000${s.version}\u0000`;
+      out.set(`${base}5xx`, s.errors);
+      out.set(`${base}other`, s.requests - s.errors);
+    }
+    return out;
+  }
+
+  async #counts(): Promise<Map<string, number>> {
+    const out = new Map(this.#carried);
+    for (const [k, n] of await this.#workerCounts()) out.set(k, (out.get(k) ?? 0) + n);
+    return out;
+  }
+}
