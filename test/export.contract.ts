@@ -6,11 +6,12 @@
  * cluster outside the allowed jurisdictions.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { clusterAddresses, exportInput, LOSS_CODES, writeExport, type Exporter } from '../src/export/index.js';
 import { fixtureRevision, tempDir } from './export-kit.js';
+import { expectGolden } from './support/golden.js';
 
 const GOLDEN = join(import.meta.dirname, 'golden', 'export');
 
@@ -37,12 +38,7 @@ export function exporterContract(exporter: Exporter): void {
       const files = { ...out.files, 'loss-report.json': `${JSON.stringify(out.loss, null, 2)}\n` };
       for (const [name, text] of Object.entries(files)) {
         expect(name.startsWith('/') || name.split('/').includes('..'), name).toBe(false);
-        const file = join(dir, name);
-        if (process.env['UPDATE_GOLDEN']) {
-          mkdirSync(join(file, '..'), { recursive: true });
-          writeFileSync(file, text);
-        }
-        expect(text, file).toBe(readFileSync(file, 'utf8'));
+        expectGolden(join(dir, name), text);
       }
     });
 

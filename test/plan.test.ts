@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,18 +11,14 @@ import type { Revision } from '../src/render/render.js';
 import type { FleetInput } from '../src/spec/schema.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { build, shopInput, shopNext, steppingClock } from './plan-fixtures.js';
+import { expectGolden } from './support/golden.js';
 
 const golden = join(import.meta.dirname, 'golden', 'plan');
 const tmp = mkdtempSync(join(tmpdir(), 'meridian-plan-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function checkGolden(name: string, text: string): void {
-  const file = join(golden, name);
-  if (process.env['UPDATE_GOLDEN']) {
-    mkdirSync(golden, { recursive: true });
-    writeFileSync(file, text);
-  }
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(join(golden, name), text);
 }
 
 /** Records every cluster of a revision as running it. */

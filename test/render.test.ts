@@ -1,21 +1,16 @@
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/render/canonical.js';
 import { render, revisionJson } from '../src/render/render.js';
 import { loadFleet } from '../src/spec/load.js';
 import { toYaml } from '../src/cli/commands/render.js';
+import { expectGolden } from './support/golden.js';
 
 const dir = join(import.meta.dirname, 'fixtures', 'multi');
 const golden = join(import.meta.dirname, 'golden', 'render');
 
 function checkGolden(name: string, text: string): void {
-  const file = join(golden, name);
-  if (process.env['UPDATE_GOLDEN']) {
-    mkdirSync(golden, { recursive: true });
-    writeFileSync(file, text);
-  }
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(join(golden, name), text);
 }
 
 describe('render', () => {

@@ -1,4 +1,4 @@
-/** The per-request decision: each step of DESIGN.md "Routing", against hand-built revisions. */
+/** The per-request decision: each step of docs/routing.md, against hand-built revisions. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RenderedService, Revision } from '../src/render/render.js';

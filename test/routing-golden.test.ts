@@ -3,24 +3,20 @@
  * as JSON and as `meridian route simulate` text. A golden change is reviewed like code;
  * UPDATE_GOLDEN=1 rewrites the files.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { render } from '../src/render/render.js';
 import { simulatedState, type RoutingState } from '../src/routing/state.js';
 import { formatTrafficTable, trafficTable } from '../src/routing/traffic-table.js';
 import { loadFleet } from '../src/spec/load.js';
+import { expectGolden } from './support/golden.js';
 
 const dir = join(import.meta.dirname, 'golden', 'routing');
 const revision = render(loadFleet(join(dir, 'fleet.yaml'))).revision;
 
 function checkGolden(name: string, text: string): void {
-  const file = join(dir, name);
-  if (process.env['UPDATE_GOLDEN']) {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(file, text);
-  }
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(join(dir, name), text);
 }
 
 const SCENARIOS: Record<string, RoutingState> = {

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { DEFAULT_INHERITED_ENV } from '../targets/local/local-target.js';
+import { DEFAULT_INHERITED_ENV } from '../targets/local/local-options.js';
 import { SecretResolver } from '../targets/local/secret-resolver.js';
 import type { MigrationRequest, MigrationResult, MigrationRunner } from './ports.js';
 

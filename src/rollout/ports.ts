@@ -3,15 +3,16 @@
  * traffic control, the analysis (the judge), and a clock. The engine sees nothing else, so that it runs
  * the same against a local fleet over HTTP, a Kubernetes driver, or fakes in a test.
  */
-import type { JsonValue } from '../store/store.js';
+import type { JsonValue, Store } from '../store/store.js';
 import type { MigrationRun } from './data-migrations.js';
 import type { Target } from '../targets/target.js';
+import type { TrafficControl } from '../targets/traffic-control.js';
 
 /** A cluster's driver: the {@link Target} interface (the engine uses apply, remove and status). */
 export type ClusterDriver = Pick<Target, 'apply' | 'remove' | 'status'>;
 
 /** The routers' canary weights (defined beside the drivers: a fleet offers both). */
-export type { TrafficControl } from '../targets/traffic-control.js';
+export type { TrafficControl };
 
 /** One cluster of a batch being judged: the services that run a canary there and their versions. */
 export interface StepCluster {
@@ -118,3 +119,14 @@ export const systemClock: EngineClock = {
   now: () => Date.now(),
   sleep: (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms))),
 };
+
+/** Everything the rollout engine is given: the store and the ports above. */
+export interface EnginePorts {
+  readonly store: Store;
+  readonly driver: ClusterDriver;
+  readonly traffic: TrafficControl;
+  readonly analysis: Analysis;
+  readonly clock: EngineClock;
+  /** Runs data migrations' commands; needed only by rollouts that have migrations. */
+  readonly migrations?: MigrationRunner;
+}

@@ -1,5 +1,5 @@
 /**
- * The fleet description's schema (FLEET.md), in zod. It is the one definition of the shape: types are
+ * The fleet description's schema (docs/fleet.md), in zod. It is the one definition of the shape: types are
  * inferred from it and `meridian schema` exports it as JSON Schema for editors.
  */
 import { z } from 'zod';
@@ -397,6 +397,6 @@ export function fleetJsonSchema(): Record<string, unknown> {
     ...schema,
     $id: 'https://meridian.dev/schema/fleet.schema.json',
     title: 'Meridian fleet description',
-    description: 'One file of a Meridian fleet directory (apiVersion: meridian/v1). See FLEET.md.',
+    description: 'One file of a Meridian fleet directory (apiVersion: meridian/v1). See docs/fleet.md in the meridian repository.',
   };
 }

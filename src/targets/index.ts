@@ -2,13 +2,13 @@
 export * from './target.js';
 export { SecretResolutionError, TargetError } from './errors.js';
 export { installShutdownHandlers, type Closable, type ShutdownOptions } from './shutdown.js';
+export { LocalTarget } from './local/local-target.js';
 export {
   DEFAULT_INHERITED_ENV,
   DEFAULT_LOCAL_HEALTH,
-  LocalTarget,
   type LocalHealthOptions,
-  type LocalReplicaStatus,
   type LocalTargetOptions,
   type OutputLine,
-} from './local/local-target.js';
+} from './local/local-options.js';
+export type { LocalReplicaStatus } from './local/replicas.js';
 export { DEFAULT_BACKOFF, type BackoffPolicy } from '../backoff.js';

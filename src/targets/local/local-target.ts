@@ -3,17 +3,12 @@
  * `local.command` as N supervised replicas with the rendered env, config and resolved secrets, on ports
  * the driver assigns; health is checked over HTTP; crashes restart with backoff; changes roll.
  */
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { contentHash } from '../../render/canonical.js';
-import type { RenderedCluster, RenderedService } from '../../render/render.js';
 import { TargetError } from '../errors.js';
 import type {
   ApplyRequest,
   ClusterStatus,
   Endpoint,
   RemoveRequest,
-  ReplicaStatus,
   Target,
   TargetEvent,
   TargetEventListener,
@@ -23,179 +18,14 @@ import type {
 } from '../target.js';
 import { checkOnce, HealthCounter } from './health-checker.js';
 import { LOOPBACK, PortAllocator } from './port-allocator.js';
-import {
-  type Clock,
-  type ProcessEvents,
-  ProcessSupervisor,
-  type ProcessSpec,
-  type SupervisedProcess,
-  systemClock,
-} from './process-supervisor.js';
-import type { BackoffPolicy } from '../../backoff.js';
+import { type Clock, type ProcessEvents, ProcessSupervisor, type ProcessSpec, systemClock } from './process-supervisor.js';
 import { SecretResolver } from './secret-resolver.js';
+import { DEFAULT_DRAIN_MS, DEFAULT_LOCAL_HEALTH, type LocalHealthOptions, type LocalTargetOptions } from './local-options.js';
+import { desiredOf, notRunnable, specHashOf } from './replica-spec.js';
+import { countsOf, endpointsOf, isReady, replicaId, trackStatusOf, type Desired, type Replica, type TrackState } from './replicas.js';
 
-/** How local replicas are health-checked. */
-export interface LocalHealthOptions {
-  /** Between checks of a ready replica (default 1000 ms). */
-  readonly intervalMs: number;
-  /** Between checks while a replica is not ready yet, so that it is seen ready soon (default 200 ms). */
-  readonly startupIntervalMs: number;
-  /** A check without an answer within this fails (default 1000 ms). */
-  readonly timeoutMs: number;
-  /** Consecutive passes that make a replica ready (default 1). */
-  readonly healthyThreshold: number;
-  /** Consecutive failures that make a ready replica unhealthy (default 3). */
-  readonly unhealthyThreshold: number;
-  /**
-   * For this long after it starts, a replica that is not listening yet is "starting", not failing: refused
-   * connections are not counted (default 10000 ms). A replica that answers with an error status is failing at once.
-   */
-  readonly startupGraceMs: number;
-}
-
-export const DEFAULT_LOCAL_HEALTH: LocalHealthOptions = {
-  intervalMs: 1000,
-  startupIntervalMs: 200,
-  timeoutMs: 1000,
-  healthyThreshold: 1,
-  unhealthyThreshold: 3,
-  startupGraceMs: 10_000,
-};
-
-/**
- * The default drain delay: long enough for a router in this process (at once) or one following the control
- * plane (event, endpoint poll, table push: well under a second here) to stop choosing the replica.
- */
-export const DEFAULT_DRAIN_MS = 1000;
-
-/** Variables passed through from the driver's environment to every replica by default. */
-export const DEFAULT_INHERITED_ENV = [
-  'PATH',
-  'HOME',
-  'USER',
-  'LOGNAME',
-  'TMPDIR',
-  'TMP',
-  'TEMP',
-  'LANG',
-  'LC_ALL',
-  'LC_CTYPE',
-  'TZ',
-] as const;
-
-/** One line a replica wrote. */
-export interface OutputLine {
-  readonly cluster: string;
-  readonly service: string;
-  readonly track: Track;
-  /** The replica's slot, as in `MERIDIAN_REPLICA`. */
-  readonly replica: number;
-  readonly stream: 'stdout' | 'stderr';
-  /** The line, with resolved secret values replaced by `[secret]`. */
-  readonly line: string;
-}
-
-export interface LocalTargetOptions {
-  /** The fleet's directory: the replicas' working directory, and the base of `file:` secret paths. */
-  readonly fleetDir: string;
-  /** At most this many replicas per service track, whatever the fleet asks for (default 2). */
-  readonly maxReplicasPerService?: number;
-  readonly health?: Partial<LocalHealthOptions>;
-  /** Between SIGTERM and SIGKILL when stopping a replica (default 5000 ms). */
-  readonly graceMs?: number;
-  /**
-   * Between announcing a serving replica as `replica-draining` (routers take it out of rotation) and its
-   * SIGTERM, so that no router sends it a new request once it closes its listener (default
-   * {@link DEFAULT_DRAIN_MS}). Not waited when the whole driver closes.
-   */
-  readonly drainMs?: number;
-  /** Restart backoff (default 250 ms doubling to 30 s, ±20 %, reset after 30 s up). */
-  readonly backoff?: Partial<BackoffPolicy>;
-  readonly clock?: Clock;
-  /** Where `env:` secrets and inherited variables come from (default `process.env`). */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Variables of `env` every replica inherits (default {@link DEFAULT_INHERITED_ENV}). */
-  readonly inheritEnv?: readonly string[];
-  /** Replaces a command's first word `node` (default `process.execPath`, the Node that runs Meridian). */
-  readonly nodePath?: string;
-  /** Receives every line the replicas write; without it, output is dropped (the last stderr line shows in errors). */
-  readonly onOutput?: (line: OutputLine) => void;
-  /**
-   * The flags' OFREP server (base URL), given to every replica as `MERIDIAN_OFREP_URL`; see also
-   * {@link LocalTarget.setOfrepUrl}. Without it, replicas get no such variable.
-   */
-  readonly ofrepUrl?: string;
-}
-
-/** A local replica's status: the portable fields plus its pid and port. */
-export interface LocalReplicaStatus extends ReplicaStatus {
-  /** The pid of the replica's process group leader (its watchdog), while it runs. */
-  readonly pid: number | null;
-  readonly port: number;
-  readonly slot: number;
-}
-
-interface Desired {
-  readonly revisionId: string;
-  readonly version: string;
-  readonly specHash: string;
-  readonly replicas: number;
-  readonly healthPath: string | null;
-  readonly command: readonly string[];
-  readonly cwd: string;
-  /** Without PORT and MERIDIAN_REPLICA, which are per replica. Holds resolved secret values: never log it. */
-  readonly env: Readonly<Record<string, string>>;
-  readonly redact: readonly string[];
-}
-
-interface Replica {
-  readonly serial: number;
-  readonly slot: number;
-  readonly specHash: string;
-  readonly version: string;
-  readonly healthPath: string | null;
-  revisionId: string;
-  port: number;
-  readonly proc: SupervisedProcess;
-  readonly health: HealthCounter;
-  stopping: boolean;
-  /** Set once the replica is being stopped: resolves when its process is gone. */
-  stopped: Promise<void> | null;
-  readyThisRun: boolean;
-  spawnedAt: number;
-  lastError: string | null;
-}
-
-interface TrackState {
-  readonly cluster: string;
-  readonly service: string;
-  readonly track: Track;
-  desired: Desired;
-  readonly replicas: Replica[];
-  consecutive: number;
-  healthy: boolean;
-  lastError: string | null;
-  timer: unknown;
-  timerDue: number;
-  roundRunning: boolean;
-  removed: boolean;
-}
-
-const RESERVED = /^(PORT|MERIDIAN_.*)$/;
-
-/** Why a rendered service cannot run locally, or null. */
-function notRunnable(service: string, spec: RenderedService, cluster: string): TargetError | null {
-  if (!spec.local || spec.local.command.length === 0) {
-    return new TargetError(
-      'MERIDIAN_E_TARGET_NO_LOCAL_COMMAND',
-      `service ${service} has no local.command, so it cannot run on the local driver (cluster ${cluster})`,
-      {
-        hint: `add \`local: { command: [node, services/${service}.mjs] }\` to services.${service}`,
-      },
-    );
-  }
-  return null;
-}
+/** Re-exported for `meridian up`, which takes the replicas' output lines. */
+export type { OutputLine } from './local-options.js';
 
 /** The local driver. */
 export class LocalTarget implements Target {
@@ -265,7 +95,7 @@ export class LocalTarget implements Target {
   status(cluster: string): Promise<ClusterStatus> {
     const services: Record<string, Partial<Record<Track, TrackStatus>>> = {};
     for (const t of this.#tracks(cluster)) {
-      (services[t.service] ??= {})[t.track] = this.#trackStatus(t);
+      (services[t.service] ??= {})[t.track] = trackStatusOf(t, this.#health.unhealthyThreshold);
     }
     const sorted = Object.fromEntries(
       Object.keys(services)
@@ -276,24 +106,7 @@ export class LocalTarget implements Target {
   }
 
   endpoints(cluster: string): Endpoint[] {
-    const out: Endpoint[] = [];
-    for (const t of this.#tracks(cluster)) {
-      for (const r of t.replicas) {
-        if (r.stopping || r.proc.state !== 'running') continue;
-        out.push({
-          cluster,
-          service: t.service,
-          track: t.track,
-          version: r.version,
-          revisionId: r.revisionId,
-          host: LOOPBACK,
-          port: r.port,
-          healthy: r.health.ready,
-          replica: replicaId(r),
-        });
-      }
-    }
-    return out;
+    return this.#tracks(cluster).flatMap((t) => endpointsOf(cluster, t, LOOPBACK));
   }
 
   /** Pids of every live replica process group leader, across all clusters. */
@@ -378,13 +191,16 @@ export class LocalTarget implements Target {
       }
       const problem = notRunnable(service, spec, cluster);
       if (problem) throw problem;
-      const specHash = this.#specHash(cluster, state, spec);
+      const specHash = specHashOf(cluster, state, spec);
       const existing = tracks.get(`${service}/${track}`);
       const replicas = Math.min(spec.replicas, this.#cap);
       if (existing && existing.desired.specHash === specHash) {
         plans.push({ service, desired: { ...existing.desired, revisionId, replicas } });
       } else {
-        plans.push({ service, desired: this.#desired(cluster, state, service, spec, track, revisionId, specHash, replicas, resolver) });
+        plans.push({
+          service,
+          desired: desiredOf(this.#opts, this.#ofrepUrl, cluster, state, service, spec, track, revisionId, specHash, replicas, resolver),
+        });
       }
     }
 
@@ -432,74 +248,6 @@ export class LocalTarget implements Target {
       const gone = [...tracks.values()].filter((t) => t.track === track && !(t.service in state.services));
       await Promise.all(gone.map((t) => this.#removeTrack(t)));
     }
-  }
-
-  #specHash(cluster: string, state: RenderedCluster, spec: RenderedService): string {
-    // replicas is left out: a change of count scales, it does not replace
-    const { replicas: _replicas, ...rest } = spec;
-    return contentHash({ cluster, region: state.region, spec: rest });
-  }
-
-  #desired(
-    cluster: string,
-    state: RenderedCluster,
-    service: string,
-    spec: RenderedService,
-    track: Track,
-    revisionId: string,
-    specHash: string,
-    replicas: number,
-    resolver: SecretResolver,
-  ): Desired {
-    const local = spec.local as NonNullable<RenderedService['local']>;
-    const cwd = local.cwd !== undefined ? resolve(this.#opts.fleetDir, local.cwd) : resolve(this.#opts.fleetDir);
-    let isDir = false;
-    try {
-      isDir = statSync(cwd).isDirectory();
-    } catch {
-      isDir = false;
-    }
-    if (!isDir) {
-      throw new TargetError('MERIDIAN_E_TARGET_NO_CWD', `the working directory of service ${service} does not exist: ${cwd}`, {
-        hint: 'local.cwd is relative to the fleet directory',
-      });
-    }
-    const secrets = resolver.resolveAll(spec.secrets, { cluster, service });
-    const source = this.#opts.env ?? process.env;
-    const env: Record<string, string> = {};
-    for (const name of this.#opts.inheritEnv ?? DEFAULT_INHERITED_ENV) {
-      const v = source[name];
-      if (v !== undefined) env[name] = v;
-    }
-    env['MERIDIAN_SERVICE'] = service;
-    env['MERIDIAN_VERSION'] = spec.version;
-    env['MERIDIAN_CLUSTER'] = cluster;
-    env['MERIDIAN_REGION'] = state.region;
-    env['MERIDIAN_TRACK'] = track;
-    if (this.#ofrepUrl !== undefined) env['MERIDIAN_OFREP_URL'] = this.#ofrepUrl;
-    const put = (k: string, v: string): void => {
-      if (!RESERVED.test(k)) env[k] = v;
-    };
-    for (const [k, v] of Object.entries(spec.env)) put(k, v);
-    for (const [k, v] of Object.entries(spec.config)) put(k, v);
-    const redact: string[] = [];
-    for (const [k, v] of secrets) {
-      put(k, v.reveal());
-      redact.push(v.reveal());
-    }
-    const [first, ...rest] = local.command;
-    const command = first === 'node' ? [this.#opts.nodePath ?? process.execPath, ...rest] : [...local.command];
-    return {
-      revisionId,
-      version: spec.version,
-      specHash,
-      replicas,
-      healthPath: spec.health?.path ?? null,
-      command,
-      cwd,
-      env,
-      redact,
-    };
   }
 
   async #scaleUp(t: TrackState): Promise<void> {
@@ -706,7 +454,7 @@ export class LocalTarget implements Target {
   /** Recomputes the track's health; a round counts towards consecutive checks, anything else only resets. */
   #aggregate(t: TrackState, round: boolean, reason?: string): void {
     if (t.removed) return;
-    const { ready } = this.#counts(t);
+    const { ready } = countsOf(t);
     const healthy = ready >= t.desired.replicas;
     if (round) t.consecutive = healthy ? t.consecutive + 1 : 0;
     else if (!healthy) t.consecutive = 0;
@@ -719,51 +467,6 @@ export class LocalTarget implements Target {
         healthy ? {} : { reason: reason ?? t.lastError ?? 'not enough ready replicas' },
       );
     }
-  }
-
-  #counts(t: TrackState): { current: Replica[]; ready: number } {
-    const current = t.replicas.filter((r) => !r.stopping && r.specHash === t.desired.specHash);
-    return { current, ready: current.filter(isReady).length };
-  }
-
-  // ---- status and events ------------------------------------------------------------------------
-
-  #trackStatus(t: TrackState): TrackStatus {
-    const { current, ready } = this.#counts(t);
-    const healthy = ready >= t.desired.replicas;
-    const replicas: LocalReplicaStatus[] = t.replicas.map((r) => ({
-      id: replicaId(r),
-      revisionId: r.revisionId,
-      version: r.version,
-      current: r.specHash === t.desired.specHash && !r.stopping,
-      state: this.#replicaState(r),
-      restarts: r.proc.restarts,
-      lastError: r.lastError,
-      pid: r.proc.pid ?? null,
-      port: r.port,
-      slot: r.slot,
-    }));
-    return {
-      service: t.service,
-      track: t.track,
-      revisionId: t.desired.revisionId,
-      version: t.desired.version,
-      desiredReplicas: t.desired.replicas,
-      readyReplicas: ready,
-      healthy,
-      consecutiveHealthyChecks: healthy ? t.consecutive : 0,
-      restarts: current.reduce((n, r) => n + r.proc.restarts, 0),
-      lastError: t.lastError,
-      replicas,
-    };
-  }
-
-  #replicaState(r: Replica): ReplicaStatus['state'] {
-    if (r.stopping) return 'stopping';
-    if (r.proc.state === 'backoff') return 'restarting';
-    if (r.proc.state !== 'running') return 'starting';
-    if (r.health.ready) return 'ready';
-    return r.health.consecutiveFailures >= this.#health.unhealthyThreshold ? 'unhealthy' : 'starting';
   }
 
   #emit(type: TargetEventType, t: TrackState, r: Replica | undefined, extra: Pick<TargetEvent, 'reason' | 'delayMs' | 'attempt'>): void {
@@ -786,12 +489,4 @@ export class LocalTarget implements Target {
       }
     }
   }
-}
-
-function isReady(r: Replica): boolean {
-  return !r.stopping && r.proc.state === 'running' && r.health.ready;
-}
-
-function replicaId(r: Replica): string {
-  return `${r.serial}.${r.proc.run}`;
 }

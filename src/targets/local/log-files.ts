@@ -17,7 +17,7 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { OutputLine } from './local-target.js';
+import type { OutputLine } from './local-options.js';
 
 /** One line of a service's log, read back. */
 export interface LogLine {
