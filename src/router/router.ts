@@ -6,91 +6,25 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import { applyHttpLimits, httpLimits, serverOptions, type HttpLimits } from '../http-limits.js';
 import type { Revision } from '../render/render.js';
-import type { RequestTracer } from '../telemetry/request-tracing.js';
-import { explain, type ClusterHealth, type FlagGate, type RoutingState } from '../routing/index.js';
-import { drainedSet } from '../routing/index.js';
-import { ActiveHealthChecker, checkPolicy, type CheckPolicy, type Probe } from './active-health-checker.js';
+import { drainedSet, type ClusterHealth, type FlagGate, type RoutingState } from '../routing/index.js';
+import { ActiveHealthChecker, checkPolicy, type CheckPolicy } from './active-health-checker.js';
 import { AddressMatcher, LOOPBACK_SOURCES } from './address-matcher.js';
 import { serveAdmin, type AdminHost, type RouteQuery } from './admin.js';
 import { systemClock, type RouterClock } from './clock.js';
-import { ENDPOINT_GONE_EVENTS, listerOf, type EndpointEvent, type EndpointLister, type EndpointSource } from './endpoints.js';
+import { ENDPOINT_GONE_EVENTS, listerOf, type EndpointEvent, type EndpointLister } from './endpoints.js';
 import { MmdbGeoIp, NO_GEOIP, type GeoIp } from './geoip.js';
 import { OutlierDetector, outlierPolicy, type EjectionCause, type OutlierPolicy } from './outlier-detector.js';
-import { clientFromForwardedFor } from './forward-headers.js';
+import { closeGracefully, countEndpoints, explainRoute, serviceStats } from './introspection.js';
 import { Proxy, type ProxyHost, type ProxySettings } from './proxy.js';
 import { RebuildScheduler } from './rebuild-scheduler.js';
 import { RouterMetrics } from './router-metrics.js';
 import { buildSnapshot, routedServices, type ControlState, type ServiceCounters, type Snapshot } from './snapshot.js';
+import type { CanarySetting, RouterLog, RouterOptions, ServiceStats } from './router-options.js';
 import { EndpointSet, Upstream, upstreamKey, type PoolOptions, type ProbeResult } from './upstream.js';
 
-export type LogLevel = 'info' | 'warn' | 'error';
-export type RouterLog = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
-
-export interface RouterOptions {
-  readonly revision: Revision;
-  readonly endpoints: EndpointSource;
-  /** The control plane's initial view: drained, canary weights, flags, latency, health, ejected. */
-  readonly state?: Partial<RoutingState>;
-  readonly clock?: RouterClock;
-  /** A GeoIP instance, a path to a .mmdb country database, or null for none (default: the bundled database). */
-  readonly geoip?: GeoIp | string | null;
-  readonly log?: RouterLog;
-  /** Minimum time between two table rebuilds, ms (default 50). */
-  readonly rebuildIntervalMs?: number;
-  /** Admin path prefix on the traffic port, or null for none (default `/_meridian`). */
-  readonly adminPrefix?: string | null;
-  /**
-   * Who may use the admin endpoints. Without it, the admin prefix on the traffic port is an ordinary path
-   * (a TLS terminator on the same host would otherwise make every client an admin), and the admin port of
-   * {@link Router.listenAdmin} answers loopback only.
-   */
-  readonly adminSources?: readonly string[];
-  /**
-   * Clients whose country header, `x-meridian-cluster` pin, `X-Forwarded-For` and `X-Forwarded-Proto` are
-   * believed, for services whose routing names no `trustedSources` (default: none).
-   */
-  readonly trustedSources?: readonly string[];
-  /** Run active health checks (default true). */
-  readonly healthChecks?: boolean;
-  /** Replaces the HTTP/TCP health probe (tests). */
-  readonly probe?: Probe;
-  readonly pool?: PoolOptions;
-  /** Request bodies up to this many bytes (with a Content-Length) are buffered so they can be retried (default 64 KiB). */
-  readonly maxBufferedBodyBytes?: number;
-  /** `generate` (default): requests without a valid W3C `traceparent` get one; `pass`: forward as received. */
-  readonly traceparent?: 'generate' | 'pass';
-  /** Spans for requests (see src/telemetry/request-tracing.ts); none by default. */
-  readonly tracer?: RequestTracer;
-  /** Registry for the metrics (default: a new one). */
-  readonly registry?: Registry;
-  /** On close, requests in flight get this long to finish before their connections are cut, ms (default 10000). */
-  readonly closeGraceMs?: number;
-  /** Timeouts and the connection cap of every port the router listens on (defaults: `DEFAULT_HTTP_LIMITS`, src/http-limits.ts). */
-  readonly limits?: Partial<HttpLimits>;
-}
-
-/** A canary of one service on one cluster. */
-export interface CanarySetting {
-  readonly weight: number;
-  readonly version: string;
-}
-
-/** One service in {@link Router.stats}: its table, requests and retries in flight, endpoints per cluster. */
-export interface ServiceStats {
-  readonly table: string;
-  readonly active: number;
-  readonly retries: number;
-  readonly clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }>;
-}
-
-const noLog: RouterLog = () => undefined;
-
-function setKey(service: string, cluster: string): string {
-  return `${service}\u0000${cluster}`;
-}
+export type { CanarySetting, LogLevel, RouterLog, RouterOptions, ServiceStats } from './router-options.js';
 
 export class Router implements ProxyHost, AdminHost {
   readonly clock: RouterClock;
@@ -138,9 +72,12 @@ export class Router implements ProxyHost, AdminHost {
 
   constructor(opts: RouterOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.#log = opts.log ?? noLog;
+    this.#log = opts.log ?? (() => undefined);
     this.geoip = opts.geoip === null ? NO_GEOIP : typeof opts.geoip === 'object' ? opts.geoip : new MmdbGeoIp(opts.geoip);
-    this.metrics = new RouterMetrics({ ...(opts.registry ? { registry: opts.registry } : {}), collect: (m) => this.#collectEndpoints(m) });
+    this.metrics = new RouterMetrics({
+      ...(opts.registry ? { registry: opts.registry } : {}),
+      collect: (m) => countEndpoints(m, this.#sets.values(), this.inFlight),
+    });
     this.settings = {
       maxBufferedBodyBytes: opts.maxBufferedBodyBytes ?? 64 * 1024,
       traceparent: opts.traceparent ?? 'generate',
@@ -317,46 +254,13 @@ export class Router implements ProxyHost, AdminHost {
     inFlight: number;
     services: Record<string, ServiceStats>;
   } {
-    const now = this.clock.now();
-    const services: Record<string, ServiceStats> = {};
-    for (const [name, svc] of this.#snap.services) {
-      const clusters: Record<string, { endpoints: number; usable: number; detail: unknown[] }> = {};
-      svc.table.clusters.forEach((c, i) => {
-        const set = svc.sets[i];
-        if (!set || set.size === 0) return;
-        clusters[c] = { endpoints: set.size, usable: set.usableCount(), detail: set.all().map((u) => u.describe(now)) };
-      });
-      services[name] = { table: svc.table.id, active: svc.counters.active, retries: svc.counters.retries, clusters };
-    }
+    const services = serviceStats(this.#snap, this.clock.now());
     return { snapshot: this.#snap.version, swaps: this.#swaps, revision: this.#revision.id, inFlight: this.inFlight, services };
   }
 
   /** Explains how a request would be routed now (backs `GET /_meridian/debug/route`); null when no service matches. */
   explainRoute(q: RouteQuery): unknown {
-    const snap = this.#snap;
-    const svc = q.service !== undefined ? snap.services.get(q.service) : snap.matcher.match(q.host, q.path ?? '/');
-    if (!svc) return null;
-    let country = q.country ?? '';
-    let countrySource = q.country !== undefined ? 'query' : 'none';
-    if (country === '' && q.ip !== undefined) {
-      const ip = clientFromForwardedFor(q.ip, () => false) ?? q.ip;
-      country = this.geoip.country(ip) ?? '';
-      countrySource = country === '' ? 'geoip: not found' : 'geoip';
-    }
-    const e = explain(svc.table, svc.name, country, q.user === '' ? undefined : q.user);
-    const now = this.clock.now();
-    const endpoints: Record<string, unknown[]> = {};
-    svc.table.clusters.forEach((c, i) => {
-      const set = svc.sets[i];
-      if (set && set.size > 0) endpoints[c] = set.all().map((u) => u.describe(now));
-    });
-    return {
-      snapshot: { version: snap.version, builtAt: snap.builtAt },
-      service: svc.name,
-      ...e,
-      client: { ...e.client, country: country || null, countrySource, user: q.user ?? null },
-      endpoints,
-    };
+    return explainRoute(this.#snap, this.geoip, this.clock.now(), q);
   }
 
   /** The Prometheus text exposition of the router's metrics. */
@@ -384,23 +288,7 @@ export class Router implements ProxyHost, AdminHost {
     this.#scheduler.close();
     this.#checker?.close();
     if (this.#refreshTimer !== null) this.clock.clearTimeout(this.#refreshTimer);
-    await Promise.all(
-      this.#servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            // keep-alive connections become idle as their last response ends: close them as they do, and
-            // cut whatever is left after the grace period
-            const sweep = setInterval(() => s.closeIdleConnections(), 50);
-            const cut = setTimeout(() => s.closeAllConnections(), this.#closeGraceMs);
-            s.close(() => {
-              clearInterval(sweep);
-              clearTimeout(cut);
-              resolve();
-            });
-            s.closeIdleConnections();
-          }),
-      ),
-    );
+    await Promise.all(this.#servers.map((srv) => closeGracefully(srv, this.#closeGraceMs)));
     this.outliers.close();
     await Promise.allSettled(
       [...this.#upstreams.values()].map((u) => {
@@ -434,7 +322,7 @@ export class Router implements ProxyHost, AdminHost {
   }
 
   #setOf(service: string, cluster: string): EndpointSet {
-    const k = setKey(service, cluster);
+    const k = `${service}\u0000${cluster}`;
     let set = this.#sets.get(k);
     if (!set) this.#sets.set(k, (set = new EndpointSet(service, cluster)));
     return set;
@@ -606,21 +494,5 @@ export class Router implements ProxyHost, AdminHost {
       health: { ...this.#health },
       ejected: { ...this.#ejected },
     };
-  }
-
-  #collectEndpoints(m: RouterMetrics): void {
-    m.inFlight.set(0, this.inFlight);
-    const counts = new Map<string, number>();
-    for (const set of this.#sets.values()) {
-      for (const state of ['healthy', 'ejected', 'unreachable', 'unhealthy', 'source-unhealthy'] as const) {
-        counts.set(`${set.service}\u0000${set.cluster}\u0000${state}`, 0);
-      }
-      for (const u of set.all()) {
-        if (u.gone) continue;
-        const k = `${set.service}\u0000${set.cluster}\u0000${u.state}`;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
-      }
-    }
-    for (const [k, v] of counts) m.endpoints.set(m.endpoints.series(k.split('\u0000')), v);
   }
 }

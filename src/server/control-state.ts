@@ -11,70 +11,26 @@ import { baselineRevisionId } from '../plan/plan.js';
 import { evacuate, refusalText, restore } from '../recovery/evacuation.js';
 import { RESIDENCY_ONLY, safetyPolicy } from '../recovery/policy.js';
 import { restoreRamp, type RampInForce } from '../recovery/ramp.js';
-import { changedServices } from '../rollout/engine.js';
 import { FINAL_STATES } from '../rollout/events.js';
-import { asSpec } from '../rollout/rollout-spec.js';
-import { rolloutView } from '../rollout/summary.js';
-import { trafficTable } from '../routing/traffic-table.js';
-import type { RoutingEndpoint, RoutingShare, RoutingView, TableView, Track } from '../routing/view.js';
+import type { RoutingEndpoint, RoutingView, TableView } from '../routing/view.js';
 import type { Recovery } from '../spec/schema.js';
 import type { Actor, AuditEntry, RolloutRecord, Store } from '../store/store.js';
-import type { Endpoint, TrackStatus } from '../targets/target.js';
+import type { Endpoint } from '../targets/target.js';
 import { ApiError } from './api-error.js';
+import { checkDrainRequest, fleetRouterFailed } from './drain-request.js';
+import { auditJson } from './audit-json.js';
 import type { EventHub } from './event-hub.js';
 import type { FleetDrain, FleetLink } from './fleet-link.js';
+import { type ClusterRecords, type ClusterView, clustersFromStatus, clustersFromStore, isDrained } from './fleet-view.js';
 import { RestoreRamps } from './restore-ramps.js';
+import { addCanaries, rolloutSummary, type RolloutSummary } from './rollout-listing.js';
+import { sharesOf } from './routing-shares.js';
 import { sampleOf, trafficBetween, type TrafficSample, type TrafficView } from './traffic-sampler.js';
 
 export type { RoutingEndpoint, RoutingShare, RoutingView, TableView } from '../routing/view.js';
-
-/** One service track in a cluster, for `GET /api/v1/clusters`. */
-export interface ClusterServiceView {
-  readonly service: string;
-  readonly track: Track;
-  readonly revision: string;
-  readonly version: string;
-  readonly healthy: boolean;
-  readonly replicas: number;
-  readonly ready: number;
-  readonly restarts: number;
-  readonly lastError: string | null;
-}
-
-/** A cluster, what runs in it and its health. */
-export interface ClusterView {
-  readonly name: string;
-  readonly region: string;
-  readonly jurisdiction: string;
-  readonly drained: boolean;
-  /** Every track reports healthy (false when the fleet cannot be reached). */
-  readonly healthy: boolean;
-  /** The revision the store records as running there. */
-  readonly revision: string | null;
-  readonly status: string | null;
-  readonly reachable: boolean;
-  readonly error: string | null;
-  readonly services: readonly ClusterServiceView[];
-}
-
-/** A rollout as listed. */
-export interface RolloutSummary {
-  readonly id: string;
-  readonly kind: string;
-  readonly fleet: string;
-  readonly state: string;
-  readonly revision: string;
-  readonly from: string | null;
-  readonly author: string;
-  readonly wave: string | null;
-  readonly waveIndex: number;
-  readonly step: number | null;
-  /** The highest canary weight in force, percent, or null. */
-  readonly canaryWeight: number | null;
-  readonly startedAt: string;
-  readonly updatedAt: string;
-  readonly finishedAt: string | null;
-}
+export type { ClusterServiceView, ClusterView } from './fleet-view.js';
+export type { RolloutSummary } from './rollout-listing.js';
+export { auditJson } from './audit-json.js';
 
 export interface ControlStateOptions {
   readonly store: Store;
@@ -102,7 +58,7 @@ export class ControlState {
   readonly #o: ControlStateOptions;
   #revision: Revision | null = null;
   /** What the store records each cluster runs. */
-  #stateOf: Awaited<ReturnType<Store['clusterStates']>> = {};
+  #stateOf: ClusterRecords = {};
   readonly #revisions = new Map<string, Revision>();
   #drained = new Set<string>();
   /** Each drain's kind and reason, as recorded (what the fleet's router is told). */
@@ -235,22 +191,8 @@ export class ControlState {
     reason?: string,
     how: { readonly declaredDown?: readonly string[] | undefined } = {},
   ): Promise<TableView> {
-    const rev = this.#revision;
-    const known = rev !== null && rev !== undefined && Object.hasOwn(kind === 'cluster' ? rev.clusters : rev.regions, name);
-    if (!rev || !known) {
-      const names = Object.keys((kind === 'cluster' ? rev?.clusters : rev?.regions) ?? {});
-      throw new ApiError('MERIDIAN_E_API_NOT_FOUND', `there is no ${kind} ${name} in the fleet`, {
-        hint: names.length ? `the ${kind}s are: ${names.join(', ')}` : 'the control plane knows no fleet yet',
-      });
-    }
+    const rev = checkDrainRequest(this.#revision, kind, name, how.declaredDown ?? []);
     const place = { kind, name };
-    const jurisdictions = [...new Set(Object.values(rev.regions).map((r) => r.jurisdiction))].sort();
-    const unknown = (how.declaredDown ?? []).filter((j) => !jurisdictions.includes(j));
-    if (unknown.length > 0) {
-      throw new ApiError('MERIDIAN_E_API_INVALID', `declareDown names no jurisdiction of the fleet: ${unknown.join(', ')}`, {
-        hint: `its jurisdictions are: ${jurisdictions.join(', ')}`,
-      });
-    }
     if (drained) {
       // a drain is an evacuation: the fleet's safety rules decide, and the audit log records it either way
       const order = { place, reason: reason ?? 'drained through the API', declaredDown: how.declaredDown ?? [], automated: false, actor };
@@ -280,20 +222,7 @@ export class ControlState {
       failure = err;
     }
     await this.pollStore(); // publishes the audit entry
-    if (link && failure !== null) {
-      const what = `${drained ? 'the drain' : 'the undrain'} of ${kind} ${name}`;
-      throw new ApiError(
-        'MERIDIAN_E_API_FLEET_ROUTER',
-        `${what} is recorded and routers that follow this server apply it, but the fleet's own router did not: ` +
-          `${link.describe} failed (${(failure as Error).message})`,
-        {
-          cause: failure,
-          hint:
-            'the server sends it again whenever it reaches the control API (it looks every few seconds); check that ' +
-            '`meridian up` runs and that --control and MERIDIAN_CONTROL_TOKEN match its .meridian/up.json, or repeat the call',
-        },
-      );
-    }
+    if (link && failure !== null) throw fleetRouterFailed(link, { kind, name, drained }, failure);
     return view;
   }
 
@@ -408,51 +337,14 @@ export class ControlState {
       if (!active && !(publish && changed)) continue;
       const summary = await this.rolloutSummary(r);
       if (publish && changed) this.#o.hub.publish('rollout', summary);
-      if (active) await this.#addCanaries(r, canary);
+      if (active) await addCanaries(this.#o.store, (id) => this.revisionById(id), r, canary);
     }
     this.#canary = canary;
   }
 
-  async #addCanaries(r: RolloutRecord, into: Record<string, Record<string, { weight: number; version: string }>>): Promise<void> {
-    const spec = asSpec(r.spec);
-    const view = rolloutView(r, spec, await this.#o.store.listRolloutEvents(r.id), [], Date.now());
-    const to = await this.revisionById(spec.revision);
-    const from = spec.previous ? await this.revisionById(spec.previous) : undefined;
-    for (const [cluster, weight] of Object.entries(view.weights)) {
-      const toState = to?.clusters[cluster];
-      if (!toState) continue;
-      for (const svc of changedServices(from?.clusters[cluster], toState)) {
-        const version = toState.services[svc]?.version;
-        if (version !== undefined) (into[svc] ??= {})[cluster] = { weight, version };
-      }
-    }
-  }
-
   /** The listing form of a rollout. */
-  async rolloutSummary(r: RolloutRecord): Promise<RolloutSummary> {
-    const spec = asSpec(r.spec);
-    let canaryWeight: number | null = null;
-    if (!FINAL_STATES.includes(r.state)) {
-      const view = rolloutView(r, spec, await this.#o.store.listRolloutEvents(r.id), [], Date.now());
-      const ws = Object.values(view.weights);
-      canaryWeight = ws.length > 0 ? Math.max(...ws) : null;
-    }
-    return {
-      id: r.id,
-      kind: r.kind,
-      fleet: r.fleet,
-      state: r.state,
-      revision: r.toRevision,
-      from: r.fromRevision,
-      author: r.author,
-      wave: spec.config.waves[r.wave]?.name ?? null,
-      waveIndex: r.wave,
-      step: r.step,
-      canaryWeight,
-      startedAt: r.createdAt,
-      updatedAt: r.updatedAt,
-      finishedAt: r.finishedAt,
-    };
+  rolloutSummary(r: RolloutRecord): Promise<RolloutSummary> {
+    return rolloutSummary(this.#o.store, r);
   }
 
   #fleetNow(): void {
@@ -485,13 +377,7 @@ export class ControlState {
           }
         }),
       );
-      const clusters: ClusterView[] = results.map(({ name, status, error }) => {
-        const services: ClusterServiceView[] = [];
-        for (const [service, tracks] of Object.entries(status?.services ?? {})) {
-          for (const t of Object.values(tracks) as TrackStatus[]) services.push(serviceView(service, t));
-        }
-        return this.#clusterView(name, services, status !== null, error);
-      });
+      const clusters = clustersFromStatus(rev, this.#stateOf, this.#drained, results);
       const reachable = results.some((r) => r.status !== null);
       if (reachable || this.#endpoints.length === 0) {
         // a fleet that cannot be reached keeps its last endpoints: routers keep routing
@@ -533,44 +419,10 @@ export class ControlState {
     }
   }
 
-  #clusterView(name: string, services: ClusterServiceView[], reachable: boolean, error: string | null): ClusterView {
-    const c = this.#revision?.clusters[name];
-    const region = c?.region ?? '';
-    const rec = this.#stateOf[name];
-    return {
-      name,
-      region,
-      jurisdiction: c?.jurisdiction ?? '',
-      drained: this.#drained.has(name) || this.#drained.has(region),
-      healthy: reachable && services.every((s) => s.healthy),
-      revision: rec?.revisionId ?? null,
-      status: rec?.status ?? null,
-      reachable,
-      error,
-      services: services.sort((a, b) => (a.service + a.track < b.service + b.track ? -1 : 1)),
-    };
-  }
-
   /** Without a link to the fleet: what the store records as running, health unknown. */
   #clustersFromStore(): void {
     const rev = this.#revision;
-    if (!rev) return;
-    const clusters = Object.keys(rev.clusters).map((name) => {
-      const rec = this.#stateOf[name];
-      const services: ClusterServiceView[] = Object.entries(rec?.state.services ?? {}).map(([service, s]) => ({
-        service,
-        track: 'stable',
-        revision: rec?.revisionId ?? '',
-        version: s.version,
-        healthy: false,
-        replicas: s.replicas,
-        ready: 0,
-        restarts: 0,
-        lastError: null,
-      }));
-      return this.#clusterView(name, services, false, 'the control plane has no link to the fleet (start it with --control URL)');
-    });
-    this.#setClusters(clusters);
+    if (rev) this.#setClusters(clustersFromStore(rev, this.#stateOf, this.#drained));
   }
 
   #setClusters(clusters: ClusterView[]): void {
@@ -595,8 +447,8 @@ export class ControlState {
       endpoints: this.#endpoints,
     });
     // drains show in the cluster views too
-    if (this.#clusters.some((c) => c.drained !== (this.#drained.has(c.name) || this.#drained.has(c.region)))) {
-      this.#setClusters(this.#clusters.map((c) => ({ ...c, drained: this.#drained.has(c.name) || this.#drained.has(c.region) })));
+    if (this.#clusters.some((c) => c.drained !== isDrained(this.#drained, c))) {
+      this.#setClusters(this.#clusters.map((c) => ({ ...c, drained: isDrained(this.#drained, c) })));
     }
     if (key === this.#routingKey) return;
     this.#routingKey = key;
@@ -635,63 +487,4 @@ export class ControlState {
   get table(): TableView {
     return this.#table;
   }
-}
-
-function serviceView(service: string, t: TrackStatus): ClusterServiceView {
-  return {
-    service,
-    track: t.track,
-    revision: t.revisionId,
-    version: t.version,
-    healthy: t.healthy,
-    replicas: t.desiredReplicas,
-    ready: t.readyReplicas,
-    restarts: t.restarts,
-    lastError: t.lastError,
-  };
-}
-
-function sharesOf(
-  rev: Revision,
-  drained: readonly string[],
-  canary: RoutingView['canary'],
-  ramp: RoutingView['ramp'],
-): RoutingView['services'] {
-  let tt;
-  try {
-    tt = trafficTable(rev, { drained, canary, ramp });
-  } catch {
-    return {};
-  }
-  const out: Record<string, Record<string, RoutingShare[]>> = {};
-  for (const [svc, byClient] of Object.entries(tt.services)) {
-    const rows: Record<string, RoutingShare[]> = {};
-    for (const [client, traffic] of Object.entries(byClient)) {
-      const list: RoutingShare[] = [];
-      for (const [cluster, v] of Object.entries(traffic.clusters)) {
-        const round = (x: number): number => Math.round(x * 1e6) / 1e6;
-        const stable = rev.clusters[cluster]?.services[svc]?.version ?? 'unknown';
-        if (v.stable > 0) list.push({ cluster, version: stable, share: round(v.stable) });
-        if (v.canary > 0) list.push({ cluster, version: canary[svc]?.[cluster]?.version ?? 'canary', share: round(v.canary) });
-      }
-      rows[client] = list;
-    }
-    out[svc] = rows;
-  }
-  return out;
-}
-
-/** An audit entry as the API shows it. */
-export function auditJson(e: AuditEntry): Record<string, unknown> {
-  return {
-    seq: e.seq,
-    at: e.at,
-    actor: e.actor.id,
-    via: e.actor.via ?? null,
-    action: e.action,
-    subject: e.subject,
-    reason: e.reason,
-    detail: e.data,
-    hash: e.hash,
-  };
 }
