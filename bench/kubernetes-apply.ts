@@ -21,7 +21,7 @@ import { loadFleet } from '../src/spec/load.js';
 import { KubernetesTarget } from '../src/targets/kubernetes/kubernetes-target.js';
 import { kubernetesManifests } from '../src/targets/kubernetes/render-manifests.js';
 import { toYaml } from '../src/cli/commands/render.js';
-import { createNamespace, k8sBinDir, startTestCluster, type TestCluster } from '../test/k8s-cluster-kit.js';
+import { createNamespace, k8sBinDir, startTestCluster, type TestCluster } from '../test/support/k8s-cluster-kit.js';
 
 const run = promisify(execFile);
 const arg = (name: string, dflt: number): number => {

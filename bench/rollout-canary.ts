@@ -29,7 +29,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { runTraffic } from '../src/traffic/generator.js';
-import { liveFleet, type LiveFleet } from '../test/rollout-live-kit.js';
+import { liveFleet, type LiveFleet } from '../test/support/rollout-live-kit.js';
 import { median } from './lib/measure.js';
 
 const argN = (name: string, dflt: number): number => {

@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { BIN, runMeridian, spawnNode, type NodeProcess } from './cli-kit.js';
-import { type ActionsTokenService, type Issuer, startActionsTokenService, startIssuer } from './oidc-kit.js';
-import { liveFleet, type LiveFleet } from './rollout-live-kit.js';
-import { api, until } from './server-kit.js';
+import { BIN, runMeridian, spawnNode, type NodeProcess } from './support/cli-kit.js';
+import { type ActionsTokenService, type Issuer, startActionsTokenService, startIssuer } from './support/oidc-kit.js';
+import { liveFleet, type LiveFleet } from './support/rollout-live-kit.js';
+import { api, until } from './support/server-kit.js';
 
 const WORKFLOW = join(import.meta.dirname, '..', 'examples', 'ci', 'github-actions.yml');
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyPlan } from '../src/plan/plan.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const shop = join(root, 'examples', 'shop');

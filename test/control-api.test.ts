@@ -4,7 +4,7 @@ import { TargetError } from '../src/targets/errors.js';
 import { startControlApi, type ControlApi } from '../src/targets/local/control-api.js';
 import { RemoteTarget } from '../src/targets/remote-target.js';
 import type { TargetEvent } from '../src/targets/target.js';
-import { FakeDriver, world } from './rollout-kit.js';
+import { FakeDriver, world } from './support/rollout-kit.js';
 
 class Weights {
   readonly set = new Map<string, number>();

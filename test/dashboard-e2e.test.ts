@@ -16,7 +16,7 @@ import { newApiToken } from '../src/server/auth/tokens.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { runTraffic } from '../src/traffic/generator.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
-import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');

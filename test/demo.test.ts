@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
-import { BIN, spawnNode } from './cli-kit.js';
+import { BIN, spawnNode } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const started: number[] = [];

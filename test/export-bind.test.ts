@@ -14,9 +14,9 @@ import { bindExporter } from '../src/export/bind.js';
 import { clusterAddresses, exportInput, writeExport } from '../src/export/index.js';
 import type { Revision } from '../src/render/render.js';
 import { simulatedState } from '../src/routing/index.js';
-import { fixtureRevision, freePort, maxDiff, type Proc, simulated, spawnProc, tempDir } from './export-kit.js';
-import { countryMmdb } from './mmdb-kit.js';
-import { until } from './router-kit.js';
+import { fixtureRevision, freePort, maxDiff, type Proc, simulated, spawnProc, tempDir } from './support/export-kit.js';
+import { countryMmdb } from './support/mmdb-kit.js';
+import { until } from './support/router-kit.js';
 
 const IP: Record<string, string> = {
   'eu-west-1': '127.0.10.1',

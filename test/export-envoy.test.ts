@@ -9,8 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import { envoyExporter } from '../src/export/envoy.js';
 import { clusterAddresses, exportInput } from '../src/export/index.js';
-import { checkEnvoyJson, EnvoySchemaError } from './envoy-proto-kit.js';
-import { fixtureRevision, maxDiff, simulated } from './export-kit.js';
+import { checkEnvoyJson, EnvoySchemaError } from './support/envoy-proto-kit.js';
+import { fixtureRevision, maxDiff, simulated } from './support/export-kit.js';
 
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 

@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterAddresses, exportInput, writeExport } from '../src/export/index.js';
 import { gdnsdExporter } from '../src/export/gdnsd.js';
 import type { Revision } from '../src/render/render.js';
-import { fixtureRevision, freePort, type Proc, spawnProc, tempDir } from './export-kit.js';
-import { until } from './router-kit.js';
+import { fixtureRevision, freePort, type Proc, spawnProc, tempDir } from './support/export-kit.js';
+import { until } from './support/router-kit.js';
 
 const IP = {
   'eu-west-1': '127.0.10.1',

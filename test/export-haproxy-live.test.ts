@@ -17,8 +17,17 @@ import { trafficTable } from '../src/routing/index.js';
 import { Metric } from '../src/spec/schema.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import type { LocalTarget } from '../src/targets/local/local-target.js';
-import { fixtureRevision, freePort, localRevision, type Proc, spawnProc, startLocalFleet, tempDir, waitHttp } from './export-kit.js';
-import { closeAgents, get, load } from './router-kit.js';
+import {
+  fixtureRevision,
+  freePort,
+  localRevision,
+  type Proc,
+  spawnProc,
+  startLocalFleet,
+  tempDir,
+  waitHttp,
+} from './support/export-kit.js';
+import { closeAgents, get, load } from './support/router-kit.js';
 
 /** Sends `n` US requests; returns the versions by cluster and the failures. */
 async function usTraffic(port: number, n: number): Promise<{ versions: Record<string, number>; failed: number; n: number }> {

@@ -26,8 +26,8 @@ import {
   waitHttp,
   COUNTRIES,
   simulated,
-} from './export-kit.js';
-import { closeAgents, get, until } from './router-kit.js';
+} from './support/export-kit.js';
+import { closeAgents, get, until } from './support/router-kit.js';
 
 /**
  * Requests per country: inside a level HAProxy's roundrobin splits by weight exactly, only the choice of

@@ -11,8 +11,8 @@ import { clusterAddresses, exportInput, type ExportInput } from '../src/export/i
 import { gatewayApiExporter, backendName } from '../src/export/gateway-api.js';
 import { istioExporter, istioHost } from '../src/export/istio.js';
 import { trafficTable } from '../src/routing/index.js';
-import { type CrdSet, meshCrds, validateObject, yamlObjects } from './crd-schema-kit.js';
-import { fixtureRevision } from './export-kit.js';
+import { type CrdSet, meshCrds, validateObject, yamlObjects } from './support/crd-schema-kit.js';
+import { fixtureRevision } from './support/export-kit.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- reading back YAML
 

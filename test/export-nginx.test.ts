@@ -26,8 +26,8 @@ import {
   waitHttp,
   COUNTRIES,
   simulated,
-} from './export-kit.js';
-import { closeAgents, get, until } from './router-kit.js';
+} from './support/export-kit.js';
+import { closeAgents, get, until } from './support/router-kit.js';
 
 describe('nginx exported by Meridian, in front of a local fleet', () => {
   const rev = fixtureRevision();

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { clusterAddresses, exportInput, LOSS_CODES, writeExport, type Exporter } from '../src/export/index.js';
-import { fixtureRevision, tempDir } from './export-kit.js';
+import { fixtureRevision, tempDir } from './support/export-kit.js';
 import { expectGolden } from './support/golden.js';
 
 const GOLDEN = join(import.meta.dirname, 'golden', 'export');

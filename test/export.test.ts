@@ -8,7 +8,7 @@ import { clusterAddresses, EXPORTERS, exportInput, NoAddressError } from '../src
 import { loadAndRender } from '../src/cli/commands/render.js';
 import { routingProjection, buildRoutingTable, trafficFromProjection, trafficTable } from '../src/routing/index.js';
 import { exporterContract } from './export.contract.js';
-import { FLEET_DIR, fixtureRevision, localRevision } from './export-kit.js';
+import { FLEET_DIR, fixtureRevision, localRevision } from './support/export-kit.js';
 
 for (const e of EXPORTERS) exporterContract(e);
 exporterContract(alertsExporter(loadAndRender(FLEET_DIR).loaded.fleet));

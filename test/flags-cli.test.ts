@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const shop = join(root, 'examples', 'shop');

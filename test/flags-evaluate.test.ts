@@ -16,7 +16,7 @@ import {
 import { buildRoutingTable, decide } from '../src/routing/index.js';
 import { Flag } from '../src/spec/schema.js';
 import type { FlagSettingRecord } from '../src/store/store.js';
-import { EU_US, revision } from './router-kit.js';
+import { EU_US, revision } from './support/router-kit.js';
 
 const defs = {
   fleet: 'shop',

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFlagGatedFleet, type Sample, trafficUntil } from './fixtures/flag-gated-fleet.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ofrepLines } from '../src/cli/commands/serve.js';
-import { BIN, runMeridian, spawnNode, type NodeProcess } from './cli-kit.js';
+import { BIN, runMeridian, spawnNode, type NodeProcess } from './support/cli-kit.js';
 import { copyFlagGatedFleet } from './fixtures/flag-gated-fleet.js';
-import { closeAgents, get, startUpstream, type Upstream, TRUST_LOOPBACK_FLAGS } from './router-kit.js';
-import { api, serverWorld, until } from './server-kit.js';
+import { closeAgents, get, startUpstream, type Upstream, TRUST_LOOPBACK_FLAGS } from './support/router-kit.js';
+import { api, serverWorld, until } from './support/server-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-ofrep-auth-'));
 const fleet = join(work, 'fleet');

@@ -14,7 +14,7 @@ import { Router, StaticEndpoints } from '../src/router/index.js';
 import { Flag } from '../src/spec/schema.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
-import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
+import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream, TRUST_LOOPBACK } from './support/router-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meridian-ofrep-'));
 const alice = { id: 'alice', via: 'flag' };

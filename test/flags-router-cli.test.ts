@@ -15,7 +15,7 @@ import { loadFleet } from '../src/spec/load.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
-import { closeAgents, get, startUpstream, until, type Upstream } from './router-kit.js';
+import { closeAgents, get, startUpstream, until, type Upstream } from './support/router-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flagBucket, flagState, type FlagState, ofrepHandler } from '../src/flags/index.js';
 import { Flag } from '../src/spec/schema.js';
-import { runMeridian, type CliRun } from './cli-kit.js';
+import { runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const shop = join(root, 'examples', 'shop');

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { localLink, remoteLink } from '../src/server/fleet-link.js';
 import { startControlApi, type ControlApi } from '../src/targets/local/control-api.js';
-import { FakeDriver } from './rollout-kit.js';
+import { FakeDriver } from './support/rollout-kit.js';
 
 /** A router that records its drains and how often its table was rebuilt. */
 class DrainRouter {

@@ -10,7 +10,7 @@ import { baselineRevisionId, makePlan, type Plan, verifyPlan } from '../src/plan
 import type { Revision } from '../src/render/render.js';
 import type { FleetInput } from '../src/spec/schema.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { build, shopInput, shopNext, steppingClock } from './plan-fixtures.js';
+import { build, shopInput, shopNext, steppingClock } from './support/plan-fixtures.js';
 import { expectGolden } from './support/golden.js';
 
 const golden = join(import.meta.dirname, 'golden', 'plan');

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type CliRun, runMeridian } from './cli-kit.js';
+import { type CliRun, runMeridian } from './support/cli-kit.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 
 const ROOT = join(import.meta.dirname, '..');

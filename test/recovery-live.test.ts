@@ -12,8 +12,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until } from './server-kit.js';
-import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
+import { until } from './support/server-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-evacuate-'));

@@ -8,7 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { base, FAST, fleet, type Fleet, meridian } from './rollout-fleet-kit.js';
+import { base, FAST, fleet, type Fleet, meridian } from './support/rollout-fleet-kit.js';
 
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 

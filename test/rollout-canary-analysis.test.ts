@@ -9,8 +9,8 @@ import { CanaryAnalysis, MeasurementRecord } from '../src/rollout/canary-analysi
 import type { StepCluster, StepContext } from '../src/rollout/ports.js';
 import { Metric } from '../src/spec/schema.js';
 import type { JsonValue } from '../src/store/store.js';
-import { FakeDriver, seed } from './rollout-kit.js';
-import { build, shopInput } from './plan-fixtures.js';
+import { FakeDriver, seed } from './support/rollout-kit.js';
+import { build, shopInput } from './support/plan-fixtures.js';
 
 const T0 = Date.parse('2026-03-01T00:00:00.000Z');
 const analysis = {

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { render } from '../src/render/render.js';
 import { loadFleet } from '../src/spec/load.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { base, FAST, fleet, type Fleet, meridian } from './rollout-fleet-kit.js';
+import { base, FAST, fleet, type Fleet, meridian } from './support/rollout-fleet-kit.js';
 
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 

@@ -7,10 +7,10 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deadDriver } from '../src/rollout/lock.js';
+import { deadHolder } from '../src/rollout/lock.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { LockRecord } from '../src/store/store.js';
-import { base, eventLog, FAST, fleet, type Fleet, meridian } from './rollout-fleet-kit.js';
+import { base, eventLog, FAST, fleet, type Fleet, meridian } from './support/rollout-fleet-kit.js';
 
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
@@ -163,10 +163,10 @@ describe('crash safety', () => {
       heartbeatAt: '2026-01-01T00:00:00.000Z',
     };
     const now = Date.parse('2026-01-01T00:00:10.000Z');
-    expect(deadDriver(lock, { now, ttlMs: 30_000, host: 'ci-2' })).toBeNull();
-    expect(deadDriver(lock, { now: now + 60_000, ttlMs: 30_000, host: 'ci-2' })).toMatch(/heartbeat was 70 s ago/);
-    expect(deadDriver(lock, { now, ttlMs: 30_000, host: 'ci-1', isAlive: () => false })).toMatch(/pid 123 is gone on ci-1/);
-    expect(deadDriver(lock, { now, ttlMs: 30_000, host: 'ci-1', isAlive: () => true })).toBeNull();
-    expect(deadDriver({ ...lock, pid: null }, { now: now + 1e9, ttlMs: 30_000 })).toBeNull(); // parked: no driver to die
+    expect(deadHolder(lock, { now, ttlMs: 30_000, host: 'ci-2' })).toBeNull();
+    expect(deadHolder(lock, { now: now + 60_000, ttlMs: 30_000, host: 'ci-2' })).toMatch(/heartbeat was 70 s ago/);
+    expect(deadHolder(lock, { now, ttlMs: 30_000, host: 'ci-1', isAlive: () => false })).toMatch(/pid 123 is gone on ci-1/);
+    expect(deadHolder(lock, { now, ttlMs: 30_000, host: 'ci-1', isAlive: () => true })).toBeNull();
+    expect(deadHolder({ ...lock, pid: null }, { now: now + 1e9, ttlMs: 30_000 })).toBeNull(); // parked: no holder to die
   });
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { runTraffic } from '../src/traffic/generator.js';
 import type { TrafficReport } from '../src/traffic/report.js';
-import { control, type Exit, get, liveFleet } from './rollout-live-kit.js';
+import { control, type Exit, get, liveFleet } from './support/rollout-live-kit.js';
 
 // three waves, one region each at first: the canary cluster (eu), the US, the rest of the EU
 const ROLLOUT = `rollout:

@@ -10,8 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTraffic } from '../src/traffic/generator.js';
 import type { TrafficReport } from '../src/traffic/report.js';
-import { replicaPids } from './cli-kit.js';
-import { control, get, liveFleet, withState } from './rollout-live-kit.js';
+import { replicaPids } from './support/cli-kit.js';
+import { control, get, liveFleet, withState } from './support/rollout-live-kit.js';
 
 // clients say where they are; the router retries an idempotent request that failed on another cluster (a
 // replica being stopped can reset or refuse a request sent to it: without retries, that request fails — a

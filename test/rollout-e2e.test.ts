@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { get, liveFleet } from './rollout-live-kit.js';
+import { get, liveFleet } from './support/rollout-live-kit.js';
 
 const live = liveFleet('rollout-e2e');
 

@@ -11,7 +11,7 @@ import { recordDecision } from '../src/rollout/approvals.js';
 import { createRollout, type DriveResult, type EngineOptions, requestControl, RolloutEngine, takeOver } from '../src/rollout/engine.js';
 import { holderFor } from '../src/rollout/lock.js';
 import type { Analysis, StepContext } from '../src/rollout/ports.js';
-import { RouterTraffic } from '../src/router/router-traffic.js';
+import { RouterCanaryWeights } from '../src/router/router-canary-weights.js';
 import { rolloutSpecFromPlan, type RolloutSpec } from '../src/rollout/rollout-spec.js';
 import { HealthAnalysis } from '../src/rollout/health-analysis.js';
 import { loadFleet } from '../src/spec/load.js';
@@ -23,9 +23,9 @@ import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { JsonValue, Store } from '../src/store/store.js';
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { startClusters } from '../src/targets/local/local-fleet.js';
-import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world, type World } from './rollout-kit.js';
+import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world, type World } from './support/rollout-kit.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
-import { TRUST_LOOPBACK } from './router-kit.js';
+import { TRUST_LOOPBACK } from './support/router-kit.js';
 
 const alice = { id: 'alice', via: 'flag' } as const;
 const bob = { id: 'bob', via: 'flag' } as const;
@@ -671,7 +671,7 @@ describe('rollout engine with a LocalTarget and a Router', () => {
       await store.recordClusterState(c, v1.revision.id, state, 'healthy', { id: 'up' });
     const router = new Router({ revision: v1.revision, endpoints: target, geoip: null, ...TRUST_LOOPBACK });
     const weights: string[] = [];
-    const traffic = new RouterTraffic(router);
+    const traffic = new RouterCanaryWeights(router);
     const spy = {
       setCanary: async (s: string, c: string, w: number, v: string) => {
         weights.push(`${c} ${w}% ${v}`);

@@ -25,8 +25,8 @@ import { type ControlApi, startControlApi } from '../src/targets/local/control-a
 import { LocalTarget } from '../src/targets/local/local-target.js';
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import { FIXTURE_DIR } from './fixtures/local-services/cluster.js';
-import { createNamespace, installGatewayApi, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
-import { eventLog, FakeRouter, type Fleet, meridian } from './rollout-fleet-kit.js';
+import { createNamespace, installGatewayApi, servePods, startTestCluster, type TestCluster } from './support/k8s-cluster-kit.js';
+import { eventLog, FakeRouter, type Fleet, meridian } from './support/rollout-fleet-kit.js';
 
 vi.setConfig({ testTimeout: 240_000 });
 

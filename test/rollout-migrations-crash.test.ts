@@ -8,8 +8,8 @@
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { pgRegions, withMigration } from './migrations-pg-kit.js';
-import { base, eventLog, FAST, fleet, meridian } from './rollout-fleet-kit.js';
+import { pgRegions, withMigration } from './support/migrations-pg-kit.js';
+import { base, eventLog, FAST, fleet, meridian } from './support/rollout-fleet-kit.js';
 
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 

@@ -16,7 +16,7 @@ import { ProcessMigrationRunner } from '../src/rollout/migration-runner.js';
 import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
 import type { DataMigration } from '../src/spec/schema.js';
 import type { Store } from '../src/store/store.js';
-import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
+import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './support/rollout-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meridian-migrations-'));
 const stores: Store[] = [];

@@ -7,8 +7,8 @@
  * pg_indexes, the rows) as they did before the rollout.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { pgRegions, type PgRegions, withMigration } from './migrations-pg-kit.js';
-import { get, liveFleet, type LiveFleet, withState } from './rollout-live-kit.js';
+import { pgRegions, type PgRegions, withMigration } from './support/migrations-pg-kit.js';
+import { get, liveFleet, type LiveFleet, withState } from './support/rollout-live-kit.js';
 
 let live: LiveFleet | undefined;
 let db: PgRegions | undefined;

@@ -8,8 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints } from '../src/router/index.js';
 import { startControlApi } from '../src/targets/local/control-api.js';
 import { RemoteTarget } from '../src/targets/remote-target.js';
-import { FakeDriver } from './rollout-kit.js';
-import { EU_US, closeAgents, get, revision, startUpstream, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
+import { FakeDriver } from './support/rollout-kit.js';
+import { EU_US, closeAgents, get, revision, startUpstream, type Upstream, TRUST_LOOPBACK } from './support/router-kit.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {

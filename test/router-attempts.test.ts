@@ -7,8 +7,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints } from '../src/router/index.js';
 import { judgeMetric, routerCountersFromText, routerSample } from '../src/rollout/analysis/index.js';
 import { Metric } from '../src/spec/schema.js';
-import { closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream } from './router-kit.js';
-import { TRUST_LOOPBACK } from './router-kit.js';
+import { closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream } from './support/router-kit.js';
+import { TRUST_LOOPBACK } from './support/router-kit.js';
 
 const routers: Router[] = [];
 const upstreams: Upstream[] = [];

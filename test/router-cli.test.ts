@@ -10,9 +10,9 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeAgents, get, startUpstream, until, type Upstream, TRUST_LOOPBACK_FLAGS } from './router-kit.js';
-import { BIN, spawnNode, type NodeProcess } from './cli-kit.js';
-import { api } from './server-kit.js';
+import { closeAgents, get, startUpstream, until, type Upstream, TRUST_LOOPBACK_FLAGS } from './support/router-kit.js';
+import { BIN, spawnNode, type NodeProcess } from './support/cli-kit.js';
+import { api } from './support/server-kit.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SHOP = join(ROOT, 'examples', 'shop');

@@ -19,7 +19,7 @@ import {
   type Reply,
   type Upstream,
   TRUST_LOOPBACK,
-} from './router-kit.js';
+} from './support/router-kit.js';
 
 const ECHO = join(import.meta.dirname, 'fixtures', 'local-services', 'echo.mjs');
 const routers: Router[] = [];

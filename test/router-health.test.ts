@@ -2,7 +2,16 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints, type EndpointEvent, type RouterEndpoint, type RouterOptions } from '../src/router/index.js';
 import type { ProbeResult } from '../src/router/upstream.js';
-import { FakeClock, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
+import {
+  FakeClock,
+  closeAgents,
+  get,
+  revision,
+  startUpstream,
+  type FleetSpec,
+  type Upstream,
+  TRUST_LOOPBACK,
+} from './support/router-kit.js';
 
 const routers: Router[] = [];
 const upstreams: Upstream[] = [];

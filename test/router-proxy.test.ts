@@ -7,7 +7,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints } from '../src/router/index.js';
-import { EU_US, closeAgents, get, revision, until, TRUST_LOOPBACK } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, until, TRUST_LOOPBACK } from './support/router-kit.js';
 
 const routers: Router[] = [];
 const servers: { server: Server; sockets: Set<Socket> }[] = [];

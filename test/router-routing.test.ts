@@ -1,7 +1,7 @@
 /** The router's decisions over real loopback upstreams: service selection, residency, client country, stickiness, headers, admin. */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MmdbGeoIp, Router, StaticEndpoints, type RouterOptions } from '../src/router/index.js';
-import { EU_US, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream, TRUST_LOOPBACK } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, startUpstream, type FleetSpec, type Upstream, TRUST_LOOPBACK } from './support/router-kit.js';
 
 const routers: Router[] = [];
 const upstreams: Upstream[] = [];

@@ -15,7 +15,7 @@ import { Upstream } from '../src/router/upstream.js';
 import { CounterVec, HistogramVec, createRegistry } from '../src/telemetry/index.js';
 import type { EndpointSource } from '../src/router/index.js';
 import type { LocalTarget } from '../src/targets/index.js';
-import { FakeClock } from './router-kit.js';
+import { FakeClock } from './support/router-kit.js';
 
 /** `meridian up` passes its LocalTarget to the router as is: this fails to compile if the shapes drift apart. */
 export function localTargetIsAnEndpointSource(t: LocalTarget): EndpointSource {

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES } from '../src/server/auth/roles.js';
-import { serverWorld, type ServerWorld } from './server-kit.js';
+import { serverWorld, type ServerWorld } from './support/server-kit.js';
 
 let sw: ServerWorld;
 const errors: string[] = [];

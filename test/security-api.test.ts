@@ -13,8 +13,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Authenticator } from '../src/server/auth/authenticate.js';
 import { newApiToken } from '../src/server/auth/tokens.js';
-import { BIN, spawnNode } from './cli-kit.js';
-import { api, codeOf, serverWorld, until, type ServerWorld } from './server-kit.js';
+import { BIN, spawnNode } from './support/cli-kit.js';
+import { api, codeOf, serverWorld, until, type ServerWorld } from './support/server-kit.js';
 
 let sw: ServerWorld;
 beforeAll(async () => {

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMeridian, type CliRun } from './cli-kit.js';
-import { api, codeOf, serverWorld, type ServerWorld } from './server-kit.js';
+import { runMeridian, type CliRun } from './support/cli-kit.js';
+import { api, codeOf, serverWorld, type ServerWorld } from './support/server-kit.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'shop');
 const work = mkdtempSync(join(tmpdir(), 'meridian-f11-'));

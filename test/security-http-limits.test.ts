@@ -8,8 +8,8 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_HTTP_LIMITS, serverOptions, type HttpLimits } from '../src/http-limits.js';
 import { Router, StaticEndpoints } from '../src/router/index.js';
-import { EU_US, closeAgents, revision } from './router-kit.js';
-import { serverWorld, type ServerWorld } from './server-kit.js';
+import { EU_US, closeAgents, revision } from './support/router-kit.js';
+import { serverWorld, type ServerWorld } from './support/server-kit.js';
 
 const SHORT: Partial<HttpLimits> = { headersTimeoutMs: 400, requestTimeoutMs: 1_500, idleTimeoutMs: 800 };
 /** Far above every limit in SHORT, and far below the defaults: a close within it is the limit's doing. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints } from '../src/router/index.js';
 import { startStandalone } from '../src/router/standalone.js';
-import { EU_US, closeAgents, get, revision, TRUST_LOOPBACK } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, TRUST_LOOPBACK } from './support/router-kit.js';
 
 const SHOP = join(import.meta.dirname, '..', 'examples', 'shop');
 const work = mkdtempSync(join(tmpdir(), 'meridian-sec-proxy-'));

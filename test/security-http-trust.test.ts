@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Router, StaticEndpoints, type RouterOptions } from '../src/router/index.js';
-import { EU_US, closeAgents, get, revision, startUpstream, type Upstream } from './router-kit.js';
+import { EU_US, closeAgents, get, revision, startUpstream, type Upstream } from './support/router-kit.js';
 
 const routers: Router[] = [];
 const ups: Upstream[] = [];

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CelCostError, celCostLimit, compileRule, DEFAULT_CEL_COST_LIMIT, type BudgetedRule } from '../src/validate/checks/cel-budget.js';
-import { runMeridian } from './cli-kit.js';
+import { runMeridian } from './support/cli-kit.js';
 
 const SHOP = join(import.meta.dirname, '..', 'examples', 'shop');
 const work = mkdtempSync(join(tmpdir(), 'meridian-sec-cel-'));

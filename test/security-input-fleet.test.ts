@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tryLoadFleet } from '../src/spec/load.js';
 import type { Finding } from '../src/findings/finding.js';
-import { runMeridian } from './cli-kit.js';
+import { runMeridian } from './support/cli-kit.js';
 
 const SHOP = join(import.meta.dirname, '..', 'examples', 'shop');
 const work = mkdtempSync(join(tmpdir(), 'meridian-sec-input-'));

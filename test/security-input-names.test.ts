@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateFlag } from '../src/flags/evaluate.js';
-import { api, codeOf, serverWorld, type ServerWorld } from './server-kit.js';
+import { api, codeOf, serverWorld, type ServerWorld } from './support/server-kit.js';
 
 const PROTO = ['constructor', 'toString', 'hasOwnProperty', '__proto__'];
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileSecretStore } from '../src/secrets/file.js';
 import { parseSecretRef } from '../src/secrets/ref.js';
-import { runMeridian } from './cli-kit.js';
+import { runMeridian } from './support/cli-kit.js';
 
 const SHOP = join(import.meta.dirname, '..', 'examples', 'shop');
 const work = mkdtempSync(join(tmpdir(), 'meridian-sec-secrets-'));

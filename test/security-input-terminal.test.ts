@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { terminalSafe } from '../src/cli/terminal-safe.js';
-import { runMeridian } from './cli-kit.js';
+import { runMeridian } from './support/cli-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-sec-term-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOidcConfig } from '../src/cli/commands/serve.js';
 import { type OidcConfig, OidcVerifier } from '../src/server/auth/oidc.js';
 import { MeridianError } from '../src/errors.js';
-import { type Issuer, startIssuer } from './oidc-kit.js';
+import { type Issuer, startIssuer } from './support/oidc-kit.js';
 
 let issuer: Issuer;
 let liar: Issuer;

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeridianError } from '../src/errors.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { runMeridian } from './cli-kit.js';
+import { runMeridian } from './support/cli-kit.js';
 
 const root = mkdtempSync(join(tmpdir(), 'meridian-sec-store-'));
 let n = 0;

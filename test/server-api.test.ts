@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../src/server/server.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { api, codeOf, NAMES, ROLLOUT, serverWorld, until, type ServerWorld } from './server-kit.js';
+import { api, codeOf, NAMES, ROLLOUT, serverWorld, until, type ServerWorld } from './support/server-kit.js';
 
 let sw: ServerWorld;
 beforeAll(async () => {

@@ -12,8 +12,8 @@ import { readOidcConfig } from '../src/cli/commands/serve.js';
 import { allows, ROLES, type Role } from '../src/server/auth/roles.js';
 import { newApiToken } from '../src/server/auth/tokens.js';
 import type { RouteSpec } from '../src/server/route.js';
-import { type Issuer, startIssuer } from './oidc-kit.js';
-import { api, codeOf, ROLLOUT, serverWorld, type ServerWorld } from './server-kit.js';
+import { type Issuer, startIssuer } from './support/oidc-kit.js';
+import { api, codeOf, ROLLOUT, serverWorld, type ServerWorld } from './support/server-kit.js';
 
 let sw: ServerWorld;
 let issuer: Issuer;

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { api, until } from './server-kit.js';
-import { TRUST_LOOPBACK_FLAGS } from './router-kit.js';
+import { api, until } from './support/server-kit.js';
+import { TRUST_LOOPBACK_FLAGS } from './support/router-kit.js';
 
 const BIN = resolve('bin/meridian.js');
 const work = mkdtempSync(join(tmpdir(), 'meridian-server-cli-'));

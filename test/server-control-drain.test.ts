@@ -9,8 +9,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, until } from './server-kit.js';
-import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
+import { api, until } from './support/server-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'meridian.js');

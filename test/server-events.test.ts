@@ -10,9 +10,9 @@ import { EventHub } from '../src/server/event-hub.js';
 import type { FleetLink } from '../src/server/fleet-link.js';
 import { startServer } from '../src/server/server.js';
 import type { Endpoint } from '../src/targets/target.js';
-import { closeAgents, get, startUpstream, type Upstream } from './router-kit.js';
-import { api, codeOf, serverWorld, sse, until, type ServerWorld } from './server-kit.js';
-import { TRUST_LOOPBACK } from './router-kit.js';
+import { closeAgents, get, startUpstream, type Upstream } from './support/router-kit.js';
+import { api, codeOf, serverWorld, sse, until, type ServerWorld } from './support/server-kit.js';
+import { TRUST_LOOPBACK } from './support/router-kit.js';
 
 let sw: ServerWorld;
 const upstreams: Upstream[] = [];

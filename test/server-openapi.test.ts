@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiToken } from '../src/server/auth/tokens.js';
 import { ErrorBody } from '../src/server/schemas.js';
-import { api, ROLLOUT, serverWorld, type ServerWorld } from './server-kit.js';
+import { api, ROLLOUT, serverWorld, type ServerWorld } from './support/server-kit.js';
 
 let sw: ServerWorld;
 let revocable = '';

@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../src/store/postgres-store.js';
-import { api, NAMES, ROLLOUT, serverWorld } from './server-kit.js';
+import { api, NAMES, ROLLOUT, serverWorld } from './support/server-kit.js';
 
 const URL_ = process.env['MERIDIAN_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `mrd_server_${process.pid}_${Date.now().toString(36)}`;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FollowedRouter } from '../src/router/server-follower.js';
 import { startServer } from '../src/server/server.js';
 import { Recovery } from '../src/spec/schema.js';
-import { api, serverWorld, until, type ServerWorld } from './server-kit.js';
+import { api, serverWorld, until, type ServerWorld } from './support/server-kit.js';
 
 const recovery = Recovery.parse({
   safety: { capacityFloor: '0%', holdDown: '0s' },

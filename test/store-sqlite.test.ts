@@ -12,7 +12,7 @@ import { LATEST_VERSION, MIGRATIONS } from '../src/store/migrations.js';
 import { openStore, resolveStoreSpec } from '../src/store/open-store.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { resolveActor } from '../src/store/store.js';
-import { build, shopInput, steppingClock } from './plan-fixtures.js';
+import { build, shopInput, steppingClock } from './support/plan-fixtures.js';
 import { storeContract } from './store.contract.js';
 
 const root = mkdtempSync(join(tmpdir(), 'meridian-store-'));
@@ -246,7 +246,7 @@ describe('sqlite store', () => {
   it('keeps one chain when several processes append to the same file at once', async () => {
     const file = fresh();
     await (await openSqliteStore(file)).close();
-    const writer = join(import.meta.dirname, 'store-writer.ts');
+    const writer = join(import.meta.dirname, 'support', 'store-writer.ts');
     const run = promisify(execFile);
     const procs = 3;
     const each = 25;

@@ -7,7 +7,7 @@ import { MeridianError } from '../src/errors.js';
 import { revisionJson, type Revision } from '../src/render/render.js';
 import { entryHash, GENESIS_HASH } from '../src/store/audit-chain.js';
 import type { AuditEntry, Clock, LockRecord, RolloutRecord, Store } from '../src/store/store.js';
-import { build, shopInput, shopNext, steppingClock } from './plan-fixtures.js';
+import { build, shopInput, shopNext, steppingClock } from './support/plan-fixtures.js';
 
 /** One empty database (a file, a schema) that stores can be opened on, and raw access to it. */
 export interface StoreHarness {

@@ -18,7 +18,7 @@ import { PortAllocator } from '../src/targets/local/port-allocator.js';
 import { isHealthyAt, type TargetEvent, trackStatus, waitForStatus } from '../src/targets/target.js';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
 import { echoService, FIXTURE_DIR, renderedCluster } from './fixtures/local-services/cluster.js';
-import { TRUST_LOOPBACK } from './router-kit.js';
+import { TRUST_LOOPBACK } from './support/router-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-drain-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -12,9 +12,9 @@ import { KubernetesTarget } from '../src/targets/kubernetes/kubernetes-target.js
 import { isHealthyAt, waitForStatus } from '../src/targets/target.js';
 import type { RenderedCluster } from '../src/render/render.js';
 import { echoService, renderedCluster } from './fixtures/local-services/cluster.js';
-import { createNamespace, servePods, startTestCluster, type TestCluster } from './k8s-cluster-kit.js';
+import { createNamespace, servePods, startTestCluster, type TestCluster } from './support/k8s-cluster-kit.js';
 import { targetContract } from './targets.contract.js';
-import { runMeridian } from './cli-kit.js';
+import { runMeridian } from './support/cli-kit.js';
 
 // the contract's waits are bounded by the harness's timeoutMs; a test may take a few of them on a loaded machine
 vi.setConfig({ testTimeout: 180_000 });

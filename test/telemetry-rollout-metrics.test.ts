@@ -13,7 +13,7 @@ import type { StepContext } from '../src/rollout/ports.js';
 import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
 import type { RolloutEventRecord, RolloutRecord, Store } from '../src/store/store.js';
 import { RolloutMetrics, registerRolloutMetrics } from '../src/rollout/rollout-metrics.js';
-import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
+import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './support/rollout-kit.js';
 
 const alice = { id: 'alice', via: 'flag' } as const;
 const stores: Store[] = [];

@@ -29,9 +29,9 @@ import {
   type Upstream,
   TRUST_LOOPBACK,
   TRUST_LOOPBACK_FLAGS,
-} from './router-kit.js';
-import { base as fleetBase, FAST, fleet, meridian } from './rollout-fleet-kit.js';
-import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './rollout-kit.js';
+} from './support/router-kit.js';
+import { base as fleetBase, FAST, fleet, meridian } from './support/rollout-fleet-kit.js';
+import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world } from './support/rollout-kit.js';
 
 /** A span as the receiver decoded it. */
 interface Got {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
-import { BIN, replicaPids, runMeridian, spawnNode } from './cli-kit.js';
+import { BIN, replicaPids, runMeridian, spawnNode } from './support/cli-kit.js';
 
 const work = mkdtempSync(join(tmpdir(), 'meridian-up-first-'));
 const fleet = join(work, 'tiny');

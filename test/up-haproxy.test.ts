@@ -13,9 +13,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadAndRender } from '../src/cli/commands/render.js';
 import { haproxyCommand } from '../src/export/haproxy-runtime.js';
 import { simulatedState, trafficTable } from '../src/routing/index.js';
-import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
-import { maxDiff } from './export-kit.js';
-import { closeAgents, get, load } from './router-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './support/cli-kit.js';
+import { maxDiff } from './support/export-kit.js';
+import { closeAgents, get, load } from './support/router-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-up-haproxy-'));

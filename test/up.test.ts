@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { replicaPids, runMeridian, type CliRun } from './cli-kit.js';
+import { replicaPids, runMeridian, type CliRun } from './support/cli-kit.js';
 
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'meridian-up-'));

@@ -7,7 +7,7 @@
 import type { Revision } from '../render/render.js';
 import { PrometheusSource, routerCountersFromText } from '../rollout/analysis/index.js';
 import { CanaryAnalysis } from '../rollout/canary-analysis.js';
-import type { Analysis, TrafficControl } from '../rollout/ports.js';
+import type { Analysis, CanaryWeights } from '../rollout/ports.js';
 import type { RolloutSpec } from '../rollout/rollout-spec.js';
 import { TargetError } from '../targets/errors.js';
 import type { KubernetesTarget } from '../targets/kubernetes/kubernetes-target.js';
@@ -45,7 +45,7 @@ export interface ConnectOptions {
 /** A connected fleet: one target over every cluster's driver, and what the rollout engine needs besides. */
 export interface FleetConnection {
   readonly target: FleetTarget;
-  readonly traffic: TrafficControl;
+  readonly traffic: CanaryWeights;
   /** The local fleet's control API client, when a cluster is local (router counters, drains). */
   readonly local: RemoteTarget | null;
   readonly kubernetes: KubernetesTarget | null;

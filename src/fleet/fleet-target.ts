@@ -3,14 +3,14 @@
  * processes behind `meridian up`, a Kubernetes API, …), so the rollout engine and the router see one
  * target whatever each cluster runs on. Events of every driver come out of one subscription.
  */
-import type { TrafficControl } from '../rollout/ports.js';
+import type { CanaryWeights } from '../rollout/ports.js';
 import { TargetError } from '../targets/errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener, TargetKind } from '../targets/target.js';
 
 /** A driver as the fleet uses it: a target, and optionally the traffic control of its clusters. */
 export interface FleetDriver extends Target {
   /** Canary weights for this driver's clusters (the router's, or in-cluster routes); absent: none to set. */
-  traffic?(): TrafficControl;
+  traffic?(): CanaryWeights;
 }
 
 export interface FleetTargetOptions {
@@ -70,11 +70,11 @@ export class FleetTarget implements Target {
   }
 
   /** Traffic control that sends each cluster's canary weights to its driver's (a no-op for a driver without one). */
-  traffic(): TrafficControl {
-    const of = (cluster: string): TrafficControl | undefined => this.driverFor(cluster)?.traffic?.();
+  traffic(): CanaryWeights {
+    const of = (cluster: string): CanaryWeights | undefined => this.driverFor(cluster)?.traffic?.();
     const all = Object.values(this.#drivers)
       .map((d) => d.traffic?.())
-      .filter((t): t is TrafficControl => t !== undefined);
+      .filter((t): t is CanaryWeights => t !== undefined);
     return {
       setCanary: async (service, cluster, weight, version) => {
         await of(cluster)?.setCanary(service, cluster, weight, version);

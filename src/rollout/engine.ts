@@ -1,7 +1,7 @@
 /**
  * The rollout driver: reads the persisted state, performs the effect the state machine asks for through
  * the ports (`effects.ts`), and persists the resulting transition (with its audit entry, and the cluster states it
- * establishes) before anything else happens. Every effect is idempotent, so a driver killed at any point
+ * establishes) before anything else happens. Every effect is idempotent, so a holder killed at any point
  * is replaced by `meridian rollout --resume`, which performs the persisted state's effect again and goes
  * on: no step is done twice in the log, none is skipped.
  */
@@ -37,7 +37,7 @@ export interface EngineOptions {
   readonly pollMs?: number;
   /** Between heartbeats of the locks (default 5 s). */
   readonly heartbeatMs?: number;
-  /** A driver whose heartbeat is older than this is dead (default 30 s). */
+  /** A holder whose heartbeat is older than this is dead (default 30 s). */
   readonly lockTtlMs?: number;
   /** Called after each transition is persisted (progress, and the crash test's hook). */
   readonly onEvent?: (event: RolloutEventRecord, rollout: RolloutRecord) => void;
@@ -380,7 +380,7 @@ function eventData(e: MachineEvent): Record<string, JsonValue> {
 
 /**
  * Takes the locks of an existing rollout for this process (resume, or an operator's control when no
- * process drives it), taking over from a driver that died. Audited, and so is a refusal (`rollout.lock.refused`).
+ * process drives it), taking over from a holder that died. Audited, and so is a refusal (`rollout.lock.refused`).
  */
 export async function takeOver(
   store: Store,

@@ -1,7 +1,7 @@
 /**
  * Mutual exclusion of rollouts: a rollout holds a lock on every service it touches until it finishes.
  * The process that drives it is named in the lock (host, pid, a random token) and keeps a heartbeat; a
- * lock whose driver died (heartbeat older than the TTL, or its pid gone on this host) is taken over in
+ * lock whose holder died (heartbeat older than the TTL, or its pid gone on this host) is taken over in
  * one transaction, audited. A rollout parked for approval or by an operator keeps its locks, driven by
  * no process, until it is resumed or aborted.
  */
@@ -25,14 +25,14 @@ export interface Holder {
 export interface LockPolicy {
   /** Epoch ms. */
   readonly now: number;
-  /** A driver whose heartbeat is older than this is dead (default 30 s). */
+  /** A holder whose heartbeat is older than this is dead (default 30 s). */
   readonly ttlMs: number;
   /** Whether a pid runs on this host; undefined when it cannot be told. */
   readonly isAlive?: (pid: number) => boolean | undefined;
   readonly host?: string;
 }
 
-/** What acquiring found: the locks taken over from dead drivers, and rollouts they abandoned. */
+/** What acquiring found: the locks taken over from dead holders, and rollouts they abandoned. */
 export interface Acquired {
   readonly takenOver: readonly LockRecord[];
   readonly abandoned: readonly string[];
@@ -60,8 +60,8 @@ export function pidAlive(pid: number): boolean | undefined {
   }
 }
 
-/** Why the driver named in a lock is dead, or null when it may be alive. */
-export function deadDriver(lock: LockRecord, policy: LockPolicy): string | null {
+/** Why the holder named in a lock is dead, or null when it may be alive. */
+export function deadHolder(lock: LockRecord, policy: LockPolicy): string | null {
   if (lock.pid === null) return null;
   const host = policy.host ?? hostname();
   if (lock.host === host && (policy.isAlive ?? pidAlive)(lock.pid) === false) return `pid ${lock.pid} is gone on ${host}`;
@@ -71,11 +71,11 @@ export function deadDriver(lock: LockRecord, policy: LockPolicy): string | null 
 }
 
 function describeHolder(lock: LockRecord, state: string | undefined, now: number): string {
-  const driver =
+  const holder =
     lock.pid === null
       ? 'no process drives it now'
       : `driven by pid ${lock.pid} on host ${lock.host}, last heartbeat ${Math.max(0, Math.round((now - Date.parse(lock.heartbeatAt)) / 1000))} s ago`;
-  return `rollout ${lock.rolloutId} (started by ${lock.actor}, ${state ?? 'unknown state'}, holding it since ${lock.acquiredAt}; ${driver})`;
+  return `rollout ${lock.rolloutId} (started by ${lock.actor}, ${state ?? 'unknown state'}, holding it since ${lock.acquiredAt}; ${holder})`;
 }
 
 /**
@@ -135,7 +135,7 @@ export async function withLocksAudited<T>(
 
 /**
  * Takes the locks `keys` for `holder` inside a write transaction, or throws MERIDIAN_E_ROLLOUT_LOCKED
- * naming the holder. Locks of finished rollouts are stale and taken; locks of a dead driver are taken
+ * naming the holder. Locks of finished rollouts are stale and taken; locks of a dead holder are taken
  * over (the other rollout, when it is not this one, is recorded as abandoned by the caller). Run that
  * transaction with {@link withLocksAudited}, so that a refusal is audited.
  */
@@ -148,7 +148,7 @@ export async function acquireLocks(tx: StoreTx, keys: readonly string[], holder:
     if (lock.rolloutId === holder.rolloutId && lock.token === holder.token) continue;
     const other = await tx.getRollout(lock.rolloutId);
     if (!other || FINAL_STATES.includes(other.state)) continue; // left behind by a finished rollout
-    const dead = deadDriver(lock, policy);
+    const dead = deadHolder(lock, policy);
     if (lock.rolloutId === holder.rolloutId) {
       const sameProcess = lock.pid === holder.pid && lock.host === holder.host;
       if (lock.pid === null || dead || sameProcess) {
@@ -172,7 +172,7 @@ export async function acquireLocks(tx: StoreTx, keys: readonly string[], holder:
       `service ${service} is held by ${describeHolder(lock, other.state, policy.now)}; two rollouts of the same service cannot run at once`,
       lock.pid === null
         ? `resume it (\`meridian rollout resume --rollout ${lock.rolloutId}\`) or abort it (\`meridian rollout abort --rollout ${lock.rolloutId}\`) first`
-        : `wait for it to finish, or abort it with \`meridian rollout abort --rollout ${lock.rolloutId}\`; a driver that died is taken over once its heartbeat is older than the lock TTL`,
+        : `wait for it to finish, or abort it with \`meridian rollout abort --rollout ${lock.rolloutId}\`; a holder that died is taken over once its heartbeat is older than the lock TTL`,
       lock,
       other.state,
     );
@@ -196,7 +196,7 @@ export async function acquireLocks(tx: StoreTx, keys: readonly string[], holder:
       actor: holder.actor,
       action: 'rollout.lock.takeover',
       subject: holder.rolloutId,
-      reason: 'the previous driver died',
+      reason: 'the previous holder died',
       data: {
         host: holder.host,
         pid: holder.pid,

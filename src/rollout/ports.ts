@@ -6,13 +6,13 @@
 import type { JsonValue, Store } from '../store/store.js';
 import type { MigrationRun } from './data-migrations.js';
 import type { Target } from '../targets/target.js';
-import type { TrafficControl } from '../targets/traffic-control.js';
+import type { CanaryWeights } from '../targets/canary-weights.js';
 
 /** A cluster's driver: the {@link Target} interface (the engine uses apply, remove and status). */
 export type ClusterDriver = Pick<Target, 'apply' | 'remove' | 'status'>;
 
 /** The routers' canary weights (defined beside the drivers: a fleet offers both). */
-export type { TrafficControl };
+export type { CanaryWeights };
 
 /** One cluster of a batch being judged: the services that run a canary there and their versions. */
 export interface StepCluster {
@@ -124,7 +124,7 @@ export const systemClock: EngineClock = {
 export interface EnginePorts {
   readonly store: Store;
   readonly driver: ClusterDriver;
-  readonly traffic: TrafficControl;
+  readonly traffic: CanaryWeights;
   readonly analysis: Analysis;
   readonly clock: EngineClock;
   /** Runs data migrations' commands; needed only by rollouts that have migrations. */

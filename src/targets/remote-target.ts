@@ -6,7 +6,7 @@
 import { isErrorCode, isErrorCodeOf } from '../error-codes.js';
 import { MeridianError } from '../errors.js';
 import { TargetError } from './errors.js';
-import type { TrafficControl } from './traffic-control.js';
+import type { CanaryWeights } from './canary-weights.js';
 import type { ControlDrain } from './local/control-api.js';
 import type {
   ApplyRequest,
@@ -91,7 +91,7 @@ export class RemoteTarget implements Target {
   }
 
   /** The router's traffic control through the same API. */
-  traffic(): TrafficControl {
+  traffic(): CanaryWeights {
     return {
       setCanary: async (service, cluster, weight, version) => {
         await this.call('POST', 'v1/traffic/canary', { service, cluster, weight, version });

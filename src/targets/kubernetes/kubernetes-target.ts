@@ -7,7 +7,7 @@
  * one another tool claims. See docs/kubernetes.md.
  */
 import { type KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
-import type { TrafficControl } from '../traffic-control.js';
+import type { CanaryWeights } from '../canary-weights.js';
 import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
 import { kubeConfigFor } from './connection.js';
@@ -404,7 +404,7 @@ export class KubernetesTarget implements Target {
    * Canary weights inside each cluster: with a Gateway, the HTTPRoute's backend weights; without, the
    * canary Deployment scaled so that canary / (stable + canary) replicas approximates the weight.
    */
-  traffic(): TrafficControl {
+  traffic(): CanaryWeights {
     const set = async (service: string, cluster: string, weight: number): Promise<void> => {
       const conn = this.#conn(cluster);
       if (!conn) return;

@@ -4,9 +4,9 @@
  */
 import { createServer, request, Agent, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { RenderedCluster, RenderedService, Revision } from '../src/render/render.js';
-import { LOOPBACK_SOURCES, type RouterEndpoint } from '../src/router/index.js';
-import { Routing } from '../src/spec/schema.js';
+import type { RenderedCluster, RenderedService, Revision } from '../../src/render/render.js';
+import { LOOPBACK_SOURCES, type RouterEndpoint } from '../../src/router/index.js';
+import { Routing } from '../../src/spec/schema.js';
 
 /**
  * These tests' clients speak from loopback and stand for trusted proxies: the router trusts nothing by

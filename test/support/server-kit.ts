@@ -3,14 +3,14 @@
  * for the europe wave's approval), a fake fleet behind a local link, one API token per role, and the
  * server on 127.0.0.1 with fast polling.
  */
-import { createRollout, RolloutEngine, takeOver } from '../src/rollout/engine.js';
-import { holderFor } from '../src/rollout/lock.js';
-import { rolloutSpecFromPlan } from '../src/rollout/rollout-spec.js';
-import { ROLES, type Role } from '../src/server/auth/roles.js';
-import { newApiToken } from '../src/server/auth/tokens.js';
-import { localLink } from '../src/server/fleet-link.js';
-import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
-import type { Store } from '../src/store/store.js';
+import { createRollout, RolloutEngine, takeOver } from '../../src/rollout/engine.js';
+import { holderFor } from '../../src/rollout/lock.js';
+import { rolloutSpecFromPlan } from '../../src/rollout/rollout-spec.js';
+import { ROLES, type Role } from '../../src/server/auth/roles.js';
+import { newApiToken } from '../../src/server/auth/tokens.js';
+import { localLink } from '../../src/server/fleet-link.js';
+import { startServer, type RunningServer, type ServerOptions } from '../../src/server/server.js';
+import type { Store } from '../../src/store/store.js';
 import { fakeClock, FakeDriver, FakeTraffic, ScriptedAnalysis, seed, world, type World } from './rollout-kit.js';
 
 export const ROLLOUT = 'ro-server';

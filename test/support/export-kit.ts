@@ -8,15 +8,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAndRender } from '../src/cli/commands/render.js';
-import type { Revision } from '../src/render/render.js';
-import { simulatedState, trafficTable } from '../src/routing/index.js';
-import { LocalTarget } from '../src/targets/local/local-target.js';
-import { startClusters } from '../src/targets/local/local-fleet.js';
-import { FIXTURE_DIR } from './fixtures/local-services/cluster.js';
+import { loadAndRender } from '../../src/cli/commands/render.js';
+import type { Revision } from '../../src/render/render.js';
+import { simulatedState, trafficTable } from '../../src/routing/index.js';
+import { LocalTarget } from '../../src/targets/local/local-target.js';
+import { startClusters } from '../../src/targets/local/local-fleet.js';
+import { FIXTURE_DIR } from '../fixtures/local-services/cluster.js';
 import { get, load } from './router-kit.js';
 
-export const FLEET_DIR = join(import.meta.dirname, 'fixtures', 'dataplanes');
+export const FLEET_DIR = join(import.meta.dirname, '..', 'fixtures', 'dataplanes');
 
 /** The fixture fleet's revision, as written (every cluster with a declared ingress). */
 export function fixtureRevision(): Revision {

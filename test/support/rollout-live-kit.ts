@@ -9,12 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqliteStore } from '../src/store/sqlite-store.js';
-import type { Store } from '../src/store/store.js';
-import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { copyRolloutFleet } from '../fixtures/copy-rollout-fleet.js';
 import { replicaPids } from './cli-kit.js';
 
-const root = join(import.meta.dirname, '..');
+const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'meridian.js');
 
 export interface Exit {

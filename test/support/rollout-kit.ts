@@ -6,12 +6,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makePlan, type Plan } from '../src/plan/plan.js';
-import type { Revision } from '../src/render/render.js';
-import type { Analysis, EngineClock, StepContext, StepVerdictLike, TrafficControl } from '../src/rollout/ports.js';
-import type { FleetInput } from '../src/spec/schema.js';
-import { openSqliteStore } from '../src/store/sqlite-store.js';
-import type { Store } from '../src/store/store.js';
+import { makePlan, type Plan } from '../../src/plan/plan.js';
+import type { Revision } from '../../src/render/render.js';
+import type { Analysis, EngineClock, StepContext, StepVerdictLike, CanaryWeights } from '../../src/rollout/ports.js';
+import type { FleetInput } from '../../src/spec/schema.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
 import type {
   ApplyRequest,
   ClusterStatus,
@@ -21,7 +21,7 @@ import type {
   TargetEventListener,
   Track,
   TrackStatus,
-} from '../src/targets/target.js';
+} from '../../src/targets/target.js';
 import { build, shopInput, shopNext } from './plan-fixtures.js';
 
 /** A clock whose sleep moves time forward at once (yielding to other tasks). */
@@ -110,7 +110,7 @@ export class FakeDriver implements Target {
 }
 
 /** Keeps the canary weights and logs every call. */
-export class FakeTraffic implements TrafficControl {
+export class FakeTraffic implements CanaryWeights {
   readonly calls: string[] = [];
   readonly weights = new Map<string, number>();
   setCanary(service: string, cluster: string, weight: number, version: string): Promise<void> {

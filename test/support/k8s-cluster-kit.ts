@@ -15,7 +15,7 @@ import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 
 /** Where scripts/k8s-test-bins.sh put the binaries (it prints the directory; a no-op once built). */
 export function k8sBinDir(): string {

@@ -30,7 +30,7 @@ export interface Validation {
   readonly celSkipped: string[];
 }
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 
 /** Runs scripts/mesh-crds.sh (a no-op when cached) and loads the Istio and Gateway API CRDs. */
 export function meshCrds(): CrdSet {

@@ -1,5 +1,5 @@
 /** A separate process that appends to a SQLite store (test/store-sqlite.test.ts runs several at once). */
-import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
 
 const [file, name, count] = process.argv.slice(2);
 if (!file || !name || !count) throw new Error('usage: store-writer.ts FILE NAME COUNT');

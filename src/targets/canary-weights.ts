@@ -5,7 +5,7 @@
 import type { Revision } from '../render/render.js';
 
 /** Sets the share of a service's traffic in a cluster that goes to its canary, on every router. Both idempotent. */
-export interface TrafficControl {
+export interface CanaryWeights {
   /** `weight` percent (0..100) of users get `version` (the canary track). */
   setCanary(service: string, cluster: string, weight: number, version: string): Promise<void>;
   /** No canary: all traffic to the stable track. */

@@ -10,15 +10,15 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { render, type Revision } from '../src/render/render.js';
-import { loadFleet } from '../src/spec/load.js';
-import { openSqliteStore } from '../src/store/sqlite-store.js';
-import type { JsonValue, RolloutEventRecord } from '../src/store/store.js';
-import { type ControlApi, startControlApi } from '../src/targets/local/control-api.js';
+import { render, type Revision } from '../../src/render/render.js';
+import { loadFleet } from '../../src/spec/load.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import type { JsonValue, RolloutEventRecord } from '../../src/store/store.js';
+import { type ControlApi, startControlApi } from '../../src/targets/local/control-api.js';
 import { FakeDriver, seed } from './rollout-kit.js';
-import { copyRolloutFleet } from './fixtures/copy-rollout-fleet.js';
+import { copyRolloutFleet } from '../fixtures/copy-rollout-fleet.js';
 
-const root = join(import.meta.dirname, '..');
+const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'test', 'fixtures', 'meridian-cli.ts');
 const tsx = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 /** Where the work directories go (the caller removes it). */

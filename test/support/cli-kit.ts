@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const BIN = join(import.meta.dirname, '..', 'bin', 'meridian.js');
+export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'meridian.js');
 
 /** How a `meridian` run ended. */
 export interface CliRun {

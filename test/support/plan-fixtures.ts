@@ -1,7 +1,7 @@
 /** A small fleet built in code, and revisions of it, for the store and plan tests. */
-import { render, type Revision } from '../src/render/render.js';
-import { Fleet, type FleetInput } from '../src/spec/schema.js';
-import { SourceMap } from '../src/spec/source-map.js';
+import { render, type Revision } from '../../src/render/render.js';
+import { Fleet, type FleetInput } from '../../src/spec/schema.js';
+import { SourceMap } from '../../src/spec/source-map.js';
 
 const digest = (c: string): string => `sha256:${c.repeat(64)}`;
 
