@@ -93,10 +93,7 @@ export class EffectPerformer {
             for (const svc of c.services) await this.#p.traffic.setCanary(svc, c.cluster, effect.weight, c.versions[svc]?.canary ?? '');
           }
           // a new canary's warm-up (rollout.analysis.warmup): it takes traffic, but the window and the pause start after it
-          const warm = clock.now() + (effect.warmupMs ?? 0);
-          for (let left = warm - clock.now(); left > 0; left = warm - clock.now()) {
-            if (await this.sleepUnlessControl(rec.id, Math.min(left, this.#o.pollMs))) return 'interrupted';
-          }
+          if (await this.#sleepUntil(rec.id, clock.now() + (effect.warmupMs ?? 0))) return 'interrupted';
           // the step's window starts now: what the analysis needs to measure it from here (the router's counters) is persisted with it
           const mark = this.#p.analysis.begin ? await this.#p.analysis.begin({ rolloutId: rec.id, clusters, now: clock.now() }) : null;
           return {
@@ -110,11 +107,8 @@ export class EffectPerformer {
           };
         }
         case 'wait': {
-          for (;;) {
-            const left = effect.until - clock.now();
-            if (left <= 0) return { event: { type: 'timer-elapsed', at: clock.now() } };
-            if (await this.sleepUnlessControl(rec.id, Math.min(left, this.#o.pollMs))) return 'interrupted';
-          }
+          if (await this.#sleepUntil(rec.id, effect.until)) return 'interrupted';
+          return { event: { type: 'timer-elapsed', at: clock.now() } };
         }
         case 'judge': {
           const wave = spec.config.waves[effect.wave];
@@ -285,6 +279,14 @@ export class EffectPerformer {
     await this.#p.clock.sleep(ms);
     const r = await this.#p.store.getRollout(id);
     return r !== undefined && r.control !== null;
+  }
+
+  /** Sleeps until `until` (epoch ms) in steps of at most pollMs; true when a control is waiting. */
+  async #sleepUntil(id: string, until: number): Promise<boolean> {
+    for (let left = until - this.#p.clock.now(); left > 0; left = until - this.#p.clock.now()) {
+      if (await this.sleepUnlessControl(id, Math.min(left, this.#o.pollMs))) return true;
+    }
+    return false;
   }
 
   /** Waits until every listed track reports its revision healthy; true, 'interrupted', or why not (timeout). */
