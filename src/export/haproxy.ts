@@ -1,11 +1,15 @@
 /**
- * The HAProxy exporter (HAProxy 2.6): a frontend that resolves the client's country (trusted header,
- * else source address through a CIDR map), its home region (map file) and the service, then per
- * routing row computes Envoy's priority load from the live state of its servers (`srv_is_up`, integer
- * arithmetic: health = ⌊OF × up weight / total⌋, loads truncated as Envoy's C++ does) and picks a level
- * by `rand(100)`. Each level is a backend holding only clusters the residency rule allows, and every
- * choice is guarded by `nbsrv() > 0` (`use_backend` picks a backend even when it is down). Servers have
- * active checks and passive ejection (`observe layer7`). See docs/export.md.
+ * The HAProxy exporter (HAProxy 2.6). The entry frontend resolves the client's home region (trusted
+ * country header, else source address through a CIDR map, then a map file) and the service, which name
+ * the routing row, and sends the request to the row's first level (`use_backend` by map: the cost of a
+ * hand-written configuration whatever the number of rows). While every server of that level is up,
+ * Envoy's priority load gives it everything and the level's backend balances the request. Otherwise the
+ * backend hands it (`use-server` of a weight-0 server) through a local socket to the priority frontend,
+ * which computes Envoy's priority load for its row from the live state of the servers (`srv_is_up`,
+ * integer arithmetic: health = ⌊OF × up weight / total⌋, loads truncated as Envoy's C++ does) and picks
+ * a level by `rand(100)`. Each level is a backend holding only clusters the residency rule allows, and
+ * every choice is guarded by `nbsrv() > 0` (`use_backend` picks a backend even when it is down). Servers
+ * have active checks and passive ejection (`observe layer7`). See docs/export.md.
  */
 import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../routing/projection.js';
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
@@ -15,6 +19,17 @@ import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss
 
 /** The name of the row key of clients with no home region, in the maps. */
 export const HAPROXY_UNKNOWN = '_unknown';
+
+/** The local socket of the priority frontend: next to the runtime API's. */
+export function prioritySocket(runtimeApi: string): string {
+  return `${runtimeApi.replace(/\.sock$/, '')}.priority.sock`;
+}
+
+/** The backend that hands a service's requests to the priority frontend (level backends never start with `priority.`). */
+const priorityBackend = (service: string): string => safeName(`priority.${service}`);
+
+/** The header that carries the routing row to the priority frontend, for a request of `service`. */
+const rowHeader = (service: string): string => `http-request set-header x-meridian-row ${service}/%[var(txn.home)]`;
 
 /**
  * One server of the export, as written to `servers.json`: what the runtime API and the HAProxy metric
@@ -91,9 +106,14 @@ const rowKey = (service: string, client: string): string => `${service}/${client
 const rowAcl = (service: string, client: string): string =>
   safeName(`row_${service}_${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}`);
 
-/** The rules that pick a service from Host and path: exact hosts, then wildcards, then services without hosts. */
+/**
+ * The rules that pick the service from Host and path (exact hosts, then wildcards, then services without
+ * hosts; longest prefix first), name the routing row (`<service>/<home region>`) and look up the backend
+ * of its first level (`first-levels.map`; a row without one goes to the service's priority backend).
+ * The first rule needs no guard.
+ */
 function serviceRules(input: ExportInput, services: readonly string[]): string[] {
-  const entries: { rank: number; prefixLen: number; line: string }[] = [];
+  const entries: { rank: number; prefixLen: number; service: string; match: string }[] = [];
   for (const s of services) {
     const match = input.revision.routing[s]?.match;
     const prefix = match?.pathPrefix ?? '/';
@@ -101,23 +121,18 @@ function serviceRules(input: ExportInput, services: readonly string[]): string[]
     const hosts = match?.hosts ?? [];
     const exact = hosts.filter((h) => !h.startsWith('*'));
     const wild = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
-    const unset = '!{ var(txn.svc) -m found }';
-    if (exact.length > 0)
-      entries.push({
-        rank: 0,
-        prefixLen: prefix.length,
-        line: `http-request set-var(txn.svc) str(${s}) if ${unset} { var(txn.host) -m str -i ${exact.join(' ')} }${path}`,
-      });
-    if (wild.length > 0)
-      entries.push({
-        rank: 1,
-        prefixLen: prefix.length,
-        line: `http-request set-var(txn.svc) str(${s}) if ${unset} { var(txn.host) -m end -i ${wild.join(' ')} }${path}`,
-      });
-    if (hosts.length === 0 || hosts.includes('*'))
-      entries.push({ rank: 2, prefixLen: prefix.length, line: `http-request set-var(txn.svc) str(${s}) if ${unset}${path}` });
+    const at = { prefixLen: prefix.length, service: s };
+    if (exact.length > 0) entries.push({ rank: 0, ...at, match: ` { var(txn.host) -m str -i ${exact.join(' ')} }${path}` });
+    if (wild.length > 0) entries.push({ rank: 1, ...at, match: ` { var(txn.host) -m end -i ${wild.join(' ')} }${path}` });
+    if (hosts.length === 0 || hosts.includes('*')) entries.push({ rank: 2, ...at, match: path });
   }
-  return entries.sort((a, b) => a.rank - b.rank || b.prefixLen - a.prefixLen).map((e) => `  ${e.line}`);
+  return entries
+    .sort((a, b) => a.rank - b.rank || b.prefixLen - a.prefixLen)
+    .map((e, i) => {
+      const cond = `${i === 0 ? '' : ' !{ var(txn.be) -m found }'}${e.match}`;
+      const row = `str(${e.service}),concat(/,txn.home,)`;
+      return `  http-request set-var(txn.be) ${row},map(first-levels.map,${priorityBackend(e.service)})${cond === '' ? '' : ` if${cond}`}`;
+    });
 }
 
 /** The routed services: those with a routing policy that run somewhere. */
@@ -132,13 +147,29 @@ export function mainVariant(sp: ProjectedService, client: string): ProjectedServ
   return row?.variants.reduce((a, b) => (b.users > a.users ? b : a));
 }
 
-/** The rules of one row: health per level, Envoy's loads, the level choice, then the widened fallback. */
-function rowRules(input: ExportInput, backends: Backends, service: string, client: string, lines: string[], use: string[]): void {
+/** A row's fast path: the backend of its first level. */
+interface FastPath {
+  readonly row: string;
+  readonly backend: Backend;
+}
+
+/**
+ * The rules of one row, for the priority frontend: health per level, Envoy's loads, the level choice,
+ * then the widened fallback. Returns the row's fast path (none for a row that rejects by residency).
+ */
+function rowRules(
+  input: ExportInput,
+  backends: Backends,
+  service: string,
+  client: string,
+  lines: string[],
+  use: string[],
+): FastPath | null {
   const sp = input.projection.services[service];
-  if (!sp) return;
+  if (!sp) return null;
   const row = sp.clients[client];
   const v = mainVariant(sp, client);
-  if (!row || !v) return;
+  if (!row || !v) return null;
   const acl = rowAcl(service, client);
   const rule = row.residency;
   lines.push(
@@ -150,7 +181,7 @@ function rowRules(input: ExportInput, backends: Backends, service: string, clien
     lines.push(
       `  http-request return status 503 content-type text/plain string "residency: no cluster in ${rule?.allow.join(', ') ?? ''} can serve ${service}" hdr x-meridian-reason residency-reject if ${acl}`,
     );
-    return;
+    return null;
   }
   const levels = v.levels.filter((l) => l.clusters.length > 0);
   const of = Math.round(sp.overprovisioningFactor * 100);
@@ -197,17 +228,35 @@ function rowRules(input: ExportInput, backends: Backends, service: string, clien
   );
   bs.forEach((b, k) => use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${k} }`));
   wide.forEach((b, j) => use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${100 + j} }`));
+  const first = bs[0];
+  return first && wholeCount(first) > 0 ? { row: rowKey(service, client), backend: first } : null;
 }
 
-function backendBlock(input: ExportInput, b: Backend): string[] {
+/** How many servers a backend uses while it is whole: those with a weight (a canary at 0 is not). */
+const wholeCount = (b: Backend): number => b.servers.filter((x) => x.weight > 0).length;
+
+/**
+ * A level's backend. As some row's first level (`first`), it hands a request of the entry frontend to the
+ * priority frontend while a server is missing (`nbsrv` below its whole count): the level's health is
+ * under 100 then, and Envoy's loads may send part of it to the next levels.
+ */
+function backendBlock(input: ExportInput, b: Backend, first: boolean): string[] {
   const s = input.settings;
   const sp = input.projection.services[b.service];
   const health = b.servers[0]?.server.healthPath ?? '/';
   const retries = sp?.retries?.attempts ?? 0;
+  const notWhole = `{ nbsrv lt ${wholeCount(b)} } !{ var(txn.lvl) -m found }`;
   return [
     '',
     `backend ${b.name}`,
     '  balance roundrobin',
+    ...(first
+      ? [
+          `  ${rowHeader(b.service)} if ${notWhole}`,
+          `  use-server priority if ${notWhole}`,
+          `  server priority unix@${prioritySocket(s.runtimeApi)} weight 0`,
+        ]
+      : []),
     `  option httpchk GET ${health}`,
     '  http-check expect status 200',
     ...(retries > 0 ? [`  retries ${retries}`, '  option redispatch 1'] : []),
@@ -298,7 +347,10 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
   return sortLoss(loss);
 }
 
-/** Writes haproxy.cfg, countries.map (CIDR → country) and homes.map (country → home region). */
+/**
+ * Writes haproxy.cfg, countries.map (CIDR → country), homes.map (country → home region),
+ * first-levels.map (routing row → its first level's backend) and servers.json.
+ */
 export const haproxyExporter: Exporter = {
   target: 'haproxy',
   description: 'HAProxy 2.6 configuration and map files (priority load, residency guards, checks, passive ejection)',
@@ -310,8 +362,12 @@ export const haproxyExporter: Exporter = {
     const backends = new Backends(input);
     const rows: string[] = [];
     const use: string[] = [];
+    const fast: FastPath[] = [];
     for (const service of services)
-      for (const client of Object.keys(p.services[service]?.clients ?? {})) rowRules(input, backends, service, client, rows, use);
+      for (const client of Object.keys(p.services[service]?.clients ?? {})) {
+        const f = rowRules(input, backends, service, client, rows, use);
+        if (f) fast.push(f);
+      }
     const header = (what: string): string =>
       `# ${what}\n# generated by \`meridian export haproxy\` from revision ${p.revision} (routing table ${p.table}); do not edit\n`;
     const countries =
@@ -325,7 +381,11 @@ export const haproxyExporter: Exporter = {
         .flatMap(([region, r]) => r.countries.map((cc) => `${cc} ${region}\n`))
         .sort()
         .join('');
+    const firstLevels = header('routing row → the backend of its first level') + fast.map((f) => `${f.row} ${f.backend.name}\n`).join('');
+    const first = new Set(fast.map((f) => f.backend));
     const cc = s.countryHeader;
+    const usesHost = services.some((x) => (input.revision.routing[x]?.match?.hosts ?? []).some((h) => h !== '*'));
+    const priority = prioritySocket(s.runtimeApi);
     const cfg = [
       header('HAProxy 2.6 configuration').trimEnd(),
       '',
@@ -341,21 +401,37 @@ export const haproxyExporter: Exporter = {
       '  timeout server 30s',
       '  option http-keep-alive',
       '',
+      '# the entry: client → home region → routing row → the backend of its first level',
       'frontend meridian',
       `  bind ${s.listen}`,
-      '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
-      ...(cc !== null ? [`  http-request set-var(txn.cc) req.hdr(${cc}),upper if { req.hdr(${cc}) -m found }`] : []),
-      `  http-request set-var(txn.cc) src,map_ip(countries.map) if !{ var(txn.cc) -m found }`,
-      `  http-request set-var(txn.home) var(txn.cc),map(homes.map,${HAPROXY_UNKNOWN})`,
-      `  http-request set-var(txn.home) str(${HAPROXY_UNKNOWN}) if !{ var(txn.home) -m found }`,
+      ...(usesHost ? ['  http-request set-var(txn.host) req.hdr(host),field(1,:),lower'] : []),
+      ...(cc !== null ? [`  http-request set-var(txn.home) req.hdr(${cc}),upper,map(homes.map,${HAPROXY_UNKNOWN})`] : []),
+      `  http-request set-var(txn.home) src,map_ip(countries.map,-),map(homes.map,${HAPROXY_UNKNOWN})${cc !== null ? ' if !{ var(txn.home) -m found }' : ''}`,
       ...serviceRules(input, services),
-      '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.svc) -m found }',
-      '  http-request set-var(txn.row) var(txn.svc),concat(/,txn.home,)',
+      '  use_backend %[var(txn.be)]',
+      '  default_backend meridian_priority',
+      '',
+      '# no routed service matches: the priority frontend answers 404',
+      'backend meridian_priority',
+      '  http-request del-header x-meridian-row',
+      `  server priority unix@${priority}`,
+      ...services.flatMap((x) => [
+        '',
+        `# ${x}: a row without a first level to send to (it rejects by residency)`,
+        `backend ${priorityBackend(x)}`,
+        `  ${rowHeader(x)}`,
+        `  server priority unix@${priority}`,
+      ]),
+      '',
+      '# Envoy’s priority load per routing row (the row comes from the entry frontend)',
+      'frontend meridian_priority',
+      `  bind unix@${priority} mode 600`,
+      '  http-request set-var(txn.row) req.hdr(x-meridian-row)',
+      '  http-request del-header x-meridian-row',
+      '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.row) -m found }',
       '  http-request set-var(txn.r) rand(100)',
       ...rows,
       '',
-      '  http-response set-header x-meridian-backend %b',
-      '  http-response set-header x-meridian-server %s',
       ...use,
       ...(s.metricsListen !== null
         ? [
@@ -366,7 +442,7 @@ export const haproxyExporter: Exporter = {
             '  http-request return status 404',
           ]
         : []),
-      ...[...backends.byKey.values()].flatMap((b) => backendBlock(input, b)),
+      ...[...backends.byKey.values()].flatMap((b) => backendBlock(input, b, first.has(b))),
       '',
     ].join('\n');
     const index: HaproxyServer[] = [...backends.byKey.values()].flatMap((b) =>
@@ -385,6 +461,7 @@ export const haproxyExporter: Exporter = {
         'haproxy.cfg': cfg,
         'countries.map': countries,
         'homes.map': homes,
+        'first-levels.map': firstLevels,
         'servers.json': `${JSON.stringify({ revision: p.revision, table: p.table, servers: index }, null, 2)}\n`,
       },
       loss: lossReport(input, services),
