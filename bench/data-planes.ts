@@ -17,17 +17,23 @@
  * weight`, src/export/haproxy-runtime.ts); per change, the time from sending the command to the first
  * response from the new version, the requests in between, and failed requests over the whole loop.
  *
- * Needs haproxy, nginx, wrk, taskset. Run: `npm run bench -- data-planes [--duration 10] [--rounds 3] [--changes 20]`
+ * `--callgrind N` adds the measure load cannot move: the instructions HAProxy executes per request
+ * (valgrind's callgrind, instrumentation on only while N requests are sent, 8 keep-alive connections,
+ * the same four countries in turn) for Meridian's configuration, the hand-written one, and Meridian's
+ * with eu-west-1 drained (its rows take the priority frontend: one request in four here, IE's).
+ *
+ * Needs haproxy, nginx, wrk, taskset (and valgrind for --callgrind). Run:
+ * `npm run bench -- data-planes [--duration 10] [--rounds 3] [--changes 20] [--callgrind 2000]`
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import os from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { loadAndRender } from '../src/cli/commands/render.js';
 import { exportInput, writeExport, type ClusterAddresses } from '../src/export/index.js';
 import { haproxyExporter, type HaproxyServer } from '../src/export/haproxy.js';
-import { setCanaryWeight } from '../src/export/haproxy-runtime.js';
+import { setCanaryWeight, setServerState } from '../src/export/haproxy-runtime.js';
 import { nginxExporter } from '../src/export/nginx.js';
 import { median } from './lib/measure.js';
 import { cpuSeconds, freePort, stop, waitPort } from './lib/processes.js';
@@ -41,6 +47,7 @@ const arg = (name: string, dflt: number): number => {
 const DURATION = arg('duration', 10);
 const ROUNDS = arg('rounds', 3);
 const CHANGES = arg('changes', 20);
+const CALLGRIND = arg('callgrind', 0);
 const CONNECTIONS = 64;
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -373,11 +380,85 @@ async function main(): Promise<void> {
       `Canary weight change through the runtime API (us-east-1 0 ↔ 100 %, ${CHANGES} changes, US requests one after the other on one keep-alive connection, ${sent} requests): from sending \`set server … weight\` to the first response of the new version — median **${median(delays).toFixed(1)} ms**, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms (target ≤ 100 ms); requests until then: median ${median(between)}, max ${Math.max(...between)} (us-east-2 takes 1 in 3 US requests, so the first or second request after the change can be its); failed requests: **${failed}**. Load average after: ${loadavg()}.`,
       '',
     );
+    if (CALLGRIND > 0) lines.push(...(await instructions(work, { hpDir, hpPort, handDir, handPort, socket, servers }, expect)));
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const c of [...children]) await stop(c);
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Sends `n` requests over 8 keep-alive connections, the countries in turn; returns how many were not 200. */
+async function drive(port: number, n: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const countries = ['IE', 'DE', 'US', 'IN'];
+  let next = 0;
+  let bad = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const r = await get(port, countries[i % 4] ?? 'US', agent).catch(() => ({ status: 0 }));
+      if (r.status !== 200) bad++;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, () => worker()));
+  agent.destroy();
+  return bad;
+}
+
+/** `--callgrind N`: HAProxy's instructions per request for each configuration (see the header). */
+async function instructions(
+  work: string,
+  o: { hpDir: string; hpPort: number; handDir: string; handPort: number; socket: string; servers: readonly HaproxyServer[] },
+  expect: Record<string, RegExp>,
+): Promise<string[]> {
+  if (!has('valgrind') || !has('callgrind_control')) return ['(`--callgrind`: skipped, valgrind is not installed)', ''];
+  const dir = join(work, 'callgrind');
+  mkdirSync(dir, { recursive: true });
+  const cases = [
+    { name: 'haproxy (Meridian)', cfg: join(o.hpDir, 'haproxy.cfg'), port: o.hpPort, drain: false },
+    { name: 'haproxy (hand-written)', cfg: join(o.handDir, 'haproxy.cfg'), port: o.handPort, drain: false },
+    { name: 'haproxy (Meridian), eu-west-1 drained', cfg: join(o.hpDir, 'haproxy.cfg'), port: o.hpPort, drain: true },
+  ];
+  const per: Record<string, number> = {};
+  for (const c of cases) {
+    const out = join(dir, 'callgrind.out');
+    const proc = start('0', 'valgrind', ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, 'haproxy', '-db', '-f', c.cfg]);
+    await waitPort(c.port, 60_000);
+    // a drain puts the cluster's servers in maintenance, as `meridian up --data-plane haproxy` does
+    if (c.drain)
+      for (const x of o.servers.filter((x) => x.cluster === 'eu-west-1')) await setServerState(o.socket, x.backend, x.server, 'maint');
+    for (const [cc, re] of Object.entries(expect)) {
+      const r = await get(c.port, cc);
+      if (r.status !== 200 || (!c.drain && !re.test(r.body))) throw new Error(`${c.name}: ${cc} answered ${r.status} ${r.body.slice(0, 40)}`);
+    }
+    const warm = await drive(c.port, 500);
+    const pid = String(proc.pid);
+    spawnSync('callgrind_control', ['--instr=on', pid]);
+    spawnSync('callgrind_control', ['-z', pid]);
+    const bad = await drive(c.port, CALLGRIND);
+    spawnSync('callgrind_control', ['-d', pid]);
+    await stop(proc);
+    if (warm + bad > 0) throw new Error(`${c.name}: ${warm + bad} requests failed`);
+    const dumps = readdirSync(dir).filter((f) => f.startsWith(basename(out)) && f !== basename(out)).sort();
+    const last = dumps[dumps.length - 1];
+    if (last === undefined) throw new Error(`${c.name}: no callgrind dump`);
+    const total = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, last), 'utf8'))?.[1] ?? NaN);
+    per[c.name] = total / CALLGRIND;
+    for (const f of readdirSync(dir)) rmSync(join(dir, f));
+    process.stderr.write(`${c.name}: ${Math.round(total / CALLGRIND)} instructions/request\n`);
+  }
+  const base = per['haproxy (Meridian)'] ?? NaN;
+  return [
+    `Instructions per request (\`--callgrind ${CALLGRIND}\`: valgrind's callgrind on HAProxy, instrumentation on only for ${CALLGRIND} requests over 8 keep-alive connections, IE, DE, US, IN in turn; what load on the machine cannot move):`,
+    '',
+    '| configuration | instructions per request | hand-written / this |',
+    '| --- | ---: | ---: |',
+    ...cases.map((c) => `| ${c.name} | ${Math.round(per[c.name] ?? NaN)} | ${((per['haproxy (hand-written)'] ?? NaN) / (per[c.name] ?? NaN)).toFixed(2)} |`),
+    '',
+    `HAProxy by Meridian / hand-written by instructions: **${((per['haproxy (hand-written)'] ?? NaN) / base).toFixed(2)}** (the throughput ratio if instructions were all; the kernel's share of a request, the same for both, is not in it).`,
+    '',
+  ];
 }
 
 await main();

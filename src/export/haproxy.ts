@@ -4,8 +4,8 @@
  * the routing row, and sends the request to the row's first level (`use_backend` by map: the cost of a
  * hand-written configuration whatever the number of rows). While every server of that level is up,
  * Envoy's priority load gives it everything and the level's backend balances the request. Otherwise the
- * backend hands it (`use-server` of a weight-0 server) through a local socket to the priority frontend,
- * which computes Envoy's priority load for its row from the live state of the servers (`srv_is_up`,
+ * backend hands it (`use-server` of a weight-0 server) through a local socket to the priority frontend
+ * (PROXY protocol: the client's address goes along; it names the row again by the same rules), which computes Envoy's priority load for its row from the live state of the servers (`srv_is_up`,
  * integer arithmetic: health = ⌊OF × up weight / total⌋, loads truncated as Envoy's C++ does) and picks
  * a level by `rand(100)`. Each level is a backend holding only clusters the residency rule allows, and
  * every choice is guarded by `nbsrv() > 0` (`use_backend` picks a backend even when it is down). Servers
@@ -25,11 +25,8 @@ export function prioritySocket(runtimeApi: string): string {
   return `${runtimeApi.replace(/\.sock$/, '')}.priority.sock`;
 }
 
-/** The backend that hands a service's requests to the priority frontend (level backends never start with `priority.`). */
-const priorityBackend = (service: string): string => safeName(`priority.${service}`);
-
-/** The header that carries the routing row to the priority frontend, for a request of `service`. */
-const rowHeader = (service: string): string => `http-request set-header x-meridian-row ${service}/%[var(txn.home)]`;
+/** The backend that hands a request to the priority frontend (PROXY protocol: the client's address goes along). */
+const PRIORITY_BACKEND = 'meridian_priority';
 
 /**
  * One server of the export, as written to `servers.json`: what the runtime API and the HAProxy metric
@@ -102,17 +99,18 @@ class Backends {
   }
 }
 
-const rowKey = (service: string, client: string): string => `${service}/${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}`;
+/** A routing row's key in the maps and rules: `<home region>/<service>` (the region first: HAProxy's `concat` appends). */
+const rowKey = (service: string, client: string): string => `${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}/${service}`;
 const rowAcl = (service: string, client: string): string =>
   safeName(`row_${service}_${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}`);
 
 /**
- * The rules that pick the service from Host and path (exact hosts, then wildcards, then services without
- * hosts; longest prefix first), name the routing row (`<service>/<home region>`) and look up the backend
- * of its first level (`first-levels.map`; a row without one goes to the service's priority backend).
- * The first rule needs no guard.
+ * The rules that name the routing row (`<home region>/<service>`) into `txn.<into>`, each in one
+ * expression: the client's country (the trusted header, else the source address), its home region, the
+ * service from Host and path (exact hosts, then wildcards, then services without hosts; longest prefix
+ * first), then `then` (a converter chain, e.g. a map lookup). The first rule needs no guard.
  */
-function serviceRules(input: ExportInput, services: readonly string[]): string[] {
+function rowRulesFor(input: ExportInput, services: readonly string[], into: string, then = ''): string[] {
   const entries: { rank: number; prefixLen: number; service: string; match: string }[] = [];
   for (const s of services) {
     const match = input.revision.routing[s]?.match;
@@ -126,13 +124,19 @@ function serviceRules(input: ExportInput, services: readonly string[]): string[]
     if (wild.length > 0) entries.push({ rank: 1, ...at, match: ` { var(txn.host) -m end -i ${wild.join(' ')} }${path}` });
     if (hosts.length === 0 || hosts.includes('*')) entries.push({ rank: 2, ...at, match: path });
   }
-  return entries
+  const home = `map(homes.map,${HAPROXY_UNKNOWN})`;
+  const cc = input.settings.countryHeader;
+  // a missing header fails the fetch and sets nothing: the source address's rule is next
+  const sources = [...(cc !== null ? [`req.hdr(${cc}),upper,${home}`] : []), `src,map_ip(countries.map,-),${home}`];
+  const lines = entries
     .sort((a, b) => a.rank - b.rank || b.prefixLen - a.prefixLen)
-    .map((e, i) => {
-      const cond = `${i === 0 ? '' : ' !{ var(txn.be) -m found }'}${e.match}`;
-      const row = `str(${e.service}),concat(/,txn.home,)`;
-      return `  http-request set-var(txn.be) ${row},map(first-levels.map,${priorityBackend(e.service)})${cond === '' ? '' : ` if${cond}`}`;
+    .flatMap((e) => sources.map((from) => ({ e, from })))
+    .map(({ e, from }, i) => {
+      const cond = `${i === 0 ? '' : ` !{ var(txn.${into}) -m found }`}${e.match}`;
+      return `  http-request set-var(txn.${into}) ${from},concat(/${e.service})${then}${cond === '' ? '' : ` if${cond}`}`;
     });
+  const usesHost = entries.some((e) => e.rank < 2);
+  return [...(usesHost ? ['  http-request set-var(txn.host) req.hdr(host),field(1,:),lower'] : []), ...lines];
 }
 
 /** The routed services: those with a routing policy that run somewhere. */
@@ -245,18 +249,12 @@ function backendBlock(input: ExportInput, b: Backend, first: boolean): string[] 
   const sp = input.projection.services[b.service];
   const health = b.servers[0]?.server.healthPath ?? '/';
   const retries = sp?.retries?.attempts ?? 0;
-  const notWhole = `{ nbsrv lt ${wholeCount(b)} } !{ var(txn.lvl) -m found }`;
+  const notWhole = `{ nbsrv lt ${wholeCount(b)} } !{ var(txn.lvl) -m found }`; // lvl: the priority frontend chose this level
   return [
     '',
     `backend ${b.name}`,
     '  balance roundrobin',
-    ...(first
-      ? [
-          `  ${rowHeader(b.service)} if ${notWhole}`,
-          `  use-server priority if ${notWhole}`,
-          `  server priority unix@${prioritySocket(s.runtimeApi)} weight 0`,
-        ]
-      : []),
+    ...(first ? [`  use-server priority if ${notWhole}`, `  server priority unix@${prioritySocket(s.runtimeApi)} send-proxy weight 0`] : []),
     `  option httpchk GET ${health}`,
     '  http-check expect status 200',
     ...(retries > 0 ? [`  retries ${retries}`, '  option redispatch 1'] : []),
@@ -383,8 +381,6 @@ export const haproxyExporter: Exporter = {
         .join('');
     const firstLevels = header('routing row → the backend of its first level') + fast.map((f) => `${f.row} ${f.backend.name}\n`).join('');
     const first = new Set(fast.map((f) => f.backend));
-    const cc = s.countryHeader;
-    const usesHost = services.some((x) => (input.revision.routing[x]?.match?.hosts ?? []).some((h) => h !== '*'));
     const priority = prioritySocket(s.runtimeApi);
     const cfg = [
       header('HAProxy 2.6 configuration').trimEnd(),
@@ -404,30 +400,18 @@ export const haproxyExporter: Exporter = {
       '# the entry: client → home region → routing row → the backend of its first level',
       'frontend meridian',
       `  bind ${s.listen}`,
-      ...(usesHost ? ['  http-request set-var(txn.host) req.hdr(host),field(1,:),lower'] : []),
-      ...(cc !== null ? [`  http-request set-var(txn.home) req.hdr(${cc}),upper,map(homes.map,${HAPROXY_UNKNOWN})`] : []),
-      `  http-request set-var(txn.home) src,map_ip(countries.map,-),map(homes.map,${HAPROXY_UNKNOWN})${cc !== null ? ' if !{ var(txn.home) -m found }' : ''}`,
-      ...serviceRules(input, services),
+      ...rowRulesFor(input, services, 'be', `,map(first-levels.map,${PRIORITY_BACKEND})`),
       '  use_backend %[var(txn.be)]',
-      '  default_backend meridian_priority',
+      `  default_backend ${PRIORITY_BACKEND}`,
       '',
-      '# no routed service matches: the priority frontend answers 404',
-      'backend meridian_priority',
-      '  http-request del-header x-meridian-row',
-      `  server priority unix@${priority}`,
-      ...services.flatMap((x) => [
-        '',
-        `# ${x}: a row without a first level to send to (it rejects by residency)`,
-        `backend ${priorityBackend(x)}`,
-        `  ${rowHeader(x)}`,
-        `  server priority unix@${priority}`,
-      ]),
+      '# a row with no first level to go to, or whose first level is not whole, or no service: the priority frontend',
+      `backend ${PRIORITY_BACKEND}`,
+      `  server priority unix@${priority} send-proxy`,
       '',
-      '# Envoy’s priority load per routing row (the row comes from the entry frontend)',
+      '# Envoy’s priority load per routing row; the same row rules, on the client’s address (PROXY protocol)',
       'frontend meridian_priority',
-      `  bind unix@${priority} mode 600`,
-      '  http-request set-var(txn.row) req.hdr(x-meridian-row)',
-      '  http-request del-header x-meridian-row',
+      `  bind unix@${priority} mode 600 accept-proxy`,
+      ...rowRulesFor(input, services, 'row'),
       '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.row) -m found }',
       '  http-request set-var(txn.r) rand(100)',
       ...rows,
