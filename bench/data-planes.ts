@@ -423,14 +423,24 @@ async function instructions(
   const per: Record<string, number> = {};
   for (const c of cases) {
     const out = join(dir, 'callgrind.out');
-    const proc = start('0', 'valgrind', ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, 'haproxy', '-db', '-f', c.cfg]);
+    const proc = start('0', 'valgrind', [
+      '-q',
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${out}`,
+      'haproxy',
+      '-db',
+      '-f',
+      c.cfg,
+    ]);
     await waitPort(c.port, 60_000);
     // a drain puts the cluster's servers in maintenance, as `meridian up --data-plane haproxy` does
     if (c.drain)
       for (const x of o.servers.filter((x) => x.cluster === 'eu-west-1')) await setServerState(o.socket, x.backend, x.server, 'maint');
     for (const [cc, re] of Object.entries(expect)) {
       const r = await get(c.port, cc);
-      if (r.status !== 200 || (!c.drain && !re.test(r.body))) throw new Error(`${c.name}: ${cc} answered ${r.status} ${r.body.slice(0, 40)}`);
+      if (r.status !== 200 || (!c.drain && !re.test(r.body)))
+        throw new Error(`${c.name}: ${cc} answered ${r.status} ${r.body.slice(0, 40)}`);
     }
     const warm = await drive(c.port, 500);
     const pid = String(proc.pid);
@@ -440,7 +450,9 @@ async function instructions(
     spawnSync('callgrind_control', ['-d', pid]);
     await stop(proc);
     if (warm + bad > 0) throw new Error(`${c.name}: ${warm + bad} requests failed`);
-    const dumps = readdirSync(dir).filter((f) => f.startsWith(basename(out)) && f !== basename(out)).sort();
+    const dumps = readdirSync(dir)
+      .filter((f) => f.startsWith(basename(out)) && f !== basename(out))
+      .sort();
     const last = dumps[dumps.length - 1];
     if (last === undefined) throw new Error(`${c.name}: no callgrind dump`);
     const total = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, last), 'utf8'))?.[1] ?? NaN);
@@ -454,7 +466,10 @@ async function instructions(
     '',
     '| configuration | instructions per request | hand-written / this |',
     '| --- | ---: | ---: |',
-    ...cases.map((c) => `| ${c.name} | ${Math.round(per[c.name] ?? NaN)} | ${((per['haproxy (hand-written)'] ?? NaN) / (per[c.name] ?? NaN)).toFixed(2)} |`),
+    ...cases.map(
+      (c) =>
+        `| ${c.name} | ${Math.round(per[c.name] ?? NaN)} | ${((per['haproxy (hand-written)'] ?? NaN) / (per[c.name] ?? NaN)).toFixed(2)} |`,
+    ),
     '',
     `HAProxy by Meridian / hand-written by instructions: **${((per['haproxy (hand-written)'] ?? NaN) / base).toFixed(2)}** (the throughput ratio if instructions were all; the kernel's share of a request, the same for both, is not in it).`,
     '',

@@ -5,11 +5,12 @@
  * hand-written configuration whatever the number of rows). While every server of that level is up,
  * Envoy's priority load gives it everything and the level's backend balances the request. Otherwise the
  * backend hands it (`use-server` of a weight-0 server) through a local socket to the priority frontend
- * (PROXY protocol: the client's address goes along; it names the row again by the same rules), which computes Envoy's priority load for its row from the live state of the servers (`srv_is_up`,
- * integer arithmetic: health = ⌊OF × up weight / total⌋, loads truncated as Envoy's C++ does) and picks
- * a level by `rand(100)`. Each level is a backend holding only clusters the residency rule allows, and
- * every choice is guarded by `nbsrv() > 0` (`use_backend` picks a backend even when it is down). Servers
- * have active checks and passive ejection (`observe layer7`). See docs/export.md.
+ * (PROXY protocol: the client's address goes along; it names the row again by the same rules), which
+ * computes Envoy's priority load for its row from the live state of the servers (`srv_is_up`, integer
+ * arithmetic: health = ⌊OF × up weight / total⌋, loads truncated as Envoy's C++ does) and picks a level
+ * by `rand(100)`. Each level is a backend holding only clusters the residency rule allows, and every
+ * choice is guarded by `nbsrv() > 0` (`use_backend` picks a backend even when it is down). Servers have
+ * active checks and passive ejection (`observe layer7`). See docs/export.md.
  */
 import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../routing/projection.js';
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
@@ -254,7 +255,9 @@ function backendBlock(input: ExportInput, b: Backend, first: boolean): string[] 
     '',
     `backend ${b.name}`,
     '  balance roundrobin',
-    ...(first ? [`  use-server priority if ${notWhole}`, `  server priority unix@${prioritySocket(s.runtimeApi)} send-proxy weight 0`] : []),
+    ...(first
+      ? [`  use-server priority if ${notWhole}`, `  server priority unix@${prioritySocket(s.runtimeApi)} send-proxy weight 0`]
+      : []),
     `  option httpchk GET ${health}`,
     '  http-check expect status 200',
     ...(retries > 0 ? [`  retries ${retries}`, '  option redispatch 1'] : []),
