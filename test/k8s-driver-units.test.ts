@@ -1,11 +1,17 @@
 /** The kubernetes driver's pure parts: kstatus pinned to the applied generation, manifests, error mapping. */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { KubernetesObjectApi } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { kubeConfigFor } from '../src/targets/kubernetes/connection.js';
 import { deploymentState } from '../src/targets/kubernetes/kstatus.js';
 import { conflictManagers, kubeError } from '../src/targets/kubernetes/kube-errors.js';
 import { applySetId, foreignOwner, LABEL, specHash, trackObjects, type ManifestContext } from '../src/targets/kubernetes/manifests.js';
 import { echoService, renderedCluster } from './fixtures/local-services/cluster.js';
+import { tempDir } from './support/export-kit.js';
 
 const done = {
   metadata: { generation: 3 },
@@ -248,5 +254,61 @@ describe('ResourceQuota arithmetic (before anything is written)', () => {
         objects: {},
       }).map(describeShortfall),
     ).toEqual(['ResourceQuota "mem" limits limits.memory, and the pods do not set memory (give the service resources)']);
+  });
+});
+
+describe('connections to the API server', () => {
+  it('keeps one TLS connection for many requests (client-node 1.x alone opens one per request)', async () => {
+    const tmp = tempDir('meridian-k8s-keepalive-');
+    const ossl = (args: string[]): void => void execFileSync('openssl', args, { cwd: tmp.dir, stdio: 'ignore' });
+    ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'key.pem']);
+    ossl([
+      'req',
+      '-x509',
+      '-key',
+      'key.pem',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-days',
+      '1',
+      '-out',
+      'ca.pem',
+    ]);
+    let connections = 0;
+    const server = https.createServer(
+      { key: readFileSync(join(tmp.dir, 'key.pem')), cert: readFileSync(join(tmp.dir, 'ca.pem')) },
+      (req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          req.url === '/api/v1'
+            ? JSON.stringify({
+                kind: 'APIResourceList',
+                groupVersion: 'v1',
+                resources: [{ name: 'configmaps', singularName: 'configmap', namespaced: true, kind: 'ConfigMap', verbs: ['list'] }],
+              })
+            : JSON.stringify({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: {}, items: [] }),
+        );
+      },
+    );
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const kc = kubeConfigFor(
+      'c1',
+      { namespace: 'ns', server: `https://127.0.0.1:${port}`, caFile: 'ca.pem' },
+      { fleetDir: tmp.dir, env: {} },
+    );
+    try {
+      const api = KubernetesObjectApi.makeApiClient(kc);
+      for (let i = 0; i < 10; i++) expect((await api.list('v1', 'ConfigMap', 'ns')).items).toEqual([]);
+      expect(connections).toBe(1);
+    } finally {
+      kc.close();
+      server.closeAllConnections();
+      server.close();
+      tmp.cleanup();
+    }
   });
 });

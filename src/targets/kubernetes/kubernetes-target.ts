@@ -6,11 +6,11 @@
  * cluster. Full applies prune what the fleet no longer has — only objects of Meridian's ApplySet, never
  * one another tool claims. See docs/kubernetes.md.
  */
-import { type KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import type { CanaryWeights } from '../canary-weights.js';
 import { TargetError } from '../errors.js';
 import type { ApplyRequest, ClusterStatus, Endpoint, RemoveRequest, Target, TargetEventListener } from '../target.js';
-import { kubeConfigFor } from './connection.js';
+import { type KeepAliveKubeConfig, kubeConfigFor } from './connection.js';
 import { parseKubernetesTarget } from './target-spec.js';
 import { gatewayApiMissing, kubeError, partlyApplied } from './kube-errors.js';
 import { inBatches } from './batches.js';
@@ -56,6 +56,8 @@ const APPLY_CONCURRENCY = 8;
 const TRAFFIC_MANAGER = 'meridian-traffic';
 
 interface Conn {
+  /** The cluster's client configuration (it keeps the connections: close it). */
+  readonly kc: KeepAliveKubeConfig;
   readonly api: KubernetesObjectApi;
   readonly ctx: ManifestContext;
   readonly parent: string;
@@ -95,9 +97,10 @@ export class KubernetesTarget implements Target {
     const raw = this.#specs.get(cluster) ?? target ?? undefined;
     if (raw === undefined || raw === null) return undefined;
     const spec = parseKubernetesTarget(cluster, raw);
-    const kc: KubeConfig = kubeConfigFor(cluster, spec, { fleetDir: this.#opts.fleetDir, env: this.#opts.env ?? process.env });
+    const kc = kubeConfigFor(cluster, spec, { fleetDir: this.#opts.fleetDir, env: this.#opts.env ?? process.env });
     const parent = `meridian-${cluster}`;
     const conn: Conn = {
+      kc,
       api: KubernetesObjectApi.makeApiClient(kc),
       ctx: { cluster, namespace: spec.namespace, applySetId: applySetId(parent, spec.namespace), gateway: spec.gateway ?? null },
       parent,
@@ -354,6 +357,7 @@ export class KubernetesTarget implements Target {
     if (this.#poller) clearInterval(this.#poller);
     this.#poller = null;
     this.#listeners.clear();
+    for (const c of this.#conns.values()) c.kc.close();
     return Promise.resolve();
   }
 
