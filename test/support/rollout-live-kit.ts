@@ -47,7 +47,8 @@ export interface LiveFleet {
   edit(change: (yaml: string) => string): void;
   /** The running fleet's addresses (after {@link up}). */
   info(): UpInfo;
-  up(): Promise<void>;
+  /** `meridian up tiny --detach --port 0`, with `extra` arguments (e.g. `--data-plane haproxy`). */
+  up(extra?: readonly string[]): Promise<void>;
   /** `meridian down`; answers the replica processes still alive after it (then killed), which should be none. */
   down(): Promise<number[]>;
   /** Removes the work directory. */
@@ -82,8 +83,8 @@ export function liveFleet(prefix: string, edit: (yaml: string) => string = (y) =
     },
     edit: (change) => writeFileSync(yaml, change(readFileSync(yaml, 'utf8'))),
     info: () => JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as UpInfo,
-    up: async () => {
-      const r = await self.run(['up', 'tiny', '--detach', '--port', '0']);
+    up: async (extra = []) => {
+      const r = await self.run(['up', 'tiny', '--detach', '--port', '0', ...extra]);
       if (r.code !== 0) throw new Error(`meridian up failed (${r.code}): ${r.err}${r.out}`);
     },
     down: async () => {
