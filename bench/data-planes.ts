@@ -332,7 +332,7 @@ async function main(): Promise<void> {
     const lines = [
       `## Data planes: HAProxy by Meridian vs hand-written HAProxy, the Node router, nginx by Meridian (\`bench/data-planes.ts\`)`,
       '',
-      `- command: \`npm run bench -- data-planes --duration ${DURATION} --rounds ${ROUNDS} --changes ${CHANGES}\``,
+      `- command: \`npm run bench -- data-planes --duration ${DURATION} --rounds ${ROUNDS} --changes ${CHANGES}${CALLGRIND > 0 ? ` --callgrind ${CALLGRIND}` : ''}\``,
       `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${started}; load average before ${loadBefore}, after ${loadAfter}`,
       `- ${spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]}; ${spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim()}`,
       `- each proxy on CPU 0 alone (taskset; HAProxy one thread, nginx one worker, the router one process); wrk (1 thread, ${CONNECTIONS} connections, ${DURATION} s after a warm-up run) and the upstream nginx on CPU 1; countries IE, DE, US, IN in turn`,
