@@ -5,7 +5,9 @@
  * by scripts/k8s-test-bins.sh). One real control plane (test/k8s-cluster-kit.ts); each "cluster" is its
  * own namespace of it, Meridian's and kubectl's in separate namespaces so both start from empty. Clusters
  * are applied one after another by both. Deployments have `--replicas` (default 0) so that what is timed
- * is the apply path, not the scheduler and kwok creating pods on the same two cores.
+ * is the apply path, not the scheduler and kwok creating pods on the same two cores. Between phases the
+ * bench waits for the controller manager to catch up with every Deployment, so that its work on one
+ * side's objects is not timed as the other side's (who went second was slower by that before).
  *
  * Targets (issue 11): Meridian's cold apply ≤ kubectl's; its no-op re-apply ≤ 10 % of kubectl's.
  *
@@ -96,6 +98,23 @@ async function kubectlApply(kubectl: string, kc: TestCluster, files: readonly st
 
 const s = (msec: number): string => `${(msec / 1000).toFixed(2)} s`;
 
+/**
+ * Waits until the controller manager has caught up with every Deployment (observedGeneration = generation),
+ * so that its work on one side's objects (ReplicaSets for 500 Deployments) is not timed as the other's.
+ */
+async function settle(kc: TestCluster): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const r = await kc.api('GET', '/apis/apps/v1/deployments');
+    const items = (r.body as { items?: { metadata: { generation?: number }; status?: { observedGeneration?: number } }[] }).items ?? [];
+    if (r.status === 200 && items.every((d) => d.status?.observedGeneration === d.metadata.generation)) {
+      await new Promise((res) => setTimeout(res, 2000)); // and the ReplicaSets it made settle
+      return;
+    }
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  throw new Error('the controller manager did not catch up with the Deployments in 5 minutes');
+}
+
 async function main(): Promise<void> {
   const bin = k8sBinDir();
   const kubectl = join(bin, 'kubectl');
@@ -124,12 +143,16 @@ async function main(): Promise<void> {
         for (const who of order) {
           if (who === 'meridian') {
             const cold = await meridianApply(t, m);
+            await settle(kc);
             const before = t.writes;
             const again = await meridianApply(t, m);
             times[who] = { cold, again, writes: t.writes - before };
           } else {
-            times[who] = { cold: await kubectlApply(kubectl, kc, files), again: await kubectlApply(kubectl, kc, files) };
+            const cold = await kubectlApply(kubectl, kc, files);
+            await settle(kc);
+            times[who] = { cold, again: await kubectlApply(kubectl, kc, files) };
           }
+          await settle(kc);
         }
         const mer = times['meridian'] as { cold: Timed; again: Timed; writes: number };
         const kub = times['kubectl'] as { cold: Timed; again: Timed };
