@@ -14,7 +14,9 @@
  *   both      (default) one run of each per round, prebuilt first
  *
  * Run: `npx tsx bench/first-run.ts [--mode both|source|prebuilt] [--runs 1] [--ref HEAD] [--keep] [--json]`
- * (commit first: the clone is of a commit, not of the working tree).
+ * (commit first: the clone is of a commit, not of the working tree; `--ref` clones another, e.g. main's, for a
+ * before-and-after). Each run's work directory (the clone, `npm-install.log`, `npm-start.log` with every line
+ * of `npm start` timed) is removed after a run that told the story, kept after one that did not or with `--keep`.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -304,7 +306,7 @@ async function once(mode: Mode, host: PrebuiltHost | null, sha: string): Promise
   process.stderr.write(
     `  story ${storyTold ? 'told' : 'NOT told'} at ${at.told ?? at.failed ?? '-'} s since clone; ${left.length} process(es) left; logs in ${work}\n`,
   );
-  if (!KEEP && left.length === 0) rmSync(work, { recursive: true, force: true });
+  if (!KEEP && storyTold && left.length === 0) rmSync(work, { recursive: true, force: true }); // a failed run keeps its logs
   return result;
 }
 
