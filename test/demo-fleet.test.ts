@@ -13,6 +13,8 @@ interface RolloutDoc {
   };
 }
 const read = (dir: string) => parse(readFileSync(join(dir, 'rollout.yaml'), 'utf8')) as RolloutDoc;
+const services = (dir: string) =>
+  (parse(readFileSync(join(dir, 'services.yaml'), 'utf8')) as { services: Record<string, { config?: Record<string, unknown> }> }).services;
 
 const work = mkdtempSync(join(os.tmpdir(), 'meridian-demo-fleet-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -35,5 +37,19 @@ describe('the demo overlay', () => {
       { weight: 100 },
     ]);
     expect(rollout.waves[1]?.bake).toBe(DEMO_TIMINGS.bake);
+  });
+
+  it("slows the services' flag polling to DEMO_TIMINGS.flagsPoll, and changes nothing else of them", () => {
+    const dir = join(work, 'shop-flags');
+    copyFleet(join(import.meta.dirname, '..', 'examples', 'shop'), dir);
+    const before = services(dir);
+    expect(Object.values(before).map((s) => s.config?.['FLAGS_POLL_INTERVAL'])).toEqual(Object.values(before).map(() => undefined));
+    applyDemoOverlay(dir);
+    const after = services(dir);
+    for (const [name, svc] of Object.entries(after)) {
+      expect(svc.config?.['FLAGS_POLL_INTERVAL']).toBe(DEMO_TIMINGS.flagsPoll);
+      const { FLAGS_POLL_INTERVAL: _added, ...rest } = svc.config ?? {};
+      expect({ ...svc, config: rest }).toEqual({ ...before[name], config: before[name]?.config ?? {} });
+    }
   });
 });

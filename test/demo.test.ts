@@ -79,6 +79,11 @@ describe('meridian demo', () => {
     // the routing at a glance: both countries, the clusters that served them
     expect(out).toMatch(/^ {2}DE +→ local-[abc] \d+%/m);
     expect(out).toMatch(/^ {2}US +→ local-[abc] \d+%/m);
+    // the first rollout starts after a traffic report that finds the traffic answered, or says it starts all the same
+    const beforeFirst = out.slice(0, out.indexOf('A good release'));
+    const reports = [...beforeFirst.matchAll(/^traffic: \d+ requests in \d+ s, ([\d.]+)% errors/gm)].map((m) => Number(m[1]));
+    expect(reports.length).toBeGreaterThan(0);
+    expect((reports.at(-1) ?? 100) < 5 || beforeFirst.includes('the rollouts start all the same')).toBe(true);
     // the good release: every wave, gates passed with their numbers, promoted
     expect(out).toContain('A good release: web 1.0.0 → 1.1.0');
     expect(out).toMatch(/▸ wave canary \[local-a\]: 1\.1\.0 starts beside 1\.0\.0 as a canary/);

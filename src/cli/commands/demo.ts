@@ -14,7 +14,7 @@ import { UsageError } from '../../errors.js';
 import type { Plan } from '../../plan/plan.js';
 import { applyDemoOverlay, bumpVersion, copyFleet, DEMO_TIMINGS } from '../../demo/demo-fleet.js';
 import { Narrator } from '../../demo/narrator.js';
-import { trafficLine } from '../../demo/traffic-story.js';
+import { DEMO_TRAFFIC, errorShare, rolloutReadiness, trafficLine } from '../../demo/traffic-story.js';
 import { runTraffic } from '../../traffic/generator.js';
 import { parseMix } from '../../traffic/mix.js';
 import type { Io } from '../io.js';
@@ -101,7 +101,7 @@ async function demo(dir: string, opts: DemoOptions, io: Io): Promise<number> {
   say(s.bold(`Meridian demo: the fleet ${revision.fleet} on this machine, traffic through its router, two rollouts`));
   say(
     s.dim(
-      `(a copy in ${shown}: rollout pauses ≤ ${DEMO_TIMINGS.pause}, bakes ≤ ${DEMO_TIMINGS.bake}, judged every ${DEMO_TIMINGS.interval}; state in ${relative(io.cwd, state)})`,
+      `(a copy in ${shown}: rollout pauses ≤ ${DEMO_TIMINGS.pause}, bakes ≤ ${DEMO_TIMINGS.bake}, judged every ${DEMO_TIMINGS.interval}, flags polled every ${DEMO_TIMINGS.flagsPoll}; state in ${relative(io.cwd, state)})`,
     ),
   );
   say('');
@@ -137,15 +137,25 @@ async function demo(dir: string, opts: DemoOptions, io: Io): Promise<number> {
       `Traffic: ${rps} requests/s from ${mix.map((m) => m.country).join(', ')} through the router (${up.router}, host ${ex.host ?? '-'})`,
     ),
   );
-  let chunks = 0;
+  // a short first period, then one every ten seconds; each starts as the one before stops sending (its last
+  // answers are still awaited, so the traffic has no gap); the first rollout waits for traffic answered well
+  let ready: 'answered' | 'patience' | null = null;
   void (async () => {
-    for (;;) {
-      const r = await runTraffic({ url: up.router, rps, mix, durationMs: 10_000, ...(ex.host ? { host: ex.host } : {}) });
-      for (const l of trafficLine(r, chunks === 0)) say(s.dim(l));
-      chunks++;
+    for (let period = 1; ; period++) {
+      const ms = period === 1 ? DEMO_TRAFFIC.firstReportMs : DEMO_TRAFFIC.reportMs;
+      void runTraffic({ url: up.router, rps, mix, durationMs: ms, ...(ex.host ? { host: ex.host } : {}) }).then((r) => {
+        for (const l of trafficLine(r, period === 1)) say(s.dim(l));
+        if (ready !== null) return;
+        const now = rolloutReadiness(r, period);
+        if (now === 'wait') return;
+        if (now === 'patience')
+          say(`the traffic still sees ${(100 * errorShare(r)).toFixed(1)}% errors (a busy machine?); the rollouts start all the same`);
+        ready = now;
+      });
+      await new Promise((r) => setTimeout(r, ms));
     }
   })();
-  while (chunks === 0) await new Promise((r) => setTimeout(r, 200));
+  while (ready === null) await new Promise((r) => setTimeout(r, 100));
 
   // 3. a good version through every wave; 4. a bad one, caught in the first wave
   const rollOut = async (label: string, errorRatio?: string): Promise<number> => {
