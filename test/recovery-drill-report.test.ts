@@ -35,6 +35,12 @@ describe('recovery time per client region', () => {
     const r = recoveryOf([...slow, ...blip], slo, () => null);
     expect(r.find((x) => x.region === 'slow')?.rtoMs).toBe(1000);
     expect(r.find((x) => x.region === 'blip')?.rtoMs).toBe(1000);
+    // the report says which windows missed it, and whether by failures or by latency
+    expect(r.find((x) => x.region === 'slow')?.missed).toEqual([
+      { fromMs: 0, requests: 50, failed: 0, p99Ms: 900 },
+      { fromMs: 500, requests: 50, failed: 0, p99Ms: 900 },
+    ]);
+    expect(r.find((x) => x.region === 'blip')?.missed).toEqual([{ fromMs: 500, requests: 50, failed: 1, p99Ms: 20 }]);
     expect(r.every((x) => x.pass)).toBe(true); // no policy RTO: recovering at all passes
   });
 
@@ -59,6 +65,7 @@ describe('recovery time per client region', () => {
     expect(md).toContain('# Drill: kill region eu-west (fleet shop)');
     expect(md).toContain('| eu-west | 500 ms | 1 s | 100 | 30 (30 × no answer) | c1 70 | pass |');
     expect(md).toContain('- +0 ms: SIGKILL');
+    expect(md).toContain('- eu-west: +0–500 ms 30 of 50 failed, p99 20 ms');
   });
 });
 
