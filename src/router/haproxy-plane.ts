@@ -9,7 +9,7 @@
  * own Prometheus exporter, per server, summed by version. See docs/export.md.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MeridianError } from '../errors.js';
@@ -20,6 +20,7 @@ import type { Revision } from '../render/render.js';
 import { haproxyCounters } from '../rollout/analysis/haproxy-source.js';
 import type { CanaryWeight } from '../routing/state.js';
 import type { Target } from '../targets/target.js';
+import { ENDPOINT_GONE_EVENTS } from './endpoints.js';
 
 const run = promisify(execFile);
 
@@ -81,9 +82,10 @@ export class HaproxyPlane {
     const p = new HaproxyPlane(o);
     mkdirSync(o.dir, { recursive: true });
     await p.#apply(true);
+    // the servers are the replicas that passed their readiness check: one that is gone, going or not
+    // ready yet is not a server (a new HAProxy worker takes every server it is given as up)
     p.#unsubscribe = o.target.subscribe((e) => {
-      if (e.type === 'replica-ready' || e.type === 'replica-stopped' || e.type === 'replica-exited' || e.type === 'track-removed')
-        p.#soon();
+      if (e.type === 'replica-ready' || e.type === 'track-removed' || ENDPOINT_GONE_EVENTS.has(e.type)) p.#soon();
     });
     return p;
   }
@@ -221,7 +223,7 @@ export class HaproxyPlane {
   async #apply(force: boolean): Promise<void> {
     if (this.#closed) return;
     const rev = this.#revision;
-    const addresses = clusterAddresses(rev, (c) => this.#o.target.endpoints(c));
+    const addresses = clusterAddresses(rev, (c) => this.#o.target.endpoints(c).filter((e) => e.healthy));
     const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
     const input = exportInput(
       rev,
@@ -338,4 +340,31 @@ export class HaproxyPlane {
     for (const [k, n] of await this.#workerCounts()) out.set(k, (out.get(k) ?? 0) + n);
     return out;
   }
+}
+
+/**
+ * The cluster a response of HAProxy's data plane came from, by its `x-meridian-backend` and
+ * `x-meridian-server` headers and the server index the plane keeps in `dir` (servers.json, read again when
+ * a server is not in it: a reload may have added it). Null for a response no server gave (a 503 of the
+ * frontend, say).
+ */
+export function haproxyClusterOf(dir: string): (headers: Readonly<Record<string, string | string[] | undefined>>) => string | null {
+  let index = new Map<string, string>();
+  const read = (): void => {
+    try {
+      const { servers } = JSON.parse(readFileSync(join(dir, 'servers.json'), 'utf8')) as { servers: HaproxyServer[] };
+      index = new Map(servers.map((s) => [`${s.backend}/${s.server}`, s.cluster]));
+    } catch {
+      // not written yet, or being replaced: the next miss reads it again
+    }
+  };
+  read();
+  return (headers) => {
+    const backend = headers['x-meridian-backend'];
+    const server = headers['x-meridian-server'];
+    if (typeof backend !== 'string' || typeof server !== 'string' || server === '' || server === '<NOSRV>') return null;
+    const key = `${backend}/${server}`;
+    if (!index.has(key)) read();
+    return index.get(key) ?? null;
+  };
 }

@@ -1,0 +1,109 @@
+/**
+ * HAProxy as the local fleet's data plane (src/router/haproxy-plane.ts), against real HAProxy and loopback
+ * upstreams standing for replicas: a replica the driver has not seen ready (started after a crash, say) is
+ * not one of HAProxy's servers — a new HAProxy worker takes every server it is given as up — and it becomes
+ * one when it is ready; the cluster of each answer is found from HAProxy's headers, as `meridian drill` does.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { haproxyClusterOf, HaproxyPlane } from '../src/router/haproxy-plane.js';
+import type { Endpoint, TargetEvent, TargetEventListener } from '../src/targets/target.js';
+import { freePort } from './support/export-kit.js';
+import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream } from './support/router-kit.js';
+
+const rev = revision({
+  ...EU_US,
+  services: { web: { version: '1.0.0' } },
+  routing: { web: { match: { hosts: ['shop.example'] }, clientCountryHeader: 'x-client-country' } },
+});
+
+/** The local driver's side the plane reads: endpoints with their readiness, and its events. */
+class FakeDriver {
+  readonly ready = new Set<number>();
+  readonly upstreams: Upstream[] = [];
+  readonly #listeners = new Set<TargetEventListener>();
+
+  endpoints(cluster: string): Endpoint[] {
+    return this.upstreams
+      .filter((u) => u.cluster === cluster)
+      .map((u) => ({ ...u.endpoint(), revisionId: rev.id, healthy: this.ready.has(u.port), replica: String(u.port) }));
+  }
+
+  subscribe(listener: TargetEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emit(type: TargetEvent['type'], u: Upstream): void {
+    const e: TargetEvent = {
+      type,
+      cluster: u.cluster,
+      service: 'web',
+      track: 'stable',
+      revisionId: rev.id,
+      version: u.version,
+      at: Date.now(),
+      replica: String(u.port),
+    };
+    for (const l of this.#listeners) l(e);
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'meridian-haproxy-plane-'));
+const opened: { close(): Promise<void> }[] = [];
+
+afterAll(async () => {
+  for (const o of opened.splice(0)) await o.close();
+  closeAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Irish clients' answers through HAProxy, by the port of the upstream that gave them. */
+async function irish(
+  port: number,
+  n: number,
+  clusterOf: ReturnType<typeof haproxyClusterOf>,
+): Promise<{ ports: Record<number, number>; clusters: Record<string, number> }> {
+  const ports: Record<number, number> = {};
+  const clusters: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE' } });
+    expect(r.status).toBe(200);
+    const p = r.json<{ port: number }>().port;
+    ports[p] = (ports[p] ?? 0) + 1;
+    const c = clusterOf(r.headers) ?? 'unknown';
+    clusters[c] = (clusters[c] ?? 0) + 1;
+  }
+  return { ports, clusters };
+}
+
+describe('HAProxy as the data plane', () => {
+  it('sends no request to a replica before the driver has seen it ready, and sends it some once it is', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0'); // started, listening, its checks would pass: not ready yet
+    driver.upstreams.push(a, b);
+    driver.ready.add(a.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir, port, metricsPort: await freePort() });
+    opened.unshift(plane);
+    const clusterOf = haproxyClusterOf(dir);
+
+    const before = await irish(port, 20, clusterOf);
+    expect(before.ports).toEqual({ [a.port]: 20 });
+    expect(before.clusters).toEqual({ 'eu-west-1': 20 });
+
+    driver.ready.add(b.port);
+    driver.emit('replica-ready', b);
+    await until(async () => ((await irish(port, 4, clusterOf)).ports[b.port] ?? 0) > 0, 20_000, 'b takes traffic once ready');
+
+    // gone again (exited): out of HAProxy's servers without waiting for its checks
+    driver.ready.delete(b.port);
+    driver.emit('replica-exited', b);
+    await plane.settled();
+    await until(async () => (await irish(port, 4, clusterOf)).ports[b.port] === undefined, 20_000, 'b out once exited');
+  }, 60_000);
+});
