@@ -69,7 +69,8 @@ async function irish(
   const ports: Record<number, number> = {};
   const clusters: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
-    const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE' } });
+    // a connection per request: a reload closes the old worker's idle keep-alive connections
+    const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE', connection: 'close' } });
     expect(r.status).toBe(200);
     const p = r.json<{ port: number }>().port;
     ports[p] = (ports[p] ?? 0) + 1;
@@ -105,5 +106,31 @@ describe('HAProxy as the data plane', () => {
     driver.emit('replica-exited', b);
     await plane.settled();
     await until(async () => (await irish(port, 4, clusterOf)).ports[b.port] === undefined, 20_000, 'b out once exited');
+  }, 60_000);
+
+  it('takes the servers of replicas that exit out at once: clients of a region whose replicas all died are served by the next region', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, b, c);
+    for (const u of [a, b, c]) driver.ready.add(u.port);
+    opened.push({ close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'exit'), port, metricsPort: await freePort() });
+    opened.unshift(plane);
+    const clusterOf = haproxyClusterOf(join(dir, 'exit'));
+    expect((await irish(port, 10, clusterOf)).clusters).toEqual({ 'eu-west-1': 10 });
+
+    // eu-west's replicas die (their ports refuse connections) and the driver says so
+    await Promise.all([a.kill(), b.kill()]);
+    for (const u of [a, b]) {
+      driver.ready.delete(u.port);
+      driver.upstreams.splice(driver.upstreams.indexOf(u), 1);
+      driver.emit('replica-exited', u);
+    }
+    await plane.settled();
+    // the next requests, before HAProxy's checks or the next export: none to the dead servers
+    expect((await irish(port, 10, clusterOf)).clusters).toEqual({ 'eu-central-1': 10 });
   }, 60_000);
 });

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MeridianError } from '../errors.js';
 import { clusterAddresses, exportInput, writeExport } from '../export/index.js';
+import { safeName } from '../export/addresses.js';
 import { haproxyExporter, type HaproxyServer } from '../export/haproxy.js';
 import { haproxyCommand, setCanaryWeight, setServerState } from '../export/haproxy-runtime.js';
 import type { Revision } from '../render/render.js';
@@ -59,6 +60,12 @@ export class HaproxyPlane {
   readonly #canary = new Map<string, Map<string, CanaryWeight>>();
   readonly #drained = new Set<string>();
   #servers: HaproxyServer[] = [];
+  /** The servers of each replica in the last export, by `cluster/replica`: to take them out before the next one. */
+  #replicaServers = new Map<string, { readonly service: string; readonly server: string }[]>();
+  /** Servers put in `maint` by {@link #outNow} since the last reload, as `backend/server`. */
+  readonly #out = new Set<string>();
+  /** The runtime commands {@link #outNow} sent, answered or not. */
+  #outs: Promise<void> = Promise.resolve();
   #topology = '';
   #master: ChildProcess | null = null;
   #output = '';
@@ -85,6 +92,7 @@ export class HaproxyPlane {
     // the servers are the replicas that passed their readiness check: one that is gone, going or not
     // ready yet is not a server (a new HAProxy worker takes every server it is given as up)
     p.#unsubscribe = o.target.subscribe((e) => {
+      if (ENDPOINT_GONE_EVENTS.has(e.type) && e.replica !== undefined) p.#outNow(e.cluster, e.replica);
       if (e.type === 'replica-ready' || e.type === 'track-removed' || ENDPOINT_GONE_EVENTS.has(e.type)) p.#soon();
     });
     return p;
@@ -153,9 +161,9 @@ export class HaproxyPlane {
     return 0;
   }
 
-  /** Waits for every change asked so far. */
+  /** Waits for every change asked so far (and every replica taken out at once has been). */
   settled(): Promise<void> {
-    return this.#queue.then(
+    return Promise.all([this.#queue, this.#outs]).then(
       () => undefined,
       () => undefined,
     );
@@ -223,7 +231,17 @@ export class HaproxyPlane {
   async #apply(force: boolean): Promise<void> {
     if (this.#closed) return;
     const rev = this.#revision;
-    const addresses = clusterAddresses(rev, (c) => this.#o.target.endpoints(c).filter((e) => e.healthy));
+    const replicaServers = new Map<string, { service: string; server: string }[]>();
+    const addresses = clusterAddresses(rev, (c) => {
+      const ready = this.#o.target.endpoints(c).filter((e) => e.healthy);
+      for (const e of ready) {
+        const key = `${c}/${e.replica}`;
+        // as the exporter names a cluster's server (src/export/haproxy.ts): cluster, then the address's name
+        const server = safeName(`${c}.${safeName(`${e.track}-${e.port}`)}`);
+        replicaServers.set(key, [...(replicaServers.get(key) ?? []), { service: e.service, server }]);
+      }
+      return ready;
+    });
     const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
     const input = exportInput(
       rev,
@@ -241,7 +259,14 @@ export class HaproxyPlane {
     const result = haproxyExporter.export(input);
     // the servers and routing, not their weights: a weight set live is carried by the next export, not a reason to reload
     const topology = `${rev.id}\n${JSON.stringify(addresses)}`;
-    if (!force && topology === this.#topology && this.#master) return;
+    if (!force && topology === this.#topology && this.#master) {
+      // the same servers as before (a replica that went came back as it was): out no more, unless drained
+      const drained = (c: string): boolean => this.#drained.has(c) || this.#drained.has(this.#revision.clusters[c]?.region ?? '');
+      for (const s of this.#servers)
+        if (this.#out.delete(`${s.backend}/${s.server}`) && !drained(s.cluster))
+          await setServerState(this.socket, s.backend, s.server, 'ready');
+      return;
+    }
     writeExport(this.#o.dir, 'haproxy', result);
     const bin = this.#o.haproxy ?? 'haproxy';
     const config = join(this.#o.dir, 'haproxy.cfg');
@@ -260,7 +285,9 @@ export class HaproxyPlane {
     const index = (JSON.parse(result.files['servers.json'] ?? '{"servers":[]}') as { servers: HaproxyServer[] }).servers;
     if (!this.#master) await this.#spawn(bin, config);
     else await this.#reload();
+    this.#out.clear(); // a new worker starts with every server it is given in service
     this.#servers = index;
+    this.#replicaServers = replicaServers;
     this.#topology = topology;
     await this.#applyDrains([...this.#drained]);
   }
@@ -309,6 +336,23 @@ export class HaproxyPlane {
         );
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /**
+   * A replica is gone or going (exited, stopping, unhealthy): its servers go to `maint` through the runtime
+   * API at once, without waiting for the next export and reload (nor for HAProxy's checks to fail). A
+   * level left without servers then passes its clients to the next one, as the router does.
+   */
+  #outNow(cluster: string, replica: string): void {
+    const servers = this.#replicaServers.get(`${cluster}/${replica}`);
+    if (!servers || this.#closed || !this.#master) return;
+    for (const { service, server } of servers)
+      for (const s of this.#servers)
+        if (s.cluster === cluster && s.service === service && s.server === server) {
+          this.#out.add(`${s.backend}/${s.server}`);
+          const sent = setServerState(this.socket, s.backend, s.server, 'maint').catch(() => undefined); // the next export removes it anyway
+          this.#outs = Promise.all([this.#outs, sent]).then(() => undefined);
+        }
   }
 
   /** The drains of `names` as they stand now, sent to every server of theirs. */
