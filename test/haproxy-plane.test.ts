@@ -2,13 +2,13 @@
  * HAProxy as the local fleet's data plane (src/router/haproxy-plane.ts), against real HAProxy and loopback
  * upstreams standing for replicas: a replica the driver has not seen ready (started after a crash, say) is
  * not one of HAProxy's servers — a new HAProxy worker takes every server it is given as up — and it becomes
- * one when it is ready; the cluster of each answer is found from HAProxy's headers, as `meridian drill` does.
+ * one when it is ready; one that exits is out of HAProxy at once, before the next export.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { haproxyClusterOf, HaproxyPlane } from '../src/router/haproxy-plane.js';
+import { HaproxyPlane } from '../src/router/haproxy-plane.js';
 import type { Endpoint, TargetEvent, TargetEventListener } from '../src/targets/target.js';
 import { freePort } from './support/export-kit.js';
 import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream } from './support/router-kit.js';
@@ -60,22 +60,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Irish clients' answers through HAProxy, by the port of the upstream that gave them. */
-async function irish(
-  port: number,
-  n: number,
-  clusterOf: ReturnType<typeof haproxyClusterOf>,
-): Promise<{ ports: Record<number, number>; clusters: Record<string, number> }> {
+/** Irish clients' answers through HAProxy, by the port of the upstream that gave them and by its cluster. */
+async function irish(port: number, n: number): Promise<{ ports: Record<number, number>; clusters: Record<string, number> }> {
   const ports: Record<number, number> = {};
   const clusters: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
     // a connection per request: a reload closes the old worker's idle keep-alive connections
     const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE', connection: 'close' } });
     expect(r.status).toBe(200);
-    const p = r.json<{ port: number }>().port;
+    const { port: p, cluster } = r.json<{ port: number; cluster: string }>();
     ports[p] = (ports[p] ?? 0) + 1;
-    const c = clusterOf(r.headers) ?? 'unknown';
-    clusters[c] = (clusters[c] ?? 0) + 1;
+    clusters[cluster] = (clusters[cluster] ?? 0) + 1;
   }
   return { ports, clusters };
 }
@@ -91,21 +86,20 @@ describe('HAProxy as the data plane', () => {
     const port = await freePort();
     const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir, port, metricsPort: await freePort() });
     opened.unshift(plane);
-    const clusterOf = haproxyClusterOf(dir);
 
-    const before = await irish(port, 20, clusterOf);
+    const before = await irish(port, 20);
     expect(before.ports).toEqual({ [a.port]: 20 });
     expect(before.clusters).toEqual({ 'eu-west-1': 20 });
 
     driver.ready.add(b.port);
     driver.emit('replica-ready', b);
-    await until(async () => ((await irish(port, 4, clusterOf)).ports[b.port] ?? 0) > 0, 20_000, 'b takes traffic once ready');
+    await until(async () => ((await irish(port, 4)).ports[b.port] ?? 0) > 0, 20_000, 'b takes traffic once ready');
 
     // gone again (exited): out of HAProxy's servers without waiting for its checks
     driver.ready.delete(b.port);
     driver.emit('replica-exited', b);
     await plane.settled();
-    await until(async () => (await irish(port, 4, clusterOf)).ports[b.port] === undefined, 20_000, 'b out once exited');
+    await until(async () => (await irish(port, 4)).ports[b.port] === undefined, 20_000, 'b out once exited');
   }, 60_000);
 
   it('takes the servers of replicas that exit out at once: clients of a region whose replicas all died are served by the next region', async () => {
@@ -119,8 +113,7 @@ describe('HAProxy as the data plane', () => {
     const port = await freePort();
     const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'exit'), port, metricsPort: await freePort() });
     opened.unshift(plane);
-    const clusterOf = haproxyClusterOf(join(dir, 'exit'));
-    expect((await irish(port, 10, clusterOf)).clusters).toEqual({ 'eu-west-1': 10 });
+    expect((await irish(port, 10)).clusters).toEqual({ 'eu-west-1': 10 });
 
     // eu-west's replicas die (their ports refuse connections) and the driver says so
     await Promise.all([a.kill(), b.kill()]);
@@ -131,6 +124,6 @@ describe('HAProxy as the data plane', () => {
     }
     await plane.settled();
     // the next requests, before HAProxy's checks or the next export: none to the dead servers
-    expect((await irish(port, 10, clusterOf)).clusters).toEqual({ 'eu-central-1': 10 });
+    expect((await irish(port, 10)).clusters).toEqual({ 'eu-central-1': 10 });
   }, 60_000);
 });

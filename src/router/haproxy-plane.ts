@@ -9,7 +9,7 @@
  * own Prometheus exporter, per server, summed by version. See docs/export.md.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MeridianError } from '../errors.js';
@@ -384,31 +384,4 @@ export class HaproxyPlane {
     for (const [k, n] of await this.#workerCounts()) out.set(k, (out.get(k) ?? 0) + n);
     return out;
   }
-}
-
-/**
- * The cluster a response of HAProxy's data plane came from, by its `x-meridian-backend` and
- * `x-meridian-server` headers and the server index the plane keeps in `dir` (servers.json, read again when
- * a server is not in it: a reload may have added it). Null for a response no server gave (a 503 of the
- * frontend, say).
- */
-export function haproxyClusterOf(dir: string): (headers: Readonly<Record<string, string | string[] | undefined>>) => string | null {
-  let index = new Map<string, string>();
-  const read = (): void => {
-    try {
-      const { servers } = JSON.parse(readFileSync(join(dir, 'servers.json'), 'utf8')) as { servers: HaproxyServer[] };
-      index = new Map(servers.map((s) => [`${s.backend}/${s.server}`, s.cluster]));
-    } catch {
-      // not written yet, or being replaced: the next miss reads it again
-    }
-  };
-  read();
-  return (headers) => {
-    const backend = headers['x-meridian-backend'];
-    const server = headers['x-meridian-server'];
-    if (typeof backend !== 'string' || typeof server !== 'string' || server === '' || server === '<NOSRV>') return null;
-    const key = `${backend}/${server}`;
-    if (!index.has(key)) read();
-    return index.get(key) ?? null;
-  };
 }

@@ -3,7 +3,7 @@
  * sent on schedule whether or not earlier ones have answered), each from a chosen country, as a user
  * from a bounded population so that stickiness can be seen.
  */
-import { Agent, type IncomingHttpHeaders, request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { MixPicker, type Mix } from './mix.js';
 import { emptyStats, type CountryStats, type TrafficReport } from './report.js';
 
@@ -32,11 +32,6 @@ export interface TrafficOptions {
   readonly signal?: AbortSignal;
   /** Called with every answer (or failure), for callers that judge traffic over time (`meridian drill`). */
   readonly onAnswer?: (a: Answer) => void;
-  /**
-   * The cluster that answered, from the response's headers (default: Meridian's router's
-   * `x-meridian-cluster`); another data plane says it its own way.
-   */
-  readonly clusterOf?: (headers: IncomingHttpHeaders) => string | null;
 }
 
 /** One request's outcome: when it was sent (`performance.now()` ms), from where, what came back. */
@@ -90,11 +85,11 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficReport> {
               if (typeof k === 'string') m[k] = (m[k] ?? 0) + 1;
             };
             inc(stats.statuses, String(res.statusCode));
-            const c = opts.clusterOf ? opts.clusterOf(res.headers) : res.headers['x-meridian-cluster'];
-            inc(stats.clusters, c ?? undefined);
+            inc(stats.clusters, res.headers['x-meridian-cluster']);
             inc(stats.versions, res.headers['x-meridian-version']);
             if ((res.statusCode ?? 0) >= 500) inc(stats.reasons, res.headers['x-meridian-reason']);
             stats.latenciesMs.push(performance.now() - t0);
+            const c = res.headers['x-meridian-cluster'];
             opts.onAnswer?.({
               sentAt: t0,
               country,

@@ -18,7 +18,6 @@ import type { Place } from '../../recovery/safety.js';
 import { render } from '../../render/render.js';
 import { loadFleet } from '../../spec/load.js';
 import { resolveActor } from '../../store/actor.js';
-import { haproxyClusterOf } from '../../router/haproxy-plane.js';
 import { runTraffic, type Answer } from '../../traffic/generator.js';
 import { parseDuration } from '../../units/duration.js';
 import { parseRatio } from '../../units/quantity.js';
@@ -146,8 +145,6 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
       durationMs: warmupMs + durationMs,
       timeoutMs: Math.max(2000, sloLatencyMs * 2),
       ...(flags.host ? { host: flags.host } : {}),
-      // HAProxy as the data plane names the backend and server that answered, not the cluster
-      ...(info.dataPlane?.kind === 'haproxy' ? { clusterOf: haproxyClusterOf(info.dataPlane.dir) } : {}),
       signal: abort.signal,
       onAnswer: (a) => answers.push(a),
     });
