@@ -23,12 +23,18 @@ const rev = revision({
 class FakeDriver {
   readonly ready = new Set<number>();
   readonly upstreams: Upstream[] = [];
+  /** Each upstream's process run: a restart is a new replica on the same address. */
+  readonly runs = new Map<number, number>();
   readonly #listeners = new Set<TargetEventListener>();
 
   endpoints(cluster: string): Endpoint[] {
     return this.upstreams
       .filter((u) => u.cluster === cluster)
-      .map((u) => ({ ...u.endpoint(), revisionId: rev.id, healthy: this.ready.has(u.port), replica: String(u.port) }));
+      .map((u) => ({ ...u.endpoint(), revisionId: rev.id, healthy: this.ready.has(u.port), replica: this.replica(u) }));
+  }
+
+  replica(u: Upstream): string {
+    return `${u.port}.${this.runs.get(u.port) ?? 1}`;
   }
 
   subscribe(listener: TargetEventListener): () => void {
@@ -45,7 +51,7 @@ class FakeDriver {
       revisionId: rev.id,
       version: u.version,
       at: Date.now(),
-      replica: String(u.port),
+      replica: this.replica(u),
     };
     for (const l of this.#listeners) l(e);
   }
@@ -125,5 +131,29 @@ describe('HAProxy as the data plane', () => {
     await plane.settled();
     // the next requests, before HAProxy's checks or the next export: none to the dead servers
     expect((await irish(port, 10)).clusters).toEqual({ 'eu-central-1': 10 });
+  }, 60_000);
+
+  it('a replica that dies and comes back ready on its address takes no reload: out at once, then in again', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    driver.upstreams.push(a, b);
+    for (const u of [a, b]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'back'), port, metricsPort: await freePort() });
+    opened.unshift(plane);
+
+    driver.ready.delete(a.port); // it crashed: the driver no longer lists it, and says so
+    driver.emit('replica-exited', a);
+    await new Promise((r) => setTimeout(r, 500)); // the plane follows events in bursts (200 ms): let it follow this one
+    await plane.settled();
+    expect((await irish(port, 10)).ports).toEqual({ [b.port]: 10 });
+
+    driver.runs.set(a.port, 2); // restarted on the same port, and ready again
+    driver.ready.add(a.port);
+    driver.emit('replica-ready', a);
+    await until(async () => ((await irish(port, 4)).ports[a.port] ?? 0) > 0, 20_000, 'a takes traffic again');
+    expect(plane.reloads).toBe(0);
   }, 60_000);
 });

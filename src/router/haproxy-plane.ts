@@ -20,7 +20,7 @@ import { haproxyCommand, setCanaryWeight, setServerState } from '../export/hapro
 import type { Revision } from '../render/render.js';
 import { haproxyCounters } from '../rollout/analysis/haproxy-source.js';
 import type { CanaryWeight } from '../routing/state.js';
-import type { Target } from '../targets/target.js';
+import type { Endpoint, Target, TargetEvent } from '../targets/target.js';
 import { ENDPOINT_GONE_EVENTS } from './endpoints.js';
 
 const run = promisify(execFile);
@@ -51,6 +51,15 @@ function withoutIngress(rev: Revision): Revision {
   return { ...rev, clusters };
 }
 
+/** How long a server whose replica died waits in the configuration (in `maint`) for it to come back on its address. */
+const HOLD_MS = 30_000;
+
+/** One address of one service track in one cluster: a server of the export. */
+const addressKey = (e: Endpoint): string => `${e.cluster}\u0000${e.service}\u0000${e.track}\u0000${e.port}`;
+
+/** The name the exporter gives an address's server (src/export/haproxy.ts): the cluster, then the address's own name (src/export/addresses.ts). */
+const serverName = (e: Endpoint): string => safeName(`${e.cluster}.${safeName(`${e.track}-${e.port}`)}`);
+
 const escapeLabel = (s: string): string => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 
 /** HAProxy as the fleet's data plane; start it with {@link HaproxyPlane.start}. */
@@ -61,7 +70,13 @@ export class HaproxyPlane {
   readonly #drained = new Set<string>();
   #servers: HaproxyServer[] = [];
   /** The servers of each replica in the last export, by `cluster/replica`: to take them out before the next one. */
-  #replicaServers = new Map<string, { readonly service: string; readonly server: string }[]>();
+  #exported = new Map<string, Endpoint[]>();
+  /**
+   * Servers whose replica died (exited, restarting, unhealthy), kept in the configuration in `maint` for
+   * up to {@link HOLD_MS} until a replica is ready on the same address again: a crash and its restart take
+   * no reload (a reload closes clients' idle keep-alive connections). By address key.
+   */
+  readonly #held = new Map<string, { readonly endpoint: Endpoint; readonly until: number }>();
   /** Servers put in `maint` by {@link #outNow} since the last reload, as `backend/server`. */
   readonly #out = new Set<string>();
   /** The runtime commands {@link #outNow} sent, answered or not. */
@@ -91,10 +106,7 @@ export class HaproxyPlane {
     await p.#apply(true);
     // the servers are the replicas that passed their readiness check: one that is gone, going or not
     // ready yet is not a server (a new HAProxy worker takes every server it is given as up)
-    p.#unsubscribe = o.target.subscribe((e) => {
-      if (ENDPOINT_GONE_EVENTS.has(e.type) && e.replica !== undefined) p.#outNow(e.cluster, e.replica);
-      if (e.type === 'replica-ready' || e.type === 'track-removed' || ENDPOINT_GONE_EVENTS.has(e.type)) p.#soon();
-    });
+    p.#unsubscribe = o.target.subscribe((e) => p.#onEvent(e));
     return p;
   }
 
@@ -217,6 +229,25 @@ export class HaproxyPlane {
   }
 
   /** A replica came or went: re-export shortly (events come in bursts), reload only when the servers changed. */
+  #onEvent(e: TargetEvent): void {
+    if (ENDPOINT_GONE_EVENTS.has(e.type) && e.replica !== undefined) {
+      // planned (draining, stopped): out for good; a death: out, held for the replica's return
+      const planned = e.type === 'replica-draining' || e.type === 'replica-stopped';
+      for (const ep of this.#exported.get(`${e.cluster}/${e.replica}`) ?? []) {
+        if (planned) this.#held.delete(addressKey(ep));
+        else {
+          this.#held.set(addressKey(ep), { endpoint: ep, until: Date.now() + HOLD_MS });
+          setTimeout(() => this.#soon(), HOLD_MS + 50).unref(); // let it go if it never comes back
+        }
+        this.#outNow(ep);
+      }
+    }
+    if (e.type === 'track-removed')
+      for (const [k, h] of this.#held)
+        if (h.endpoint.cluster === e.cluster && h.endpoint.service === e.service && h.endpoint.track === e.track) this.#held.delete(k);
+    if (e.type === 'replica-ready' || e.type === 'track-removed' || ENDPOINT_GONE_EVENTS.has(e.type)) this.#soon();
+  }
+
   #soon(): void {
     if (this.#closed || this.#timer) return;
     this.#timer = setTimeout(() => {
@@ -231,17 +262,20 @@ export class HaproxyPlane {
   async #apply(force: boolean): Promise<void> {
     if (this.#closed) return;
     const rev = this.#revision;
-    const replicaServers = new Map<string, { service: string; server: string }[]>();
+    const now = Date.now();
+    for (const [k, h] of this.#held) if (h.until <= now) this.#held.delete(k);
+    const exported = new Map<string, Endpoint[]>();
     const addresses = clusterAddresses(rev, (c) => {
       const ready = this.#o.target.endpoints(c).filter((e) => e.healthy);
       for (const e of ready) {
+        this.#held.delete(addressKey(e)); // back
         const key = `${c}/${e.replica}`;
-        // as the exporter names a cluster's server (src/export/haproxy.ts): cluster, then the address's name
-        const server = safeName(`${c}.${safeName(`${e.track}-${e.port}`)}`);
-        replicaServers.set(key, [...(replicaServers.get(key) ?? []), { service: e.service, server }]);
+        exported.set(key, [...(exported.get(key) ?? []), e]);
       }
-      return ready;
+      const held = [...this.#held.values()].map((h) => h.endpoint).filter((e) => e.cluster === c);
+      return [...ready, ...held];
     });
+    const heldServers = new Set([...this.#held.values()].map((h) => serverName(h.endpoint)));
     const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
     const input = exportInput(
       rev,
@@ -263,8 +297,9 @@ export class HaproxyPlane {
       // the same servers as before (a replica that went came back as it was): out no more, unless drained
       const drained = (c: string): boolean => this.#drained.has(c) || this.#drained.has(this.#revision.clusters[c]?.region ?? '');
       for (const s of this.#servers)
-        if (this.#out.delete(`${s.backend}/${s.server}`) && !drained(s.cluster))
+        if (!heldServers.has(s.server) && this.#out.delete(`${s.backend}/${s.server}`) && !drained(s.cluster))
           await setServerState(this.socket, s.backend, s.server, 'ready');
+      this.#exported = exported;
       return;
     }
     writeExport(this.#o.dir, 'haproxy', result);
@@ -287,8 +322,9 @@ export class HaproxyPlane {
     else await this.#reload();
     this.#out.clear(); // a new worker starts with every server it is given in service
     this.#servers = index;
-    this.#replicaServers = replicaServers;
+    this.#exported = exported;
     this.#topology = topology;
+    for (const h of this.#held.values()) this.#outNow(h.endpoint);
     await this.#applyDrains([...this.#drained]);
   }
 
@@ -343,16 +379,15 @@ export class HaproxyPlane {
    * API at once, without waiting for the next export and reload (nor for HAProxy's checks to fail). A
    * level left without servers then passes its clients to the next one, as the router does.
    */
-  #outNow(cluster: string, replica: string): void {
-    const servers = this.#replicaServers.get(`${cluster}/${replica}`);
-    if (!servers || this.#closed || !this.#master) return;
-    for (const { service, server } of servers)
-      for (const s of this.#servers)
-        if (s.cluster === cluster && s.service === service && s.server === server) {
-          this.#out.add(`${s.backend}/${s.server}`);
-          const sent = setServerState(this.socket, s.backend, s.server, 'maint').catch(() => undefined); // the next export removes it anyway
-          this.#outs = Promise.all([this.#outs, sent]).then(() => undefined);
-        }
+  #outNow(ep: Endpoint): void {
+    if (this.#closed || !this.#master) return;
+    const server = serverName(ep);
+    for (const s of this.#servers)
+      if (s.cluster === ep.cluster && s.service === ep.service && s.server === server) {
+        this.#out.add(`${s.backend}/${s.server}`);
+        const sent = setServerState(this.socket, s.backend, s.server, 'maint').catch(() => undefined); // a new worker is told again
+        this.#outs = Promise.all([this.#outs, sent]).then(() => undefined);
+      }
   }
 
   /** The drains of `names` as they stand now, sent to every server of theirs. */
