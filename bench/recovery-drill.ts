@@ -11,7 +11,7 @@
  * a 60 s TTL, the usual managed-DNS setting (Route 53's defaults: interval 30 s, failure threshold 3).
  *
  * Run: `npm run build && npx tsx bench/recovery-drill.ts [--runs 5] [--faults kill,hang] [--data-plane node,haproxy]
- * [--reports DIR] [--json]` (`--reports` keeps every drill's drill.json and drill.md there).
+ * [--reports DIR] [--json]` (`--reports` keeps every drill's drill.json and drill.md there, and each fleet's up.log).
  */
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -91,6 +91,7 @@ for (const plane of PLANES) {
     }
   } finally {
     meridian(work, ['down']);
+    if (REPORTS) cpSync(join(work, '.meridian', 'up.log'), join(REPORTS, `${plane}-up.log`));
     rmSync(work, { recursive: true, force: true });
   }
 }
