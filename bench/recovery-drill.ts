@@ -7,13 +7,17 @@
  * The recovery time is the drill's: from the fault to the moment every client region is served within
  * its SLO again (99 % success and p99 ≤ 1 s in every 500 ms window), so its resolution is one window.
  *
+ * Before each drill it waits until eu-west serves its own clients again (the last drill's hang leaves its
+ * endpoints ejected by the router's outlier detection for 30 s or more): a drill on a region already out
+ * of rotation would measure nothing.
+ *
  * Next to it, computed (not run): the same failure with DNS failover at a 30 s health-check interval and
  * a 60 s TTL, the usual managed-DNS setting (Route 53's defaults: interval 30 s, failure threshold 3).
  *
  * Run: `npm run build && npx tsx bench/recovery-drill.ts [--runs 5] [--faults kill,hang] [--data-plane node,haproxy]
  * [--reports DIR] [--json]` (`--reports` keeps every drill's drill.json and drill.md there, and each fleet's up.log).
  */
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { median } from './lib/measure.js';
@@ -50,6 +54,29 @@ interface Drill {
   readonly requests: number;
 }
 
+/**
+ * Waits until eu-west serves its own clients again — 20 Irish requests in a row answered by eu-west's
+ * clusters — so that a drill starts on a whole fleet: after a hang, the router keeps the hung endpoints
+ * ejected for its outlier detection's ejection time (examples/shop: 30 s, longer after repeated
+ * ejections), and a drill started meanwhile would fail over nothing. Returns how long it waited, or null
+ * after `limitMs`.
+ */
+async function waitServing(work: string, limitMs = 180_000): Promise<number | null> {
+  const { router } = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { router: string };
+  const t0 = Date.now();
+  let inRow = 0;
+  while (Date.now() - t0 < limitMs) {
+    const cluster = await fetch(router, { headers: { 'x-client-country': 'IE', connection: 'close' } })
+      .then((r) => r.json() as Promise<{ cluster?: string }>)
+      .then((b) => b.cluster ?? '')
+      .catch(() => '');
+    inRow = cluster.startsWith(`${PLACE}-`) ? inRow + 1 : 0;
+    if (inRow >= 20) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}
+
 const loadBefore = os.loadavg();
 const startedAt = new Date();
 const drills: Drill[] = [];
@@ -71,6 +98,7 @@ for (const plane of PLANES) {
     for (const fault of FAULTS) {
       for (let i = 0; i < RUNS; i++) {
         await new Promise((r) => setTimeout(r, 5000)); // the supervisor has restarted what the last drill killed
+        const waited = await waitServing(work);
         const report = REPORTS ? join(REPORTS, `${plane}-${fault}-${i + 1}`) : join(work, `drill-${fault}-${i}`);
         if (REPORTS) mkdirSync(report, { recursive: true });
         const d = meridian(work, ['drill', PLACE, '--fault', fault, '--duration', '8s', '-o', 'json', '--report', report]);
@@ -86,7 +114,9 @@ for (const plane of PLANES) {
           requests: json.regions.reduce((a, r) => a + r.requests, 0),
         };
         drills.push(drill);
-        process.stderr.write(`${plane} ${fault} ${i + 1}: ${JSON.stringify(drill)} load ${os.loadavg()[0]?.toFixed(1)}\n`);
+        process.stderr.write(
+          `${plane} ${fault} ${i + 1}: ${JSON.stringify(drill)} load ${os.loadavg()[0]?.toFixed(1)}; waited ${waited === null ? 'in vain' : `${waited} ms`} for ${PLACE} to serve its clients before\n`,
+        );
       }
     }
   } finally {
