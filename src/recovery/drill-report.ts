@@ -135,6 +135,18 @@ export function recoveryOf(
   return out;
 }
 
+/**
+ * Whether the place took traffic before the fault: true when a request of the warm-up was answered by one
+ * of `clusters`, false when none was although answers named their cluster (the place was drained,
+ * ejected or down already: the drill then measures no failover), null when no answer named its cluster
+ * (a data plane that does not say, as HAProxy).
+ */
+export function servedBeforeFault(samples: readonly DrillSample[], clusters: readonly string[]): boolean | null {
+  const before = samples.filter((s) => s.atMs < 0 && s.ok && s.cluster !== null);
+  if (before.length === 0) return null;
+  return before.some((s) => clusters.includes(s.cluster as string));
+}
+
 const ms = (n: number | null): string =>
   n === null ? 'not recovered' : n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(n % 1000 === 0 ? 0 : 2)} s`;
 
