@@ -96,7 +96,8 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
   const successRatio = parseRatio(flags.slo);
   if (successRatio === undefined) throw new UsageError(`--slo must be a ratio like 99% or 0.99, not ${JSON.stringify(flags.slo)}`);
 
-  const loaded = loadFleet(info.fleet);
+  // the directory `up` ran (an up.json of an older version names only the fleet: a directory of that name here)
+  const loaded = loadFleet(info.fleetDir ?? resolve(io.cwd, info.fleet));
   const { fleet } = loaded;
   const place: Place = fleet.regions[name]
     ? { kind: 'region', name }
