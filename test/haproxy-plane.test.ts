@@ -133,6 +133,36 @@ describe('HAProxy as the data plane', () => {
     expect((await irish(port, 10)).clusters).toEqual({ 'eu-central-1': 10 });
   }, 60_000);
 
+  it('undraining a cluster does not put back a server whose replica is out (failing its checks, held for its return)', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, b, c);
+    for (const u of [a, b, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({
+      revision: rev,
+      target: driver,
+      dir: join(dir, 'undrain'),
+      port,
+      metricsPort: await freePort(),
+    });
+    opened.unshift(plane);
+
+    await plane.setDrained('eu-west-1', true);
+    driver.ready.delete(a.port); // a fails its checks while the cluster is drained (it still answers)
+    driver.emit('replica-unhealthy', a);
+    await plane.settled();
+    expect((await irish(port, 6)).clusters).toEqual({ 'eu-central-1': 6 });
+    await plane.setDrained('eu-west-1', false);
+    // eu-west-1 back with one of its two servers: b and, by priority load, eu-central-1 — never a
+    const after = await irish(port, 20);
+    expect(after.ports[a.port], JSON.stringify(after.ports)).toBeUndefined();
+    expect(after.ports[b.port] ?? 0).toBeGreaterThan(0);
+  }, 60_000);
+
   it('a replica that dies and comes back ready on its address takes no reload: out at once, then in again', async () => {
     const driver = new FakeDriver();
     const a = await startUpstream('eu-west-1', '1.0.0');

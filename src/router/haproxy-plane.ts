@@ -397,7 +397,9 @@ export class HaproxyPlane {
       const touched = names.includes(s.cluster) || names.includes(regionOf(s.cluster) ?? '');
       if (!touched) continue;
       const drained = this.#drained.has(s.cluster) || this.#drained.has(regionOf(s.cluster) ?? '');
-      await setServerState(this.socket, s.backend, s.server, drained ? 'maint' : 'ready');
+      // undrained, a server whose replica is dead and held stays out
+      const out = drained || this.#out.has(`${s.backend}/${s.server}`);
+      await setServerState(this.socket, s.backend, s.server, out ? 'maint' : 'ready');
     }
   }
 
