@@ -10,6 +10,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MeridianError } from '../errors.js';
@@ -49,6 +50,25 @@ function withoutIngress(rev: Revision): Revision {
     }),
   );
   return { ...rev, clusters };
+}
+
+/**
+ * GETs a URL's body on a connection of its own: a kept-alive connection may still lead to a worker that a
+ * reload replaced (`option idle-close-on-response` keeps serving it), whose counters are not the current
+ * worker's.
+ */
+function freshGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 5 s`)));
+    req.on('error', reject);
+  });
 }
 
 /** How long a server whose replica died waits in the configuration (in `maint`) for it to come back on its address. */
@@ -405,8 +425,7 @@ export class HaproxyPlane {
 
   /** The current worker's responses by service, cluster, version and code class. */
   async #workerCounts(): Promise<Map<string, number>> {
-    const res = await fetch(this.metricsUrl);
-    const text = await res.text();
+    const text = await freshGet(this.metricsUrl);
     const out = new Map<string, number>();
     for (const s of haproxyCounters(text, new Date().toISOString(), this.#servers).series) {
       const base = `${s.service}\u0000${s.cluster}\u0000${s.version}\u0000`;
