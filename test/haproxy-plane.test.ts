@@ -82,30 +82,31 @@ async function irish(port: number, n: number): Promise<{ ports: Record<number, n
 }
 
 describe('HAProxy as the data plane', () => {
-  it('sends no request to a replica before the driver has seen it ready, and sends it some once it is', async () => {
+  it('sends no request to a replica restarted after a crash before the driver has seen it ready, and sends it some once it is', async () => {
     const driver = new FakeDriver();
     const a = await startUpstream('eu-west-1', '1.0.0');
-    const b = await startUpstream('eu-west-1', '1.0.0'); // started, listening, its checks would pass: not ready yet
+    const b = await startUpstream('eu-west-1', '1.0.0');
     driver.upstreams.push(a, b);
-    driver.ready.add(a.port);
+    for (const u of [a, b]) driver.ready.add(u.port);
     opened.push({ close: () => a.kill() }, { close: () => b.kill() });
     const port = await freePort();
     const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir, port, metricsPort: await freePort() });
     opened.unshift(plane);
+    expect(Object.keys((await irish(port, 10)).ports).sort()).toEqual([String(a.port), String(b.port)].sort());
 
-    const before = await irish(port, 20);
-    expect(before.ports).toEqual({ [a.port]: 20 });
-    expect(before.clusters).toEqual({ 'eu-west-1': 20 });
+    // b crashes and is restarted on its port: listed again (running), not ready yet — it listens, and
+    // HAProxy's own checks would pass, but the driver has not seen it ready
+    driver.ready.delete(b.port);
+    driver.emit('replica-exited', b);
+    driver.runs.set(b.port, 2);
+    driver.emit('replica-restarting', b);
+    await new Promise((r) => setTimeout(r, 500)); // the plane follows events in bursts (200 ms): let it follow these
+    await plane.settled();
+    expect((await irish(port, 20)).ports).toEqual({ [a.port]: 20 });
 
     driver.ready.add(b.port);
     driver.emit('replica-ready', b);
     await until(async () => ((await irish(port, 4)).ports[b.port] ?? 0) > 0, 20_000, 'b takes traffic once ready');
-
-    // gone again (exited): out of HAProxy's servers without waiting for its checks
-    driver.ready.delete(b.port);
-    driver.emit('replica-exited', b);
-    await plane.settled();
-    await until(async () => (await irish(port, 4)).ports[b.port] === undefined, 20_000, 'b out once exited');
   }, 60_000);
 
   it('takes the servers of replicas that exit out at once: clients of a region whose replicas all died are served by the next region', async () => {

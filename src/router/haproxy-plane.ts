@@ -251,21 +251,26 @@ export class HaproxyPlane {
   /** A replica came or went: re-export shortly (events come in bursts), reload only when the servers changed. */
   #onEvent(e: TargetEvent): void {
     if (ENDPOINT_GONE_EVENTS.has(e.type) && e.replica !== undefined) {
-      // planned (draining, stopped): out for good; a death: out, held for the replica's return
+      // a planned stop (draining, stopped) leaves with the next export, in the same reload that brings its
+      // replacement in (the driver waits its drain delay before SIGTERM); a death is out at once, and
+      // held for the replica's return
       const planned = e.type === 'replica-draining' || e.type === 'replica-stopped';
       for (const ep of this.#exported.get(`${e.cluster}/${e.replica}`) ?? []) {
-        if (planned) this.#held.delete(addressKey(ep));
-        else {
-          this.#held.set(addressKey(ep), { endpoint: ep, until: Date.now() + HOLD_MS });
-          setTimeout(() => this.#soon(), HOLD_MS + 50).unref(); // let it go if it never comes back
+        if (planned) {
+          this.#held.delete(addressKey(ep));
+          continue;
         }
+        this.#held.set(addressKey(ep), { endpoint: ep, until: Date.now() + HOLD_MS });
+        setTimeout(() => this.#soon(), HOLD_MS + 50).unref(); // let it go if it never comes back
         this.#outNow(ep);
       }
     }
     if (e.type === 'track-removed')
       for (const [k, h] of this.#held)
         if (h.endpoint.cluster === e.cluster && h.endpoint.service === e.service && h.endpoint.track === e.track) this.#held.delete(k);
-    if (e.type === 'replica-ready' || e.type === 'track-removed' || ENDPOINT_GONE_EVENTS.has(e.type)) this.#soon();
+    // a draining replica stays a server until it is stopped (the driver's drain delay): as the plane did before
+    if (e.type === 'replica-ready' || e.type === 'track-removed' || (ENDPOINT_GONE_EVENTS.has(e.type) && e.type !== 'replica-draining'))
+      this.#soon();
   }
 
   #soon(): void {
@@ -286,14 +291,16 @@ export class HaproxyPlane {
     for (const [k, h] of this.#held) if (h.until <= now) this.#held.delete(k);
     const exported = new Map<string, Endpoint[]>();
     const addresses = clusterAddresses(rev, (c) => {
-      const ready = this.#o.target.endpoints(c).filter((e) => e.healthy);
-      for (const e of ready) {
-        this.#held.delete(addressKey(e)); // back
+      const listed = this.#o.target.endpoints(c);
+      // a held address is back once a replica on it is ready; restarted but not ready yet, it stays held (in maint)
+      for (const e of listed) if (e.healthy) this.#held.delete(addressKey(e));
+      const live = listed.filter((e) => !this.#held.has(addressKey(e)));
+      for (const e of live) {
         const key = `${c}/${e.replica}`;
         exported.set(key, [...(exported.get(key) ?? []), e]);
       }
       const held = [...this.#held.values()].map((h) => h.endpoint).filter((e) => e.cluster === c);
-      return [...ready, ...held];
+      return [...live, ...held];
     });
     const heldServers = new Set([...this.#held.values()].map((h) => serverName(h.endpoint)));
     const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
