@@ -1,6 +1,6 @@
 /** The drill's measurement (src/recovery/drill-report.ts) and its blocked windows, pure. */
 import { describe, expect, it } from 'vitest';
-import { drillMarkdown, recoveryOf, type DrillSample } from '../src/recovery/drill-report.js';
+import { drillMarkdown, recoveryOf, servedBeforeFault, type DrillSample } from '../src/recovery/drill-report.js';
 import { blockedBy } from '../src/recovery/policy.js';
 
 const slo = { successRatio: 0.99, latencyMs: 500, windowMs: 500 };
@@ -35,7 +35,26 @@ describe('recovery time per client region', () => {
     const r = recoveryOf([...slow, ...blip], slo, () => null);
     expect(r.find((x) => x.region === 'slow')?.rtoMs).toBe(1000);
     expect(r.find((x) => x.region === 'blip')?.rtoMs).toBe(1000);
+    // the report says which windows missed it, and whether by failures or by latency
+    expect(r.find((x) => x.region === 'slow')?.missed).toEqual([
+      { fromMs: 0, requests: 50, failed: 0, p99Ms: 900 },
+      { fromMs: 500, requests: 50, failed: 0, p99Ms: 900 },
+    ]);
+    expect(r.find((x) => x.region === 'blip')?.missed).toEqual([{ fromMs: 500, requests: 50, failed: 1, p99Ms: 20 }]);
     expect(r.every((x) => x.pass)).toBe(true); // no policy RTO: recovering at all passes
+  });
+
+  it('tells whether the place took traffic before the fault (a drill of a place already out measures no failover)', () => {
+    const served = stream('eu-west', -1000, 2000, () => false).map((s) => ({ ...s, cluster: s.atMs < 0 ? 'eu-west-2' : 'eu-central-1' }));
+    const elsewhere = served.map((s) => ({ ...s, cluster: 'eu-central-1' }));
+    expect(servedBeforeFault(served, ['eu-west-1', 'eu-west-2'])).toBe(true);
+    expect(servedBeforeFault(elsewhere, ['eu-west-1', 'eu-west-2'])).toBe(false);
+    expect(
+      servedBeforeFault(
+        served.map((s) => ({ ...s, cluster: null })),
+        ['eu-west-1'],
+      ),
+    ).toBeNull(); // the data plane does not say
   });
 
   it('writes a report people can read', () => {
@@ -59,6 +78,7 @@ describe('recovery time per client region', () => {
     expect(md).toContain('# Drill: kill region eu-west (fleet shop)');
     expect(md).toContain('| eu-west | 500 ms | 1 s | 100 | 30 (30 × no answer) | c1 70 | pass |');
     expect(md).toContain('- +0 ms: SIGKILL');
+    expect(md).toContain('- eu-west: +0–500 ms 30 of 50 failed, p99 20 ms');
   });
 });
 

@@ -239,6 +239,87 @@ describe('local driver: supervision', () => {
     ]);
   });
 
+  it('replicas killed together come back a few at a time: at most restartConcurrency start at once, and all are ready again', async () => {
+    const t = target({ restartConcurrency: 2, backoff: { initialMs: 50, jitter: 0 } });
+    const services = { a: echoService({ version: '1.0.0', replicas: 2 }), b: echoService({ version: '1.0.0', replicas: 2 }) };
+    const state = renderedCluster({ ...services, c: echoService({ version: '1.0.0', replicas: 2 }) });
+    await t.apply({ cluster: 'c', revisionId: 'r', state, track: 'stable' });
+    const allReady = (x: Awaited<ReturnType<LocalTarget['status']>>): boolean =>
+      ['a', 'b', 'c'].every((svc) => isHealthyAt(x, svc, 'stable', 'r'));
+    await waitForStatus(t, 'c', allReady, { timeoutMs: 15_000 });
+    const starting = new Set<string>();
+    let most = 0;
+    let restarted = 0;
+    t.subscribe((e) => {
+      const id = `${e.service}/${e.replica ?? ''}`;
+      if (e.type === 'replica-started') {
+        restarted++;
+        starting.add(id);
+        most = Math.max(most, starting.size);
+      } else if (e.type === 'replica-ready' || e.type === 'replica-exited') starting.delete(id);
+    });
+    const pids = t.pids();
+    expect(pids).toHaveLength(6);
+    for (const pid of pids) process.kill(-pid, 'SIGKILL');
+    await waitForStatus(t, 'c', (x) => restarted >= 6 && allReady(x), { timeoutMs: 20_000, intervalMs: 10 });
+    expect(most).toBe(2); // without the limit, all six start together after the same backoff
+    expect(t.pids().filter((p) => pids.includes(p))).toEqual([]);
+  });
+
+  it('a restarted process keeps its place until it is reported started, or its hold time ends (injected clock)', async () => {
+    let now = 0;
+    const timers: { fn: () => void; due: number; live: boolean }[] = [];
+    const clock: Clock = {
+      now: () => now,
+      setTimeout: (fn, ms) => {
+        const t = { fn, due: now + ms, live: true };
+        timers.push(t);
+        return t;
+      },
+      clearTimeout: (h) => void ((h as { live: boolean }).live = false),
+      random: () => 0.5,
+    };
+    /** Moves the clock to `to` and fires the timers due by then. */
+    const advance = (to: number): void => {
+      now = to;
+      for (const t of timers.filter((x) => x.live && x.due <= now)) {
+        t.live = false;
+        t.fn();
+      }
+    };
+    const sup = new ProcessSupervisor({ clock, backoff: { initialMs: 100, jitter: 0 }, restartConcurrency: 1, restartHoldMs: 1000 });
+    const cmd = { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], cwd: FIXTURE_DIR, env: {} };
+    const runs = new Map<string, number>();
+    const exits: Promise<void>[] = [];
+    const procs = ['p', 'q', 'r'].map((name) => {
+      let exited: () => void = () => undefined;
+      exits.push(new Promise<void>((r) => (exited = r)));
+      const p = sup.supervise(cmd, {
+        spawned: (_pid, run) => runs.set(name, run),
+        restarting: () => exited(),
+      });
+      p.start();
+      return p;
+    });
+    for (const p of procs) p.signalSync('SIGKILL');
+    await Promise.all(exits);
+    const restartedRuns = (): number => [...runs.values()].filter((run) => run === 2).length;
+    advance(100); // every backoff is over: one restarts, two wait
+    expect(restartedRuns()).toBe(1);
+    expect([sup.starting, sup.waiting]).toEqual([1, 2]);
+    const first = procs.find((p) => p.run === 2);
+    first?.started(); // up: the next one goes
+    expect(restartedRuns()).toBe(2);
+    advance(1099); // the second is not reported started, and its hold time is not over
+    expect(restartedRuns()).toBe(2);
+    advance(1100);
+    expect(restartedRuns()).toBe(3);
+    expect(sup.waiting).toBe(0);
+    const stopped = sup.stopAll();
+    advance(1100 + 5000); // the grace period, for a process signalled before its command ran
+    await stopped;
+  });
+
   it('replaces replicas rolling when the rendered spec changes, never dropping below the desired ready count', async () => {
     const t = target();
     const v1 = renderedCluster({ web: echoService({ version: '1.0.0', replicas: 2, config: { MODE: 'a' } }) });

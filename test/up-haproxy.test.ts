@@ -3,7 +3,7 @@
  * HAProxy (Debian's 2.6) in front instead of the Node router. Real requests per country get the clusters
  * `route simulate` gives; a drain and a canary told through the fleet's control API (what `meridian
  * rollout` and the control plane use) reach HAProxy through its runtime API — a canary's new replicas
- * by one reload, its weight steps without one, under traffic with no failed request; the judge's counters
+ * by a reload once ready, its weight steps without one, under traffic with no failed request; the judge's counters
  * come from HAProxy's Prometheus exporter; `meridian down` leaves no process, HAProxy included.
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -130,7 +130,7 @@ describe('meridian up --data-plane haproxy', () => {
     await control(info, 'POST', 'v1/router/drain', { kind: 'cluster', name: 'eu-west-2', drained: false });
     expect((await tally(port, 'GB', 100)).shares['eu-west-2'] ?? 0).toBeGreaterThan(0);
 
-    // a canary as a rollout starts one: its replicas through the control API (HAProxy reloads once, to add them)…
+    // a canary as a rollout starts one: its replicas through the control API (HAProxy reloads to add them)…
     const state = rev.clusters['us-east-1'];
     const web = state?.services['web'];
     if (!state || !web) throw new Error('examples/shop runs web on us-east-1');
@@ -142,7 +142,16 @@ describe('meridian up --data-plane haproxy', () => {
       state: { ...state, services: { web: { ...web, version: '2.5.0' } } },
     });
     await control(info, 'POST', 'v1/traffic/canary', { service: 'web', cluster: 'us-east-1', weight: 0, version: '2.5.0' });
-    const withCanary = async (): Promise<boolean> => /us-east-1\.canary/.test(await haproxyCommand(socket, 'show servers state'));
+    // the canary's replicas become servers once the driver has seen each ready (a reload each, or one for
+    // both): wait for both, and for the plane to have seen the worker that has them
+    const withCanary = async (): Promise<boolean> => {
+      const names = new Set(
+        (await haproxyCommand(socket, 'show servers state')).split('\n').flatMap((l) => /(us-east-1\.canary\S*)/.exec(l)?.[1] ?? []),
+      );
+      const stats = (await control(info, 'GET', 'v1/router/stats')) as { worker: string };
+      const pid = /^Pid: (\d+)/m.exec(await haproxyCommand(socket, 'show info'))?.[1];
+      return names.size === 2 && stats.worker === pid;
+    };
     for (const deadline = Date.now() + 60_000; !(await withCanary());) {
       if (Date.now() > deadline) throw new Error('HAProxy never got the canary’s servers');
       await new Promise((r) => setTimeout(r, 200));

@@ -7,6 +7,8 @@ import type { Io } from './io.js';
 export interface UpInfo {
   readonly pid: number;
   readonly fleet: string;
+  /** The fleet's directory (absolute): where `meridian drill` reads the fleet's policy. Absent in files of older versions. */
+  readonly fleetDir?: string;
   readonly revision: string;
   readonly router: string;
   readonly admin: string;

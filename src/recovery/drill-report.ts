@@ -22,6 +22,16 @@ export interface DrillSlo {
   readonly windowMs: number;
 }
 
+/** A window of a client region's requests that missed the SLO, and by how much. */
+export interface MissedWindow {
+  /** The window's start, from the fault. */
+  readonly fromMs: number;
+  readonly requests: number;
+  readonly failed: number;
+  /** The p99 latency of its requests (the slowest one, for fewer than 100). */
+  readonly p99Ms: number;
+}
+
 export interface RegionRecovery {
   readonly region: string;
   /** Time from the fault until the region was within SLO for good; 0 when it never left it; null when it never came back. */
@@ -35,6 +45,8 @@ export interface RegionRecovery {
   readonly failures: Readonly<Record<string, number>>;
   /** Requests after the fault by the cluster that answered them. */
   readonly servedBy: Readonly<Record<string, number>>;
+  /** Every window that missed the SLO, in order: whether requests failed or were slow, and when. */
+  readonly missed: readonly MissedWindow[];
 }
 
 export interface DrillResult {
@@ -86,8 +98,16 @@ export function recoveryOf(
     const good = (ws: DrillSample[]): boolean =>
       ws.filter((s) => s.ok).length / ws.length >= slo.successRatio && p99(ws.map((s) => s.latencyMs)) <= slo.latencyMs;
     let lastBad = -1;
+    const missed: MissedWindow[] = [];
     judged.forEach(([w, ws]) => {
-      if (!good(ws)) lastBad = w;
+      if (good(ws)) return;
+      lastBad = w;
+      missed.push({
+        fromMs: w * slo.windowMs,
+        requests: ws.length,
+        failed: ws.filter((s) => !s.ok).length,
+        p99Ms: Math.round(p99(ws.map((s) => s.latencyMs))),
+      });
     });
     const lastIndex = judged[judged.length - 1]?.[0] ?? -1;
     const rtoMs = lastBad < 0 ? 0 : lastBad === lastIndex ? null : (lastBad + 1) * slo.windowMs;
@@ -109,9 +129,22 @@ export function recoveryOf(
       failed: xs.filter((s) => !s.ok).length,
       failures,
       servedBy,
+      missed,
     });
   }
   return out;
+}
+
+/**
+ * Whether the place took traffic before the fault: true when a request of the warm-up was answered by one
+ * of `clusters`, false when none was although answers named their cluster (the place was drained,
+ * ejected or down already: the drill then measures no failover), null when no answer named its cluster
+ * (a data plane that does not say, as HAProxy).
+ */
+export function servedBeforeFault(samples: readonly DrillSample[], clusters: readonly string[]): boolean | null {
+  const before = samples.filter((s) => s.atMs < 0 && s.ok && s.cluster !== null);
+  if (before.length === 0) return null;
+  return before.some((s) => clusters.includes(s.cluster as string));
 }
 
 const ms = (n: number | null): string =>
@@ -149,6 +182,21 @@ export function drillMarkdown(r: DrillResult): string {
     '',
     ...r.timeline.map((t) => `- ${t.atMs >= 0 ? '+' : ''}${t.atMs} ms: ${t.event}`),
     '',
+    ...(r.regions.some((x) => x.missed.length > 0)
+      ? [
+          '## Windows that missed the SLO',
+          '',
+          ...r.regions
+            .filter((x) => x.missed.length > 0)
+            .map(
+              (x) =>
+                `- ${x.region}: ${x.missed
+                  .map((w) => `+${w.fromMs}–${w.fromMs + r.slo.windowMs} ms ${w.failed} of ${w.requests} failed, p99 ${ms(w.p99Ms)}`)
+                  .join('; ')}`,
+            ),
+          '',
+        ]
+      : []),
   ];
   return lines.join('\n');
 }

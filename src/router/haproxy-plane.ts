@@ -10,16 +10,19 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MeridianError } from '../errors.js';
 import { clusterAddresses, exportInput, writeExport } from '../export/index.js';
+import { safeName } from '../export/addresses.js';
 import { haproxyExporter, type HaproxyServer } from '../export/haproxy.js';
 import { haproxyCommand, setCanaryWeight, setServerState } from '../export/haproxy-runtime.js';
 import type { Revision } from '../render/render.js';
 import { haproxyCounters } from '../rollout/analysis/haproxy-source.js';
 import type { CanaryWeight } from '../routing/state.js';
-import type { Target } from '../targets/target.js';
+import type { Endpoint, Target, TargetEvent } from '../targets/target.js';
+import { ENDPOINT_GONE_EVENTS } from './endpoints.js';
 
 const run = promisify(execFile);
 
@@ -49,6 +52,34 @@ function withoutIngress(rev: Revision): Revision {
   return { ...rev, clusters };
 }
 
+/**
+ * GETs a URL's body on a connection of its own: a kept-alive connection may still lead to a worker that a
+ * reload replaced (`option idle-close-on-response` keeps serving it), whose counters are not the current
+ * worker's.
+ */
+function freshGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 5 s`)));
+    req.on('error', reject);
+  });
+}
+
+/** How long a server whose replica died waits in the configuration (in `maint`) for it to come back on its address. */
+const HOLD_MS = 30_000;
+
+/** One address of one service track in one cluster: a server of the export. */
+const addressKey = (e: Endpoint): string => `${e.cluster}\u0000${e.service}\u0000${e.track}\u0000${e.port}`;
+
+/** The name the exporter gives an address's server (src/export/haproxy.ts): the cluster, then the address's own name (src/export/addresses.ts). */
+const serverName = (e: Endpoint): string => safeName(`${e.cluster}.${safeName(`${e.track}-${e.port}`)}`);
+
 const escapeLabel = (s: string): string => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 
 /** HAProxy as the fleet's data plane; start it with {@link HaproxyPlane.start}. */
@@ -58,6 +89,18 @@ export class HaproxyPlane {
   readonly #canary = new Map<string, Map<string, CanaryWeight>>();
   readonly #drained = new Set<string>();
   #servers: HaproxyServer[] = [];
+  /** The servers of each replica in the last export, by `cluster/replica`: to take them out before the next one. */
+  #exported = new Map<string, Endpoint[]>();
+  /**
+   * Servers whose replica died (exited, restarting, unhealthy), kept in the configuration in `maint` for
+   * up to {@link HOLD_MS} until a replica is ready on the same address again: a crash and its restart take
+   * no reload (a reload closes clients' idle keep-alive connections). By address key.
+   */
+  readonly #held = new Map<string, { readonly endpoint: Endpoint; readonly until: number }>();
+  /** Servers put in `maint` by {@link #outNow} since the last reload, as `backend/server`. */
+  readonly #out = new Set<string>();
+  /** The runtime commands {@link #outNow} sent, answered or not. */
+  #outs: Promise<void> = Promise.resolve();
   #topology = '';
   #master: ChildProcess | null = null;
   #output = '';
@@ -81,10 +124,9 @@ export class HaproxyPlane {
     const p = new HaproxyPlane(o);
     mkdirSync(o.dir, { recursive: true });
     await p.#apply(true);
-    p.#unsubscribe = o.target.subscribe((e) => {
-      if (e.type === 'replica-ready' || e.type === 'replica-stopped' || e.type === 'replica-exited' || e.type === 'track-removed')
-        p.#soon();
-    });
+    // the servers are the replicas that passed their readiness check: one that is gone, going or not
+    // ready yet is not a server (a new HAProxy worker takes every server it is given as up)
+    p.#unsubscribe = o.target.subscribe((e) => p.#onEvent(e));
     return p;
   }
 
@@ -151,9 +193,9 @@ export class HaproxyPlane {
     return 0;
   }
 
-  /** Waits for every change asked so far. */
+  /** Waits for every change asked so far (and every replica taken out at once has been). */
   settled(): Promise<void> {
-    return this.#queue.then(
+    return Promise.all([this.#queue, this.#outs]).then(
       () => undefined,
       () => undefined,
     );
@@ -207,6 +249,30 @@ export class HaproxyPlane {
   }
 
   /** A replica came or went: re-export shortly (events come in bursts), reload only when the servers changed. */
+  #onEvent(e: TargetEvent): void {
+    if (ENDPOINT_GONE_EVENTS.has(e.type) && e.replica !== undefined) {
+      // a planned stop (draining, stopped) leaves with the next export, in the same reload that brings its
+      // replacement in (the driver waits its drain delay before SIGTERM); a death is out at once, and
+      // held for the replica's return
+      const planned = e.type === 'replica-draining' || e.type === 'replica-stopped';
+      for (const ep of this.#exported.get(`${e.cluster}/${e.replica}`) ?? []) {
+        if (planned) {
+          this.#held.delete(addressKey(ep));
+          continue;
+        }
+        this.#held.set(addressKey(ep), { endpoint: ep, until: Date.now() + HOLD_MS });
+        setTimeout(() => this.#soon(), HOLD_MS + 50).unref(); // let it go if it never comes back
+        this.#outNow(ep);
+      }
+    }
+    if (e.type === 'track-removed')
+      for (const [k, h] of this.#held)
+        if (h.endpoint.cluster === e.cluster && h.endpoint.service === e.service && h.endpoint.track === e.track) this.#held.delete(k);
+    // a draining replica stays a server until it is stopped (the driver's drain delay): as the plane did before
+    if (e.type === 'replica-ready' || e.type === 'track-removed' || (ENDPOINT_GONE_EVENTS.has(e.type) && e.type !== 'replica-draining'))
+      this.#soon();
+  }
+
   #soon(): void {
     if (this.#closed || this.#timer) return;
     this.#timer = setTimeout(() => {
@@ -221,7 +287,22 @@ export class HaproxyPlane {
   async #apply(force: boolean): Promise<void> {
     if (this.#closed) return;
     const rev = this.#revision;
-    const addresses = clusterAddresses(rev, (c) => this.#o.target.endpoints(c));
+    const now = Date.now();
+    for (const [k, h] of this.#held) if (h.until <= now) this.#held.delete(k);
+    const exported = new Map<string, Endpoint[]>();
+    const addresses = clusterAddresses(rev, (c) => {
+      const listed = this.#o.target.endpoints(c);
+      // a held address is back once a replica on it is ready; restarted but not ready yet, it stays held (in maint)
+      for (const e of listed) if (e.healthy) this.#held.delete(addressKey(e));
+      const live = listed.filter((e) => !this.#held.has(addressKey(e)));
+      for (const e of live) {
+        const key = `${c}/${e.replica}`;
+        exported.set(key, [...(exported.get(key) ?? []), e]);
+      }
+      const held = [...this.#held.values()].map((h) => h.endpoint).filter((e) => e.cluster === c);
+      return [...live, ...held];
+    });
+    const heldServers = new Set([...this.#held.values()].map((h) => serverName(h.endpoint)));
     const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
     const input = exportInput(
       rev,
@@ -239,7 +320,15 @@ export class HaproxyPlane {
     const result = haproxyExporter.export(input);
     // the servers and routing, not their weights: a weight set live is carried by the next export, not a reason to reload
     const topology = `${rev.id}\n${JSON.stringify(addresses)}`;
-    if (!force && topology === this.#topology && this.#master) return;
+    if (!force && topology === this.#topology && this.#master) {
+      // the same servers as before (a replica that went came back as it was): out no more, unless drained
+      const drained = (c: string): boolean => this.#drained.has(c) || this.#drained.has(this.#revision.clusters[c]?.region ?? '');
+      for (const s of this.#servers)
+        if (!heldServers.has(s.server) && this.#out.delete(`${s.backend}/${s.server}`) && !drained(s.cluster))
+          await setServerState(this.socket, s.backend, s.server, 'ready');
+      this.#exported = exported;
+      return;
+    }
     writeExport(this.#o.dir, 'haproxy', result);
     const bin = this.#o.haproxy ?? 'haproxy';
     const config = join(this.#o.dir, 'haproxy.cfg');
@@ -258,8 +347,11 @@ export class HaproxyPlane {
     const index = (JSON.parse(result.files['servers.json'] ?? '{"servers":[]}') as { servers: HaproxyServer[] }).servers;
     if (!this.#master) await this.#spawn(bin, config);
     else await this.#reload();
+    this.#out.clear(); // a new worker starts with every server it is given in service
     this.#servers = index;
+    this.#exported = exported;
     this.#topology = topology;
+    for (const h of this.#held.values()) this.#outNow(h.endpoint);
     await this.#applyDrains([...this.#drained]);
   }
 
@@ -309,6 +401,22 @@ export class HaproxyPlane {
     }
   }
 
+  /**
+   * A replica is gone or going (exited, stopping, unhealthy): its servers go to `maint` through the runtime
+   * API at once, without waiting for the next export and reload (nor for HAProxy's checks to fail). A
+   * level left without servers then passes its clients to the next one, as the router does.
+   */
+  #outNow(ep: Endpoint): void {
+    if (this.#closed || !this.#master) return;
+    const server = serverName(ep);
+    for (const s of this.#servers)
+      if (s.cluster === ep.cluster && s.service === ep.service && s.server === server) {
+        this.#out.add(`${s.backend}/${s.server}`);
+        const sent = setServerState(this.socket, s.backend, s.server, 'maint').catch(() => undefined); // a new worker is told again
+        this.#outs = Promise.all([this.#outs, sent]).then(() => undefined);
+      }
+  }
+
   /** The drains of `names` as they stand now, sent to every server of theirs. */
   async #applyDrains(names: readonly string[]): Promise<void> {
     const regionOf = (cluster: string): string | undefined => this.#revision.clusters[cluster]?.region;
@@ -316,14 +424,15 @@ export class HaproxyPlane {
       const touched = names.includes(s.cluster) || names.includes(regionOf(s.cluster) ?? '');
       if (!touched) continue;
       const drained = this.#drained.has(s.cluster) || this.#drained.has(regionOf(s.cluster) ?? '');
-      await setServerState(this.socket, s.backend, s.server, drained ? 'maint' : 'ready');
+      // undrained, a server whose replica is dead and held stays out
+      const out = drained || this.#out.has(`${s.backend}/${s.server}`);
+      await setServerState(this.socket, s.backend, s.server, out ? 'maint' : 'ready');
     }
   }
 
   /** The current worker's responses by service, cluster, version and code class. */
   async #workerCounts(): Promise<Map<string, number>> {
-    const res = await fetch(this.metricsUrl);
-    const text = await res.text();
+    const text = await freshGet(this.metricsUrl);
     const out = new Map<string, number>();
     for (const s of haproxyCounters(text, new Date().toISOString(), this.#servers).series) {
       const base = `${s.service}\u0000${s.cluster}\u0000${s.version}\u0000`;

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
-import { drillMarkdown, recoveryOf, type DrillResult, type DrillSample } from '../../recovery/drill-report.js';
+import { drillMarkdown, recoveryOf, servedBeforeFault, type DrillResult, type DrillSample } from '../../recovery/drill-report.js';
 import { evacuate, restore } from '../../recovery/evacuation.js';
 import { blockedBy, rtoMs } from '../../recovery/policy.js';
 import { restoreRamp } from '../../recovery/ramp.js';
@@ -96,7 +96,8 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
   const successRatio = parseRatio(flags.slo);
   if (successRatio === undefined) throw new UsageError(`--slo must be a ratio like 99% or 0.99, not ${JSON.stringify(flags.slo)}`);
 
-  const loaded = loadFleet(info.fleet);
+  // the directory `up` ran (an up.json of an older version names only the fleet: a directory of that name here)
+  const loaded = loadFleet(info.fleetDir ?? resolve(io.cwd, info.fleet));
   const { fleet } = loaded;
   const place: Place = fleet.regions[name]
     ? { kind: 'region', name }
@@ -210,6 +211,11 @@ async function drill(name: string, flags: DrillFlags, io: Io): Promise<number> {
       cluster: a.cluster,
       status: a.status,
     }));
+    if (servedBeforeFault(samples, clusters) === false)
+      timeline.push({
+        atMs: -warmupMs,
+        event: `note: no request was served by ${clusters.join(', ')} before the fault (drained, ejected by the router's outlier detection after an earlier fault, or down): this drill measured no failover`,
+      });
     // judged only up to the heal: what comes after it is the way back, not the recovery
     const judged = samples.filter((s) => s.atMs < healAt);
     const regions = recoveryOf(judged, { successRatio, latencyMs: sloLatencyMs, windowMs }, (region) =>

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MeridianError, UsageError } from '../../errors.js';
 import { type FlagPoller, followFlags, ofrepHandler, OFREP_BULK_PATH, storeFlagSource } from '../../flags/index.js';
@@ -410,6 +410,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
   const info: UpInfo = {
     pid: process.pid,
     fleet: revision.fleet,
+    fleetDir: resolve(loaded.dir),
     revision: revision.id,
     router: `http://127.0.0.1:${port}/`,
     admin: `http://127.0.0.1:${adminPort}/`,

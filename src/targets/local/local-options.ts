@@ -85,6 +85,12 @@ export interface LocalTargetOptions {
   readonly drainMs?: number;
   /** Restart backoff (default 250 ms doubling to 30 s, ±20 %, reset after 30 s up). */
   readonly backoff?: Partial<BackoffPolicy>;
+  /**
+   * At most this many replicas restarted after a crash start at once (default: the number of CPUs); each
+   * keeps its place until it is ready (or 3 s). Replicas that crash together — a killed cluster — come
+   * back a few at a time, so that the processes still serving keep their share of the CPUs.
+   */
+  readonly restartConcurrency?: number;
   readonly clock?: Clock;
   /** Where `env:` secrets and inherited variables come from (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;

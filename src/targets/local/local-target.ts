@@ -65,6 +65,7 @@ export class LocalTarget implements Target {
       clock: this.#clock,
       ...(opts.graceMs !== undefined ? { graceMs: opts.graceMs } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.restartConcurrency !== undefined ? { restartConcurrency: opts.restartConcurrency } : {}),
     });
     this.#ports = new PortAllocator(LOOPBACK);
   }
@@ -445,6 +446,7 @@ export class LocalTarget implements Target {
     }
     if (flip === 'ready') {
       r.readyThisRun = true;
+      r.proc.started(); // a replica restarted after a crash gives its place to the next one waiting
       this.#emit('replica-ready', t, r, {});
     } else if (flip === 'unhealthy') {
       this.#emit('replica-unhealthy', t, r, { reason: r.lastError ?? 'health check failed' });

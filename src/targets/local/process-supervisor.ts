@@ -1,10 +1,11 @@
 /**
  * Runs local replicas as supervised OS processes: each in its own process group under the watchdog,
- * restarted with backoff when it crashes, stopped with SIGTERM then SIGKILL of the whole group — and every
- * one of them tracked, so that nothing this driver starts outlives it.
+ * restarted with backoff when it crashes (a few at a time when many crash together), stopped with SIGTERM
+ * then SIGKILL of the whole group — and every one of them tracked, so that nothing this driver starts
+ * outlives it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import { availableParallelism, constants } from 'node:os';
 import { TargetError } from '../errors.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF, RestartBackoff } from '../../backoff.js';
 import { WATCHDOG_SHELL, watchdogArgs } from './watchdog.js';
@@ -68,7 +69,22 @@ export interface SupervisorOptions {
   readonly graceMs?: number;
   readonly backoff?: Partial<BackoffPolicy>;
   readonly clock?: Clock;
+  /**
+   * At most this many processes restarted after a crash are starting at once (default: the number of
+   * CPUs); the others wait for a place after their backoff. When a whole cluster dies, its replicas come
+   * back a few at a time instead of all starting together and taking every core from the processes that
+   * still serve (the router among them).
+   */
+  readonly restartConcurrency?: number;
+  /**
+   * A restarted process keeps its place until it is reported started ({@link SupervisedProcess.started}),
+   * exits, is stopped, or this long has passed since its restart (default {@link DEFAULT_RESTART_HOLD_MS}).
+   */
+  readonly restartHoldMs?: number;
 }
+
+/** How long a restarted process that is never reported started keeps its place among the starting ones. */
+export const DEFAULT_RESTART_HOLD_MS = 3000;
 
 const MAX_LINE = 4096;
 /** What the shell itself prints when the command dies of a signal; not worth repeating in an error. */
@@ -235,6 +251,7 @@ export class SupervisedProcess {
     child.stdin?.destroy();
     this.owner._untrack(this, pid);
     if (this.#child !== child) return;
+    this.owner._release(this);
     this.#child = undefined;
     this.#pid = undefined;
     const uptimeMs = this.owner.clock.now() - this.#startedAt;
@@ -263,20 +280,41 @@ export class SupervisedProcess {
     this.#timer = this.owner.clock.setTimeout(() => void this.#restart(), delayMs);
   }
 
-  async #restart(): Promise<void> {
+  /** The backoff is over: wait for a place among the processes starting after a crash, then restart. */
+  #restart(): void {
     this.#timer = undefined;
     if (this.#state !== 'backoff') return;
+    this.owner._admit(this, () => void this.#restartNow());
+  }
+
+  async #restartNow(): Promise<void> {
+    if (this.#state !== 'backoff') {
+      this.owner._release(this);
+      return;
+    }
     if (this.opts.prepareRestart) {
       try {
         this.#spec = await this.opts.prepareRestart(this.#spec);
       } catch (err) {
+        this.owner._release(this);
         if (this.#state === 'backoff') this.#crashed(`could not restart: ${(err as Error).message}`, 0);
         return;
       }
-      if (this.#state !== 'backoff') return;
+      if (this.#state !== 'backoff') {
+        this.owner._release(this);
+        return;
+      }
     }
     this.#restarts += 1;
     this.#spawn();
+  }
+
+  /**
+   * Tells the supervisor that this process is up (its owner's readiness check passed): when it was
+   * restarted after a crash, its place among the starting processes goes to the next one waiting.
+   */
+  started(): void {
+    this.owner._release(this);
   }
 
   /** Stops the process: SIGTERM to its group, SIGKILL after the grace period; resolves when it is gone. */
@@ -285,6 +323,7 @@ export class SupervisedProcess {
     this.#stopped = new Promise<void>((resolve) => (this.#resolveStopped = resolve));
     if (this.#timer !== undefined) this.owner.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.owner._release(this);
     const child = this.#child;
     if (!child || this.#pid === undefined) {
       this.#state = 'stopped';
@@ -323,6 +362,13 @@ export class ProcessSupervisor {
   readonly #backoff: BackoffPolicy;
   readonly #processes = new Set<SupervisedProcess>();
   readonly #pids = new Map<number, SupervisedProcess>();
+  readonly #restartConcurrency: number;
+  readonly #restartHoldMs: number;
+  /** Restarted processes that are starting now, with when they got their place. */
+  readonly #starting = new Map<SupervisedProcess, number>();
+  /** Restarts waiting for a place, first come first served. */
+  readonly #waiting: { readonly p: SupervisedProcess; readonly go: () => void }[] = [];
+  #admitTimer: unknown;
 
   constructor(opts: SupervisorOptions = {}) {
     if (process.platform === 'win32') {
@@ -337,6 +383,27 @@ export class ProcessSupervisor {
     this.graceMs = opts.graceMs ?? 5000;
     this.clock = opts.clock ?? systemClock;
     this.#backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    const concurrency = opts.restartConcurrency ?? availableParallelism();
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new TargetError(
+        'MERIDIAN_E_TARGET_OPTIONS',
+        `restartConcurrency must be a whole number ≥ 1 (got ${String(opts.restartConcurrency)})`,
+        { hint: 'pass the number of replicas that may start at once after crashes, e.g. the number of CPUs' },
+      );
+    }
+    this.#restartConcurrency = concurrency;
+    this.#restartHoldMs = opts.restartHoldMs ?? DEFAULT_RESTART_HOLD_MS;
+  }
+
+  /** Restarted processes starting now (each until it is reported started, exits or its hold time ends). */
+  get starting(): number {
+    this.#expire();
+    return this.#starting.size;
+  }
+
+  /** Restarts waiting for a place among the starting processes. */
+  get waiting(): number {
+    return this.#waiting.length;
   }
 
   /** Creates a supervised process (call {@link SupervisedProcess.start} to run it). */
@@ -368,6 +435,51 @@ export class ProcessSupervisor {
    */
   signalAllSync(signal: NodeJS.Signals = 'SIGTERM'): void {
     for (const pid of this.#pids.keys()) signalGroup(pid, signal);
+  }
+
+  /** @internal a restart asks for a place among the starting processes; `go` runs once it has one. */
+  _admit(p: SupervisedProcess, go: () => void): void {
+    this.#expire();
+    if (this.#waiting.length === 0 && this.#starting.size < this.#restartConcurrency) {
+      this.#starting.set(p, this.clock.now());
+      go();
+      return;
+    }
+    this.#waiting.push({ p, go });
+    this.#next();
+  }
+
+  /** @internal the process is up, exited or stopped: it gives its place back (or stops waiting for one). */
+  _release(p: SupervisedProcess): void {
+    const i = this.#waiting.findIndex((w) => w.p === p);
+    if (i >= 0) this.#waiting.splice(i, 1);
+    if (this.#starting.delete(p) || i >= 0) this.#next();
+  }
+
+  /** Places held longer than the hold time are free again. */
+  #expire(): void {
+    const now = this.clock.now();
+    for (const [p, since] of this.#starting) if (now - since >= this.#restartHoldMs) this.#starting.delete(p);
+  }
+
+  /** Gives free places to the restarts waiting, and wakes up when the oldest place's hold time ends. */
+  #next(): void {
+    this.#expire();
+    while (this.#starting.size < this.#restartConcurrency) {
+      const w = this.#waiting.shift();
+      if (!w) break;
+      this.#starting.set(w.p, this.clock.now());
+      w.go();
+    }
+    if (this.#admitTimer !== undefined) this.clock.clearTimeout(this.#admitTimer);
+    this.#admitTimer = undefined;
+    if (this.#waiting.length === 0) return;
+    const oldest = Math.min(...this.#starting.values());
+    const wait = Math.max(0, oldest + this.#restartHoldMs - this.clock.now());
+    this.#admitTimer = this.clock.setTimeout(() => {
+      this.#admitTimer = undefined;
+      this.#next();
+    }, wait);
   }
 
   /** @internal */

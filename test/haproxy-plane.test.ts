@@ -1,0 +1,190 @@
+/**
+ * HAProxy as the local fleet's data plane (src/router/haproxy-plane.ts), against real HAProxy and loopback
+ * upstreams standing for replicas: a replica the driver has not seen ready (started after a crash, say) is
+ * not one of HAProxy's servers — a new HAProxy worker takes every server it is given as up — and it becomes
+ * one when it is ready; one that exits is out of HAProxy at once, before the next export.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HaproxyPlane } from '../src/router/haproxy-plane.js';
+import type { Endpoint, TargetEvent, TargetEventListener } from '../src/targets/target.js';
+import { freePort } from './support/export-kit.js';
+import { closeAgents, EU_US, get, revision, startUpstream, until, type Upstream } from './support/router-kit.js';
+
+const rev = revision({
+  ...EU_US,
+  services: { web: { version: '1.0.0' } },
+  routing: { web: { match: { hosts: ['shop.example'] }, clientCountryHeader: 'x-client-country' } },
+});
+
+/** The local driver's side the plane reads: endpoints with their readiness, and its events. */
+class FakeDriver {
+  readonly ready = new Set<number>();
+  readonly upstreams: Upstream[] = [];
+  /** Each upstream's process run: a restart is a new replica on the same address. */
+  readonly runs = new Map<number, number>();
+  readonly #listeners = new Set<TargetEventListener>();
+
+  endpoints(cluster: string): Endpoint[] {
+    return this.upstreams
+      .filter((u) => u.cluster === cluster)
+      .map((u) => ({ ...u.endpoint(), revisionId: rev.id, healthy: this.ready.has(u.port), replica: this.replica(u) }));
+  }
+
+  replica(u: Upstream): string {
+    return `${u.port}.${this.runs.get(u.port) ?? 1}`;
+  }
+
+  subscribe(listener: TargetEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emit(type: TargetEvent['type'], u: Upstream): void {
+    const e: TargetEvent = {
+      type,
+      cluster: u.cluster,
+      service: 'web',
+      track: 'stable',
+      revisionId: rev.id,
+      version: u.version,
+      at: Date.now(),
+      replica: this.replica(u),
+    };
+    for (const l of this.#listeners) l(e);
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'meridian-haproxy-plane-'));
+const opened: { close(): Promise<void> }[] = [];
+
+afterAll(async () => {
+  for (const o of opened.splice(0)) await o.close();
+  closeAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Irish clients' answers through HAProxy, by the port of the upstream that gave them and by its cluster. */
+async function irish(port: number, n: number): Promise<{ ports: Record<number, number>; clusters: Record<string, number> }> {
+  const ports: Record<number, number> = {};
+  const clusters: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    // a connection per request: a reload closes the old worker's idle keep-alive connections
+    const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE', connection: 'close' } });
+    expect(r.status).toBe(200);
+    const { port: p, cluster } = r.json<{ port: number; cluster: string }>();
+    ports[p] = (ports[p] ?? 0) + 1;
+    clusters[cluster] = (clusters[cluster] ?? 0) + 1;
+  }
+  return { ports, clusters };
+}
+
+describe('HAProxy as the data plane', () => {
+  it('sends no request to a replica restarted after a crash before the driver has seen it ready, and sends it some once it is', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    driver.upstreams.push(a, b);
+    for (const u of [a, b]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir, port, metricsPort: await freePort() });
+    opened.unshift(plane);
+    expect(Object.keys((await irish(port, 10)).ports).sort()).toEqual([String(a.port), String(b.port)].sort());
+
+    // b crashes and is restarted on its port: listed again (running), not ready yet — it listens, and
+    // HAProxy's own checks would pass, but the driver has not seen it ready
+    driver.ready.delete(b.port);
+    driver.emit('replica-exited', b);
+    driver.runs.set(b.port, 2);
+    driver.emit('replica-restarting', b);
+    await new Promise((r) => setTimeout(r, 500)); // the plane follows events in bursts (200 ms): let it follow these
+    await plane.settled();
+    expect((await irish(port, 20)).ports).toEqual({ [a.port]: 20 });
+
+    driver.ready.add(b.port);
+    driver.emit('replica-ready', b);
+    await until(async () => ((await irish(port, 4)).ports[b.port] ?? 0) > 0, 20_000, 'b takes traffic once ready');
+  }, 60_000);
+
+  it('takes the servers of replicas that exit out at once: clients of a region whose replicas all died are served by the next region', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, b, c);
+    for (const u of [a, b, c]) driver.ready.add(u.port);
+    opened.push({ close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'exit'), port, metricsPort: await freePort() });
+    opened.unshift(plane);
+    expect((await irish(port, 10)).clusters).toEqual({ 'eu-west-1': 10 });
+
+    // eu-west's replicas die (their ports refuse connections) and the driver says so
+    await Promise.all([a.kill(), b.kill()]);
+    for (const u of [a, b]) {
+      driver.ready.delete(u.port);
+      driver.upstreams.splice(driver.upstreams.indexOf(u), 1);
+      driver.emit('replica-exited', u);
+    }
+    await plane.settled();
+    // the next requests, before HAProxy's checks or the next export: none to the dead servers
+    expect((await irish(port, 10)).clusters).toEqual({ 'eu-central-1': 10 });
+  }, 60_000);
+
+  it('undraining a cluster does not put back a server whose replica is out (failing its checks, held for its return)', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, b, c);
+    for (const u of [a, b, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({
+      revision: rev,
+      target: driver,
+      dir: join(dir, 'undrain'),
+      port,
+      metricsPort: await freePort(),
+    });
+    opened.unshift(plane);
+
+    await plane.setDrained('eu-west-1', true);
+    driver.ready.delete(a.port); // a fails its checks while the cluster is drained (it still answers)
+    driver.emit('replica-unhealthy', a);
+    await plane.settled();
+    expect((await irish(port, 6)).clusters).toEqual({ 'eu-central-1': 6 });
+    await plane.setDrained('eu-west-1', false);
+    // eu-west-1 back with one of its two servers: b and, by priority load, eu-central-1 — never a
+    const after = await irish(port, 20);
+    expect(after.ports[a.port], JSON.stringify(after.ports)).toBeUndefined();
+    expect(after.ports[b.port] ?? 0).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('a replica that dies and comes back ready on its address takes no reload: out at once, then in again', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-1', '1.0.0');
+    driver.upstreams.push(a, b);
+    for (const u of [a, b]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'back'), port, metricsPort: await freePort() });
+    opened.unshift(plane);
+
+    driver.ready.delete(a.port); // it crashed: the driver no longer lists it, and says so
+    driver.emit('replica-exited', a);
+    await new Promise((r) => setTimeout(r, 500)); // the plane follows events in bursts (200 ms): let it follow this one
+    await plane.settled();
+    expect((await irish(port, 10)).ports).toEqual({ [b.port]: 10 });
+
+    driver.runs.set(a.port, 2); // restarted on the same port, and ready again
+    driver.ready.add(a.port);
+    driver.emit('replica-ready', a);
+    await until(async () => ((await irish(port, 4)).ports[a.port] ?? 0) > 0, 20_000, 'a takes traffic again');
+    expect(plane.reloads).toBe(0);
+  }, 60_000);
+});
