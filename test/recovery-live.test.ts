@@ -122,6 +122,9 @@ describe('evacuating a region of the live fleet', { timeout: 240_000 }, () => {
       'Irish clients all back on eu-west after the ramp',
       60_000,
     );
+    // and 40 more Irish answers, so that the last step's window has its samples on a slow machine too
+    const back100 = Date.now();
+    await until(() => t.answers.filter((a) => a.country === 'IE' && a.at > back100).length >= 40, '40 more Irish answers', 30_000);
     await t.stop();
     // the ramp's start (the restore) and its steps are in the audit log: when each step reached the router
     const log = JSON.parse(meridian(['audit', 'log', '--limit', '12', '-o', 'json']).out) as AuditJson[];
