@@ -357,6 +357,22 @@ describe('meridian validate --server-dry-run against the real API server', () =>
         ],
       }),
     );
+    // a new policy takes a moment to be enforced (the API server's policy informer): wait until it denies a probe
+    const probe = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'policy-probe' },
+      spec: {
+        selector: { matchLabels: { app: 'probe' } },
+        template: { metadata: { labels: { app: 'probe' } }, spec: { containers: [{ name: 'c', image: 'example.test/probe:1' }] } },
+      },
+    };
+    for (let i = 0; ; i++) {
+      const r = await kc.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments?dryRun=All`, probe);
+      if (r.status >= 400 && JSON.stringify(r.body).includes('registry.example')) break;
+      if (i >= 300) throw new Error(`the admission policy was never enforced: ${r.status} ${JSON.stringify(r.body)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
     const dir = mkdtempSync(join(tmpdir(), 'meridian-k8s-dry-run-'));
     const lines = [
       'apiVersion: meridian/v1',
