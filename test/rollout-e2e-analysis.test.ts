@@ -11,9 +11,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { runTraffic } from '../src/traffic/generator.js';
 import type { TrafficReport } from '../src/traffic/report.js';
-import { control, type Exit, get, liveFleet } from './support/rollout-live-kit.js';
+import { control, type Exit, get, liveFleet, rolloutUnderTraffic as rolloutUnderTrafficOf } from './support/rollout-live-kit.js';
 
 // three waves, one region each at first: the canary cluster (eu), the US, the rest of the EU
 const ROLLOUT = `rollout:
@@ -75,23 +74,7 @@ function next(
 }
 
 /** Runs a rollout while clients from Germany and the US send traffic through the router. */
-async function rolloutUnderTraffic(onFailureArgs: string[] = []): Promise<{ run: Exit; traffic: TrafficReport }> {
-  const stop = new AbortController();
-  const traffic = runTraffic({
-    url: live.info().router,
-    rps: 160,
-    mix: [
-      { country: 'DE', weight: 1 },
-      { country: 'US', weight: 1 },
-    ],
-    host: 'tiny.example',
-    durationMs: 90_000,
-    signal: stop.signal,
-  });
-  const run = await live.run(['rollout', 'tiny', '--poll', '50ms', '--healthy-checks', '1', ...onFailureArgs]);
-  stop.abort();
-  return { run, traffic: await traffic };
-}
+const rolloutUnderTraffic = (onFailureArgs: string[] = []) => rolloutUnderTrafficOf(live, { rps: 160, args: onFailureArgs });
 
 interface Gate {
   wave: string;

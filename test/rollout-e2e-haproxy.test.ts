@@ -6,9 +6,7 @@
  * wave from those counters and rolled back, and the US never gets it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTraffic } from '../src/traffic/generator.js';
-import type { TrafficReport } from '../src/traffic/report.js';
-import { type Exit, get, liveFleet } from './support/rollout-live-kit.js';
+import { get, liveFleet, rolloutUnderTraffic as rolloutUnderTrafficOf } from './support/rollout-live-kit.js';
 
 const ROLLOUT = `rollout:
   waves:
@@ -50,23 +48,7 @@ function next(version: string, ratio: string | null): void {
 }
 
 /** Runs a rollout while clients from Germany and the US send traffic through HAProxy. */
-async function rolloutUnderTraffic(): Promise<{ run: Exit; traffic: TrafficReport }> {
-  const stop = new AbortController();
-  const traffic = runTraffic({
-    url: live.info().router,
-    rps: 120,
-    mix: [
-      { country: 'DE', weight: 1 },
-      { country: 'US', weight: 1 },
-    ],
-    host: 'tiny.example',
-    durationMs: 90_000,
-    signal: stop.signal,
-  });
-  const run = await live.run(['rollout', 'tiny', '--poll', '50ms', '--healthy-checks', '1']);
-  stop.abort();
-  return { run, traffic: await traffic };
-}
+const rolloutUnderTraffic = () => rolloutUnderTrafficOf(live, { rps: 120 });
 
 interface Status {
   from: string;

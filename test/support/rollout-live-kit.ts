@@ -10,6 +10,8 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import { runTraffic } from '../../src/traffic/generator.js';
+import type { TrafficReport } from '../../src/traffic/report.js';
 import type { Store } from '../../src/store/store.js';
 import { copyRolloutFleet } from '../fixtures/copy-rollout-fleet.js';
 import { replicaPids } from './cli-kit.js';
@@ -135,4 +137,29 @@ export async function withState<T>(live: LiveFleet, fn: (store: Store) => Promis
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Runs `meridian rollout tiny` (with `args`) while clients from Germany and the US send `rps` requests a
+ * second through the fleet's data plane; answers how the rollout ended and what the clients saw.
+ */
+export async function rolloutUnderTraffic(
+  live: LiveFleet,
+  opts: { rps: number; args?: readonly string[] },
+): Promise<{ run: Exit; traffic: TrafficReport }> {
+  const stop = new AbortController();
+  const traffic = runTraffic({
+    url: live.info().router,
+    rps: opts.rps,
+    mix: [
+      { country: 'DE', weight: 1 },
+      { country: 'US', weight: 1 },
+    ],
+    host: 'tiny.example',
+    durationMs: 90_000,
+    signal: stop.signal,
+  });
+  const run = await live.run(['rollout', 'tiny', '--poll', '50ms', '--healthy-checks', '1', ...(opts.args ?? [])]);
+  stop.abort();
+  return { run, traffic: await traffic };
 }
