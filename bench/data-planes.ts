@@ -329,6 +329,15 @@ async function main(): Promise<void> {
     const base = med('haproxy (Meridian)');
     const cpu = (name: string): number => median((results[name] ?? []).map((r) => r.cpuUs));
     const cpuBase = cpu('haproxy (Meridian)');
+    // each round runs the two HAProxy configurations one right after the other: their ratio per round is
+    // the least moved by load that drifts over the run
+    const paired = (of: (r: Wrk) => number): number[] =>
+      (results['haproxy (Meridian)'] ?? []).map((r, i) => {
+        const h = results['haproxy (hand-written)']?.[i];
+        return h ? of(r) / of(h) : NaN;
+      });
+    const rpsPairs = paired((r) => r.rps);
+    const cpuPairs = paired((r) => 1 / r.cpuUs);
     const lines = [
       `## Data planes: HAProxy by Meridian vs hand-written HAProxy, the Node router, nginx by Meridian (\`bench/data-planes.ts\`)`,
       '',
@@ -345,6 +354,8 @@ async function main(): Promise<void> {
       }),
       '',
       `Ratios: HAProxy by Meridian / hand-written = **${(base / med('haproxy (hand-written)')).toFixed(2)}** (target ≥ 0.95); HAProxy by Meridian / Node router = **${(base / med('Node router (Meridian)')).toFixed(2)}** (expect ≥ 2); HAProxy by Meridian / nginx by Meridian = **${(base / med('nginx (Meridian)')).toFixed(2)}**. By CPU per request (the same ratios as throughput on a core of its own; less moved by other load): hand-written / Meridian's HAProxy = **${(cpu('haproxy (hand-written)') / cpuBase).toFixed(2)}**, Node router / Meridian's HAProxy = **${(cpu('Node router (Meridian)') / cpuBase).toFixed(2)}**, nginx / Meridian's HAProxy = **${(cpu('nginx (Meridian)') / cpuBase).toFixed(2)}**.`,
+      '',
+      `Paired, round by round (the two HAProxy configurations run back to back in every round): Meridian's requests/s ÷ hand-written's = ${rpsPairs.map((x) => x.toFixed(2)).join(', ')} — median **${median(rpsPairs).toFixed(2)}**; hand-written's CPU per request ÷ Meridian's = ${cpuPairs.map((x) => x.toFixed(2)).join(', ')} — median **${median(cpuPairs).toFixed(2)}** (target ≥ 0.95).`,
       '',
     ];
 

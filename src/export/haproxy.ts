@@ -1,9 +1,9 @@
 /**
- * The HAProxy exporter (HAProxy 2.6). The entry frontend resolves the client's home region (trusted
- * country header, else source address through a CIDR map, then a map file) and the service, which name
- * the routing row, and sends the request to the row's first level (`use_backend` by map: the cost of a
- * hand-written configuration whatever the number of rows). While every server of that level is up,
- * Envoy's priority load gives it everything and the level's backend balances the request. Otherwise the
+ * The HAProxy exporter (HAProxy 2.6). The entry frontend sends a request, per service, to the backend of
+ * its routing row's first level by one map lookup of the client's country (trusted header) or network
+ * (`use_backend` by map, no variable: the cost of a hand-written configuration whatever the number of
+ * rows). While every server of that level is up, Envoy's priority load gives it everything and the level's
+ * backend balances the request. Otherwise the
  * backend hands it (`use-server` of a weight-0 server) through a local socket to the priority frontend
  * (PROXY protocol: the client's address goes along; it names the row again by the same rules), which
  * computes Envoy's priority load for its row from the live state of the servers (`srv_is_up`, integer
@@ -16,6 +16,7 @@ import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../rou
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
+import { IDEMPOTENT_METHODS, routeTimeouts } from '../routing/retry-budget.js';
 import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss } from './loss.js';
 
 /** The name of the row key of clients with no home region, in the maps. */
@@ -105,14 +106,20 @@ const rowKey = (service: string, client: string): string => `${client === UNKNOW
 const rowAcl = (service: string, client: string): string =>
   safeName(`row_${service}_${client === UNKNOWN_CLIENT ? HAPROXY_UNKNOWN : client}`);
 
+interface ServiceMatch {
+  readonly rank: number;
+  readonly prefixLen: number;
+  readonly service: string;
+  /** The ACL terms that pick the service from Host and path ('' for any request). */
+  readonly match: string;
+}
+
 /**
- * The rules that name the routing row (`<home region>/<service>`) into `txn.<into>`, each in one
- * expression: the client's country (the trusted header, else the source address), its home region, the
- * service from Host and path (exact hosts, then wildcards, then services without hosts; longest prefix
- * first), then `then` (a converter chain, e.g. a map lookup). The first rule needs no guard.
+ * How a request names its service, in the order HAProxy must try them: exact hosts, then wildcards, then
+ * services without hosts; longest path prefix first. With `usesHost`, the rules read `txn.host`.
  */
-function rowRulesFor(input: ExportInput, services: readonly string[], into: string, then = ''): string[] {
-  const entries: { rank: number; prefixLen: number; service: string; match: string }[] = [];
+function serviceMatches(input: ExportInput, services: readonly string[]): { readonly matches: ServiceMatch[]; readonly usesHost: boolean } {
+  const entries: ServiceMatch[] = [];
   for (const s of services) {
     const match = input.revision.routing[s]?.match;
     const prefix = match?.pathPrefix ?? '/';
@@ -125,19 +132,76 @@ function rowRulesFor(input: ExportInput, services: readonly string[], into: stri
     if (wild.length > 0) entries.push({ rank: 1, ...at, match: ` { var(txn.host) -m end -i ${wild.join(' ')} }${path}` });
     if (hosts.length === 0 || hosts.includes('*')) entries.push({ rank: 2, ...at, match: path });
   }
+  return { matches: entries.sort((a, b) => a.rank - b.rank || b.prefixLen - a.prefixLen), usesHost: entries.some((e) => e.rank < 2) };
+}
+
+const HOST_RULE = '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower';
+
+/**
+ * The priority frontend's rules that name the routing row (`<home region>/<service>`) into `txn.row`, each
+ * in one expression: the client's country (the trusted header, else the source address), its home region,
+ * the service. The first rule needs no guard.
+ */
+function rowNameRules(input: ExportInput, services: readonly string[]): string[] {
+  const { matches, usesHost } = serviceMatches(input, services);
   const home = `map(homes.map,${HAPROXY_UNKNOWN})`;
   const cc = input.settings.countryHeader;
   // a missing header fails the fetch and sets nothing: the source address's rule is next
   const sources = [...(cc !== null ? [`req.hdr(${cc}),upper,${home}`] : []), `src,map_ip(countries.map,-),${home}`];
-  const lines = entries
-    .sort((a, b) => a.rank - b.rank || b.prefixLen - a.prefixLen)
+  const lines = matches
     .flatMap((e) => sources.map((from) => ({ e, from })))
     .map(({ e, from }, i) => {
-      const cond = `${i === 0 ? '' : ` !{ var(txn.${into}) -m found }`}${e.match}`;
-      return `  http-request set-var(txn.${into}) ${from},concat(/${e.service})${then}${cond === '' ? '' : ` if${cond}`}`;
+      const cond = `${i === 0 ? '' : ' !{ var(txn.row) -m found }'}${e.match}`;
+      return `  http-request set-var(txn.row) ${from},concat(/${e.service})${cond === '' ? '' : ` if${cond}`}`;
     });
-  const usesHost = entries.some((e) => e.rank < 2);
-  return [...(usesHost ? ['  http-request set-var(txn.host) req.hdr(host),field(1,:),lower'] : []), ...lines];
+  return [...(usesHost ? [HOST_RULE] : []), ...lines];
+}
+
+/** A service's entry maps: client country, and client network, → the backend of the row's first level. */
+const byCountryMap = (service: string): string => `${safeName(service)}.by-country.map`;
+const byNetworkMap = (service: string): string => `${safeName(service)}.by-network.map`;
+
+/**
+ * The entry frontend's rules: per service, one `use_backend` whose name is a map lookup of the client's
+ * country (the trusted header, when present), else one of its network — no variable, no row key: the
+ * cost of a hand-written configuration's country ACLs. A map's default is the backend of clients with no
+ * home region (`unknown`: by service).
+ */
+function entryRules(input: ExportInput, services: readonly string[], unknown: ReadonlyMap<string, string>): string[] {
+  const { matches, usesHost } = serviceMatches(input, services);
+  const cc = input.settings.countryHeader;
+  const lines = matches.flatMap((e) => {
+    const dflt = unknown.get(e.service) ?? PRIORITY_BACKEND;
+    return [
+      ...(cc !== null
+        ? [`  use_backend %[req.hdr(${cc}),upper,map(${byCountryMap(e.service)},${dflt})] if { req.hdr(${cc}) -m found }${e.match}`]
+        : []),
+      `  use_backend %[src,map_ip(${byNetworkMap(e.service)},${dflt})]${e.match === '' ? '' : ` if${e.match}`}`,
+    ];
+  });
+  return [...(usesHost ? [HOST_RULE] : []), ...lines];
+}
+
+/**
+ * A service's entry maps: each country of a home region, and each client network, → the backend of its
+ * row's first level, or the priority frontend's (a row with no fast path). Every network is listed, even
+ * one of no home region: `map_ip` takes the longest prefix, and a shorter one must not stand in for it.
+ */
+function entryMaps(
+  input: ExportInput,
+  service: string,
+  fast: ReadonlyMap<string, string>,
+  header: (what: string) => string,
+): Record<string, string> {
+  const p = input.projection;
+  const homeOf = new Map(Object.entries(p.regions).flatMap(([region, r]) => r.countries.map((cc) => [cc, region] as const)));
+  const backendOf = (region: string | undefined): string => fast.get(rowKey(service, region ?? UNKNOWN_CLIENT)) ?? PRIORITY_BACKEND;
+  const byCountry = [...homeOf].sort(([a], [b]) => a.localeCompare(b)).map(([cc, region]) => `${cc} ${backendOf(region)}\n`);
+  const byNetwork = Object.entries(input.settings.countryNets).map(([net, cc]) => `${net} ${backendOf(homeOf.get(cc.toUpperCase()))}\n`);
+  return {
+    [byCountryMap(service)]: header(`${service}: client country → the backend of its routing row's first level`) + byCountry.join(''),
+    [byNetworkMap(service)]: header(`${service}: client network → the backend of its routing row's first level`) + byNetwork.join(''),
+  };
 }
 
 /** The routed services: those with a routing policy that run somewhere. */
@@ -240,27 +304,66 @@ function rowRules(
 /** How many servers a backend uses while it is whole: those with a weight (a canary at 0 is not). */
 const wholeCount = (b: Backend): number => b.servers.filter((x) => x.weight > 0).length;
 
+/** HAProxy's `timeout server` where the route sets no timing (the `defaults` section's). */
+const DEFAULT_SERVER_TIMEOUT_MS = 30_000;
+
+/**
+ * A backend's timing and retries, from the route (`timeout`, `retries.perTryTimeout`, `retries.attempts`):
+ * each attempt waits `perTryTimeout` (else the route's `timeout`) for its answer, and a retry goes to
+ * another server (`option redispatch`) on what the Node router retries too — a failed connection for any
+ * method; no answer, a timeout or a 5xx for idempotent methods only. Empty for a route without them.
+ */
+function retryLines(input: ExportInput, b: Backend): { readonly lines: string[]; readonly serverTimeoutMs: number } {
+  const route = input.revision.routing[b.service];
+  const t = routeTimeouts(route);
+  const attempts = input.projection.services[b.service]?.retries?.attempts ?? 0;
+  const serverTimeoutMs = t.timed ? t.perTryTimeoutMs || t.timeoutMs : DEFAULT_SERVER_TIMEOUT_MS;
+  const lines = [
+    ...(t.timed ? [`  timeout server ${serverTimeoutMs}ms`] : []),
+    ...(attempts > 0
+      ? [
+          `  retries ${attempts}`,
+          '  option redispatch 1',
+          '  retry-on conn-failure empty-response response-timeout 500 502 503 504',
+          `  http-request disable-l7-retry if !{ method ${[...IDEMPOTENT_METHODS].join(' ')} }`,
+        ]
+      : []),
+  ];
+  return { lines, serverTimeoutMs };
+}
+
 /**
  * A level's backend. As some row's first level (`first`), it hands a request of the entry frontend to the
  * priority frontend while a server is missing (`nbsrv` below its whole count): the level's health is
- * under 100 then, and Envoy's loads may send part of it to the next levels.
+ * under 100 then, and Envoy's loads may send part of it to the next levels. That hop is one attempt of
+ * the whole request: it gets the defaults' timeout and no retry of its own (the priority frontend's
+ * backends time and retry the attempts).
  */
 function backendBlock(input: ExportInput, b: Backend, first: boolean): string[] {
   const s = input.settings;
-  const sp = input.projection.services[b.service];
   const health = b.servers[0]?.server.healthPath ?? '/';
-  const retries = sp?.retries?.attempts ?? 0;
   const notWhole = `{ nbsrv lt ${wholeCount(b)} } !{ var(txn.lvl) -m found }`; // lvl: the priority frontend chose this level
+  const retry = retryLines(input, b);
+  const guardHop = first && retry.lines.length > 0;
   return [
     '',
     `backend ${b.name}`,
     '  balance roundrobin',
+    ...retry.lines,
     ...(first
-      ? [`  use-server priority if ${notWhole}`, `  server priority unix@${prioritySocket(s.runtimeApi)} send-proxy weight 0`]
+      ? [
+          ...(guardHop
+            ? [
+                `  http-request set-timeout server ${DEFAULT_SERVER_TIMEOUT_MS}ms if ${notWhole}`,
+                `  http-request disable-l7-retry if ${notWhole}`,
+              ]
+            : []),
+          `  use-server priority if ${notWhole}`,
+          `  server priority unix@${prioritySocket(s.runtimeApi)} send-proxy weight 0`,
+        ]
       : []),
     `  option httpchk GET ${health}`,
     '  http-check expect status 200',
-    ...(retries > 0 ? [`  retries ${retries}`, '  option redispatch 1'] : []),
     `  default-server inter ${s.checkIntervalMs} fall ${s.fall} rise ${s.rise} init-addr last,libc,none`,
     ...b.servers.map(
       (x) =>
@@ -326,8 +429,9 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
     loss.push(
       ...retryBudgetLoss(t, s, sp, (r) => ({
         model: `${r.attempts} retries within a ${Math.round(r.budget * 100)}% budget, to any cluster of the row`,
-        exported: `retries ${r.attempts} with option redispatch, inside the chosen level`,
-        effect: 'no budget bounds retries under overload; a retry stays in its level',
+        exported: `retries ${r.attempts} with option redispatch, inside the chosen level; \`retry-on\` a failed connection (any method), no answer, \`timeout server\` (the route's \`perTryTimeout\`) or a 5xx (idempotent methods)`,
+        effect:
+          'no budget bounds retries under overload; a retry stays in its level; the route’s `timeout` is not enforced over all attempts (each attempt has `perTryTimeout`)',
       })),
     );
     loss.push(
@@ -349,8 +453,9 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
 }
 
 /**
- * Writes haproxy.cfg, countries.map (CIDR → country), homes.map (country → home region),
- * first-levels.map (routing row → its first level's backend) and servers.json.
+ * Writes haproxy.cfg, the entry maps per service (`<service>.by-country.map`, `<service>.by-network.map`:
+ * → the backend of the row's first level), countries.map (CIDR → country) and homes.map (country → home
+ * region) for the priority frontend, and servers.json.
  */
 export const haproxyExporter: Exporter = {
   target: 'haproxy',
@@ -382,7 +487,8 @@ export const haproxyExporter: Exporter = {
         .flatMap(([region, r]) => r.countries.map((cc) => `${cc} ${region}\n`))
         .sort()
         .join('');
-    const firstLevels = header('routing row → the backend of its first level') + fast.map((f) => `${f.row} ${f.backend.name}\n`).join('');
+    const fastByRow = new Map(fast.map((f) => [f.row, f.backend.name]));
+    const unknown = new Map(services.map((sv) => [sv, fastByRow.get(rowKey(sv, UNKNOWN_CLIENT)) ?? PRIORITY_BACKEND]));
     const first = new Set(fast.map((f) => f.backend));
     const priority = prioritySocket(s.runtimeApi);
     const cfg = [
@@ -404,12 +510,19 @@ export const haproxyExporter: Exporter = {
       '  # on a reload, a client’s idle keep-alive connection is closed after its next answer, not under its next request',
       '  option idle-close-on-response',
       '',
-      '# the entry: client → home region → routing row → the backend of its first level',
+      '# the entry: per service, client country (or network) → the backend of its routing row’s first level',
       'frontend meridian',
       `  bind ${s.listen}`,
-      ...rowRulesFor(input, services, 'be', `,map(first-levels.map,${PRIORITY_BACKEND})`),
-      '  use_backend %[var(txn.be)]',
+      ...entryRules(input, services, unknown),
       `  default_backend ${PRIORITY_BACKEND}`,
+      '',
+      '# never used: names the entry maps while the configuration is parsed, so they load relative to it',
+      '# (`default-path config`; HAProxy reads a dynamic `use_backend` only after parsing, from the start directory)',
+      'backend meridian_entry_maps',
+      ...services.flatMap((sv) => [
+        `  http-request set-var(txn.be) str(),map(${byCountryMap(sv)}) if FALSE`,
+        `  http-request set-var(txn.be) src,map_ip(${byNetworkMap(sv)}) if FALSE`,
+      ]),
       '',
       '# a row with no first level to go to, or whose first level is not whole, or no service: the priority frontend',
       `backend ${PRIORITY_BACKEND}`,
@@ -418,7 +531,7 @@ export const haproxyExporter: Exporter = {
       '# Envoy’s priority load per routing row; the same row rules, on the client’s address (PROXY protocol)',
       'frontend meridian_priority',
       `  bind unix@${priority} mode 600 accept-proxy`,
-      ...rowRulesFor(input, services, 'row'),
+      ...rowNameRules(input, services),
       '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.row) -m found }',
       '  http-request set-var(txn.r) rand(100)',
       ...rows,
@@ -452,7 +565,7 @@ export const haproxyExporter: Exporter = {
         'haproxy.cfg': cfg,
         'countries.map': countries,
         'homes.map': homes,
-        'first-levels.map': firstLevels,
+        ...Object.assign({}, ...services.map((sv) => entryMaps(input, sv, fastByRow, header))),
         'servers.json': `${JSON.stringify({ revision: p.revision, table: p.table, servers: index }, null, 2)}\n`,
       },
       loss: lossReport(input, services),
