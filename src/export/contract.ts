@@ -45,6 +45,10 @@ export interface ExportSettings {
   readonly runtimeApi: string;
   /** Active health check interval, ms (default 2000). */
   readonly checkIntervalMs: number;
+  /** How long a check waits for its answer once connected, ms (HAProxy's `timeout check`; null: the interval). */
+  readonly checkTimeoutMs: number | null;
+  /** The check interval while a server is going down or up, ms (HAProxy's `fastinter`; null: the interval). */
+  readonly fastInterMs: number | null;
   /** Consecutive failed checks before a server is down (default 3). */
   readonly fall: number;
   /** Consecutive passed checks before it is up again (default 2). */
@@ -64,6 +68,8 @@ export const DEFAULT_SETTINGS: ExportSettings = {
   metricsListen: '127.0.0.1:8405',
   runtimeApi: '/run/haproxy/meridian.sock',
   checkIntervalMs: 2000,
+  checkTimeoutMs: null,
+  fastInterMs: null,
   fall: 3,
   rise: 2,
   errorLimit: 5,

@@ -41,6 +41,14 @@ export interface HaproxyPlaneOptions {
   readonly log?: (level: 'info' | 'warn', msg: string) => void;
 }
 
+/**
+ * Active checks of local replicas, on loopback: a replica answers its health check in a millisecond, so a
+ * check that has no answer after 300 ms counts as failed, and a server going down is checked again 200 ms
+ * later: a replica that hangs is out in 0.8–1.3 s (a check every 500 ms; two failed in a row), one that
+ * answers again is back after one passed check.
+ */
+const LOCAL_CHECKS = { checkIntervalMs: 500, checkTimeoutMs: 300, fastInterMs: 200, fall: 2, rise: 1 } as const;
+
 /** The revision as a data plane in front of local replicas sees it: no declared ingress, the replicas' endpoints instead. */
 function withoutIngress(rev: Revision): Revision {
   const clusters = Object.fromEntries(
@@ -311,9 +319,7 @@ export class HaproxyPlane {
         listen: `127.0.0.1:${this.#o.port}`,
         metricsListen: `127.0.0.1:${this.#o.metricsPort}`,
         runtimeApi: this.socket,
-        checkIntervalMs: 1000,
-        fall: 2,
-        rise: 1,
+        ...LOCAL_CHECKS,
       },
       { canary },
     );
