@@ -3,28 +3,38 @@
  * address (`geo`), its home region and the service (`map`), and per routing row an upstream whose
  * primary servers are the row's first level and whose `backup` servers are its second — only clusters
  * the residency rule allows. Passive ejection by `max_fails`/`fail_timeout`; a failed attempt goes to
- * the next server (`proxy_next_upstream`). No active checks and no fractional spill: see the loss
- * report and docs/export.md. Changes take effect by graceful reload (SIGHUP).
+ * the next server (`proxy_next_upstream`). A canary is sticky per user when the route names a user key:
+ * `split_clients` picks a variant of the row's upstream (nginx-split.ts). No active checks and no
+ * fractional spill: see the loss report and docs/export.md. Changes take effect by graceful reload (SIGHUP).
  */
-import type { ProjectedLevel } from '../routing/projection.js';
+import type { ProjectedCluster } from '../routing/projection.js';
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
 import { capacityCapsLoss, flagGateLoss, sortLoss } from './loss.js';
+import { canaryTiers, percent, userKey, varName, type CanaryTier, type UserKey } from './nginx-split.js';
 
 const UNKNOWN = '_unknown';
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Server lines of one level: cluster weight split over its servers (by the canary weight across tracks). */
-function servers(input: ExportInput, service: string, level: ProjectedLevel, backup: boolean): string[] {
+/**
+ * Which servers of a cluster an upstream sends to: all of them, the cluster's weight split between its
+ * stable and canary servers by the canary weight (per request), or those of one track only (a sticky
+ * canary's variant; servers without a track count as stable).
+ */
+type Pick = 'weighted' | 'stable' | 'canary';
+
+/** Server lines of one level: cluster weight split over the servers `pick` chooses (scaled so the largest is 100). */
+function servers(input: ExportInput, service: string, clusters: readonly ProjectedCluster[], backup: boolean, pick: Pick): string[] {
   const sp = input.projection.services[service];
   const s = input.settings;
   const raw: { addr: string; w: number }[] = [];
-  for (const c of level.clusters) {
-    const list = input.addresses[c.cluster]?.[service] ?? [];
+  for (const c of clusters) {
+    const all = input.addresses[c.cluster]?.[service] ?? [];
+    const list = pick === 'weighted' ? all : all.filter((x) => (x.track === 'canary') === (pick === 'canary'));
     const canary = sp?.versions[c.cluster]?.canary?.weight ?? 0;
-    const tracked = list.some((x) => x.track === 'canary');
+    const tracked = pick === 'weighted' && list.some((x) => x.track === 'canary');
     const canaryN = list.filter((x) => x.track === 'canary').length;
     const stableN = list.length - canaryN;
     for (const x of list) {
@@ -43,6 +53,49 @@ function servers(input: ExportInput, service: string, level: ProjectedLevel, bac
       w > 0 ? `weight=${w} max_fails=${s.errorLimit} fail_timeout=${Math.max(1, Math.round(s.checkIntervalMs / 1000) * s.fall)}s` : 'down';
     return `    server ${r.addr} ${opts}${backup && w > 0 ? ' backup' : ''};`;
   });
+}
+
+/** One upstream block. */
+function upstream(name: string, comment: string, lines: readonly string[]): string[] {
+  return [
+    '',
+    `  # ${comment}`,
+    `  upstream ${name} {`,
+    ...lines,
+    '    keepalive 16;', // idle connections kept per worker: without it every request opens a new one
+    '  }',
+  ];
+}
+
+/**
+ * A service's sticky split: its user key (a request without one is split by its `$request_id`, and gets
+ * the stickiness cookie when there is one), then `split_clients` into the canary tiers, `""` for stable.
+ */
+function splitLines(service: string, key: UserKey, variable: string, tiers: readonly CanaryTier[]): string[] {
+  const n = varName(service);
+  const user = `$meridian_user_${n}`;
+  const out = [
+    `  # ${service}: canary per user, by ${key.describe}; a request without it is split by its $request_id`,
+    ...key.lines,
+    `  map ${variable} ${user} {`,
+    '    "" $request_id;',
+    `    default ${variable};`,
+    '  }',
+  ];
+  if (key.cookie !== null)
+    out.push(
+      `  map ${variable} $meridian_set_cookie_${n} {`,
+      `    "" "${key.cookie}=$request_id; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly";`,
+      '    default "";',
+      '  }',
+    );
+  out.push(
+    `  split_clients "${service}/${user}" $meridian_variant_${n} {`,
+    ...tiers.map((t) => `    ${percent(t.toBp - t.fromBp)} /${t.name};`),
+    '    * "";',
+    '  }',
+  );
+  return out;
 }
 
 function lossReport(input: ExportInput, services: readonly string[]): LossFinding[] {
@@ -150,26 +203,61 @@ export const nginxExporter: Exporter = {
     const services = routedServices(p, input.revision);
     const rows: string[] = [];
     const upstreams: string[] = [];
+    const split: string[] = [];
+    const variants: string[] = [];
+    const cookies: string[] = [];
     for (const service of services) {
       const sp = p.services[service];
+      const key = userKey(input, service);
+      const tiers = key.variable === null ? [] : canaryTiers(input, service);
+      if (tiers.length > 0) {
+        split.push(...splitLines(service, key, key.variable ?? '$request_id', tiers));
+        variants.push(`    ${service} $meridian_variant_${varName(service)};`);
+        if (key.cookie !== null) cookies.push(`    ${service} $meridian_set_cookie_${varName(service)};`);
+      }
       for (const client of Object.keys(sp?.clients ?? {})) {
         const v = sp ? mainVariant(sp, client) : undefined;
-        const key = `${service}/${client === UNKNOWN_CLIENT ? UNKNOWN : client}`;
+        const home = client === UNKNOWN_CLIENT ? UNKNOWN : client;
+        const keys = [`${service}/${home}`, ...tiers.map((t) => `${service}/${home}/${t.name}`)];
         if (!v || v.outcome !== 'ok') {
-          rows.push(`    ${key} reject;`);
+          rows.push(...keys.map((k) => `    ${k} reject;`));
           continue;
         }
         const levels = v.levels.filter((l) => l.clusters.length > 0).slice(0, 2);
-        const name = safeName(`${service}__${client === UNKNOWN_CLIENT ? UNKNOWN : client}`);
-        rows.push(`    ${key} ${name};`);
+        const name = safeName(`${service}__${home}`);
+        const path = levels.map((l) => l.regions.join('+')).join(', then ');
+        rows.push(`    ${service}/${home} ${name};`);
+        const stable = levels.flatMap((l, i) => servers(input, service, l.clusters, i > 0, 'stable'));
+        // with a sticky canary the row's own upstream holds only stable servers (if any: a canary at 100 % may have replaced them)
+        const sticky = tiers.length > 0 && stable.length > 0;
         upstreams.push(
-          '',
-          `  # ${service}, clients of ${client}: ${levels.map((l) => l.regions.join('+')).join(', then ')}`,
-          `  upstream ${name} {`,
-          ...levels.flatMap((l, i) => servers(input, service, l, i > 0)),
-          '    keepalive 16;', // idle connections kept per worker: without it every request opens a new one
-          '  }',
+          ...upstream(
+            name,
+            `${service}, clients of ${client}: ${path}${sticky ? ' (stable servers)' : ''}`,
+            sticky ? stable : levels.flatMap((l, i) => servers(input, service, l.clusters, i > 0, 'weighted')),
+          ),
         );
+        const first = levels[0]?.clusters ?? [];
+        const byCanaries = new Map<string, string>([['', name]]); // the first level's canaries → upstream
+        for (const t of tiers) {
+          // a tier whose canaries are not in the row's first level sees its stable servers; tiers with the same canaries there share one upstream
+          const on = first.filter((c) => t.clusters.has(c.cluster));
+          const seen = byCanaries.get(on.map((c) => c.cluster).join('+'));
+          if (seen !== undefined) {
+            rows.push(`    ${service}/${home}/${t.name} ${seen};`);
+            continue;
+          }
+          const tierName = safeName(`${service}__${home}__${t.name}`);
+          byCanaries.set(on.map((c) => c.cluster).join('+'), tierName);
+          rows.push(`    ${service}/${home}/${t.name} ${tierName};`);
+          upstreams.push(
+            ...upstream(
+              tierName,
+              `${service}, clients of ${client}, users on the canary of ${on.map((c) => c.cluster).join('+')}: its servers, then the stable servers of ${levels[0]?.regions.join('+') ?? ''}`,
+              [...servers(input, service, on, false, 'canary'), ...servers(input, service, first, true, 'stable')],
+            ),
+          );
+        }
       }
     }
     const match: { rank: number; len: number; line: string }[] = [];
@@ -218,7 +306,10 @@ export const nginxExporter: Exporter = {
       '    default "";',
       ...match.map((m) => m.line),
       '  }',
-      '  map "$meridian_service/$meridian_home" $meridian_upstream {',
+      ...split,
+      ...(variants.length > 0 ? ['  map $meridian_service $meridian_variant {', '    default "";', ...variants, '  }'] : []),
+      ...(cookies.length > 0 ? ['  map $meridian_service $meridian_set_cookie {', '    default "";', ...cookies, '  }'] : []),
+      `  map "$meridian_service/$meridian_home${variants.length > 0 ? '$meridian_variant' : ''}" $meridian_upstream {`,
       '    default "";',
       ...rows,
       '  }',
@@ -233,6 +324,7 @@ export const nginxExporter: Exporter = {
       '        return 503;',
       '      }',
       '      add_header x-meridian-upstream $upstream_addr always;',
+      ...(cookies.length > 0 ? ['      add_header Set-Cookie $meridian_set_cookie;'] : []),
       '      proxy_http_version 1.1;',
       '      proxy_set_header Connection "";',
       '      proxy_set_header Host $host;',

@@ -1,0 +1,84 @@
+/**
+ * The sticky canary of the nginx export: a service's users split by `split_clients` on their key into
+ * canary tiers, one per distinct canary weight, so that a user's version does not change per request.
+ */
+import type { ExportInput } from './contract.js';
+
+/**
+ * One canary tier of a service: the users whose split falls in `[fromBp, toBp)` (basis points of all
+ * users) are on the canary of every cluster in `clusters` — those whose canary weight is at least `toBp`.
+ * As in the model, a cluster's canary takes the users below its weight, so the tiers are nested.
+ */
+export interface CanaryTier {
+  /** `canary1`, `canary2`, … from the smallest weight up. */
+  readonly name: string;
+  readonly fromBp: number;
+  readonly toBp: number;
+  readonly clusters: ReadonlySet<string>;
+}
+
+/** The user key of a service, as nginx variables: `key` is what `split_clients` hashes. */
+export interface UserKey {
+  /** In words, for comments and the loss report. */
+  readonly describe: string;
+  /** The variable holding the request's key (empty when absent), or null when the route declares no stickiness. */
+  readonly variable: string | null;
+  /** Config lines that define {@link UserKey.variable} when it needs a `map` (a cookie name nginx cannot name). */
+  readonly lines: readonly string[];
+  /** The cookie to set on an answer to a request without one, or null. */
+  readonly cookie: string | null;
+}
+
+/** A service name as part of an nginx variable name (names are lowercase letters, digits and dashes). */
+export function varName(service: string): string {
+  return service.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/**
+ * The canary tiers of a service: clusters with a canary weight above 0 whose addresses include canary
+ * servers (an ingress address carries no track: its cluster splits by itself), grouped by distinct weight.
+ * Empty: no sticky split to export.
+ */
+export function canaryTiers(input: ExportInput, service: string): CanaryTier[] {
+  const sp = input.projection.services[service];
+  const byWeight = new Map<number, string[]>();
+  for (const [cluster, v] of Object.entries(sp?.versions ?? {})) {
+    const bp = Math.round((v.canary?.weight ?? 0) * 100);
+    const servers = input.addresses[cluster]?.[service] ?? [];
+    if (bp <= 0 || !servers.some((x) => x.track === 'canary')) continue;
+    byWeight.set(bp, [...(byWeight.get(bp) ?? []), cluster]);
+  }
+  const weights = [...byWeight.keys()].sort((a, b) => a - b);
+  return weights.map((toBp, i) => ({
+    name: `canary${i + 1}`,
+    fromBp: i === 0 ? 0 : (weights[i - 1] ?? 0),
+    toBp,
+    clusters: new Set(weights.slice(i).flatMap((w) => byWeight.get(w) ?? [])),
+  }));
+}
+
+/** A share in basis points as `split_clients` writes it (two decimals at most): 3000 → `30%`, 1250 → `12.5%`. */
+export function percent(bp: number): string {
+  return `${(bp / 100).toFixed(2).replace(/\.?0+$/, '')}%`;
+}
+
+/** The user key of a service from `routing.<service>.stickiness`. */
+export function userKey(input: ExportInput, service: string): UserKey {
+  const sticky = input.revision.routing[service]?.stickiness;
+  if (sticky === undefined) return { describe: 'no user key (routing.stickiness is not set)', variable: null, lines: [], cookie: null };
+  if ('header' in sticky) {
+    const name = sticky.header.toLowerCase().replace(/-/g, '_');
+    return { describe: `the ${sticky.header} header`, variable: `$http_${name}`, lines: [], cookie: null };
+  }
+  const name = sticky.cookie;
+  if (/^[A-Za-z0-9_]+$/.test(name)) return { describe: `the ${name} cookie`, variable: `$cookie_${name}`, lines: [], cookie: name };
+  // $cookie_<name> cannot name a cookie with other characters: read it from the Cookie header
+  const v = `$meridian_cookie_${varName(service)}`;
+  const re = name.replace(/[^A-Za-z0-9_]/g, (c) => `\\${c}`);
+  return {
+    describe: `the ${name} cookie`,
+    variable: v,
+    lines: [`  map $http_cookie ${v} {`, '    default "";', `    "~(?:^|;\\s*)${re}=([^;]*)" $1;`, '  }'],
+    cookie: name,
+  };
+}
