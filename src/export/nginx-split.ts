@@ -2,6 +2,7 @@
  * The sticky canary of the nginx export: a service's users split by `split_clients` on their key into
  * canary tiers, one per distinct canary weight, so that a user's version does not change per request.
  */
+import type { ProjectedCluster } from '../routing/projection.js';
 import type { ExportInput } from './contract.js';
 
 /**
@@ -55,6 +56,43 @@ export function canaryTiers(input: ExportInput, service: string): CanaryTier[] {
     toBp,
     clusters: new Set(weights.slice(i).flatMap((w) => byWeight.get(w) ?? [])),
   }));
+}
+
+/** One variant of a routing row: its users (basis points of the row's) go to the canary servers of `clusters`. */
+export interface RowCanary {
+  /** `canary1`, `canary2`, … in the order of the split. */
+  readonly name: string;
+  readonly bp: number;
+  readonly clusters: readonly ProjectedCluster[];
+}
+
+/**
+ * The canary variants of a row whose first level is `first`: tier by tier, the first level's clusters on
+ * that tier's canary, with the tier's width scaled by their share of the level's weight — so that each
+ * cluster's canary takes its share × its canary weight of the row's users, as in the model, and the rest
+ * go to the row's stable upstream (weighted by share × (1 − canary weight)). Adjacent tiers with the
+ * same clusters are one variant; tiers with none of the level's clusters are left to the stable upstream.
+ */
+export function rowCanaries(tiers: readonly CanaryTier[], first: readonly ProjectedCluster[]): RowCanary[] {
+  const total = first.reduce((a, c) => a + c.weight, 0);
+  const out: { clusters: ProjectedCluster[]; bp: number }[] = [];
+  for (const t of tiers) {
+    const on = first.filter((c) => t.clusters.has(c.cluster));
+    const w = on.reduce((a, c) => a + c.weight, 0);
+    if (on.length === 0 || w <= 0 || total <= 0) continue;
+    const bp = ((t.toBp - t.fromBp) * w) / total;
+    const last = out.at(-1);
+    if (last && last.clusters.map((c) => c.cluster).join() === on.map((c) => c.cluster).join()) last.bp += bp;
+    else out.push({ clusters: on, bp });
+  }
+  // split_clients takes 0.01 % steps: round the boundaries, so that the parts never sum over 100 %
+  let cum = 0;
+  const rounded = out.map((v) => {
+    const from = Math.round(cum);
+    cum += v.bp;
+    return { clusters: v.clusters, bp: Math.round(cum) - from };
+  });
+  return rounded.filter((v) => v.bp > 0).map((v, i) => ({ name: `canary${i + 1}`, ...v }));
 }
 
 /** A share in basis points as `split_clients` writes it (two decimals at most): 3000 → `30%`, 1250 → `12.5%`. */

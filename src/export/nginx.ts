@@ -13,17 +13,20 @@ import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
 import { capacityCapsLoss, flagGateLoss, sortLoss } from './loss.js';
-import { canaryTiers, percent, userKey, varName, type CanaryTier, type UserKey } from './nginx-split.js';
+import { canaryTiers, percent, rowCanaries, userKey, varName, type UserKey } from './nginx-split.js';
 
 const UNKNOWN = '_unknown';
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
- * Which servers of a cluster an upstream sends to: all of them, the cluster's weight split between its
- * stable and canary servers by the canary weight (per request), or those of one track only (a sticky
- * canary's variant; servers without a track count as stable).
+ * Which servers of a cluster an upstream sends to, and with what share of the cluster's weight:
+ * - `weighted`: all, the weight split between stable and canary servers by the canary weight (per request);
+ * - `stable`: the stable servers (servers without a track count as stable) at weight × (1 − canary weight),
+ *   the stable users of a row whose canary users are split off by `split_clients`;
+ * - `canary`: the canary servers, at the cluster's weight;
+ * - `fallback`: the stable servers at the cluster's weight (where a canary user goes when its canary fails).
  */
-type Pick = 'weighted' | 'stable' | 'canary';
+type Pick = 'weighted' | 'stable' | 'canary' | 'fallback';
 
 /** Server lines of one level: cluster weight split over the servers `pick` chooses (scaled so the largest is 100). */
 function servers(input: ExportInput, service: string, clusters: readonly ProjectedCluster[], backup: boolean, pick: Pick): string[] {
@@ -34,11 +37,16 @@ function servers(input: ExportInput, service: string, clusters: readonly Project
     const all = input.addresses[c.cluster]?.[service] ?? [];
     const list = pick === 'weighted' ? all : all.filter((x) => (x.track === 'canary') === (pick === 'canary'));
     const canary = sp?.versions[c.cluster]?.canary?.weight ?? 0;
-    const tracked = pick === 'weighted' && list.some((x) => x.track === 'canary');
+    const tracked = all.some((x) => x.track === 'canary');
     const canaryN = list.filter((x) => x.track === 'canary').length;
     const stableN = list.length - canaryN;
     for (const x of list) {
-      const frac = !tracked ? 1 : x.track === 'canary' ? canary / 100 : 1 - canary / 100;
+      const frac =
+        !tracked || pick === 'canary' || pick === 'fallback'
+          ? 1
+          : pick === 'weighted' && x.track === 'canary'
+            ? canary / 100
+            : 1 - canary / 100;
       raw.push({
         addr: `${x.host.includes(':') ? `[${x.host}]` : x.host}:${x.port}`,
         w: (c.weight * frac) / Math.max(1, x.track === 'canary' ? canaryN : stableN),
@@ -68,34 +76,27 @@ function upstream(name: string, comment: string, lines: readonly string[]): stri
 }
 
 /**
- * A service's sticky split: its user key (a request without one is split by its `$request_id`, and gets
- * the stickiness cookie when there is one), then `split_clients` into the canary tiers, `""` for stable.
+ * A service's user key for the split: the key's variable, `$request_id` for a request without one (and,
+ * with a stickiness cookie, that id set as the cookie, so the user keeps the split from then on).
  */
-function splitLines(service: string, key: UserKey, variable: string, tiers: readonly CanaryTier[]): string[] {
+function userKeyLines(service: string, key: UserKey, variable: string): string[] {
   const n = varName(service);
-  const user = `$meridian_user_${n}`;
-  const out = [
+  return [
     `  # ${service}: canary per user, by ${key.describe}; a request without it is split by its $request_id`,
     ...key.lines,
-    `  map ${variable} ${user} {`,
+    `  map ${variable} $meridian_user_${n} {`,
     '    "" $request_id;',
     `    default ${variable};`,
     '  }',
+    ...(key.cookie === null
+      ? []
+      : [
+          `  map ${variable} $meridian_set_cookie_${n} {`,
+          `    "" "${key.cookie}=$request_id; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly";`,
+          '    default "";',
+          '  }',
+        ]),
   ];
-  if (key.cookie !== null)
-    out.push(
-      `  map ${variable} $meridian_set_cookie_${n} {`,
-      `    "" "${key.cookie}=$request_id; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly";`,
-      '    default "";',
-      '  }',
-    );
-  out.push(
-    `  split_clients "${service}/${user}" $meridian_variant_${n} {`,
-    ...tiers.map((t) => `    ${percent(t.toBp - t.fromBp)} /${t.name};`),
-    '    * "";',
-    '  }',
-  );
-  return out;
 }
 
 function lossReport(input: ExportInput, services: readonly string[]): LossFinding[] {
@@ -210,55 +211,55 @@ export const nginxExporter: Exporter = {
       const sp = p.services[service];
       const key = userKey(input, service);
       const tiers = key.variable === null ? [] : canaryTiers(input, service);
-      if (tiers.length > 0) {
-        split.push(...splitLines(service, key, key.variable ?? '$request_id', tiers));
-        variants.push(`    ${service} $meridian_variant_${varName(service)};`);
-        if (key.cookie !== null) cookies.push(`    ${service} $meridian_set_cookie_${varName(service)};`);
-      }
+      const n = varName(service);
+      const splits: string[] = [];
       for (const client of Object.keys(sp?.clients ?? {})) {
         const v = sp ? mainVariant(sp, client) : undefined;
         const home = client === UNKNOWN_CLIENT ? UNKNOWN : client;
-        const keys = [`${service}/${home}`, ...tiers.map((t) => `${service}/${home}/${t.name}`)];
         if (!v || v.outcome !== 'ok') {
-          rows.push(...keys.map((k) => `    ${k} reject;`));
+          rows.push(`    ${service}/${home} reject;`);
           continue;
         }
         const levels = v.levels.filter((l) => l.clusters.length > 0).slice(0, 2);
         const name = safeName(`${service}__${home}`);
         const path = levels.map((l) => l.regions.join('+')).join(', then ');
+        const first = levels[0]?.clusters ?? [];
+        const canaries = rowCanaries(tiers, first);
+        // with a sticky canary the row's own upstream is its stable users' (if it has stable servers: a canary at 100 % may have replaced them)
+        const stable = levels.flatMap((l, i) => servers(input, service, l.clusters, i > 0, i === 0 ? 'stable' : 'fallback'));
+        const sticky = canaries.length > 0 && stable.length > 0;
         rows.push(`    ${service}/${home} ${name};`);
-        const stable = levels.flatMap((l, i) => servers(input, service, l.clusters, i > 0, 'stable'));
-        // with a sticky canary the row's own upstream holds only stable servers (if any: a canary at 100 % may have replaced them)
-        const sticky = tiers.length > 0 && stable.length > 0;
         upstreams.push(
           ...upstream(
             name,
-            `${service}, clients of ${client}: ${path}${sticky ? ' (stable servers)' : ''}`,
+            `${service}, clients of ${client}: ${path}${sticky ? ' (stable users)' : ''}`,
             sticky ? stable : levels.flatMap((l, i) => servers(input, service, l.clusters, i > 0, 'weighted')),
           ),
         );
-        const first = levels[0]?.clusters ?? [];
-        const byCanaries = new Map<string, string>([['', name]]); // the first level's canaries → upstream
-        for (const t of tiers) {
-          // a tier whose canaries are not in the row's first level sees its stable servers; tiers with the same canaries there share one upstream
-          const on = first.filter((c) => t.clusters.has(c.cluster));
-          const seen = byCanaries.get(on.map((c) => c.cluster).join('+'));
-          if (seen !== undefined) {
-            rows.push(`    ${service}/${home}/${t.name} ${seen};`);
-            continue;
-          }
-          const tierName = safeName(`${service}__${home}__${t.name}`);
-          byCanaries.set(on.map((c) => c.cluster).join('+'), tierName);
-          rows.push(`    ${service}/${home}/${t.name} ${tierName};`);
+        if (!sticky) continue;
+        const variable = `$meridian_variant_${n}__${varName(home)}`;
+        variants.push(`    ${service}/${home} ${variable};`);
+        splits.push(
+          `  split_clients "${service}/$meridian_user_${n}" ${variable} {`,
+          ...canaries.map((c) => `    ${percent(c.bp)} /${c.name};`),
+          '    * "";',
+          '  }',
+        );
+        for (const c of canaries) {
+          const cname = safeName(`${service}__${home}__${c.name}`);
+          rows.push(`    ${service}/${home}/${c.name} ${cname};`);
           upstreams.push(
             ...upstream(
-              tierName,
-              `${service}, clients of ${client}, users on the canary of ${on.map((c) => c.cluster).join('+')}: its servers, then the stable servers of ${levels[0]?.regions.join('+') ?? ''}`,
-              [...servers(input, service, on, false, 'canary'), ...servers(input, service, first, true, 'stable')],
+              cname,
+              `${service}, clients of ${client}, ${percent(c.bp)} of users: the canary of ${c.clusters.map((x) => x.cluster).join('+')}, then the stable servers of ${levels[0]?.regions.join('+') ?? ''}`,
+              [...servers(input, service, c.clusters, false, 'canary'), ...servers(input, service, first, true, 'fallback')],
             ),
           );
         }
       }
+      if (splits.length === 0) continue;
+      split.push(...userKeyLines(service, key, key.variable ?? '$request_id'), ...splits);
+      if (key.cookie !== null) cookies.push(`    ${service} $meridian_set_cookie_${n};`);
     }
     const match: { rank: number; len: number; line: string }[] = [];
     for (const svc of services) {
@@ -307,7 +308,9 @@ export const nginxExporter: Exporter = {
       ...match.map((m) => m.line),
       '  }',
       ...split,
-      ...(variants.length > 0 ? ['  map $meridian_service $meridian_variant {', '    default "";', ...variants, '  }'] : []),
+      ...(variants.length > 0
+        ? ['  map "$meridian_service/$meridian_home" $meridian_variant {', '    default "";', ...variants, '  }']
+        : []),
       ...(cookies.length > 0 ? ['  map $meridian_service $meridian_set_cookie {', '    default "";', ...cookies, '  }'] : []),
       `  map "$meridian_service/$meridian_home${variants.length > 0 ? '$meridian_variant' : ''}" $meridian_upstream {`,
       '    default "";',
