@@ -1,8 +1,11 @@
 /**
- * The nginx export's sticky canary, on the real nginx: a canary at 30 % on eu-central-1 (alone in German
- * clients' first level), routing.web.stickiness a cookie. 400 users each send 5 requests: every user sees
- * one version, and the users on the canary are 30 % ± 7 points (3σ of a binomial over 400 users: nginx
- * hashes with MurmurHash2, not the model's bucket hash, so the share holds but not the same users).
+ * The nginx export's sticky canary, on the real nginx: canaries at 30 % on eu-central-1 (alone in German
+ * clients' first level) and on us-east-1 (weight 2 of 3 in the US level), routing.web.stickiness a
+ * cookie. 400 users each send 5 requests: every user sees one version, and the users on the canary are
+ * route simulate's share ± 7 points (3σ of a binomial over 400 users: nginx hashes with MurmurHash2,
+ * not the model's bucket hash, so the share holds but not the same users) — 30 % in Germany, 20 % in
+ * the US, where each cluster and version also takes route simulate's share of requests (same tolerance:
+ * the canary's share of requests is its share of users).
  * Requests without the cookie are served, split per request, and get the cookie their split was made on.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,6 +20,7 @@ import {
   fixtureRevision,
   freePort,
   localRevision,
+  maxDiff,
   type Proc,
   spawnProc,
   startLocalFleet,
@@ -45,24 +49,40 @@ describe('nginx export: a sticky canary by split_clients, on the real nginx', ()
   const web = base.routing['web'];
   if (!web) throw new Error('fixture: no routing.web');
   const live: Revision = { ...base, routing: { ...base.routing, web: { ...web, stickiness: { cookie: COOKIE } } } };
-  const state = { canary: { web: { 'eu-central-1': { weight: WEIGHT, version: '2.5.0' } } } };
+  const state = {
+    canary: { web: { 'eu-central-1': { weight: WEIGHT, version: '2.5.0' }, 'us-east-1': { weight: WEIGHT, version: '2.5.0' } } },
+  };
   let target: LocalTarget;
   let nginx: Proc;
   let port: number;
   const tmp = tempDir('meridian-nginx-canary-');
 
+  /** Each user's answers, sending `perUser` requests as each of `users` users from `country`. */
+  async function users(country: string, n: number, perUser: number): Promise<Map<string, string[]>> {
+    const seen = new Map<string, string[]>();
+    await load(
+      n * perUser,
+      16,
+      (i) => get(port, '/', { headers: { 'x-client-country': country, cookie: `${COOKIE}=user-${i % n}` } }),
+      (r, i) => void seen.set(`user-${i % n}`, [...(seen.get(`user-${i % n}`) ?? []), answer(r)]),
+    );
+    return seen;
+  }
+
   beforeAll(async () => {
     target = await startLocalFleet(live);
-    const cluster = live.clusters['eu-central-1'];
-    const svc = cluster?.services['web'];
-    if (!cluster || !svc) throw new Error('fixture: no eu-central-1/web');
-    await target.apply({
-      cluster: 'eu-central-1',
-      revisionId: 'canary-2.5.0',
-      state: { ...cluster, services: { web: { ...svc, version: '2.5.0' } } },
-      track: 'canary',
-    });
-    await waitForStatus(target, 'eu-central-1', (s) => isHealthyAt(s, 'web', 'canary', 'canary-2.5.0'), { timeoutMs: 30_000 });
+    for (const name of ['eu-central-1', 'us-east-1']) {
+      const cluster = live.clusters[name];
+      const svc = cluster?.services['web'];
+      if (!cluster || !svc) throw new Error(`fixture: no ${name}/web`);
+      await target.apply({
+        cluster: name,
+        revisionId: 'canary-2.5.0',
+        state: { ...cluster, services: { web: { ...svc, version: '2.5.0' } } },
+        track: 'canary',
+      });
+      await waitForStatus(target, name, (s) => isHealthyAt(s, 'web', 'canary', 'canary-2.5.0'), { timeoutMs: 30_000 });
+    }
     port = await freePort();
     const input = exportInput(
       live,
@@ -83,27 +103,42 @@ describe('nginx export: a sticky canary by split_clients, on the real nginx', ()
     tmp.cleanup();
   });
 
-  it(`every user keeps one version; ${WEIGHT} % ± ${TOLERANCE} points of ${USERS} users are on the canary, as route simulate's share`, async () => {
-    const seen = new Map<string, Set<string>>();
-    await load(
-      USERS * PER_USER,
-      16,
-      (i) => get(port, '/', { headers: { 'x-client-country': 'DE', cookie: `${COOKIE}=user-${i % USERS}` } }),
-      (r, i) => {
-        const user = `user-${i % USERS}`;
-        seen.set(user, (seen.get(user) ?? new Set()).add(answer(r)));
-      },
-    );
-    const versions = [...seen.values()];
-    const mixed = [...seen.entries()].filter(([, v]) => v.size !== 1);
-    expect(mixed.length, `users who saw more than one answer: ${JSON.stringify(mixed.slice(0, 5).map(([u, v]) => [u, [...v]]))}`).toBe(0);
-    const answers = new Set(versions.flatMap((v) => [...v]));
+  it(`every user keeps one version; ${WEIGHT} % ± ${TOLERANCE} points of ${USERS} German users are on the canary, as route simulate's share`, async () => {
+    const seen = await users('DE', USERS, PER_USER);
+    const mixed = [...seen.entries()].filter(([, v]) => new Set(v).size !== 1);
+    expect(mixed.length, `users who saw more than one answer: ${JSON.stringify(mixed.slice(0, 5))}`).toBe(0);
+    const answers = new Set([...seen.values()].flat());
     expect([...answers].sort()).toEqual(['eu-central-1@2.4.0', 'eu-central-1@2.5.0']);
     const model = trafficTable(live, state).services['web']?.['eu-central']?.clusters['eu-central-1']?.canary ?? -1;
     expect(model).toBeCloseTo(WEIGHT / 100, 5);
-    const onCanary = versions.filter((v) => v.has('eu-central-1@2.5.0')).length / USERS;
-    console.log(`nginx sticky canary: ${(onCanary * 100).toFixed(1)} % of ${USERS} users on the canary (model ${WEIGHT} %)`);
+    const onCanary = [...seen.values()].filter((v) => v[0] === 'eu-central-1@2.5.0').length / USERS;
+    console.log(`nginx sticky canary, DE: ${(onCanary * 100).toFixed(1)} % of ${USERS} users on the canary (model ${WEIGHT} %)`);
     expect(Math.abs(onCanary - model) * 100).toBeLessThanOrEqual(TOLERANCE);
+  }, 120_000);
+
+  it('US (us-east-1 of weight 2 with the canary, us-east-2 of 1 without): every user keeps one version, 20 % of users on the canary, each cluster and version at route simulate’s share', async () => {
+    const seen = await users('US', USERS, PER_USER);
+    const version = (a: string): string => a.split('@')[1] ?? a;
+    const mixed = [...seen.entries()].filter(([, v]) => new Set(v.map(version)).size !== 1);
+    expect(mixed.length, `users who saw more than one version: ${JSON.stringify(mixed.slice(0, 5))}`).toBe(0);
+    const row = trafficTable(live, state).services['web']?.['us-east'];
+    const model = row?.clusters['us-east-1']?.canary ?? -1;
+    expect(model).toBeCloseTo((2 / 3) * (WEIGHT / 100), 5);
+    const onCanary = [...seen.values()].filter((v) => v[0] === 'us-east-1@2.5.0').length / USERS;
+    console.log(
+      `nginx sticky canary, US: ${(onCanary * 100).toFixed(1)} % of ${USERS} users on the canary (model ${(model * 100).toFixed(1)} %)`,
+    );
+    expect(Math.abs(onCanary - model) * 100).toBeLessThanOrEqual(TOLERANCE);
+    // per request: the stable users' requests spread over both clusters, so compare with the model's shares of requests
+    const requests: Record<string, number> = {};
+    for (const a of [...seen.values()].flat()) requests[a] = (requests[a] ?? 0) + 1 / (USERS * PER_USER);
+    const expected: Record<string, number> = {};
+    for (const [c, v] of Object.entries(row?.clusters ?? {})) {
+      if (v.stable > 0) expected[`${c}@2.4.0`] = v.stable;
+      if (v.canary > 0) expected[`${c}@2.5.0`] = v.canary;
+    }
+    console.log(`nginx sticky canary, US requests: ${JSON.stringify(requests)} (model ${JSON.stringify(expected)})`);
+    expect(maxDiff(requests, expected), JSON.stringify({ requests, expected })).toBeLessThanOrEqual(TOLERANCE);
   }, 120_000);
 
   it('a request without the cookie is served, split per request, and gets the cookie its split was made on: the user is sticky from then on', async () => {
@@ -137,12 +172,12 @@ describe('nginx export: a sticky canary by split_clients, on the real nginx', ()
     expect(again, 'a later request with the cookie on another version').toEqual([]);
   }, 120_000);
 
-  it('other countries, whose first level runs no canary, see only stable servers', async () => {
+  it('Irish users, whose first level (eu-west) runs no canary, see only stable servers', async () => {
     const seen = new Set<string>();
     await load(
       200,
       16,
-      (i) => get(port, '/', { headers: { 'x-client-country': i % 2 ? 'US' : 'IE', cookie: `${COOKIE}=user-${i}` } }),
+      (i) => get(port, '/', { headers: { 'x-client-country': 'IE', cookie: `${COOKIE}=user-${i}` } }),
       (r) => void seen.add(answer(r)),
     );
     expect(
