@@ -3,7 +3,7 @@
  * canary tiers, one per distinct canary weight, so that a user's version does not change per request.
  */
 import type { ProjectedCluster } from '../routing/projection.js';
-import type { ExportInput } from './contract.js';
+import type { ExportInput, LossFinding } from './contract.js';
 
 /**
  * One canary tier of a service: the users whose split falls in `[fromBp, toBp)` (basis points of all
@@ -118,5 +118,34 @@ export function userKey(input: ExportInput, service: string): UserKey {
     variable: v,
     lines: [`  map $http_cookie ${v} {`, '    default "";', `    "~(?:^|;\\s*)${re}=([^;]*)" $1;`, '  }'],
     cookie: name,
+  };
+}
+
+/** The nginx export's `MERIDIAN_LOSS_STICKY_CANARY` for a service: what of the sticky canary is kept. */
+export function stickyCanaryLoss(input: ExportInput, service: string): LossFinding {
+  const key = userKey(input, service);
+  const base = { code: 'MERIDIAN_LOSS_STICKY_CANARY', target: 'nginx', service } as const;
+  if (key.variable === null)
+    return {
+      ...base,
+      model: `canary by the bucket of the user key (routing.${service}.stickiness); none is declared, so per request`,
+      exported: 'server weights per request: each cluster’s weight split between its stable and canary servers by the canary weight',
+      effect: `as the model without a user key: a user’s requests are spread over versions; declare routing.${service}.stickiness for a sticky canary (split_clients)`,
+      severity: 'info',
+    };
+  const canaries = Object.entries(input.projection.services[service]?.versions ?? {})
+    .filter(([, v]) => (v.canary?.weight ?? 0) > 0)
+    .map(([c, v]) => `${c} ${v.canary?.weight ?? 0}%`);
+  const untracked = canaries.length > 0 && canaryTiers(input, service).length === 0;
+  return {
+    ...base,
+    model: `canary by user bucket (FNV-1a and fmix32 of the service and ${key.describe}); ${canaries.length > 0 ? `canaries: ${canaries.join(', ')}` : 'no canary now'}`,
+    exported: untracked
+      ? 'the clusters’ ingress addresses: no canary servers among them to split'
+      : `split_clients per routing row on ${key.describe} (MurmurHash2 of "${service}/<key>"): the users under the row’s canary share go to the canary servers of its first level’s canary clusters (their stable servers as backup), the others to its stable servers weighted by share × (1 − canary weight); a request without the key is split by its $request_id${key.cookie === null ? '' : ', and gets that id as its cookie'}, as the router does`,
+    effect: untracked
+      ? 'each cluster splits stable and canary behind its ingress; nothing in nginx keeps a user on one version'
+      : 'each user keeps one version and each cluster’s stable and canary get the model’s share of the row’s users, but not the same users as the Node router (another hash); within a version the cluster is chosen per request (the router keeps a user on one cluster); a canary user whose canary servers fail goes to its first level’s stable servers, never to the second level; a canary only in a row’s second level gets none of that row’s users',
+    severity: 'approximation',
   };
 }

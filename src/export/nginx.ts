@@ -13,7 +13,7 @@ import { safeName } from './addresses.js';
 import type { ExportInput, ExportResult, Exporter, LossFinding } from './contract.js';
 import { mainVariant, routedServices } from './haproxy.js';
 import { capacityCapsLoss, flagGateLoss, sortLoss } from './loss.js';
-import { canaryTiers, percent, rowCanaries, userKey, varName, type UserKey } from './nginx-split.js';
+import { canaryTiers, percent, rowCanaries, stickyCanaryLoss, userKey, varName, type UserKey } from './nginx-split.js';
 
 const UNKNOWN = '_unknown';
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -151,15 +151,7 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       effect: 'with every allowed cluster down, 502 (fail closed)',
       severity: 'approximation',
     });
-    loss.push({
-      code: 'MERIDIAN_LOSS_STICKY_CANARY',
-      target: t,
-      service: s,
-      model: 'canary by user bucket',
-      exported: 'server weights per request',
-      effect: 'a user’s requests are spread over versions in the same proportions, not kept together',
-      severity: 'approximation',
-    });
+    loss.push(stickyCanaryLoss(input, s));
     loss.push(...flagGateLoss(t, s, sp));
     for (const [client, row] of Object.entries(sp.clients)) {
       const levels = (mainVariant(sp, client)?.levels ?? []).filter((l) => l.clusters.length > 0);
