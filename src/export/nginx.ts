@@ -188,7 +188,7 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
 /** Writes nginx.conf: a whole configuration for `nginx -p DIR -c nginx.conf`. */
 export const nginxExporter: Exporter = {
   target: 'nginx',
-  description: 'nginx 1.22 configuration (geo/map, primary and backup upstreams per row, max_fails)',
+  description: 'nginx 1.22 configuration (geo/map, primary and backup upstreams per row, max_fails, split_clients for a sticky canary)',
   check: ['nginx', '-t', '-q', '-p', '{dir}/', '-c', 'nginx.conf'],
   export(input: ExportInput): ExportResult {
     const p = input.projection;
