@@ -7,6 +7,7 @@
  * the US, where each cluster and version also takes route simulate's share of requests (same tolerance:
  * the canary's share of requests is its share of users).
  * Requests without the cookie are served, split per request, and get the cookie their split was made on.
+ * With the canary's replicas gone, its users get the stable version of their first level.
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,5 +185,11 @@ describe('nginx export: a sticky canary by split_clients, on the real nginx', ()
       [...seen].every((v) => v.endsWith('@2.4.0')),
       [...seen].join(' '),
     ).toBe(true);
+  }, 60_000);
+
+  it('with eu-central-1’s canary gone, its users get the stable version there (its backup): nothing fails, nobody leaves eu-central', async () => {
+    await target.remove({ cluster: 'eu-central-1', track: 'canary', services: ['web'] });
+    const seen = await users('DE', 100, 3);
+    expect([...new Set([...seen.values()].flat())]).toEqual(['eu-central-1@2.4.0']);
   }, 60_000);
 });
