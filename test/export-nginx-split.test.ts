@@ -153,4 +153,22 @@ describe('nginx export: a sticky canary by split_clients', () => {
     expect(ingress.files['nginx.conf']).not.toContain('split_clients');
     expect(ingress.loss.find((f) => f.code === 'MERIDIAN_LOSS_STICKY_CANARY')?.exported).toContain('ingress addresses');
   });
+
+  it('a canary at 100 % that replaced a first level’s stable servers: that row has no split (all its users are on the canary), nginx -t accepts', () => {
+    const rev = revision({ cookie: 'mrd_uid' });
+    const addrs = addresses(rev);
+    const ec = (addrs['eu-central-1']?.['web'] ?? []).filter((x) => x.track === 'canary');
+    const i = exportInput(
+      rev,
+      { ...addrs, 'eu-central-1': { web: ec } },
+      {},
+      { canary: { web: { 'eu-central-1': { weight: 100, version: '2.5.0' }, 'us-east-1': { weight: 100, version: '2.5.0' } } } },
+    );
+    const conf = nginxExporter.export(i).files['nginx.conf'] ?? '';
+    expect(conf).not.toContain('$meridian_variant_web__eu_central ');
+    expect(upstreamOf(conf, 'web__eu-central')[0]).toContain(`:${ec[0]?.port} weight=100`);
+    // us-east-1 keeps a (zero-weight) stable server: 2/3 of US users to its canary, the rest to us-east-2
+    expect(conf).toContain('$meridian_variant_web__us_east {\n    66.67% /canary1;');
+    expect(nginxAccepts(i)).toBe('ok');
+  });
 });

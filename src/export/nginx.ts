@@ -217,9 +217,10 @@ export const nginxExporter: Exporter = {
         const path = levels.map((l) => l.regions.join('+')).join(', then ');
         const first = levels[0]?.clusters ?? [];
         const canaries = rowCanaries(tiers, first);
-        // with a sticky canary the row's own upstream is its stable users' (if it has stable servers: a canary at 100 % may have replaced them)
+        // with a sticky canary the row's own upstream is its stable users' — if its first level has stable servers
+        // (a canary at 100 % may have replaced them: then every user of the row is on the canary anyway)
         const stable = levels.flatMap((l, i) => servers(input, service, l.clusters, i > 0, i === 0 ? 'stable' : 'fallback'));
-        const sticky = canaries.length > 0 && stable.length > 0;
+        const sticky = canaries.length > 0 && servers(input, service, first, false, 'stable').length > 0;
         rows.push(`    ${service}/${home} ${name};`);
         upstreams.push(
           ...upstream(
