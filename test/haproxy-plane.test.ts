@@ -2,9 +2,10 @@
  * HAProxy as the local fleet's data plane (src/router/haproxy-plane.ts), against real HAProxy and loopback
  * upstreams standing for replicas: a replica the driver has not seen ready (started after a crash, say) is
  * not one of HAProxy's servers — a new HAProxy worker takes every server it is given as up — and it becomes
- * one when it is ready; one that exits is out of HAProxy at once, before the next export.
+ * one when it is ready; one that exits is out of HAProxy at once, before the next export. A restore ramp
+ * gives a restored region its ramp's share of its clients, then all of them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -186,5 +187,42 @@ describe('HAProxy as the data plane', () => {
     driver.emit('replica-ready', a);
     await until(async () => ((await irish(port, 4)).ports[a.port] ?? 0) > 0, 20_000, 'a takes traffic again');
     expect(plane.reloads).toBe(0);
+  }, 60_000);
+
+  it('follows a restore ramp: a restored region takes its ramp’s share of its clients (20 %), then all of them', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, c);
+    for (const u of [a, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const rampDir = join(dir, 'ramp');
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: rampDir, port, metricsPort: await freePort() });
+    opened.unshift(plane);
+    const fastPath = (): string => readFileSync(join(rampDir, 'first-levels.map'), 'utf8');
+    expect(fastPath()).toContain('eu-west/web ');
+
+    await plane.setDrained('eu-west', true); // evacuated
+    expect((await irish(port, 10)).clusters).toEqual({ 'eu-central-1': 10 });
+    // restored with a ramp, as the control plane does it: the ramp first, then the undrain
+    await plane.setRamp({ 'eu-west': 20 });
+    expect((await irish(port, 10)).clusters, 'still drained: the ramp alone sends nothing to it').toEqual({ 'eu-central-1': 10 });
+    await plane.setDrained('eu-west', false);
+    expect(fastPath()).not.toContain('eu-west/web ');
+    const n = 600;
+    const ramped = await irish(port, n);
+    const share = (ramped.clusters['eu-west-1'] ?? 0) / n;
+    console.log(`restore ramp at 20 %: eu-west-1 served ${(share * 100).toFixed(1)} % of ${n} Irish requests`);
+    // a binomial share of 600 at 20 %: σ = 1.6 points
+    expect(Math.abs(share - 0.2) * 100, JSON.stringify(ramped.clusters)).toBeLessThanOrEqual(5);
+    expect(plane.reloads).toBe(1);
+
+    await plane.setRamp({ 'eu-west': 100 }); // the ramp's end: the configuration without one
+    expect(plane.reloads).toBe(2);
+    expect(fastPath()).toContain('eu-west/web ');
+    expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 40 });
+    await plane.setRamp({}); // nothing changes: no reload
+    expect(plane.reloads).toBe(2);
   }, 60_000);
 });
