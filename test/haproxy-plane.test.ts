@@ -189,6 +189,47 @@ describe('HAProxy as the data plane', () => {
     expect(plane.reloads).toBe(0);
   }, 60_000);
 
+  it('reloads while a row’s first level is drained fail no request: a replaced worker hands what still reaches its priority frontend to the new one', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, c);
+    for (const u of [a, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({
+      revision: rev,
+      target: driver,
+      dir: join(dir, 'stopping'),
+      port,
+      metricsPort: await freePort(),
+    });
+    opened.unshift(plane);
+    await plane.setDrained('eu-west', true); // Irish requests go through the priority frontend, on kept-alive hops
+    const failed: string[] = [];
+    let served = 0;
+    let running = true;
+    const loops = [1, 2, 3].map(async () => {
+      while (running) {
+        const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE' } }).catch((err: Error) => err);
+        if (r instanceof Error || r.status !== 200) failed.push(r instanceof Error ? r.message : `${r.status} ${r.body.slice(0, 80)}`);
+        else served++;
+      }
+    });
+    // a worker that is stopping counts no usable server: before, its priority frontend answered 503 no-healthy
+    // to the kept-alive hops that still reached it (5 of 6 reloads in one run)
+    for (let i = 2; i <= 7; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      await plane.setRevision({ ...rev, id: `rev-${i}` });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    running = false;
+    await Promise.all(loops);
+    expect(plane.reloads).toBe(6);
+    expect(served).toBeGreaterThan(300);
+    expect(failed, failed.slice(0, 5).join('\n')).toEqual([]);
+  }, 60_000);
+
   it('follows a restore ramp: a restored region takes its ramp’s share of its clients (20 %), then all of them', async () => {
     const driver = new FakeDriver();
     const a = await startUpstream('eu-west-1', '1.0.0');

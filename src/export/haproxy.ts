@@ -496,11 +496,15 @@ export const haproxyExporter: Exporter = {
       '# Envoy’s priority load per routing row; the same row rules, on the client’s address (PROXY protocol)',
       'frontend meridian_priority',
       `  bind unix@${priority} mode 600 accept-proxy`,
+      '  # a worker a reload replaced counts no usable server (nbsrv 0) while it finishes: a request that still reaches it',
+      '  # (a kept-alive hop of its entry frontend) goes on to the new worker’s priority frontend, on the same socket path',
+      '  http-request set-var(txn.lvl) int(-1) if { stopping }',
       ...rowRulesFor(input, services, 'row'),
       '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.row) -m found }',
       '  http-request set-var(txn.r) rand(100)',
       ...rows,
       '',
+      `  use_backend ${PRIORITY_BACKEND} if { stopping }`,
       ...use,
       ...(s.metricsListen !== null
         ? [
