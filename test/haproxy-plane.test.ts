@@ -251,11 +251,11 @@ describe('HAProxy as the data plane', () => {
     expect((await irish(port, 10)).clusters, 'still drained: the ramp alone sends nothing to it').toEqual({ 'eu-central-1': 10 });
     await plane.setDrained('eu-west', false);
     expect(fastPath()).not.toContain('eu-west/web ');
-    const n = 600;
+    const n = 1000;
     const ramped = await irish(port, n);
     const share = (ramped.clusters['eu-west-1'] ?? 0) / n;
     console.log(`restore ramp at 20 %: eu-west-1 served ${(share * 100).toFixed(1)} % of ${n} Irish requests`);
-    // a binomial share of 600 at 20 %: σ = 1.6 points
+    // a binomial share of 1000 at 20 %: σ = 1.3 points
     expect(Math.abs(share - 0.2) * 100, JSON.stringify(ramped.clusters)).toBeLessThanOrEqual(5);
     expect(plane.reloads).toBe(1);
 
@@ -265,5 +265,45 @@ describe('HAProxy as the data plane', () => {
     expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 40 });
     await plane.setRamp({}); // nothing changes: no reload
     expect(plane.reloads).toBe(2);
+  }, 60_000);
+
+  it('follows a cluster’s ramp beside another in its region: its level’s backend weighs them by their shares (10 % / 90 % at 20 %)', async () => {
+    // eu-west with two clusters of equal weight; eu-west-1 restored alone
+    const two = revision({
+      ...EU_US,
+      clusters: { ...EU_US.clusters, 'eu-west-2': { region: 'eu-west' } },
+      services: { web: { version: '1.0.0' } },
+      routing: { web: { match: { hosts: ['shop.example'] }, clientCountryHeader: 'x-client-country' } },
+    });
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-2', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, b, c);
+    for (const u of [a, b, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({
+      revision: two,
+      target: driver,
+      dir: join(dir, 'cluster-ramp'),
+      port,
+      metricsPort: await freePort(),
+    });
+    opened.unshift(plane);
+    expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 20, 'eu-west-2': 20 });
+
+    await plane.setDrained('eu-west-1', true);
+    await plane.setRamp({ 'eu-west-1': 20 });
+    await plane.setDrained('eu-west-1', false);
+    // the model: eu-west-1 keeps 20 % of its half, eu-west-2 takes the rest of eu-west's traffic (a drained
+    // cluster does not count in its level's health); HAProxy's weighted round robin splits by weight exactly
+    const n = 200;
+    const ramped = await irish(port, n);
+    expect(Math.abs((ramped.clusters['eu-west-1'] ?? 0) / n - 0.1) * 100, JSON.stringify(ramped.clusters)).toBeLessThanOrEqual(3);
+    expect(ramped.clusters['eu-central-1'] ?? 0).toBe(0);
+
+    await plane.setRamp({});
+    expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 20, 'eu-west-2': 20 });
   }, 60_000);
 });

@@ -137,9 +137,16 @@ describe('the restore ramp through HAProxy', { timeout: 240_000 }, () => {
     await t.stop();
 
     // the ramp's start (the restore) and its last step, as audited
-    const log = JSON.parse(meridian(['audit', 'log', '--limit', '12', '-o', 'json']).out) as AuditJson[];
-    const start = log.filter((e) => e.action === 'routing.drain' && e.subject === 'eu-west' && e.data?.['restore'] === true).pop();
-    const step = log.find((e) => e.action === 'recovery.ramp' && e.subject === 'eu-west' && e.data?.['restore'] === start?.seq);
+    // (the step is audited once HAProxy has reloaded for it: on a loaded machine, read the log again for a while)
+    let log: AuditJson[] = [];
+    let start: AuditJson | undefined;
+    let step: AuditJson | undefined;
+    for (let tries = 0; tries < 10 && !step; tries++) {
+      if (tries > 0) await new Promise((r) => setTimeout(r, 1000));
+      log = JSON.parse(meridian(['audit', 'log', '--limit', '12', '-o', 'json']).out) as AuditJson[];
+      start = log.filter((e) => e.action === 'routing.drain' && e.subject === 'eu-west' && e.data?.['restore'] === true).pop();
+      step = log.find((e) => e.action === 'recovery.ramp' && e.subject === 'eu-west' && e.data?.['restore'] === start?.seq);
+    }
     const restoreAt = Date.parse(start?.at ?? '');
     // (when the step is missing, the assertion below says so after the shares are printed)
     const stepAt = step ? Date.parse(step.at) : restoreAt + RAMP_STEP_MS + 2000;
