@@ -166,7 +166,8 @@ describe('the restore ramp through HAProxy', { timeout: 240_000 }, () => {
       `restore ramp through HAProxy: Irish share on eu-west ${(s20.share * 100).toFixed(1)} % of ${s20.n} at 20 % (from ${firstBack - restoreAt} ms after the restore), ${(s100.share * 100).toFixed(1)} % of ${s100.n} at 100 % (step audited ${stepAt - restoreAt} ms after the restore)`,
     );
     const entries = log.map((e) => `#${e.seq} ${e.at} ${e.action} ${e.subject} ${JSON.stringify(e.data)}`).join('\n');
-    expect(step?.data?.['percent'], `the last step audited; the log:\n${entries}`).toBe(100);
+    const upLog = readFileSync(join(work, '.meridian', 'up.log'), 'utf8').slice(-2000);
+    expect(step?.data?.['percent'], `the last step audited; the log:\n${entries}\nup.log:\n${upLog}`).toBe(100);
     expect(s20.n, JSON.stringify(s20)).toBeGreaterThanOrEqual(400);
     expect(Math.abs(s20.share - 0.2) * 100, 'the first step: 20 % (±5 points), not all of it at once').toBeLessThanOrEqual(5);
     expect(s100.n).toBeGreaterThanOrEqual(100);
