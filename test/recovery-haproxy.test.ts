@@ -27,6 +27,8 @@ writeFileSync(
 );
 const env = { ...process.env, NO_COLOR: '1', MERIDIAN_ACTOR: 'ops' };
 let port = 0;
+/** The fleet's control API. */
+let control = { url: '', token: '' };
 
 const meridian = (args: string[]): CliRun => runMeridian(args, { cwd: work, env, timeout: 150_000 });
 
@@ -79,9 +81,15 @@ function traffic(countries: readonly string[]): { answers: Answer[]; stop: () =>
 beforeAll(async () => {
   const up = meridian(['up', 'fleet', '--detach', '--port', '0', '--data-plane', 'haproxy']);
   expect(up.code, up.err + up.out).toBe(0);
-  const info = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as { router: string; dataPlane?: { kind: string } };
+  const info = JSON.parse(readFileSync(join(work, '.meridian', 'up.json'), 'utf8')) as {
+    router: string;
+    control: string;
+    token: string;
+    dataPlane?: { kind: string };
+  };
   expect(info.dataPlane?.kind).toBe('haproxy');
   port = Number(new URL(info.router).port);
+  control = { url: info.control, token: info.token };
   await until(async () => (await once('IE')).cluster.startsWith('eu-west'), 90_000, 'eu-west to serve Irish clients');
 }, 180_000);
 
@@ -122,6 +130,16 @@ describe('the restore ramp through HAProxy', { timeout: 240_000 }, () => {
     expect(back.code, back.err).toBe(0);
     expect(back.out).toContain(`it takes back its traffic in steps of 20 %, 100 % every ${RAMP_STEP_MS / 1000}s`);
     const restored = Date.now();
+    // the first step is measured from when the plane has lifted the drain (after the ramp's reload), plus 500 ms
+    // for its runtime commands (one per server). Not before: a reload starts a worker with every server in
+    // service and the plane puts the drained ones back in maintenance a moment later, so eu-west may answer a
+    // few requests then, and none until the undrain
+    const drained = async (): Promise<string[]> => {
+      const res = await fetch(new URL('v1/router/stats', control.url), { headers: { authorization: `Bearer ${control.token}` } });
+      return ((await res.json()) as { drained: string[] }).drained;
+    };
+    await until(async () => !(await drained()).includes('eu-west'), 30_000, 'the plane to lift the drain of eu-west');
+    const undrained = Date.now();
     // after the last step every Irish request goes to eu-west: 40 in a row (at 20 % that is a 1e-28 chance)
     await until(
       () => {
@@ -151,19 +169,18 @@ describe('the restore ramp through HAProxy', { timeout: 240_000 }, () => {
     // (when the step is missing, the assertion below says so after the shares are printed)
     const stepAt = step ? Date.parse(step.at) : restoreAt + RAMP_STEP_MS + 2000;
 
-    // the first step: from the first Irish answer eu-west gave after the restore (the undrain reached HAProxy,
-    // after the ramp), to the second step's due time
+    // the first step: from the undrain to the second step's due time
     const irish = t.answers.filter((a) => a.country === 'IE');
-    const firstBack = irish.find((a) => a.at > restoreAt && a.cluster.startsWith('eu-west'))?.at ?? Infinity;
+    const stepStart = undrained + 500;
     const share = (from: number, to: number): { n: number; share: number } => {
       const xs = irish.filter((a) => a.status === 200 && a.at >= from && a.at < to);
       return { n: xs.length, share: xs.filter((a) => a.cluster.startsWith('eu-west')).length / Math.max(1, xs.length) };
     };
-    const s20 = share(firstBack, restoreAt + RAMP_STEP_MS - 100);
+    const s20 = share(stepStart, restoreAt + RAMP_STEP_MS - 100);
     // the last step: once the control plane has audited it (after HAProxy's reload), plus a kept-alive request to the old worker
     const s100 = share(stepAt + 500, Infinity);
     console.log(
-      `restore ramp through HAProxy: Irish share on eu-west ${(s20.share * 100).toFixed(1)} % of ${s20.n} at 20 % (from ${firstBack - restoreAt} ms after the restore), ${(s100.share * 100).toFixed(1)} % of ${s100.n} at 100 % (step audited ${stepAt - restoreAt} ms after the restore)`,
+      `restore ramp through HAProxy: Irish share on eu-west ${(s20.share * 100).toFixed(1)} % of ${s20.n} at 20 % (from ${stepStart - restoreAt} ms after the restore), ${(s100.share * 100).toFixed(1)} % of ${s100.n} at 100 % (step audited ${stepAt - restoreAt} ms after the restore)`,
     );
     const entries = log.map((e) => `#${e.seq} ${e.at} ${e.action} ${e.subject} ${JSON.stringify(e.data)}`).join('\n');
     const upLog = readFileSync(join(work, '.meridian', 'up.log'), 'utf8').slice(-2000);
