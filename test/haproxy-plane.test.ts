@@ -2,9 +2,10 @@
  * HAProxy as the local fleet's data plane (src/router/haproxy-plane.ts), against real HAProxy and loopback
  * upstreams standing for replicas: a replica the driver has not seen ready (started after a crash, say) is
  * not one of HAProxy's servers — a new HAProxy worker takes every server it is given as up — and it becomes
- * one when it is ready; one that exits is out of HAProxy at once, before the next export.
+ * one when it is ready; one that exits is out of HAProxy at once, before the next export. A restore ramp
+ * gives a restored region its ramp's share of its clients, then all of them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -186,5 +187,124 @@ describe('HAProxy as the data plane', () => {
     driver.emit('replica-ready', a);
     await until(async () => ((await irish(port, 4)).ports[a.port] ?? 0) > 0, 20_000, 'a takes traffic again');
     expect(plane.reloads).toBe(0);
+  }, 60_000);
+
+  it('reloads while a row’s first level is drained fail no request: a replaced worker hands what still reaches its priority frontend to the new one', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, c);
+    for (const u of [a, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({
+      revision: rev,
+      target: driver,
+      dir: join(dir, 'stopping'),
+      port,
+      metricsPort: await freePort(),
+    });
+    opened.unshift(plane);
+    await plane.setDrained('eu-west', true); // Irish requests go through the priority frontend, on kept-alive hops
+    const failed: string[] = [];
+    let served = 0;
+    let running = true;
+    const loops = [1, 2, 3].map(async () => {
+      while (running) {
+        const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE' } }).catch((err: Error) => err);
+        if (r instanceof Error || r.status !== 200) failed.push(r instanceof Error ? r.message : `${r.status} ${r.body.slice(0, 80)}`);
+        else served++;
+      }
+    });
+    // a worker that is stopping counts no usable server: before, its priority frontend answered 503 no-healthy
+    // to the kept-alive hops that still reached it (5 of 6 reloads in one run)
+    for (let i = 2; i <= 7; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      await plane.setRevision({ ...rev, id: `rev-${i}` });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    running = false;
+    await Promise.all(loops);
+    expect(plane.reloads).toBe(6);
+    expect(served).toBeGreaterThan(300);
+    expect(failed, failed.slice(0, 5).join('\n')).toEqual([]);
+  }, 60_000);
+
+  it('follows a restore ramp: a restored region takes its ramp’s share of its clients (20 %), then all of them', async () => {
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, c);
+    for (const u of [a, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const rampDir = join(dir, 'ramp');
+    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: rampDir, port, metricsPort: await freePort() });
+    opened.unshift(plane);
+    // Irish clients' entry: their first level's backend (the fast path), or the priority frontend
+    const irishEntry = (): string => /^IE (\S+)$/m.exec(readFileSync(join(rampDir, 'web.by-country.map'), 'utf8'))?.[1] ?? '';
+    expect(irishEntry()).not.toBe('meridian_priority');
+
+    await plane.setDrained('eu-west', true); // evacuated
+    expect((await irish(port, 10)).clusters).toEqual({ 'eu-central-1': 10 });
+    // restored with a ramp, as the control plane does it: the ramp first, then the undrain
+    await plane.setRamp({ 'eu-west': 20 });
+    expect((await irish(port, 10)).clusters, 'still drained: the ramp alone sends nothing to it').toEqual({ 'eu-central-1': 10 });
+    await plane.setDrained('eu-west', false);
+    expect(irishEntry()).toBe('meridian_priority');
+    const n = 1000;
+    const ramped = await irish(port, n);
+    const share = (ramped.clusters['eu-west-1'] ?? 0) / n;
+    console.log(`restore ramp at 20 %: eu-west-1 served ${(share * 100).toFixed(1)} % of ${n} Irish requests`);
+    // a binomial share of 1000 at 20 %: σ = 1.3 points
+    expect(Math.abs(share - 0.2) * 100, JSON.stringify(ramped.clusters)).toBeLessThanOrEqual(5);
+    expect(plane.reloads).toBe(1);
+
+    await plane.setRamp({ 'eu-west': 100 }); // the ramp's end: the configuration without one
+    expect(plane.reloads).toBe(2);
+    expect(irishEntry()).not.toBe('meridian_priority');
+    expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 40 });
+    await plane.setRamp({}); // nothing changes: no reload
+    expect(plane.reloads).toBe(2);
+  }, 60_000);
+
+  it('follows a cluster’s ramp beside another in its region: its level’s backend weighs them by their shares (10 % / 90 % at 20 %)', async () => {
+    // eu-west with two clusters of equal weight; eu-west-1 restored alone
+    const two = revision({
+      ...EU_US,
+      clusters: { ...EU_US.clusters, 'eu-west-2': { region: 'eu-west' } },
+      services: { web: { version: '1.0.0' } },
+      routing: { web: { match: { hosts: ['shop.example'] }, clientCountryHeader: 'x-client-country' } },
+    });
+    const driver = new FakeDriver();
+    const a = await startUpstream('eu-west-1', '1.0.0');
+    const b = await startUpstream('eu-west-2', '1.0.0');
+    const c = await startUpstream('eu-central-1', '1.0.0');
+    driver.upstreams.push(a, b, c);
+    for (const u of [a, b, c]) driver.ready.add(u.port);
+    opened.push({ close: () => a.kill() }, { close: () => b.kill() }, { close: () => c.kill() });
+    const port = await freePort();
+    const plane = await HaproxyPlane.start({
+      revision: two,
+      target: driver,
+      dir: join(dir, 'cluster-ramp'),
+      port,
+      metricsPort: await freePort(),
+    });
+    opened.unshift(plane);
+    expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 20, 'eu-west-2': 20 });
+
+    await plane.setDrained('eu-west-1', true);
+    await plane.setRamp({ 'eu-west-1': 20 });
+    await plane.setDrained('eu-west-1', false);
+    // the model: eu-west-1 keeps 20 % of its half, eu-west-2 takes the rest of eu-west's traffic (a drained
+    // cluster does not count in its level's health); HAProxy's weighted round robin splits by weight exactly
+    const n = 200;
+    const ramped = await irish(port, n);
+    expect(Math.abs((ramped.clusters['eu-west-1'] ?? 0) / n - 0.1) * 100, JSON.stringify(ramped.clusters)).toBeLessThanOrEqual(3);
+    expect(ramped.clusters['eu-central-1'] ?? 0).toBe(0);
+
+    await plane.setRamp({});
+    expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 20, 'eu-west-2': 20 });
   }, 60_000);
 });

@@ -88,6 +88,12 @@ export interface ExportInput {
   readonly revision: Revision;
   readonly addresses: ClusterAddresses;
   readonly settings: ExportSettings;
+  /**
+   * Clusters ramping back after a restore (docs/recovery.md, "The restore ramp"), sorted; empty when
+   * nothing ramps. The projection's shares already hold the ramp: a target that shares traffic by live
+   * health instead (HAProxy's priority load) fixes the shares of the rows these clusters are in.
+   */
+  readonly ramping: readonly string[];
 }
 
 /** One rule of the model a target cannot express. */

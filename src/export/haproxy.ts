@@ -60,8 +60,12 @@ interface Backend {
 /** HAProxy's largest server weight. */
 const MAX_WEIGHT = 256;
 
-/** Server weights for a level: cluster weight split over its servers (and tracks, by the canary weight). */
-function levelServers(input: ExportInput, service: string, level: ProjectedLevel): Backend['servers'] {
+/**
+ * Server weights for a level: cluster weight split over its servers (and tracks, by the canary weight).
+ * `by: 'share'` weighs each cluster by its share of the level's traffic instead (a level whose shares
+ * a restore ramp set apart from its weights).
+ */
+function levelServers(input: ExportInput, service: string, level: ProjectedLevel, by: 'weight' | 'share' = 'weight'): Backend['servers'] {
   const sp = input.projection.services[service];
   const raw: { name: string; server: UpstreamServer; w: number; cluster: string }[] = [];
   for (const c of level.clusters) {
@@ -73,27 +77,35 @@ function levelServers(input: ExportInput, service: string, level: ProjectedLevel
     for (const s of servers) {
       const frac = !tracked ? 1 : s.track === 'canary' ? canary / 100 : canaryN > 0 ? 1 - canary / 100 : 1;
       const n = s.track === 'canary' ? canaryN : stableN;
-      raw.push({ name: safeName(`${c.cluster}.${s.name}`), server: s, w: (c.weight * frac) / Math.max(1, n), cluster: c.cluster });
+      const w = by === 'share' ? c.share : c.weight;
+      raw.push({ name: safeName(`${c.cluster}.${s.name}`), server: s, w: (w * frac) / Math.max(1, n), cluster: c.cluster });
     }
   }
   const max = Math.max(0, ...raw.map((r) => r.w));
-  const scale = max > 0 ? Math.min(100, MAX_WEIGHT / max) : 1;
+  // weights as configured (up to a hundredfold, for the canary's split); shares over HAProxy's whole range
+  const scale = max > 0 ? Math.min(by === 'share' ? Infinity : 100, MAX_WEIGHT / max) : 1;
   return raw.map((r) => ({ name: r.name, server: r.server, cluster: r.cluster, weight: Math.min(MAX_WEIGHT, Math.round(r.w * scale)) }));
 }
 
-/** Backends by member set, named `<service>~<regions>` (plus `~p<priority>`, and a counter on a clash). */
+/**
+ * Backends by member set, named `<service>~<regions>` (plus `~p<priority>`, and a counter on a clash); a
+ * level weighed by its shares (a ramp) by member set and shares, named `…~ramp`.
+ */
 class Backends {
   readonly byKey = new Map<string, Backend>();
   readonly #names = new Set<string>();
   constructor(readonly input: ExportInput) {}
-  of(service: string, level: ProjectedLevel): Backend {
-    const key = `${service}|${level.clusters.map((c) => c.cluster).join(',')}`;
+  of(service: string, level: ProjectedLevel, by: 'weight' | 'share' = 'weight'): Backend {
+    const members = level.clusters.map((c) => (by === 'share' ? `${c.cluster}=${c.share}` : c.cluster)).join(',');
+    const key = `${service}|${by}|${members}`;
     const have = this.byKey.get(key);
     if (have) return have;
-    let name = safeName(`${service}~${level.regions.join('+')}${level.clusterPriority !== 0 ? `~p${level.clusterPriority}` : ''}`);
+    let name = safeName(
+      `${service}~${level.regions.join('+')}${level.clusterPriority !== 0 ? `~p${level.clusterPriority}` : ''}${by === 'share' ? '~ramp' : ''}`,
+    );
     for (let i = 2; this.#names.has(name); i++) name = `${name.replace(/~\d+$/, '')}~${i}`;
     this.#names.add(name);
-    const servers = levelServers(this.input, service, level);
+    const servers = levelServers(this.input, service, level, by);
     const b = { name, service, servers, total: servers.reduce((n, s) => n + s.weight, 0) };
     this.byKey.set(key, b);
     return b;
@@ -225,9 +237,62 @@ interface FastPath {
   readonly backend: Backend;
 }
 
+/** Whether a level's clusters take shares of it other than their weights' (one ramping beside others). */
+function sharesApart(l: ProjectedLevel): boolean {
+  const total = l.clusters.reduce((n, c) => n + c.weight, 0);
+  return l.clusters.length > 1 && l.clusters.some((c) => Math.abs(c.share - (total > 0 ? c.weight / total : 0)) > 0.001);
+}
+
 /**
- * The rules of one row, for the priority frontend: health per level, Envoy's loads, the level choice,
- * then the widened fallback. Returns the row's fast path (none for a row that rejects by residency).
+ * A row a restore ramp runs through (a ramping cluster in a level up to the last that takes traffic): its
+ * levels take the routing table's shares, fixed — `rand(10000)` against their cumulative shares, each
+ * choice guarded by `nbsrv() > 0` — before Envoy's priority load, which stays the fallback when the
+ * chosen level has no server up. A level whose clusters' shares are not their weights' (one cluster
+ * ramping beside others) gets a backend weighed by the shares (level `200 + k`). Returns whether the row
+ * ramps (then it has no fast path). A row that has a ramping cluster only in a later level keeps its
+ * rules: with every cluster up its first levels take everything, as Envoy's load gives them.
+ */
+function rampRules(
+  input: ExportInput,
+  backends: Backends,
+  service: string,
+  acl: string,
+  levels: readonly ProjectedLevel[],
+  lines: string[],
+  use: string[],
+): boolean {
+  const last = levels.findLastIndex((l) => l.share > 0);
+  const ramping = levels
+    .slice(0, last + 1)
+    .flatMap((l) => l.clusters.filter((c) => input.ramping.includes(c.cluster)).map((c) => c.cluster));
+  if (ramping.length === 0) return false;
+  lines.push(
+    `  # restore ramp of ${[...new Set(ramping)].join(' ')}: the levels' shares fixed; Envoy's priority load below when the level has no server up`,
+    `  http-request set-var(txn.q) rand(10000) if ${acl}`,
+  );
+  let cum = 0;
+  let lo = 0;
+  levels.forEach((l, k) => {
+    cum += l.share;
+    if (!(l.share > 0)) return;
+    const hi = k === last ? 10000 : Math.min(10000, Math.round(cum * 10000));
+    if (hi <= lo) return;
+    const apart = sharesApart(l);
+    const b = backends.of(service, l, apart ? 'share' : 'weight');
+    const lvl = apart ? 200 + k : k;
+    lines.push(
+      `  http-request set-var(txn.lvl) int(${lvl}) if ${acl} !{ var(txn.lvl) -m found }${lo > 0 ? ` { var(txn.q) -m int ge ${lo} }` : ''} { var(txn.q) -m int lt ${hi} } { nbsrv(${b.name}) gt 0 }`,
+    );
+    if (apart) use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${lvl} }`);
+    lo = hi;
+  });
+  return true;
+}
+
+/**
+ * The rules of one row, for the priority frontend: the ramp's fixed shares while a place ramps back,
+ * health per level, Envoy's loads, the level choice, then the widened fallback. Returns the row's fast
+ * path (none for a row that rejects by residency, or that ramps).
  */
 function rowRules(
   input: ExportInput,
@@ -256,6 +321,7 @@ function rowRules(
     return null;
   }
   const levels = v.levels.filter((l) => l.clusters.length > 0);
+  const ramps = rampRules(input, backends, service, acl, levels, lines, use);
   const of = Math.round(sp.overprovisioningFactor * 100);
   const bs = levels.map((l) => backends.of(service, l));
   bs.forEach((b, k) => {
@@ -301,7 +367,7 @@ function rowRules(
   bs.forEach((b, k) => use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${k} }`));
   wide.forEach((b, j) => use.push(`  use_backend ${b.name} if ${acl} { var(txn.lvl) -m int eq ${100 + j} }`));
   const first = bs[0];
-  return first && wholeCount(first) > 0 ? { row: rowKey(service, client), backend: first } : null;
+  return first && !ramps && wholeCount(first) > 0 ? { row: rowKey(service, client), backend: first } : null;
 }
 
 /** How many servers a backend uses while it is whole: those with a weight (a canary at 0 is not). */
@@ -397,6 +463,18 @@ function lossReport(input: ExportInput, services: readonly string[]): LossFindin
       'a level counts a drained cluster as down: with eu-west-2 (weight 3 of 4) drained, its clients spill to the next level as with `route simulate --down eu-west-2`, not `--drain`',
     severity: 'approximation',
   });
+  if (input.ramping.length > 0)
+    loss.push({
+      code: 'MERIDIAN_LOSS_RESTORE_RAMP',
+      target: t,
+      service: null,
+      model: `${input.ramping.join(', ')} ramp back after a restore: each takes its ramp's share of what it would take in full, from the shares routing computes with the health it sees`,
+      exported:
+        'the rows they serve choose their levels by the routing table’s shares, fixed in the configuration (a reload per ramp step); Envoy’s priority load only when the chosen level has no server up',
+      effect:
+        'while a level of such a row has some of its servers down, it keeps its share on the others instead of spilling part of it to the next level',
+      severity: 'approximation',
+    });
   for (const s of services) {
     const sp = p.services[s];
     if (!sp) continue;
@@ -532,11 +610,15 @@ export const haproxyExporter: Exporter = {
       '# Envoy’s priority load per routing row; the same row rules, on the client’s address (PROXY protocol)',
       'frontend meridian_priority',
       `  bind unix@${priority} mode 600 accept-proxy`,
+      '  # a worker a reload replaced counts no usable server (nbsrv 0) while it finishes: a request that still reaches it',
+      '  # (a kept-alive hop of its entry frontend) goes on to the new worker’s priority frontend, on the same socket path',
+      '  http-request set-var(txn.lvl) int(-1) if { stopping }',
       ...rowNameRules(input, services),
       '  http-request return status 404 content-type text/plain string "no routed service matches this host and path" if !{ var(txn.row) -m found }',
       '  http-request set-var(txn.r) rand(100)',
       ...rows,
       '',
+      `  use_backend ${PRIORITY_BACKEND} if { stopping }`,
       ...use,
       ...(s.metricsListen !== null
         ? [

@@ -1,6 +1,7 @@
 /**
  * Builds an exporter's input from a revision: the routing projection of the fleet as written (every
- * cluster healthy), the levels a widened `prefer` row falls back to, and the settings.
+ * cluster healthy), the levels a widened `prefer` row falls back to, the clusters ramping back after a
+ * restore, and the settings.
  */
 import type { Revision } from '../render/render.js';
 import { routingProjection, type ProjectedLevel } from '../routing/projection.js';
@@ -38,10 +39,19 @@ function widenedLevels(revision: Revision, projection: ExportInput['projection']
   return out;
 }
 
+/** The clusters that take less than their full share while a place ramps back (a cluster, or its region, under 100 %). */
+function rampingClusters(revision: Revision, ramp: RoutingState['ramp']): string[] {
+  const under = (place: string): boolean => (ramp?.[place] ?? 100) < 100;
+  return Object.entries(revision.clusters)
+    .filter(([name, c]) => under(name) || under(c.region))
+    .map(([name]) => name)
+    .sort();
+}
+
 /**
- * The input every exporter reads, for a revision as written; `state` may add canary weights (a data
- * plane exported during a rollout). Health in the state is ignored by the data planes, which check for
- * themselves.
+ * The input every exporter reads, for a revision as written; `state` may add canary weights and restore
+ * ramps (a data plane exported during a rollout or a restore). Health in the state is ignored by the data
+ * planes, which check for themselves.
  */
 export function exportInput(
   revision: Revision,
@@ -56,5 +66,6 @@ export function exportInput(
     revision,
     addresses,
     settings: { ...DEFAULT_SETTINGS, ...settings },
+    ramping: rampingClusters(revision, state.ramp),
   };
 }

@@ -21,6 +21,7 @@ export const LOSS_CODES = {
   MERIDIAN_LOSS_OUTLIER_DETECTION: 'outlier detection (consecutive 5xx eject, then return after a base time)',
   MERIDIAN_LOSS_LOCALITY_FAILOVER: 'failover in each row’s own level order, never outside its allowed jurisdictions, whatever fails',
   MERIDIAN_LOSS_DRAIN: 'a drained cluster leaves its level: it neither takes traffic nor counts in the level’s health',
+  MERIDIAN_LOSS_RESTORE_RAMP: 'a place ramping back after a restore takes its ramp’s share of its traffic, whatever else fails',
 } as const;
 
 /** A stable loss code. */

@@ -5,8 +5,9 @@
  * rollout drives it unchanged: canary weights and drains go through HAProxy's runtime API without a
  * reload; a change of the servers themselves (a replica started, replaced or gone, a new revision) is a
  * new export and a seamless reload of HAProxy's master (SIGUSR2), which carries the current weights in
- * the configuration and the drains through the runtime API. The judge's counters come from HAProxy's
- * own Prometheus exporter, per server, summed by version. See docs/export.md.
+ * the configuration and the drains through the runtime API; so is each step of a restore ramp (the rows
+ * of a ramping place choose their levels by the routing table's fixed shares). The judge's counters come
+ * from HAProxy's own Prometheus exporter, per server, summed by version. See docs/export.md.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -96,6 +97,8 @@ export class HaproxyPlane {
   #revision: Revision;
   readonly #canary = new Map<string, Map<string, CanaryWeight>>();
   readonly #drained = new Set<string>();
+  /** The restore ramps in force (place → percent under 100, keys in order): exported as the levels' fixed shares. */
+  #ramp: Readonly<Record<string, number>> = {};
   #servers: HaproxyServer[] = [];
   /** The servers of each replica in the last export, by `cluster/replica`: to take them out before the next one. */
   #exported = new Map<string, Endpoint[]>();
@@ -188,6 +191,23 @@ export class HaproxyPlane {
     });
   }
 
+  /**
+   * Replaces the restore ramps (place → percent of its full traffic; unlisted places, and those at 100,
+   * take all of it): a new export, whose rows with a ramping place choose their levels by the routing
+   * table's fixed shares, and a reload when it changed anything. No ramp: the configuration without one.
+   */
+  setRamp(ramp: Readonly<Record<string, number>>): Promise<void> {
+    const next = Object.fromEntries(
+      Object.entries(ramp)
+        .filter(([, pct]) => pct < 100)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
+    return this.#serial(async () => {
+      this.#ramp = next;
+      await this.#apply(false);
+    });
+  }
+
   /** Routes by this revision from now on: a new export and a reload. */
   setRevision(revision: Revision): Promise<void> {
     return this.#serial(async () => {
@@ -230,6 +250,7 @@ export class HaproxyPlane {
       reloads: this.#reloads,
       servers: this.#servers.length,
       drained: [...this.#drained].sort(),
+      ramp: this.#ramp,
       canary: Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)])),
     };
   }
@@ -321,11 +342,11 @@ export class HaproxyPlane {
         runtimeApi: this.socket,
         ...LOCAL_CHECKS,
       },
-      { canary },
+      { canary, ramp: this.#ramp },
     );
     const result = haproxyExporter.export(input);
     // the servers and routing, not their weights: a weight set live is carried by the next export, not a reason to reload
-    const topology = `${rev.id}\n${JSON.stringify(addresses)}`;
+    const topology = `${rev.id}\n${JSON.stringify(addresses)}\n${JSON.stringify(this.#ramp)}`;
     if (!force && topology === this.#topology && this.#master) {
       // the same servers as before (a replica that went came back as it was): out no more, unless drained
       const drained = (c: string): boolean => this.#drained.has(c) || this.#drained.has(this.#revision.clusters[c]?.region ?? '');

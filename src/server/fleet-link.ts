@@ -80,7 +80,10 @@ export function remoteLink(url: string, token: string): FleetLink {
 /** A link to a driver and router in this process (`meridian up`). */
 export function localLink(
   target: Pick<Target, 'status' | 'endpoints' | 'subscribe'>,
-  router: Pick<Router, 'setDrained' | 'flush' | 'metricsText'> & Partial<Pick<Router, 'setRamp'>>,
+  router: Pick<Router, 'setDrained' | 'flush' | 'metricsText'> & {
+    /** The router's, or a data plane's that answers once the ramp is in force (HAProxy's reload). */
+    setRamp?(ramp: Readonly<Record<string, number>>): void | Promise<void>;
+  },
 ): FleetLink {
   /** What this link has drained in the router (it starts with none). */
   const applied = new Set<string>();
@@ -110,14 +113,13 @@ export function localLink(
       if (lift.length > 0) setDrained(lift, false);
       return Promise.resolve();
     },
-    syncRamps: (ramp) => {
+    syncRamps: async (ramp) => {
       const key = JSON.stringify(sorted(ramp));
       if (key !== ramped && router.setRamp) {
-        router.setRamp(ramp);
+        await router.setRamp(ramp);
         router.flush(true);
         ramped = key;
       }
-      return Promise.resolve();
     },
     subscribe: (l) => target.subscribe(l),
     close: () => Promise.resolve(),

@@ -28,6 +28,8 @@ export class RestoreRamps {
   readonly #audited = new Set<string>();
   #inForce: RampInForce[] = [];
   #timer: NodeJS.Timeout | null = null;
+  /** When the step the timer is armed for falls due. */
+  #timerAt = Infinity;
   #stopped = false;
 
   constructor(opts: RestoreRampsOptions) {
@@ -70,9 +72,12 @@ export class RestoreRamps {
     this.#inForce = rampsInForce(restores, restoreRamp(this.#o.recovery), now);
     const out: Record<string, number> = {};
     for (const r of [...this.#inForce].sort((a, b) => (a.place.name < b.place.name ? -1 : 1))) out[r.place.name] = r.percent;
+    // a step that fell due before its timer ran (a recompute came first) still gets its turn: it is audited there
+    const missed = this.#timer !== null && this.#timerAt <= now;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    const next = Math.min(...this.#inForce.map((r) => r.nextAt ?? Infinity));
+    const next = Math.min(missed ? now : Infinity, ...this.#inForce.map((r) => r.nextAt ?? Infinity));
+    this.#timerAt = next;
     if (Number.isFinite(next) && !this.#stopped) {
       this.#timer = setTimeout(
         () => {

@@ -317,6 +317,7 @@ async function runForeground(dir: string, opts: UpOptions, io: Io): Promise<numb
       plane().setCanary(service, cluster, canary),
     setDrained: (names: readonly string[], drained: boolean) => plane().setDrained(names, drained),
     setRevision: (rev: Revision) => plane().setRevision(rev),
+    setRamp: (ramp: Readonly<Record<string, number>>) => plane().setRamp(ramp),
     flush: () => 0,
     metricsText: () => plane().metricsText(),
     stats: () => running.plane?.stats() ?? { dataPlane: 'haproxy', starting: true },

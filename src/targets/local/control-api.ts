@@ -133,7 +133,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         const router = needRouter();
         if (!router.setRamp) throw new MeridianError('MERIDIAN_E_CONTROL_NO_ROUTER', 'this router cannot ramp');
         ramps = rampBody(await json(req));
-        router.setRamp(ramps);
+        await router.setRamp(ramps);
         router.flush(true); // in force on return
         return send(res, 200, { ok: true, ramp: ramps });
       }
