@@ -189,7 +189,7 @@ describe('HAProxy as the data plane', () => {
     expect(plane.reloads).toBe(0);
   }, 60_000);
 
-  it('reloads while a row’s first level is drained fail no request: a replaced worker hands what still reaches its priority frontend to the new one', async () => {
+  it('reloads while a row’s first level is drained fail no request and serve none from it: a replaced worker hands what still reaches its priority frontend to the new one', async () => {
     const driver = new FakeDriver();
     const a = await startUpstream('eu-west-1', '1.0.0');
     const c = await startUpstream('eu-central-1', '1.0.0');
@@ -207,13 +207,18 @@ describe('HAProxy as the data plane', () => {
     opened.unshift(plane);
     await plane.setDrained('eu-west', true); // Irish requests go through the priority frontend, on kept-alive hops
     const failed: string[] = [];
+    const byCluster: Record<string, number> = {};
     let served = 0;
     let running = true;
     const loops = [1, 2, 3].map(async () => {
       while (running) {
         const r = await get(port, '/', { headers: { host: 'shop.example', 'x-client-country': 'IE' } }).catch((err: Error) => err);
         if (r instanceof Error || r.status !== 200) failed.push(r instanceof Error ? r.message : `${r.status} ${r.body.slice(0, 80)}`);
-        else served++;
+        else {
+          served++;
+          const cluster = r.json<{ cluster: string }>().cluster;
+          byCluster[cluster] = (byCluster[cluster] ?? 0) + 1;
+        }
       }
     });
     // a worker that is stopping counts no usable server: before, its priority frontend answered 503 no-healthy
@@ -228,6 +233,9 @@ describe('HAProxy as the data plane', () => {
     expect(plane.reloads).toBe(6);
     expect(served).toBeGreaterThan(300);
     expect(failed, failed.slice(0, 5).join('\n')).toEqual([]);
+    // the drained cluster's servers are written `disabled`: a new worker starts them in maintenance, and
+    // does not serve from them until the drain is sent again through the runtime API
+    expect(byCluster, JSON.stringify(byCluster)).toEqual({ 'eu-central-1': served });
   }, 60_000);
 
   it('follows a restore ramp: a restored region takes its ramp’s share of its clients (20 %), then all of them', async () => {

@@ -19,6 +19,11 @@ export interface UpstreamServer {
   readonly version?: string;
   /** The path the data plane checks. */
   readonly healthPath: string;
+  /**
+   * Out of service from the start (a drained cluster, a replica known dead): a data plane that starts or
+   * reloads with it must not send it a request until told otherwise (HAProxy: `disabled`).
+   */
+  readonly disabled?: boolean;
 }
 
 /** cluster → service → servers. A cluster behind one ingress lists the same address for every service. */

@@ -437,7 +437,7 @@ function backendBlock(input: ExportInput, b: Backend, first: boolean): string[] 
     `  default-server inter ${s.checkIntervalMs}${s.fastInterMs !== null ? ` fastinter ${s.fastInterMs}` : ''} fall ${s.fall} rise ${s.rise} init-addr last,libc,none`,
     ...b.servers.map(
       (x) =>
-        `  server ${x.name} ${x.server.host.includes(':') ? `[${x.server.host}]` : x.server.host}:${x.server.port} weight ${x.weight} check observe layer7 error-limit ${s.errorLimit} on-error mark-down`,
+        `  server ${x.name} ${x.server.host.includes(':') ? `[${x.server.host}]` : x.server.host}:${x.server.port} weight ${x.weight} check observe layer7 error-limit ${s.errorLimit} on-error mark-down${x.server.disabled === true ? ' disabled' : ''}`,
     ),
   ];
 }

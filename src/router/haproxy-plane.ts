@@ -84,7 +84,9 @@ function freshGet(url: string): Promise<string> {
 const HOLD_MS = 30_000;
 
 /** One address of one service track in one cluster: a server of the export. */
-const addressKey = (e: Endpoint): string => `${e.cluster}\u0000${e.service}\u0000${e.track}\u0000${e.port}`;
+/** A replica's address as the plane holds it: cluster, service, track and port (the same in {@link #apply}'s addresses). */
+const addressKey = (e: Pick<Endpoint, 'cluster' | 'service' | 'track' | 'port'>): string =>
+  `${e.cluster}\u0000${e.service}\u0000${e.track}\u0000${e.port}`;
 
 /** The name the exporter gives an address's server (src/export/haproxy.ts): the cluster, then the address's own name (src/export/addresses.ts). */
 const serverName = (e: Endpoint): string => safeName(`${e.cluster}.${safeName(`${e.track}-${e.port}`)}`);
@@ -331,11 +333,29 @@ export class HaproxyPlane {
       const held = [...this.#held.values()].map((h) => h.endpoint).filter((e) => e.cluster === c);
       return [...live, ...held];
     });
+    // a new worker starts every server in service: drained clusters and held replicas are written `disabled`,
+    // so that none of them takes a request between the reload and the runtime commands that follow it
+    const drainedCluster = (c: string): boolean => this.#drained.has(c) || this.#drained.has(rev.clusters[c]?.region ?? '');
+    const outAddresses = Object.fromEntries(
+      Object.entries(addresses).map(([c, services]) => [
+        c,
+        Object.fromEntries(
+          Object.entries(services).map(([svc, list]) => [
+            svc,
+            list.map((x) =>
+              drainedCluster(c) || this.#held.has(addressKey({ cluster: c, service: svc, track: x.track ?? 'stable', port: x.port }))
+                ? { ...x, disabled: true }
+                : x,
+            ),
+          ]),
+        ),
+      ]),
+    );
     const heldServers = new Set([...this.#held.values()].map((h) => serverName(h.endpoint)));
     const canary = Object.fromEntries([...this.#canary].map(([s, m]) => [s, Object.fromEntries(m)]));
     const input = exportInput(
       rev,
-      addresses,
+      outAddresses,
       {
         listen: `127.0.0.1:${this.#o.port}`,
         metricsListen: `127.0.0.1:${this.#o.metricsPort}`,
