@@ -64,7 +64,10 @@ export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A server process started by a test; `stop` kills it by its pid. */
+/**
+ * A server process started by a test; `stop` ends it by its pid: SIGTERM, then SIGKILL after 3 s. (SIGKILL
+ * at once left nginx's worker processes running without their master, one per nginx test file and run.)
+ */
 export interface Proc {
   readonly child: ChildProcess;
   output(): string;
@@ -84,7 +87,12 @@ export function spawnProc(cmd: string, args: readonly string[], opts: { cwd?: st
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
-        if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+        if (child.pid === undefined) return resolve();
+        const pid = child.pid;
+        process.kill(pid, 'SIGTERM');
+        setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+        }, 3000).unref();
       }),
   };
 }
