@@ -14,8 +14,8 @@
 import type { ProjectedLevel, ProjectedService, RoutingProjection } from '../routing/projection.js';
 import { UNKNOWN_CLIENT } from '../routing/projection.js';
 import { safeName } from './addresses.js';
-import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
 import { IDEMPOTENT_METHODS, routeTimeouts } from '../routing/retry-budget.js';
+import type { ExportInput, ExportResult, Exporter, LossFinding, UpstreamServer } from './contract.js';
 import { capacityCapsLoss, flagGateLoss, retryBudgetLoss, sortLoss, wideningLoss } from './loss.js';
 
 /** The name of the row key of clients with no home region, in the maps. */
@@ -174,17 +174,19 @@ function rowNameRules(input: ExportInput, services: readonly string[]): string[]
  * key and no guard: the work of a hand-written configuration's country ACLs. A request without the header
  * names no backend, and HAProxy then applies `default_backend` at once: the priority frontend, which names
  * the row from the client's address (the same routing, one more hop; a guard on the header cost every
- * request ~1,100 instructions, 3.5 %). A map's default is the backend of clients with no home region
- * (`unknown`: by service).
+ * request ~1,100 instructions, 3.5 %). A map's default is the backend of clients with no home region.
  */
-function entryRules(input: ExportInput, services: readonly string[], unknown: ReadonlyMap<string, string>): string[] {
+function entryRules(input: ExportInput, services: readonly string[], fast: ReadonlyMap<string, string>): string[] {
   const { matches, usesHost } = serviceMatches(input, services);
   const lines = matches.map(
-    (e) =>
-      `  use_backend %[${entrySource(input, e.service, unknown.get(e.service) ?? PRIORITY_BACKEND)}]${e.match === '' ? '' : ` if${e.match}`}`,
+    (e) => `  use_backend %[${entrySource(input, e.service, entryBackend(fast, e.service))}]${e.match === '' ? '' : ` if${e.match}`}`,
   );
   return [...(usesHost ? [HOST_RULE] : []), ...lines];
 }
+
+/** Where the entry sends a service's clients of a home region (undefined: no home region): its row's first level, or the priority frontend. */
+const entryBackend = (fast: ReadonlyMap<string, string>, service: string, region?: string): string =>
+  fast.get(rowKey(service, region ?? UNKNOWN_CLIENT)) ?? PRIORITY_BACKEND;
 
 /** The entry's lookup for one service: the header's country, or the source address, in the service's entry map. */
 function entrySource(input: ExportInput, service: string, dflt: string): string {
@@ -210,7 +212,7 @@ function entryMaps(
 ): Record<string, string> {
   const p = input.projection;
   const homeOf = new Map(Object.entries(p.regions).flatMap(([region, r]) => r.countries.map((cc) => [cc, region] as const)));
-  const backendOf = (region: string | undefined): string => fast.get(rowKey(service, region ?? UNKNOWN_CLIENT)) ?? PRIORITY_BACKEND;
+  const backendOf = (region: string | undefined): string => entryBackend(fast, service, region);
   const lines =
     input.settings.countryHeader !== null
       ? [...homeOf].sort(([a], [b]) => a.localeCompare(b)).map(([cc, region]) => `${cc} ${backendOf(region)}\n`)
@@ -382,13 +384,11 @@ const DEFAULT_SERVER_TIMEOUT_MS = 30_000;
  * another server (`option redispatch`) on what the Node router retries too — a failed connection for any
  * method; no answer, a timeout or a 5xx for idempotent methods only. Empty for a route without them.
  */
-function retryLines(input: ExportInput, b: Backend): { readonly lines: string[]; readonly serverTimeoutMs: number } {
-  const route = input.revision.routing[b.service];
-  const t = routeTimeouts(route);
+function retryLines(input: ExportInput, b: Backend): string[] {
+  const t = routeTimeouts(input.revision.routing[b.service]);
   const attempts = input.projection.services[b.service]?.retries?.attempts ?? 0;
-  const serverTimeoutMs = t.timed ? t.perTryTimeoutMs || t.timeoutMs : DEFAULT_SERVER_TIMEOUT_MS;
-  const lines = [
-    ...(t.timed ? [`  timeout server ${serverTimeoutMs}ms`] : []),
+  return [
+    ...(t.timed ? [`  timeout server ${t.perTryTimeoutMs || t.timeoutMs}ms`] : []),
     ...(attempts > 0
       ? [
           `  retries ${attempts}`,
@@ -398,7 +398,6 @@ function retryLines(input: ExportInput, b: Backend): { readonly lines: string[];
         ]
       : []),
   ];
-  return { lines, serverTimeoutMs };
 }
 
 /**
@@ -413,12 +412,12 @@ function backendBlock(input: ExportInput, b: Backend, first: boolean): string[] 
   const health = b.servers[0]?.server.healthPath ?? '/';
   const notWhole = `{ nbsrv lt ${wholeCount(b)} } !{ var(txn.lvl) -m found }`; // lvl: the priority frontend chose this level
   const retry = retryLines(input, b);
-  const guardHop = first && retry.lines.length > 0;
+  const guardHop = first && retry.length > 0;
   return [
     '',
     `backend ${b.name}`,
     '  balance roundrobin',
-    ...retry.lines,
+    ...retry,
     ...(first
       ? [
           ...(guardHop
@@ -570,7 +569,6 @@ export const haproxyExporter: Exporter = {
         .sort()
         .join('');
     const fastByRow = new Map(fast.map((f) => [f.row, f.backend.name]));
-    const unknown = new Map(services.map((sv) => [sv, fastByRow.get(rowKey(sv, UNKNOWN_CLIENT)) ?? PRIORITY_BACKEND]));
     const first = new Set(fast.map((f) => f.backend));
     const priority = prioritySocket(s.runtimeApi);
     const cfg = [
@@ -595,7 +593,7 @@ export const haproxyExporter: Exporter = {
       '# the entry: per service, client country (or network) → the backend of its routing row’s first level',
       'frontend meridian',
       `  bind ${s.listen}`,
-      ...entryRules(input, services, unknown),
+      ...entryRules(input, services, fastByRow),
       `  default_backend ${PRIORITY_BACKEND}`,
       '',
       '# never used: names the entry maps while the configuration is parsed, so they load relative to it',

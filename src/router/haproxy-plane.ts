@@ -83,7 +83,6 @@ function freshGet(url: string): Promise<string> {
 /** How long a server whose replica died waits in the configuration (in `maint`) for it to come back on its address. */
 const HOLD_MS = 30_000;
 
-/** One address of one service track in one cluster: a server of the export. */
 /** A replica's address as the plane holds it: cluster, service, track and port (the same in {@link #apply}'s addresses). */
 const addressKey = (e: Pick<Endpoint, 'cluster' | 'service' | 'track' | 'port'>): string =>
   `${e.cluster}\u0000${e.service}\u0000${e.track}\u0000${e.port}`;
@@ -335,7 +334,6 @@ export class HaproxyPlane {
     });
     // a new worker starts every server in service: drained clusters and held replicas are written `disabled`,
     // so that none of them takes a request between the reload and the runtime commands that follow it
-    const drainedCluster = (c: string): boolean => this.#drained.has(c) || this.#drained.has(rev.clusters[c]?.region ?? '');
     const outAddresses = Object.fromEntries(
       Object.entries(addresses).map(([c, services]) => [
         c,
@@ -343,7 +341,7 @@ export class HaproxyPlane {
           Object.entries(services).map(([svc, list]) => [
             svc,
             list.map((x) =>
-              drainedCluster(c) || this.#held.has(addressKey({ cluster: c, service: svc, track: x.track ?? 'stable', port: x.port }))
+              this.#isDrained(c) || this.#held.has(addressKey({ cluster: c, service: svc, track: x.track ?? 'stable', port: x.port }))
                 ? { ...x, disabled: true }
                 : x,
             ),
@@ -369,9 +367,8 @@ export class HaproxyPlane {
     const topology = `${rev.id}\n${JSON.stringify(addresses)}\n${JSON.stringify(this.#ramp)}`;
     if (!force && topology === this.#topology && this.#master) {
       // the same servers as before (a replica that went came back as it was): out no more, unless drained
-      const drained = (c: string): boolean => this.#drained.has(c) || this.#drained.has(this.#revision.clusters[c]?.region ?? '');
       for (const s of this.#servers)
-        if (!heldServers.has(s.server) && this.#out.delete(`${s.backend}/${s.server}`) && !drained(s.cluster))
+        if (!heldServers.has(s.server) && this.#out.delete(`${s.backend}/${s.server}`) && !this.#isDrained(s.cluster))
           await setServerState(this.socket, s.backend, s.server, 'ready');
       this.#exported = exported;
       return;
@@ -464,15 +461,19 @@ export class HaproxyPlane {
       }
   }
 
+  /** Whether a cluster is drained, by name or by its region's. */
+  #isDrained(cluster: string): boolean {
+    return this.#drained.has(cluster) || this.#drained.has(this.#revision.clusters[cluster]?.region ?? '');
+  }
+
   /** The drains of `names` as they stand now, sent to every server of theirs. */
   async #applyDrains(names: readonly string[]): Promise<void> {
     const regionOf = (cluster: string): string | undefined => this.#revision.clusters[cluster]?.region;
     for (const s of this.#servers) {
       const touched = names.includes(s.cluster) || names.includes(regionOf(s.cluster) ?? '');
       if (!touched) continue;
-      const drained = this.#drained.has(s.cluster) || this.#drained.has(regionOf(s.cluster) ?? '');
       // undrained, a server whose replica is dead and held stays out
-      const out = drained || this.#out.has(`${s.backend}/${s.server}`);
+      const out = this.#isDrained(s.cluster) || this.#out.has(`${s.backend}/${s.server}`);
       await setServerState(this.socket, s.backend, s.server, out ? 'maint' : 'ready');
     }
   }
