@@ -67,6 +67,28 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * HAProxy as the data plane in `dir/<name>`, in front of one ready upstream per cluster listed (a cluster
+ * listed twice has two), in that order; all closed after the file.
+ */
+async function planeOver<T extends readonly string[]>(
+  name: string,
+  clusters: T,
+  revision = rev,
+): Promise<{ driver: FakeDriver; ups: { -readonly [K in keyof T]: Upstream }; port: number; plane: HaproxyPlane; dir: string }> {
+  const driver = new FakeDriver();
+  const ups: Upstream[] = [];
+  for (const c of clusters) ups.push(await startUpstream(c, '1.0.0'));
+  driver.upstreams.push(...ups);
+  for (const u of ups) driver.ready.add(u.port);
+  opened.push(...ups.map((u) => ({ close: () => u.kill() })));
+  const port = await freePort();
+  const planeDir = join(dir, name);
+  const plane = await HaproxyPlane.start({ revision, target: driver, dir: planeDir, port, metricsPort: await freePort() });
+  opened.unshift(plane);
+  return { driver, ups: ups as { -readonly [K in keyof T]: Upstream }, port, plane, dir: planeDir };
+}
+
 /** Irish clients' answers through HAProxy, by the port of the upstream that gave them and by its cluster. */
 async function irish(port: number, n: number): Promise<{ ports: Record<number, number>; clusters: Record<string, number> }> {
   const ports: Record<number, number> = {};
@@ -84,15 +106,12 @@ async function irish(port: number, n: number): Promise<{ ports: Record<number, n
 
 describe('HAProxy as the data plane', () => {
   it('sends no request to a replica restarted after a crash before the driver has seen it ready, and sends it some once it is', async () => {
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const b = await startUpstream('eu-west-1', '1.0.0');
-    driver.upstreams.push(a, b);
-    for (const u of [a, b]) driver.ready.add(u.port);
-    opened.push({ close: () => a.kill() }, { close: () => b.kill() });
-    const port = await freePort();
-    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir, port, metricsPort: await freePort() });
-    opened.unshift(plane);
+    const {
+      driver,
+      ups: [a, b],
+      port,
+      plane,
+    } = await planeOver('crash', ['eu-west-1', 'eu-west-1'] as const);
     expect(Object.keys((await irish(port, 10)).ports).sort()).toEqual([String(a.port), String(b.port)].sort());
 
     // b crashes and is restarted on its port: listed again (running), not ready yet — it listens, and
@@ -111,16 +130,12 @@ describe('HAProxy as the data plane', () => {
   }, 60_000);
 
   it('takes the servers of replicas that exit out at once: clients of a region whose replicas all died are served by the next region', async () => {
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const b = await startUpstream('eu-west-1', '1.0.0');
-    const c = await startUpstream('eu-central-1', '1.0.0');
-    driver.upstreams.push(a, b, c);
-    for (const u of [a, b, c]) driver.ready.add(u.port);
-    opened.push({ close: () => c.kill() });
-    const port = await freePort();
-    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'exit'), port, metricsPort: await freePort() });
-    opened.unshift(plane);
+    const {
+      driver,
+      ups: [a, b],
+      port,
+      plane,
+    } = await planeOver('exit', ['eu-west-1', 'eu-west-1', 'eu-central-1'] as const);
     expect((await irish(port, 10)).clusters).toEqual({ 'eu-west-1': 10 });
 
     // eu-west's replicas die (their ports refuse connections) and the driver says so
@@ -136,22 +151,12 @@ describe('HAProxy as the data plane', () => {
   }, 60_000);
 
   it('undraining a cluster does not put back a server whose replica is out (failing its checks, held for its return)', async () => {
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const b = await startUpstream('eu-west-1', '1.0.0');
-    const c = await startUpstream('eu-central-1', '1.0.0');
-    driver.upstreams.push(a, b, c);
-    for (const u of [a, b, c]) driver.ready.add(u.port);
-    opened.push({ close: () => a.kill() }, { close: () => b.kill() }, { close: () => c.kill() });
-    const port = await freePort();
-    const plane = await HaproxyPlane.start({
-      revision: rev,
-      target: driver,
-      dir: join(dir, 'undrain'),
+    const {
+      driver,
+      ups: [a, b],
       port,
-      metricsPort: await freePort(),
-    });
-    opened.unshift(plane);
+      plane,
+    } = await planeOver('undrain', ['eu-west-1', 'eu-west-1', 'eu-central-1'] as const);
 
     await plane.setDrained('eu-west-1', true);
     driver.ready.delete(a.port); // a fails its checks while the cluster is drained (it still answers)
@@ -166,15 +171,12 @@ describe('HAProxy as the data plane', () => {
   }, 60_000);
 
   it('a replica that dies and comes back ready on its address takes no reload: out at once, then in again', async () => {
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const b = await startUpstream('eu-west-1', '1.0.0');
-    driver.upstreams.push(a, b);
-    for (const u of [a, b]) driver.ready.add(u.port);
-    opened.push({ close: () => a.kill() }, { close: () => b.kill() });
-    const port = await freePort();
-    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: join(dir, 'back'), port, metricsPort: await freePort() });
-    opened.unshift(plane);
+    const {
+      driver,
+      ups: [a, b],
+      port,
+      plane,
+    } = await planeOver('back', ['eu-west-1', 'eu-west-1'] as const);
 
     driver.ready.delete(a.port); // it crashed: the driver no longer lists it, and says so
     driver.emit('replica-exited', a);
@@ -190,21 +192,7 @@ describe('HAProxy as the data plane', () => {
   }, 60_000);
 
   it('reloads while a row’s first level is drained fail no request and serve none from it: a replaced worker hands what still reaches its priority frontend to the new one', async () => {
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const c = await startUpstream('eu-central-1', '1.0.0');
-    driver.upstreams.push(a, c);
-    for (const u of [a, c]) driver.ready.add(u.port);
-    opened.push({ close: () => a.kill() }, { close: () => c.kill() });
-    const port = await freePort();
-    const plane = await HaproxyPlane.start({
-      revision: rev,
-      target: driver,
-      dir: join(dir, 'stopping'),
-      port,
-      metricsPort: await freePort(),
-    });
-    opened.unshift(plane);
+    const { port, plane } = await planeOver('stopping', ['eu-west-1', 'eu-central-1'] as const);
     await plane.setDrained('eu-west', true); // Irish requests go through the priority frontend, on kept-alive hops
     const failed: string[] = [];
     const byCluster: Record<string, number> = {};
@@ -239,16 +227,7 @@ describe('HAProxy as the data plane', () => {
   }, 60_000);
 
   it('follows a restore ramp: a restored region takes its ramp’s share of its clients (20 %), then all of them', async () => {
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const c = await startUpstream('eu-central-1', '1.0.0');
-    driver.upstreams.push(a, c);
-    for (const u of [a, c]) driver.ready.add(u.port);
-    opened.push({ close: () => a.kill() }, { close: () => c.kill() });
-    const port = await freePort();
-    const rampDir = join(dir, 'ramp');
-    const plane = await HaproxyPlane.start({ revision: rev, target: driver, dir: rampDir, port, metricsPort: await freePort() });
-    opened.unshift(plane);
+    const { port, plane, dir: rampDir } = await planeOver('ramp', ['eu-west-1', 'eu-central-1'] as const);
     // Irish clients' entry: their first level's backend (the fast path), or the priority frontend
     const irishEntry = (): string => /^IE (\S+)$/m.exec(readFileSync(join(rampDir, 'web.by-country.map'), 'utf8'))?.[1] ?? '';
     expect(irishEntry()).not.toBe('meridian_priority');
@@ -284,22 +263,7 @@ describe('HAProxy as the data plane', () => {
       services: { web: { version: '1.0.0' } },
       routing: { web: { match: { hosts: ['shop.example'] }, clientCountryHeader: 'x-client-country' } },
     });
-    const driver = new FakeDriver();
-    const a = await startUpstream('eu-west-1', '1.0.0');
-    const b = await startUpstream('eu-west-2', '1.0.0');
-    const c = await startUpstream('eu-central-1', '1.0.0');
-    driver.upstreams.push(a, b, c);
-    for (const u of [a, b, c]) driver.ready.add(u.port);
-    opened.push({ close: () => a.kill() }, { close: () => b.kill() }, { close: () => c.kill() });
-    const port = await freePort();
-    const plane = await HaproxyPlane.start({
-      revision: two,
-      target: driver,
-      dir: join(dir, 'cluster-ramp'),
-      port,
-      metricsPort: await freePort(),
-    });
-    opened.unshift(plane);
+    const { port, plane } = await planeOver('cluster-ramp', ['eu-west-1', 'eu-west-2', 'eu-central-1'] as const, two);
     expect((await irish(port, 40)).clusters).toEqual({ 'eu-west-1': 20, 'eu-west-2': 20 });
 
     await plane.setDrained('eu-west-1', true);
