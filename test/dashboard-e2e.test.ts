@@ -381,7 +381,8 @@ describe('the dashboard, in Chromium, against meridian serve and the local fleet
 
   it('says when it loses the live stream, and catches up by itself when the server is back', async () => {
     const page = await signIn('viewer');
-    await expect(page.locator('#live').textContent()).resolves.toBe('live');
+    // the page opens its live stream after sign-in: on a loaded machine it may still be connecting here
+    await until('the page to be live', async () => (await page.locator('#live').textContent()) === 'live');
     const port = new URL(url).port;
     server?.child.kill('SIGTERM');
     await server?.done;
